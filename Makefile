@@ -1,0 +1,88 @@
+# switchboard - plain Makefile with pkg-config.
+#
+#   make run     install missing packages, build, start the gateway
+#   make test    install, build, run every test (unit, integration, sanitizers, fuzz)
+#   make bench   side-by-side benchmark: direct vs nginx vs switchboard
+#
+# Variants build into their own folder: BUILD=build-asan SAN=1 CC=clang.
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libuv libcurl sqlite3 yaml-0.1 libcrypto
+TPKGS   := cmocka jansson
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+OPT     ?= -O2 -g
+CFLAGS  := $(CSTD) $(WARN) $(OPT) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm -pthread
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS  += -DSB_VERSION='"$(VERSION)"'
+
+LIB_SRC  := $(filter-out %_test.c src/main.c,$(wildcard src/*/*.c))
+TEST_SRC := $(wildcard src/*/*_test.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TESTS    := $(TEST_SRC:src/%.c=$(BUILD)/test/%)
+BIN      := $(BUILD)/switchboard
+
+.PHONY: all run test unit integration asan fuzz bench check format clean bootstrap tools
+
+all: $(BIN) tools
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsb.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/src/main.o $(BUILD)/libsb.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/%: src/%.c $(BUILD)/libsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(TPKGS)) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a \
+	    $(LDLIBS) $(shell pkg-config --libs $(TPKGS))
+
+# Helper programs used by tests and the benchmark (mock upstreams, load tools).
+TOOL_SRC := $(wildcard bench/*.c tests/tools/*.c)
+TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
+tools: $(TOOL_BIN)
+$(BUILD)/bench/% $(BUILD)/tests/tools/%: CFLAGS += -Wno-error
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
+
+run: bootstrap
+	@$(MAKE) --no-print-directory $(BIN)
+	@scripts/run.sh
+
+test: bootstrap
+	@scripts/test.sh
+
+unit: $(TESTS)
+	@scripts/run-unit.sh $(BUILD)
+
+check:
+	@scripts/checksrc.sh
+
+format:
+	clang-format -i $(wildcard src/*/*.[ch])
+
+bench: bootstrap
+	@$(MAKE) --no-print-directory OPT="-O2 -g -DNDEBUG" all
+	@bench/run.sh
+
+clean:
+	rm -rf build build-*
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d

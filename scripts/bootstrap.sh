@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages switchboard needs to build, test and bench,
+# only those that are missing (idempotent). Runs as root, or through sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(
+  gcc make pkg-config clang libclang-rt-14-dev
+  libuv1-dev libhttp-parser-dev libcurl4-openssl-dev libsqlite3-dev libyaml-dev libssl-dev
+  libjansson-dev libcmocka-dev
+  nodejs npm curl sqlite3 nginx-light wrk procps util-linux
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Test clients (the official openai SDK) for the integration suite.
+if [ -f tests/integration/package.json ] && [ ! -d tests/integration/node_modules/openai ]; then
+  echo "bootstrap: npm install (tests/integration)"
+  (cd tests/integration && npm install --no-audit --no-fund --silent)
+fi

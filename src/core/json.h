@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * json.h - a strict JSON reader (into an arena tree) and a streaming writer.
+ *
+ * Reader: RFC 8259 strict. Rejects invalid UTF-8 (overlongs, surrogates
+ * encoded in UTF-8, > U+10FFFF), bad escapes, lone surrogate \u escapes,
+ * leading zeros, trailing garbage, control characters in strings. Bounded by
+ * depth and size. Nodes keep `raw`, the exact source span of each value,
+ * so a caller can splice a new value into the original bytes (that is how
+ * the proxy rewrites only `model` and passes the rest through untouched).
+ * The source is never modified; decoded strings point into the source when
+ * they contain no escapes and into the arena otherwise.
+ *
+ * Numbers are kept exact: `raw` holds the text; sb_json_int64() succeeds
+ * only for integers that fit, sb_json_double() converts with strtod.
+ *
+ * Writer: appends to an sb_buf, inserts commas itself, escapes strings.
+ */
+#ifndef SB_CORE_JSON_H
+#define SB_CORE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/slice.h"
+
+enum sb_json_type {
+    SB_JSON_NULL,
+    SB_JSON_FALSE,
+    SB_JSON_TRUE,
+    SB_JSON_NUMBER,
+    SB_JSON_STRING,
+    SB_JSON_ARRAY,
+    SB_JSON_OBJECT,
+};
+
+struct sb_json {
+    enum sb_json_type type;
+    struct sb_slice raw;    /* exact source bytes of this value (strings include quotes) */
+    struct sb_slice key;    /* decoded member name when the parent is an object */
+    struct sb_slice str;    /* decoded value of a STRING (valid UTF-8, may contain NUL) */
+    struct sb_json *child;  /* first element/member of ARRAY/OBJECT */
+    struct sb_json *next;   /* next sibling */
+    size_t count;           /* number of children */
+};
+
+struct sb_json_limits {
+    size_t max_depth; /* nesting of arrays/objects; 0 = 64 */
+    size_t max_bytes; /* input size; 0 = unbounded */
+};
+
+/*
+ * Parses p[0..len) into a tree allocated from a.
+ * Borrows p: the tree's slices point into it, valid while p and a live.
+ * Returns SB_OK and *out, or SB_E_BAD_JSON (SB_E_TOO_LARGE for limits) with
+ * err->msg naming the byte offset and the problem.
+ */
+sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
+                     const struct sb_json_limits *lim, struct sb_json **out,
+                     struct sb_error *err);
+
+/* Member of an object by exact (case-sensitive) name; the last one if duplicated. NULL if absent or obj is not an object. */
+struct sb_json *sb_json_get(const struct sb_json *obj, const char *key);
+struct sb_json *sb_json_get_slice(const struct sb_json *obj, struct sb_slice key);
+/* Element i of an array, or NULL. */
+struct sb_json *sb_json_at(const struct sb_json *arr, size_t i);
+
+bool sb_json_is_string(const struct sb_json *j);
+/* true and *out when j is an integer NUMBER that fits in int64 (no fraction, no exponent). */
+bool sb_json_int64(const struct sb_json *j, int64_t *out);
+/* true and *out when j is any NUMBER. */
+bool sb_json_double(const struct sb_json *j, double *out);
+/* true when j is TRUE; false for FALSE, NULL pointer or anything else. */
+bool sb_json_bool(const struct sb_json *j);
+
+/* ---- writer ---- */
+
+struct sb_jw {
+    struct sb_buf *out; /* borrowed destination */
+    uint64_t comma;     /* bit d set: the container at depth d needs a comma before the next item */
+    unsigned depth;     /* current nesting, at most 63 */
+    sb_err err;         /* first error (SB_E_TOO_LARGE from the buffer), sticky */
+};
+
+void sb_jw_init(struct sb_jw *w, struct sb_buf *out);
+void sb_jw_obj_begin(struct sb_jw *w);
+void sb_jw_obj_end(struct sb_jw *w);
+void sb_jw_arr_begin(struct sb_jw *w);
+void sb_jw_arr_end(struct sb_jw *w);
+/* Member name inside an object; the next value call writes its value. */
+void sb_jw_key(struct sb_jw *w, const char *key);
+void sb_jw_str(struct sb_jw *w, struct sb_slice s);  /* escapes; s must be UTF-8 */
+void sb_jw_cstr(struct sb_jw *w, const char *s);     /* NULL writes null */
+void sb_jw_int(struct sb_jw *w, int64_t v);
+void sb_jw_double(struct sb_jw *w, double v);        /* shortest round-trip form; NaN/Inf as null */
+void sb_jw_bool(struct sb_jw *w, bool v);
+void sb_jw_null(struct sb_jw *w);
+/* Already-valid JSON text, copied verbatim as one value. */
+void sb_jw_raw(struct sb_jw *w, struct sb_slice json);
+
+/* Appends s to out as a JSON string body (no quotes), escaping as needed. */
+sb_err sb_json_escape(struct sb_buf *out, struct sb_slice s);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slice.c - the few slice helpers that are not one-liners.
+ */
+#include "core/slice.h"
+
+#include <limits.h>
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+bool sb_slice_caseeq(struct sb_slice a, struct sb_slice b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+            return false;
+    return true;
+}
+
+bool sb_slice_starts_with(struct sb_slice s, struct sb_slice prefix)
+{
+    return s.len >= prefix.len && (prefix.len == 0 || memcmp(s.p, prefix.p, prefix.len) == 0);
+}
+
+bool sb_slice_to_u64(struct sb_slice s, unsigned long long *out)
+{
+    unsigned long long v = 0;
+    if (s.len == 0 || s.len > 20)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned d = (unsigned)(s.p[i] - '0');
+        if (d > 9 || v > (ULLONG_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}

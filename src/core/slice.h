@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slice.h - borrowed byte ranges.
+ *
+ * A slice never owns its bytes and is never assumed to be NUL-terminated.
+ * Whoever hands out a slice states how long it stays valid (see STYLE.md
+ * practice 12). Copy into an arena only when the bytes must outlive their
+ * buffer.
+ */
+#ifndef SB_CORE_SLICE_H
+#define SB_CORE_SLICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+struct sb_slice {
+    const char *p; /* first byte; may be NULL when len == 0 */
+    size_t len;    /* number of bytes */
+};
+
+#define SB_SLICE(lit) ((struct sb_slice){(lit), sizeof(lit) - 1})
+#define SB_SLICE_NULL ((struct sb_slice){NULL, 0})
+/* For printf: printf("%.*s", SB_FMT(s)). */
+#define SB_FMT(s) (int)(s).len, (s).p
+
+static inline struct sb_slice sb_slice_cstr(const char *s)
+{
+    return (struct sb_slice){s, s ? strlen(s) : 0};
+}
+
+static inline bool sb_slice_eq(struct sb_slice a, struct sb_slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline bool sb_slice_eq_cstr(struct sb_slice a, const char *b)
+{
+    return sb_slice_eq(a, sb_slice_cstr(b));
+}
+
+/* ASCII case-insensitive equality, for HTTP header names. */
+bool sb_slice_caseeq(struct sb_slice a, struct sb_slice b);
+
+bool sb_slice_starts_with(struct sb_slice s, struct sb_slice prefix);
+
+/* Parses a non-negative decimal that fits in uint64; false on anything else. */
+bool sb_slice_to_u64(struct sb_slice s, unsigned long long *out);
+
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * secret.c - wiped-on-free credential storage.
+ */
+#include "crypto/secret.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+struct sb_secret {
+    size_t len;   /* bytes of plaintext */
+    char bytes[]; /* plaintext, NUL-terminated for C APIs */
+};
+
+struct sb_secret *sb_secret_new(const char *p, size_t n)
+{
+    struct sb_secret *s = sb_xmalloc(sizeof(*s) + n + 1);
+    s->len = n;
+    if (n)
+        memcpy(s->bytes, p, n);
+    s->bytes[n] = '\0';
+    return s;
+}
+
+void sb_secret_wipe(void *p, size_t n)
+{
+    OPENSSL_cleanse(p, n);
+}
+
+void sb_secret_free(struct sb_secret *s)
+{
+    if (!s)
+        return;
+    sb_secret_wipe(s->bytes, s->len);
+    free(s);
+}
+
+struct sb_slice sb_secret_reveal(const struct sb_secret *s)
+{
+    return (struct sb_slice){s->bytes, s->len};
+}
+
+void sb_secret_mask(const struct sb_secret *s, char out[32])
+{
+    if (!s || s->len < 8) {
+        snprintf(out, 32, "****");
+        return;
+    }
+    /* Keep a short known prefix ("sk-") and the last 4 characters. */
+    size_t pre = 0;
+    while (pre < 3 && pre < s->len && s->bytes[pre] != '-')
+        pre++;
+    if (pre < s->len && s->bytes[pre] == '-' && pre < 3)
+        pre++;
+    else
+        pre = 0;
+    snprintf(out, 32, "%.*s\xe2\x80\xa6%.4s", (int)pre, s->bytes, s->bytes + s->len - 4);
+}

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * provider.h - the provider adapter contract.
+ *
+ * One wire format = one file in src/provider/ exporting one
+ * `const struct sb_provider_ops`, listed in the table of registry.c. The
+ * core never names a provider. Adapters are pure transformations of bytes:
+ * they build the upstream request (URL, headers including auth, body), parse
+ * a whole response, parse a stream incrementally into sb_events, and map
+ * upstream errors. They never touch sockets, timers or the database.
+ *
+ * The event model is OpenAI-shaped because our main front door is the
+ * OpenAI API: an event carries the chunk as OpenAI chat.completion.chunk JSON
+ * (passed through untouched for openai-type upstreams, translated by other
+ * adapters) plus the facts parsed out of it (text, tool-call delta, usage,
+ * finish reason) so other front doors (Anthropic) and accounting need not
+ * re-parse.
+ */
+#ifndef SB_PROVIDER_PROVIDER_H
+#define SB_PROVIDER_PROVIDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/slice.h"
+#include "crypto/secret.h"
+
+struct sb_provider_ops;
+
+/* ---- registry entities (immutable once in a snapshot) ---- */
+
+struct sb_kv {
+    struct sb_slice name;
+    struct sb_slice value;
+};
+
+enum sb_auth_method {
+    SB_AUTH_BEARER,      /* Authorization: Bearer KEY (openai and most) */
+    SB_AUTH_API_KEY,     /* a named header carries the key (azure api-key, anthropic x-api-key) */
+    SB_AUTH_QUERY,       /* ?key=KEY (gemini) */
+    SB_AUTH_SIGV4,       /* AWS Signature V4 over the final body (bedrock) */
+    SB_AUTH_NONE,
+};
+
+struct sb_provider {
+    const char *id;                    /* identifier, [a-z0-9-]+ */
+    const char *type;                  /* wire format name, "openai" */
+    const struct sb_provider_ops *ops; /* never NULL in a snapshot */
+    const char *base_url;              /* no trailing slash */
+    enum sb_auth_method auth;
+    struct sb_secret *api_key;         /* NULL when the provider needs none */
+    struct sb_kv *headers;             /* extra headers sent upstream */
+    size_t nheaders;
+    long timeout_ms;                   /* total request time; 0 = none */
+    long connect_timeout_ms;           /* 0 = 10 s */
+    long idle_timeout_ms;              /* max silence within a stream; 0 = timeout_ms */
+    const char *api_version;           /* azure */
+    const char *region;                /* bedrock */
+    struct sb_secret *aws_access_key_id, *aws_secret_access_key, *aws_session_token;
+    long rpm, tpm;                     /* rate limits, 0 = none (enforced later) */
+    bool enabled;
+    bool is_system;                    /* came from the config file */
+};
+
+enum sb_capability {
+    SB_CAP_STREAMING = 1u << 0,
+    SB_CAP_TOOLS = 1u << 1,
+    SB_CAP_VISION = 1u << 2,
+    SB_CAP_JSON_MODE = 1u << 3,
+    SB_CAP_EMBEDDINGS = 1u << 4,
+};
+
+struct sb_model {
+    const char *id;                     /* what clients send */
+    const struct sb_provider *provider; /* owner */
+    const char *upstream_model;         /* what the upstream calls it */
+    long context_length;
+    long max_output_tokens;
+    unsigned caps;                      /* enum sb_capability bits */
+    double input_per_mtok, output_per_mtok; /* USD per million tokens */
+    int fallback_priority;
+    bool enabled;
+    bool is_system;
+};
+
+/* ---- one call through an adapter ---- */
+
+enum sb_op { SB_OP_CHAT, SB_OP_EMBEDDINGS };
+
+struct sb_call {
+    struct sb_arena *arena;          /* the request's arena: all outputs come from it */
+    enum sb_op op;
+    const struct sb_provider *provider;
+    const struct sb_model *model;
+    struct sb_slice body;            /* the client's body, OpenAI format, borrowed */
+    const struct sb_json *json;      /* body parsed */
+    bool stream;                     /* client asked for a stream */
+    bool client_wants_usage;         /* client set stream_options.include_usage */
+};
+
+enum sb_stream_format {
+    SB_STREAM_SSE,
+    SB_STREAM_NDJSON,
+    SB_STREAM_AWS_EVENTSTREAM,
+};
+
+struct sb_upstream_req {
+    const char *method;     /* "POST" */
+    const char *url;        /* full URL, arena */
+    struct sb_kv *headers;  /* arena; includes auth and content-type */
+    size_t nheaders;
+    struct sb_slice body;   /* arena or borrowed from the call */
+};
+
+struct sb_usage_counts {
+    int64_t prompt_tokens;     /* -1 when unknown */
+    int64_t completion_tokens; /* -1 when unknown */
+};
+
+/* Outcome of a whole (non-streamed) upstream response. */
+struct sb_result {
+    struct sb_slice body;          /* response body for the client, OpenAI format */
+    struct sb_usage_counts usage;
+    struct sb_slice finish_reason; /* of the first choice, may be empty */
+};
+
+enum sb_event_kind {
+    SB_EV_CHUNK, /* one chat.completion.chunk */
+    SB_EV_DONE,  /* the upstream said the stream is complete */
+    SB_EV_ERROR, /* the upstream sent an error inside the stream */
+};
+
+struct sb_event {
+    enum sb_event_kind kind;
+    struct sb_slice chunk;          /* CHUNK: OpenAI chunk JSON (no "data: " framing); valid during the callback */
+    bool usage_only;                /* CHUNK carries usage and no choices (the include_usage chunk) */
+    bool has_usage;
+    struct sb_usage_counts usage;
+    struct sb_slice text;           /* content delta of choice 0, decoded; may be empty */
+    struct sb_slice finish_reason;  /* of choice 0, empty if none */
+    struct sb_error error;          /* ERROR: what went wrong */
+};
+
+/* Called once per event; returning non-zero stops the feed (it returns that value). */
+typedef int (*sb_event_fn)(void *ud, const struct sb_event *ev);
+
+struct sb_provider_ops {
+    const char *type;                    /* "openai" */
+    enum sb_stream_format stream_format; /* how the upstream frames a stream */
+    /* Path suffix appended to base_url for chat; informative, used by tests. */
+    const char *chat_path;
+
+    /* Builds the upstream request for c. All memory from c->arena. */
+    sb_err (*build_request)(const struct sb_call *c, struct sb_upstream_req *out,
+                            struct sb_error *err);
+    /* A 2xx non-streamed body: produce the client's body and the usage. */
+    sb_err (*parse_response)(const struct sb_call *c, struct sb_slice body, struct sb_result *out,
+                             struct sb_error *err);
+    /* Streaming: state from c->arena; feed any bytes as they arrive; finish at end of body. */
+    void *(*stream_open)(const struct sb_call *c);
+    sb_err (*stream_feed)(void *st, const char *p, size_t n, sb_event_fn fn, void *ud,
+                          struct sb_error *err);
+    /* SB_OK, or SB_E_UPSTREAM when the stream ended mid-event or without DONE/finish. */
+    sb_err (*stream_finish)(void *st, sb_event_fn fn, void *ud, struct sb_error *err);
+    /* A non-2xx response: fill err with the upstream's message and the status to give the client. */
+    void (*map_error)(const struct sb_call *c, int status, struct sb_slice body,
+                      struct sb_error *err);
+};
+
+/* The adapter for a wire format name, or NULL (registry.c). */
+const struct sb_provider_ops *sb_provider_ops_find(struct sb_slice type);
+/* NULL-terminated list of every adapter, for docs and validation. */
+extern const struct sb_provider_ops *const sb_provider_ops_all[];
+
+#endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * registry.h - the immutable registry snapshot the data plane reads.
+ *
+ * A snapshot holds every provider, model and route, built once (from the
+ * store, which the config file seeds with system entries) and never changed
+ * afterwards. A reload builds a new snapshot and publishes it atomically; a
+ * request holds a reference from start to end, so a swap never frees what
+ * a request is reading. Reading the current snapshot costs an atomic load
+ * and a reference increment; no locks on the hot path.
+ */
+#ifndef SB_ROUTER_REGISTRY_H
+#define SB_ROUTER_REGISTRY_H
+
+#include <stddef.h>
+
+#include "core/slice.h"
+#include "provider/provider.h"
+
+struct sb_registry;
+
+struct sb_route_entry {
+    const char *id;         /* alias clients send */
+    const char *strategy;   /* priority | weighted | least-latency | cost */
+    const char **targets;   /* model id or provider/upstream_model, as written */
+    size_t ntargets;
+};
+
+/* Publishes r as the current snapshot, taking ownership; the previous one is
+ * released (freed when its last reader lets go). */
+void sb_registry_publish(struct sb_registry *r);
+/* Returns a reference to the current snapshot (release with sb_registry_release), or NULL before the first publish. */
+struct sb_registry *sb_registry_acquire(void);
+void sb_registry_release(struct sb_registry *r);
+/* Drops the published snapshot (shutdown). */
+void sb_registry_shutdown(void);
+
+/* Lookups; results valid while the reference is held. */
+/* By model id, or by "provider/upstream_model"; NULL if unknown. Disabled models and models of disabled providers are not found. */
+const struct sb_model *sb_registry_find_model(const struct sb_registry *r, struct sb_slice name);
+const struct sb_provider *sb_registry_find_provider(const struct sb_registry *r, struct sb_slice id);
+const struct sb_route_entry *sb_registry_find_route(const struct sb_registry *r, struct sb_slice id);
+size_t sb_registry_model_count(const struct sb_registry *r);
+const struct sb_model *sb_registry_model_at(const struct sb_registry *r, size_t i);
+/* Up to max model ids closest to name (edit distance / common prefix), best first. */
+size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char **out,
+                           size_t max);
+/* A counter that grows with every publish (for /api/registry/status and tests). */
+unsigned long sb_registry_generation(const struct sb_registry *r);
+
+#endif
