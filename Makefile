@@ -19,6 +19,9 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(FUZZ),1)
+CFLAGS  += -fsanitize=fuzzer-no-link
+endif
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS  += -DSB_VERSION='"$(VERSION)"'
 
@@ -28,7 +31,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:src/%.c=$(BUILD)/test/%)
 BIN      := $(BUILD)/switchboard
 
-.PHONY: all run test unit integration asan fuzz bench check format clean bootstrap tools
+.PHONY: fuzzers all run test unit integration asan fuzz bench check format clean bootstrap tools
 
 all: $(BIN) tools
 
@@ -61,6 +64,15 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libsb.a
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
+
+# libFuzzer targets: make BUILD=build-fuzz CC=clang SAN=1 FUZZ=1 fuzzers
+FUZZ_SRC := $(wildcard fuzz/*_fuzz.c)
+FUZZERS  := $(FUZZ_SRC:%.c=$(BUILD)/%)
+fuzzers: $(FUZZERS)
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags jansson) -fsanitize=fuzzer -o $@ $< $(BUILD)/libsb.a \
+	    $(LDLIBS) $(shell pkg-config --libs jansson)
 
 run: bootstrap
 	@$(MAKE) --no-print-directory $(BIN)

@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: direct-to-mock vs nginx vs switchboard, side by side.
+#
+# Builds nothing (make bench already did). Starts the mock upstream, nginx (a
+# plain reverse proxy) and switchboard, each pinned with taskset to one core,
+# and runs every load generator (wrk, streamload) on that same core: at
+# saturation the core is the only resource, so 1e6/(req/s) is the CPU in
+# microseconds that one request costs the client, the mock and the proxy
+# together, and the difference to the direct column is what the proxy adds
+# (DESIGN.md section 7). Prints one table, saves it to build/bench/results.txt,
+# and stops every process it started, by PID, on any exit.
+#
+# Knobs (environment): BENCH_CORE (1), BENCH_DURATION (2 s per run),
+# BENCH_ROUNDS (3 runs per cell, median shown), BENCH_WARMUP (1 s), BENCH_STREAMS (10000), BENCH_TTFB_N (2000),
+# BENCH_PACED_N (20), BENCH_TARGETS ("direct nginx switchboard").
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+CORE=${BENCH_CORE:-1}
+DUR=${BENCH_DURATION:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
+WARM=${BENCH_WARMUP:-1}
+STREAMS=${BENCH_STREAMS:-10000}
+TTFB_N=${BENCH_TTFB_N:-2000}
+PACED_N=${BENCH_PACED_N:-20}
+TARGETS=${BENCH_TARGETS:-"direct nginx switchboard"}
+PACE_MS=10        # s-paced: one chunk every 10 ms ...
+PACED_CHUNKS=20   # ... 20 chunks
+HOLD_MS=5000      # s-hold: one chunk every 5 s, so held streams stay open and nearly idle
+OUT=$BUILD/bench/results.txt
+RAW=$BUILD/bench/raw.txt
+
+[ "$CORE" -lt "$(nproc)" ] || CORE=0
+PIN=(taskset -c "$CORE")
+for tool in "$BUILD/bench/mock_upstream" "$BUILD/bench/streamload"; do
+    [ -x "$tool" ] || { echo "bench: $tool missing (run make bench)" >&2; exit 1; }
+done
+for cmd in wrk nginx curl python3 taskset; do
+    command -v "$cmd" >/dev/null || { echo "bench: $cmd not installed (scripts/bootstrap.sh)" >&2; exit 1; }
+done
+
+# 10,000 streams through a proxy need two sockets each in the proxy.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+HOLD_N=$STREAMS
+if [ $((2 * STREAMS + 200)) -gt "$NOFILE" ]; then
+    HOLD_N=$(((NOFILE - 200) / 2))
+    echo "bench: RLIMIT_NOFILE hard limit is $NOFILE: holding $HOLD_N streams, not $STREAMS" >&2
+fi
+
+tmp=$(mktemp -d /tmp/sb-bench.XXXXXX)
+pids=()
+cleanup() {
+    local p i
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do
+        for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    mkdir -p "$BUILD/bench/logs" && cp "$tmp"/*.log "$BUILD/bench/logs/" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http URL SECONDS [TOKEN]: until GET URL answers 200, or fail.
+wait_http() {
+    local i code
+    for i in $(seq $(($2 * 10))); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 ${3:+-H "Authorization: Bearer $3"} "$1")
+        [ "$code" = 200 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+MOCK_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+SB_PORT=$(free_port)
+TOKEN="sb-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+declare -A PORT=([direct]=$MOCK_PORT [nginx]=$NGINX_PORT [switchboard]=$SB_PORT)
+declare -A PID=()
+
+# ---- start the three servers ----------------------------------------------
+
+"${PIN[@]}" "$BUILD/bench/mock_upstream" --port "$MOCK_PORT" --paced-chunks "$PACED_CHUNKS" \
+    --pace-ms "$PACE_MS" --hold-ms "$HOLD_MS" 2>"$tmp/mock.log" &
+pids+=($!)
+PID[direct]=$!
+wait_http "http://127.0.0.1:$MOCK_PORT/health" 5 || { echo "bench: mock did not start" >&2; cat "$tmp/mock.log" >&2; exit 1; }
+
+start_nginx() {
+    mkdir -p "$tmp/nginx"
+    sed -e "s|@DIR@|$tmp/nginx|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
+        -e "s|@NOFILE@|$NOFILE|g" -e "s|@CONNS@|$((2 * HOLD_N + 1024))|g" \
+        bench/nginx.conf.in >"$tmp/nginx/nginx.conf"
+    "${PIN[@]}" nginx -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
+        2>"$tmp/nginx.log" &
+    pids+=($!)
+    PID[nginx]=$!
+    wait_http "http://127.0.0.1:$NGINX_PORT/health" 5
+}
+
+start_switchboard() {
+    [ -x "$BUILD/switchboard" ] || { WHY="not built ($BUILD/switchboard missing)"; return 1; }
+    cat >"$tmp/switchboard.yaml" <<EOF
+providers:
+  - id: mock
+    type: openai
+    base_url: http://127.0.0.1:$MOCK_PORT/v1
+    api_key: env:MOCK_KEY
+models:
+EOF
+    for m in m1k m100k s-fast s-paced s-hold; do
+        printf '  - id: %s\n    provider: mock\n    upstream_model: %s\n' "$m" "$m" >>"$tmp/switchboard.yaml"
+    done
+    SWITCHBOARD_ADMIN_TOKEN=$TOKEN MOCK_KEY=mock-key \
+    SWITCHBOARD_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
+        "${PIN[@]}" "$BUILD/switchboard" serve --config "$tmp/switchboard.yaml" \
+        --listen "127.0.0.1:$SB_PORT" --db "sqlite:$tmp/switchboard.db" --workers 1 \
+        >"$tmp/switchboard.log" 2>&1 &
+    pids+=($!)
+    PID[switchboard]=$!
+    wait_http "http://127.0.0.1:$SB_PORT/health" 10 ||
+        { WHY="no answer on /health in 10 s: $(tail -3 "$tmp/switchboard.log" | tr '\n' ' ')"; return 1; }
+}
+
+# smoke TARGET: one request of each kind must come back right before we time anything.
+smoke() {
+    local url="http://127.0.0.1:${PORT[$1]}/v1/chat/completions" auth=(-H "Authorization: Bearer $TOKEN")
+    local body
+    body=$(curl -s --max-time 5 "${auth[@]}" -H 'Content-Type: application/json' \
+        -d '{"model":"m1k","messages":[{"role":"user","content":"hi"}]}' "$url")
+    [[ $body == *'"object":"chat.completion"'* && $body == *'"usage"'* ]] ||
+        { echo "bad non-streaming answer: ${body:0:200}"; return 1; }
+    body=$(curl -s -N --max-time 5 "${auth[@]}" -H 'Content-Type: application/json' \
+        -d '{"model":"s-fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}' "$url")
+    [[ $body == *'chat.completion.chunk'* && $body == *'data: [DONE]'* ]] ||
+        { echo "bad streaming answer: ${body:0:200}"; return 1; }
+}
+
+active=()
+: >"$tmp/notes"
+for t in $TARGETS; do
+    WHY=""
+    case $t in
+        direct) ;;
+        nginx) start_nginx || WHY="nginx did not start: $(tail -3 "$tmp/nginx/error.log" 2>/dev/null | tr '\n' ' ')" ;;
+        switchboard) start_switchboard || WHY=${WHY:-failed to start} ;;
+        *) WHY="unknown target" ;;
+    esac
+    [ -z "$WHY" ] && { WHY=$(smoke "$t") || WHY=${WHY:-smoke test failed}; }
+    if [ -n "$WHY" ]; then
+        printf '%s\t%s\n' "$t" "$WHY" >>"$tmp/notes"
+        echo "bench: $t skipped: $WHY" >&2
+        [ -n "${PID[$t]:-}" ] && [ "$t" != direct ] && kill "${PID[$t]}" 2>/dev/null
+    else
+        active+=("$t")
+    fi
+done
+[[ " ${active[*]} " == *" direct "* ]] || { echo "bench: the direct column is required" >&2; exit 1; }
+
+: >"$tmp/results"
+rec() { echo "target=$1 scen=$2 ${*:3}" >>"$tmp/results"; }
+
+# ---- throughput and latency: wrk ------------------------------------------
+
+# cpu_ticks PID: user+system clock ticks of every thread of PID so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# run_wrk TARGET SCEN CONNS MODEL STREAM SECONDS ROUND: one wrk run, recorded
+# with the server process's own CPU time over the run (round 0 = warm-up, not recorded).
+run_wrk() {
+    local url="http://127.0.0.1:${PORT[$1]}/v1/chat/completions" line t0 t1
+    export BENCH_MODEL=$4 BENCH_STREAM=$5 BENCH_TOKEN=$TOKEN
+    t0=$(cpu_ticks "${PID[$1]}")
+    line=$("${PIN[@]}" timeout $(($6 + 20)) wrk -t1 -c"$3" -d"$6s" --timeout 5s --latency \
+        -s bench/chat.lua "$url" 2>&1 | grep '^WRK_RESULT')
+    t1=$(cpu_ticks "${PID[$1]}")
+    [ "$7" = 0 ] && return
+    rec "$1" "$2" "round=$7 conns=$3 server_ticks=$((t1 - t0)) ${line#WRK_RESULT }"
+    printf '  %-12s %-11s r%s %s\n' "$1" "$2" "$7" "$(cut -d' ' -f2-5 <<<"$line")" >&2
+}
+
+scenarios=(
+    "ns1k_c1 1 m1k 0" "ns1k_c16 16 m1k 0" "ns1k_c64 64 m1k 0"
+    "ns100k_c1 1 m100k 0" "ns100k_c16 16 m100k 0" "ns100k_c64 64 m100k 0"
+    "sfast_c1 1 s-fast 1" "sfast_c16 16 s-fast 1"
+)
+# Rounds interleave the targets (d n s d n s ...) so drift on the machine hits
+# every column alike; the table shows the median over the rounds.
+echo "bench: wrk, $ROUNDS x ${DUR} s per cell after ${WARM} s warm-up, everything on core $CORE" >&2
+for s in "${scenarios[@]}"; do
+    read -r scen conns model stream <<<"$s"
+    for t in "${active[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$WARM" 0; done
+    for r in $(seq "$ROUNDS"); do
+        for t in "${active[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$DUR" "$r"; done
+    done
+done
+
+# Peak memory under the load above, before the stream test inflates it.
+for t in "${active[@]}"; do
+    [ "$t" = direct ] && continue
+    rec "$t" mem "$(awk '/^VmHWM|^VmRSS/ {printf "%s=%s ", tolower(substr($1,1,length($1)-1)), $2}' "/proc/${PID[$t]}/status")"
+done
+
+# ---- streaming: TTFB, pacing, 10k open streams -----------------------------
+
+echo "bench: streaming TTFB ($TTFB_N fast, $PACED_N paced per target)" >&2
+for t in "${active[@]}"; do
+    line=$("${PIN[@]}" "$BUILD/bench/streamload" --mode ttfb --port "${PORT[$t]}" --token "$TOKEN" \
+        --model s-fast -n "$TTFB_N" --warmup 100 --timeout-s 60 | grep '^RESULT')
+    rec "$t" ttfb "${line#RESULT }"
+    line=$("${PIN[@]}" "$BUILD/bench/streamload" --mode ttfb --port "${PORT[$t]}" --token "$TOKEN" \
+        --model s-paced -n "$PACED_N" --warmup 2 --pace-ms "$PACE_MS" --timeout-s 60 | grep '^RESULT')
+    rec "$t" paced "${line#RESULT }"
+done
+
+for t in "${active[@]}"; do
+    [ "$t" = direct ] && continue
+    echo "bench: holding $HOLD_N streams through $t" >&2
+    line=$("${PIN[@]}" "$BUILD/bench/streamload" --mode hold --port "${PORT[$t]}" --token "$TOKEN" \
+        --model s-hold -c "$HOLD_N" --ramp 256 --hold-s 3 --timeout-s 120 --watch-pid "${PID[$t]}" |
+        grep '^RESULT')
+    rec "$t" hold "${line#RESULT }"
+    sleep 1 # let the proxy close its upstream sockets before the next target
+done
+
+# ---- the table ---------------------------------------------------------------
+
+cp "$tmp/results" "$RAW"
+python3 - "$tmp/results" "$tmp/notes" "$CORE" "$DUR" "$ROUNDS" "$STREAMS" "$PACE_MS" "$PACED_CHUNKS" \
+    "$(getconf CLK_TCK)" <<'PY' | tee "$OUT"
+import statistics, sys, time
+path, notes, core, dur, rounds, streams, pace, chunks, hz = sys.argv[1:]
+pace, hz = int(pace), int(hz)
+R = {}  # (target, scenario) -> [ {key: value} per round ]
+for line in open(path):
+    kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    R.setdefault((kv.pop("target"), kv.pop("scen")), []).append(kv)
+T = ["direct", "nginx", "switchboard"]
+
+def vals(t, s, k):
+    out = []
+    for kv in R.get((t, s), []):
+        try:
+            out.append(float(kv[k]))
+        except (KeyError, ValueError):
+            pass
+    return out
+def g(t, s, k):  # the median over rounds, None when never measured
+    v = vals(t, s, k)
+    return statistics.median(v) if v else None
+def f(v, w=9, d=0):
+    return f"{'-':>{w}}" if v is None else f"{v:>{w}.{d}f}"
+def sub(a, b):
+    return None if a is None or b is None else a - b
+def ratio(a, b):
+    return None if a is None or b is None or b <= 0 else a / b
+def srv_cpu(t, s):  # the server process's own CPU per request (all its threads), us
+    v = [float(kv["server_ticks"]) * 1e6 / hz / float(kv["requests"])
+         for kv in R.get((t, s), []) if kv.get("requests") not in (None, "0")]
+    return statistics.median(v) if v else None
+
+checks = []  # (what, switchboard, nginx, limit, unit)
+out = []
+p = out.append
+p(f"switchboard bench  {time.strftime('%Y-%m-%d %H:%M')}  all on core {core}  "
+  f"wrk -t1, median of {rounds} x {dur} s runs per cell")
+p("cpu/req = 1e6/(req/s): client+mock+proxy on one core at saturation; srv = the server process's own")
+p("CPU per request; + = added vs direct; x = switchboard's added / nginx's added")
+p("")
+p(f"{'scenario':<11} {'target':<12} {'req/s':>8} {'p50us':>7} {'p99us':>7} {'+p50':>6} {'+p99':>6} "
+  f"{'cpu/req':>7} {'+cpu':>6} {'srv':>6} {'x+cpu':>6} {'x+p50':>6} {'x+p99':>6}")
+names = {"ns1k": "1KB", "ns100k": "100KB", "sfast": "stream"}
+for scen in ["ns1k_c1", "ns1k_c16", "ns1k_c64", "ns100k_c1", "ns100k_c16", "ns100k_c64",
+             "sfast_c1", "sfast_c16"]:
+    kind, c = scen.split("_")
+    label = f"{names[kind]} {c}"
+    add = {}
+    drps = g("direct", scen, "rps")
+    for t in T:
+        if (t, scen) not in R:
+            continue
+        rps, p50, p99 = g(t, scen, "rps"), g(t, scen, "p50_us"), g(t, scen, "p99_us")
+        cpu = 1e6 / rps if rps else None
+        if t == "direct":
+            add[t] = (None, None, None)
+        else:
+            add[t] = (sub(cpu, 1e6 / drps if drps else None),
+                      sub(p50, g("direct", scen, "p50_us")), sub(p99, g("direct", scen, "p99_us")))
+        rx = (None, None, None)
+        if t == "switchboard" and "nginx" in add:
+            rx = tuple(ratio(a, b) for a, b in zip(add[t], add["nginx"]))
+        errs = sum(sum(vals(t, scen, k)) for k in
+                   ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
+        p(f"{label:<11} {t:<12} {f(rps,8)} {f(p50,7)} {f(p99,7)} {f(add[t][1],6)} {f(add[t][2],6)} "
+          f"{f(cpu,7,1)} {f(add[t][0],6,1)} {f(srv_cpu(t, scen),6,1)} "
+          f"{f(rx[0],6,2)} {f(rx[1],6,2)} {f(rx[2],6,2)}" + (f"  ERRORS={int(errs)}" if errs else ""))
+        label = ""
+    if "switchboard" in add and "nginx" in add:
+        sb, ng = add["switchboard"], add["nginx"]
+        if c == "c64" and kind != "sfast":
+            checks.append((f"CPU added per request, {names[kind]} c64", sb[0], ng[0], 1.25, "us"))
+        if c == "c1" and kind != "sfast":
+            checks.append((f"added p50 latency, {names[kind]} c1", sb[1], ng[1], 1.25, "us"))
+            checks.append((f"added p99 latency, {names[kind]} c1", sb[2], ng[2], 2.0, "us"))
+
+p("")
+p(f"streaming on one connection: TTFB = send to first body byte over {int(g('direct','ttfb','n') or 0)} "
+  f"s-fast streams; paced = s-paced, {chunks} chunks every {pace} ms")
+p(f"{'':<11} {'target':<12} {'ttfb p50':>8} {'p99':>7} {'+p50':>6} {'+p99':>6} {'x+p50':>6}   "
+  f"{'paced: ttfb':>11} {'gap p50':>8} {'gap p99':>8} {'unbuffered':>10}")
+label = "TTFB"
+add = {}
+for t in T:
+    if (t, "ttfb") not in R:
+        continue
+    a50, a99 = g(t, "ttfb", "ttfb_p50_us"), g(t, "ttfb", "ttfb_p99_us")
+    d50 = sub(a50, g("direct", "ttfb", "ttfb_p50_us")) if t != "direct" else None
+    d99 = sub(a99, g("direct", "ttfb", "ttfb_p99_us")) if t != "direct" else None
+    add[t] = d50
+    rx = ratio(d50, add.get("nginx")) if t == "switchboard" else None
+    unb = (f"{int(g(t, 'paced', 'unbuffered') or 0)}/{int(g(t, 'paced', 'n') or 0)}"
+           if (t, "paced") in R else "-")
+    p(f"{label:<11} {t:<12} {f(a50,8)} {f(a99,7)} {f(d50,6)} {f(d99,6)} {f(rx,6,2)}   "
+      f"{f(g(t, 'paced', 'ttfb_p50_us'),11)} {f(g(t, 'paced', 'gap_p50_us'),8)} "
+      f"{f(g(t, 'paced', 'gap_p99_us'),8)} {unb:>10}")
+    label = ""
+if "switchboard" in add and "nginx" in add:
+    checks.append(("added TTFB p50, s-fast c1", add["switchboard"], add["nginx"], 1.25, "us"))
+
+p("")
+p(f"{'memory':<11} {'target':<12} {'peak RSS, wrk load':>18} {'streams open':>13} "
+  f"{'RSS all open':>13} {'per stream':>11}")
+mem = {}
+for t in ["nginx", "switchboard"]:
+    if (t, "mem") not in R and (t, "hold") not in R:
+        continue
+    mem[t] = g(t, "mem", "vmhwm")
+    op, want = g(t, "hold", "open"), g(t, "hold", "want")
+    opens = f"{int(op)}/{int(want)}" if op is not None and want is not None else "-"
+    rss = g(t, "hold", "rss_open_kb")
+    p(f"{'':<11} {t:<12} {f(mem[t] and mem[t] / 1024,15,1)} MB {opens:>13} "
+      f"{f(rss and rss / 1024,10,1)} MB {f(g(t, 'hold', 'bytes_per_stream'),9)} B")
+if mem.get("switchboard") and mem.get("nginx"):
+    checks.append(("peak RSS under wrk load", mem["switchboard"] / 1024, mem["nginx"] / 1024, 2.0, "MB"))
+
+p("")
+p("targets (DESIGN.md section 7), switchboard vs nginx:")
+for what, sb, ng, lim, unit in checks:
+    r = ratio(sb, ng)
+    if sb is not None and sb <= 0:
+        verdict = "PASS (adds nothing measurable)"
+    elif r is None:
+        verdict = "n/a (nginx's added value <= 0: noise)"
+    else:
+        verdict = "PASS" if r <= lim else "FAIL"
+    p(f"  {what:<34} {f(sb,8,1)} / {f(ng,8,1)} {unit:<2} = {f(r,5,2)} (<= {lim:<4})  {verdict}")
+if ("switchboard", "hold") in R:
+    rss, op = g("switchboard", "hold", "rss_max_kb"), g("switchboard", "hold", "open")
+    want = int(g("switchboard", "hold", "want") or 0)
+    ok = rss is not None and rss < 1024 * 1024 and op == want
+    p(f"  {f'{want} open streams, RSS':<34} {f(rss and rss / 1024,8,1)} MB, {int(op or 0)} open "
+      f"(< 1024 MB)  {'PASS' if ok else 'FAIL'}"
+      + ("" if want >= int(streams) else f"  [{streams} asked; RLIMIT_NOFILE allows {want}]"))
+if ("switchboard", "paced") in R:
+    n, u = g("switchboard", "paced", "n"), g("switchboard", "paced", "unbuffered")
+    gap = g("switchboard", "paced", "gap_p50_us")
+    ok = bool(n) and u == n and gap is not None and abs(gap - pace * 1000) < pace * 500
+    p(f"  {'paced streams not buffered':<34} {int(u or 0)}/{int(n or 0)} first chunk before the "
+      f"second was sent, gap p50 {f(gap,0)} us vs {pace} ms  {'PASS' if ok else 'FAIL'}")
+for line in open(notes):
+    t, _, msg = line.rstrip("\n").partition("\t")
+    p(f"  {t}: not measured: {msg}")
+print("\n".join(out))
+PY

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the switchboard command line.
+ *
+ * `serve` wires the layers together in this order: config file (optional)
+ * -> master key -> store (migrate, sync the file's system entries) -> admin
+ * token -> registry snapshot -> usage writer -> HTTP workers. Then the main
+ * thread waits for SIGINT/SIGTERM and unwinds in reverse: workers finish
+ * in-flight requests (bounded), the usage queue is flushed, exit 0.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/routes.h"
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "crypto/keys.h"
+#include "router/config.h"
+#include "router/gateway.h"
+#include "router/registry.h"
+#include "router/registry_build.h"
+#include "store/store.h"
+#include "store/usage.h"
+#include "upstream/client.h"
+
+struct serve_args {
+    const char *config; /* --config */
+    const char *listen; /* --listen HOST:PORT */
+    const char *db;     /* --db URL */
+    const char *redis;  /* --redis URL */
+    int workers;        /* --workers, 0 = from config or cores */
+};
+
+/* ======================================================================
+ * Worker hooks: one upstream client per loop
+ * ==================================================================== */
+
+static struct sb_gateway gateway;
+
+static void *worker_start(uv_loop_t *loop, int index, void *ud)
+{
+    struct sb_gw_worker *w = sb_xcalloc(1, sizeof(*w));
+    struct sb_upstream_opts o = {
+        .max_connections = 0,
+        .max_host_connections = 0,
+        .max_transfers = 4096,
+        .http2 = true,
+    };
+    w->gw = &gateway;
+    w->loop = loop;
+    w->up = sb_upstream_create(loop, &o);
+    return w;
+}
+
+static void upstream_closed(void *ud)
+{
+    free(ud);
+}
+
+static void worker_stop(void *ctx)
+{
+    struct sb_gw_worker *w = ctx;
+    sb_upstream_close(w->up, upstream_closed, w);
+}
+
+/* ======================================================================
+ * serve
+ * ==================================================================== */
+
+static sb_err split_listen(const char *listen, char *host, size_t cap, int *port,
+                           struct sb_error *err)
+{
+    const char *colon = strrchr(listen, ':');
+    unsigned long long p;
+    if (!colon || (size_t)(colon - listen) >= cap ||
+        !sb_slice_to_u64(sb_slice_cstr(colon + 1), &p) || p > 65535)
+        return sb_fail(err, SB_E_CONFIG, "--listen: expected HOST:PORT, got '%s'", listen);
+    size_t n = (size_t)(colon - listen);
+    if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return SB_OK;
+}
+
+static sb_err setup_admin(struct sb_store *store, struct sb_error *err)
+{
+    char *stored = NULL;
+    struct sb_admin_setup a;
+    sb_err rc = sb_store_setting_get(store, SB_KEYS_ADMIN_SETTING, &stored, err);
+    if (rc == SB_OK)
+        rc = sb_keys_admin_setup(stored, &a, err);
+    free(stored);
+    if (rc != SB_OK)
+        return rc;
+    if (a.changed && sb_store_setting_set(store, SB_KEYS_ADMIN_SETTING, a.stored, err) != SB_OK) {
+        sb_secret_free(a.generated);
+        return err->code;
+    }
+    gateway.admin = a.hash;
+    gateway.has_admin = true;
+    if (a.generated) {
+        struct sb_slice t = sb_secret_reveal(a.generated);
+        /* Printed once, to the terminal only: never through the logger. */
+        printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
+        printf("  try:  curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer %.*s'\n\n",
+               SB_FMT(t));
+        fflush(stdout);
+        sb_secret_free(a.generated);
+    }
+    return SB_OK;
+}
+
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigwait(&set, &sig);
+    return sig;
+}
+
+static bool ping_store(void *ud)
+{
+    /* /ready runs on a worker: a short lock keeps the store handle single-threaded. */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct sb_error err;
+    pthread_mutex_lock(&lock);
+    bool ok = sb_store_ping(ud, &err) == SB_OK;
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+struct serve_state {
+    struct sb_config *cfg;
+    struct sb_master_key *mk;
+    struct sb_store *store;
+    struct sb_usage_writer *usage;
+    struct sb_server *server;
+};
+
+static sb_err open_store(struct serve_state *s, const char *db, struct sb_error *err)
+{
+    struct sb_registry *reg = NULL;
+    struct sb_store *wstore = NULL;
+    if (sb_store_open(db, &s->store, err) != SB_OK || sb_store_migrate(s->store, err) != SB_OK ||
+        sb_store_sync_system(s->store, &s->cfg->system, err) != SB_OK ||
+        setup_admin(s->store, err) != SB_OK ||
+        sb_registry_build_from_store(s->store, &reg, err) != SB_OK)
+        return err->code;
+    sb_registry_publish(reg);
+    if (sb_store_open(db, &wstore, err) != SB_OK)
+        return err->code;
+    s->usage = sb_usage_writer_start(wstore, err);
+    return s->usage ? SB_OK : err->code;
+}
+
+static sb_err start_server(struct serve_state *s, const char *listen, int workers,
+                           struct sb_error *err)
+{
+    char host[256];
+    int port;
+    const struct sb_server_limits *l = &s->cfg->server;
+    if (split_listen(listen, host, sizeof(host), &port, err) != SB_OK)
+        return err->code;
+    if (workers <= 0)
+        workers = s->cfg->workers > 0 ? (int)s->cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    gateway.usage = s->usage;
+    gateway.max_body_bytes = (size_t)l->max_body_bytes;
+    gateway.max_upstream_bytes = 64u << 20;
+    struct sb_server_opts o = {
+        .host = host,
+        .port = port,
+        .workers = workers,
+        .max_header_bytes = (size_t)l->max_header_bytes,
+        .max_body_bytes = (size_t)l->max_body_bytes,
+        .header_timeout_ms = (unsigned)l->header_timeout_ms,
+        .idle_timeout_ms = (unsigned)l->idle_timeout_ms,
+        .max_connections = (unsigned)l->max_connections,
+        .shutdown_timeout_ms = (unsigned)l->shutdown_timeout_ms,
+        .handler = sb_routes_handle,
+        .worker_start = worker_start,
+        .worker_stop = worker_stop,
+    };
+    if (sb_server_start(&o, &s->server, err) != SB_OK)
+        return err->code;
+    struct sb_ops_state ops = {s->server, s->usage, ping_store, s->store};
+    sb_routes_set_ops(&ops);
+    sb_info("msg=\"listening\" addr=%s:%d workers=%d config=\"%s\"", host,
+            sb_server_port(s->server), workers, s->cfg->path);
+    return SB_OK;
+}
+
+static void serve_cleanup(struct serve_state *s)
+{
+    sb_server_free(s->server);
+    sb_usage_writer_stop(s->usage); /* flushes every queued row */
+    sb_registry_shutdown();
+    sb_store_close(s->store);
+    sb_keys_master_free(s->mk);
+    sb_config_free(s->cfg);
+}
+
+static int serve(const struct serve_args *a)
+{
+    struct serve_state s = {0};
+    struct sb_error err = {0};
+    int code = 1;
+    if (a->config ? sb_config_load(a->config, &s.cfg, &err) != SB_OK
+                  : !(s.cfg = sb_config_default()))
+        goto out;
+    if (sb_keys_master_load(NULL, &s.mk, &err) != SB_OK)
+        goto out;
+    if (open_store(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK)
+        goto out;
+    if (a->redis || s.cfg->redis)
+        sb_warn("msg=\"redis is not used yet: limits and cache are per instance\"");
+    if (start_server(&s, a->listen ? a->listen : s.cfg->listen, a->workers, &err) != SB_OK)
+        goto out;
+    int sig = wait_for_signal();
+    sb_info("msg=\"shutting down\" signal=%d", sig);
+    code = 0;
+out:
+    if (code)
+        fprintf(stderr, "switchboard: %s\n", err.msg);
+    serve_cleanup(&s);
+    if (!code)
+        sb_info("msg=\"stopped\"");
+    return code;
+}
+
+/* ======================================================================
+ * Other subcommands and argument parsing
+ * ==================================================================== */
+
+static int migrate(const char *db)
+{
+    struct sb_store *s = NULL;
+    struct sb_error err = {0};
+    int code = 0;
+    if (sb_store_open(db, &s, &err) != SB_OK || sb_store_migrate(s, &err) != SB_OK) {
+        fprintf(stderr, "switchboard migrate: %s\n", err.msg);
+        code = 1;
+    } else {
+        printf("switchboard migrate: %s is up to date\n", db);
+    }
+    sb_store_close(s);
+    return code;
+}
+
+static const char usage_text[] =
+    "switchboard " SB_VERSION " - a self-hosted LLM gateway\n"
+    "\n"
+    "usage:\n"
+    "  switchboard serve [--config FILE] [--listen HOST:PORT] [--db URL] [--redis URL]\n"
+    "                    [--workers N]\n"
+    "  switchboard migrate [--db URL]\n"
+    "  switchboard chat -m MODEL [--url URL] \"prompt\"\n"
+    "  switchboard version\n"
+    "\n"
+    "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
+    "environment: SWITCHBOARD_MASTER_KEY (base64 of 32 bytes; else ./switchboard.key),\n"
+    "             SWITCHBOARD_ADMIN_TOKEN (else generated on first start and printed once)\n";
+
+static int parse_serve(int argc, char **argv, struct serve_args *a)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"db", required_argument, NULL, 'd'},     {"redis", required_argument, NULL, 'r'},
+        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned long long n;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:l:d:r:w:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': a->config = optarg; break;
+        case 'l': a->listen = optarg; break;
+        case 'd': a->db = optarg; break;
+        case 'r': a->redis = optarg; break;
+        case 'w':
+            if (!sb_slice_to_u64(sb_slice_cstr(optarg), &n) || n < 1 || n > 256) {
+                fprintf(stderr, "switchboard: --workers must be 1..256\n");
+                return 2;
+            }
+            a->workers = (int)n;
+            break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "switchboard: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+static void block_signals(void)
+{
+    /* Workers inherit this mask, so only the main thread's sigwait sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "--help";
+    int code = 2;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "migrate") == 0) {
+        struct serve_args a = {0};
+        code = parse_serve(argc - 1, argv + 1, &a);
+        if (code < 0 && strcmp(cmd, "migrate") == 0) {
+            code = migrate(a.db ? a.db : "sqlite:./switchboard.db");
+        } else if (code < 0) {
+            block_signals();
+            code = serve(&a);
+        }
+    } else if (strcmp(cmd, "chat") == 0) {
+        code = sb_cli_chat(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("switchboard %s\n", SB_VERSION);
+        code = 0;
+    } else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        code = 0;
+    } else {
+        fprintf(stderr, "switchboard: unknown command '%s'\n\n%s", cmd, usage_text);
+    }
+    curl_global_cleanup();
+    return code;
+}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.h - the HTTP/1.1 server: workers, connections, requests, responses.
+ *
+ * N worker threads each run one libuv loop with its own SO_REUSEPORT
+ * listener, so the kernel spreads connections and no lock sits between
+ * workers. A connection carries one request at a time: pipelined requests
+ * wait in the connection's input buffer and are parsed only after the
+ * previous response is fully written, which answers them in order.
+ *
+ * Lifetime of a request (the rule handlers must follow): the server calls
+ * the handler once the whole body has arrived. The handler answers with
+ * sb_http_respond(), or with sb_http_stream_start() + sb_http_stream_write()
+ * + sb_http_stream_end(), possibly later from loop callbacks. If the client
+ * goes away first, the server calls the abort hook once; after it returns,
+ * the request is gone and the handler must not touch it again. The request's
+ * arena lives until the response has been written (or the abort hook ran).
+ *
+ * This layer knows nothing about LLMs: errors it produces itself (400, 408,
+ * 413, 431, 503) use the OpenAI error shape because that is what our
+ * clients parse, built by sb_http_error_body().
+ */
+#ifndef SB_NET_HTTP_H
+#define SB_NET_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/slice.h"
+
+struct sb_server;
+struct sb_http_req;
+
+struct sb_http_header {
+    struct sb_slice name;  /* as sent */
+    struct sb_slice value; /* leading/trailing whitespace removed */
+};
+
+typedef void (*sb_http_handler_fn)(struct sb_http_req *req, void *worker_ctx);
+/* Called on the worker's thread, before it accepts; returns the worker's context. */
+typedef void *(*sb_worker_start_fn)(uv_loop_t *loop, int index, void *ud);
+/* Called on the worker's thread during shutdown, after the last connection
+ * closed; must start closing every handle it created (the loop ends when none is left). */
+typedef void (*sb_worker_stop_fn)(void *worker_ctx);
+
+struct sb_server_opts {
+    const char *host;             /* "127.0.0.1" */
+    int port;                     /* 0 = pick one (see sb_server_port) */
+    int workers;                  /* >= 1 */
+    size_t max_header_bytes;      /* request line + headers; over it: 431 */
+    size_t max_body_bytes;        /* over it: 413 */
+    unsigned header_timeout_ms;   /* from first byte to end of headers (and body): 408 */
+    unsigned idle_timeout_ms;     /* keep-alive connection with no request: closed */
+    unsigned max_connections;     /* across all workers; over it: 503 and close */
+    unsigned shutdown_timeout_ms; /* how long in-flight requests may finish */
+    sb_http_handler_fn handler;
+    sb_worker_start_fn worker_start; /* may be NULL */
+    sb_worker_stop_fn worker_stop;   /* may be NULL */
+    void *ud;                        /* passed to worker_start */
+};
+
+/* Binds every worker's listener and starts the threads. Returns owned (free with sb_server_free after sb_server_stop). */
+sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, struct sb_error *err);
+/* The bound port (useful with port 0). */
+int sb_server_port(const struct sb_server *s);
+/* Graceful: stop accepting, let in-flight requests finish within the bound, then join the workers. Blocks. */
+void sb_server_stop(struct sb_server *s);
+void sb_server_free(struct sb_server *s);
+/* Connections open now, across workers (for /metrics). */
+unsigned sb_server_connections(const struct sb_server *s);
+
+/* ---- the request, as the handler sees it ---- */
+
+struct sb_http_req {
+    struct sb_arena *arena;          /* request-scoped memory */
+    struct sb_slice method;          /* "POST" */
+    struct sb_slice path;            /* "/v1/chat/completions", no query */
+    struct sb_slice query;           /* after '?', may be empty */
+    struct sb_http_header *headers;  /* arena */
+    size_t nheaders;
+    struct sb_slice body;            /* whole body (dechunked), valid until the request ends */
+    const char *id;                  /* request id: the client's x-request-id if sane, else generated */
+    uint64_t start_ns;               /* uv_hrtime() when the first byte arrived */
+    void *conn;                      /* server-private */
+};
+
+/* Header value by case-insensitive name, or an empty slice with p == NULL. */
+struct sb_slice sb_http_header(const struct sb_http_req *req, const char *name);
+
+/* Whole response with Content-Length. Copies headers; borrows body until the write completes (arena memory is fine). */
+void sb_http_respond(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,
+                     size_t n, struct sb_slice body);
+/* An error response in the OpenAI shape. */
+void sb_http_respond_error(struct sb_http_req *req, int status, const char *type,
+                           const char *code, const char *msg);
+/* Appends {"error":{"message","type","param":null,"code"}} to out. */
+void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, const char *msg);
+
+/* Streaming: chunked transfer encoding. */
+void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,
+                          size_t n);
+/* Copies p[0..n). Returns bytes queued but not yet written to the socket,
+ * so the caller can stop reading its source above a high-water mark. */
+size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n);
+void sb_http_stream_end(struct sb_http_req *req);
+
+/* Called when queued output drops to zero after sb_http_stream_write reported a backlog. */
+typedef void (*sb_http_drain_fn)(void *ud);
+/* Called once if the client disconnects (or shutdown expires) before the response ended. */
+typedef void (*sb_http_abort_fn)(void *ud);
+void sb_http_on_drain(struct sb_http_req *req, sb_http_drain_fn fn, void *ud);
+void sb_http_on_abort(struct sb_http_req *req, sb_http_abort_fn fn, void *ud);
+
+/* The reason phrase for a status code. */
+const char *sb_http_reason(int status);
+
+#endif

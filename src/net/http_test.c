@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http_test.c - the HTTP server over real loopback sockets.
+ *
+ * The server runs its worker threads; the test talks to it with plain
+ * blocking sockets (with receive timeouts, so a server bug fails the test
+ * instead of hanging it).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "net/http.h"
+
+static struct sb_server *srv;
+static int port;
+
+/* ---- the handler under test ---- */
+
+struct later {
+    uv_timer_t t;
+    struct sb_http_req *req;
+    int left;
+    bool aborted;
+};
+
+static void later_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_abort(void *ud)
+{
+    struct later *l = ud;
+    l->aborted = true;
+    uv_timer_stop(&l->t);
+    uv_close((uv_handle_t *)&l->t, later_closed);
+}
+
+static void tick(uv_timer_t *t)
+{
+    struct later *l = t->data;
+    if (l->left-- > 0) {
+        sb_http_stream_write(l->req, "tick\n", 5);
+        return;
+    }
+    sb_http_stream_end(l->req);
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, later_closed);
+}
+
+static void *worker_start(uv_loop_t *loop, int index, void *ud)
+{
+    return loop;
+}
+
+static void handler(struct sb_http_req *req, void *ctx)
+{
+    static const struct sb_http_header h[] = {{SB_SLICE("content-type"), SB_SLICE("text/plain")}};
+    if (sb_slice_eq_cstr(req->path, "/stream")) {
+        struct later *l = calloc(1, sizeof(*l));
+        l->req = req;
+        l->left = 3;
+        uv_timer_init(ctx, &l->t);
+        l->t.data = l;
+        sb_http_stream_start(req, 200, h, 1);
+        sb_http_on_abort(req, on_abort, l);
+        uv_timer_start(&l->t, tick, 20, 20);
+        return;
+    }
+    char *out = sb_arena_printf(req->arena, "%.*s %.*s body=%zu", SB_FMT(req->method),
+                                SB_FMT(req->path), req->body.len);
+    sb_http_respond(req, 200, h, 1, sb_slice_cstr(out));
+}
+
+/* ---- a blocking client ---- */
+
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until `until` appears (or EOF/timeout); returns malloc'd text. */
+static char *recv_until(int fd, const char *until)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *b = calloc(1, cap + 1);
+    while (len < cap) {
+        ssize_t r = recv(fd, b + len, cap - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        b[len] = '\0';
+        if (until && strstr(b, until))
+            break;
+    }
+    return b;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* ---- tests ---- */
+
+static void keep_alive_two_requests(void **state)
+{
+    int fd = dial();
+    const char *r = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, r, strlen(r));
+    char *a = recv_until(fd, "body=0");
+    assert_non_null(strstr(a, "HTTP/1.1 200 OK"));
+    assert_non_null(strstr(a, "x-request-id: req_"));
+    send_all(fd, r, strlen(r));
+    char *b = recv_until(fd, "body=0");
+    assert_non_null(strstr(b, "GET /a body=0"));
+    free(a);
+    free(b);
+    close(fd);
+}
+
+static void pipelined_in_order(void **state)
+{
+    int fd = dial();
+    const char *r = "POST /one HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                    "GET /two HTTP/1.1\r\n\r\n"
+                    "GET /three HTTP/1.1\r\nConnection: close\r\n\r\n";
+    send_all(fd, r, strlen(r));
+    char *a = recv_until(fd, NULL);
+    char *one = strstr(a, "POST /one body=3"), *two = strstr(a, "GET /two"),
+         *three = strstr(a, "GET /three");
+    assert_non_null(one);
+    assert_non_null(two);
+    assert_non_null(three);
+    assert_true(one < two && two < three);
+    free(a);
+    close(fd);
+}
+
+static void chunked_body_and_continue(void **state)
+{
+    int fd = dial();
+    const char *h = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    send_all(fd, h, strlen(h));
+    char *c = recv_until(fd, "\r\n\r\n");
+    assert_non_null(strstr(c, "HTTP/1.1 100 Continue"));
+    const char *b = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    send_all(fd, b, strlen(b));
+    char *r = recv_until(fd, "body=11");
+    assert_non_null(strstr(r, "POST /c body=11"));
+    free(c);
+    free(r);
+    close(fd);
+}
+
+static void expect_status(const char *req, size_t len, const char *status)
+{
+    int fd = dial();
+    send(fd, req, len, MSG_NOSIGNAL);
+    char *r = recv_until(fd, NULL);
+    assert_non_null(strstr(r, status));
+    assert_non_null(strstr(r, "\"error\":{\"message\""));
+    free(r);
+    close(fd);
+}
+
+static void limits(void **state)
+{
+    expect_status("BLAH\x01 / HTTP/1.1\r\n\r\n", 19, "HTTP/1.1 400");
+    char big[20000];
+    int n = snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX-Big: ");
+    memset(big + n, 'a', 18000);
+    memcpy(big + n + 18000, "\r\n\r\n", 4);
+    expect_status(big, (size_t)n + 18004, "HTTP/1.1 431");
+    const char *tl = "POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n";
+    expect_status(tl, strlen(tl), "HTTP/1.1 413");
+}
+
+static void header_timeout(void **state)
+{
+    int fd = dial();
+    send_all(fd, "GET / HTTP/1.1\r\nHost:", 21);
+    char *r = recv_until(fd, NULL); /* server times out after 300 ms */
+    assert_non_null(strstr(r, "HTTP/1.1 408"));
+    free(r);
+    close(fd);
+}
+
+static void streaming_chunked(void **state)
+{
+    int fd = dial();
+    const char *r = "GET /stream HTTP/1.1\r\n\r\n";
+    send_all(fd, r, strlen(r));
+    char *a = recv_until(fd, "0\r\n\r\n");
+    assert_non_null(strstr(a, "transfer-encoding: chunked"));
+    assert_int_equal(count(a, "tick\n"), 3);
+    free(a);
+    close(fd);
+}
+
+static void client_abort_mid_stream(void **state)
+{
+    int fd = dial();
+    const char *r = "GET /stream HTTP/1.1\r\n\r\n";
+    send_all(fd, r, strlen(r));
+    char *a = recv_until(fd, "tick");
+    free(a);
+    close(fd); /* the handler's abort hook must run; ASan catches a use after free */
+    usleep(100 * 1000);
+    keep_alive_two_requests(state);
+}
+
+int main(void)
+{
+    struct sb_server_opts o = {
+        .host = "127.0.0.1",
+        .workers = 2,
+        .max_header_bytes = 16384,
+        .max_body_bytes = 65536,
+        .header_timeout_ms = 300,
+        .idle_timeout_ms = 1000,
+        .max_connections = 100,
+        .shutdown_timeout_ms = 1000,
+        .handler = handler,
+        .worker_start = worker_start,
+    };
+    struct sb_error err;
+    if (sb_server_start(&o, &srv, &err) != SB_OK) {
+        fprintf(stderr, "start: %s\n", err.msg);
+        return 1;
+    }
+    port = sb_server_port(srv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(keep_alive_two_requests),
+        cmocka_unit_test(pipelined_in_order),
+        cmocka_unit_test(chunked_body_and_continue),
+        cmocka_unit_test(limits),
+        cmocka_unit_test(header_timeout),
+        cmocka_unit_test(streaming_chunked),
+        cmocka_unit_test(client_abort_mid_stream),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    sb_server_stop(srv);
+    sb_server_free(srv);
+    return rc;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - the YAML config file (DESIGN.md §3).
+ *
+ * Parsed with libyaml, driven by one key table per section, validated
+ * completely before anything uses it; every error names file:line and the
+ * key path ("switchboard.yaml:12: providers[0].api_key: ..."). Unknown keys,
+ * wrong types, out-of-range numbers and YAML aliases are errors. Credentials
+ * are only references (env:NAME or file:PATH) and stay unresolved in the
+ * struct; a literal key is refused without being echoed.
+ *
+ * Top-level keys and defaults:
+ *   listen: 127.0.0.1:8080          HOST:PORT
+ *   database: sqlite:./switchboard.db
+ *   redis: (none)                   redis://...
+ *   workers: 0                      0 = one per core, at most 1024
+ *   server:                         connection limits of the listener
+ *     max_body_bytes: 8388608       request body, 1 KiB .. 1 GiB      (8 MiB)
+ *     max_header_bytes: 16384       request header block, 1 KiB .. 1 MiB (16 KiB)
+ *     header_timeout_ms: 10000      time to receive the headers, 100 .. 600000
+ *     idle_timeout_ms: 60000        keep-alive idle time, 100 .. 3600000
+ *     max_connections: 10000        open client connections, 1 .. 1000000
+ *     shutdown_timeout_ms: 10000    drain time on SIGTERM, 0 .. 600000
+ *   providers: [...]  models: [...]  routes: [...]   (see examples/switchboard.yaml)
+ */
+#ifndef SB_ROUTER_CONFIG_H
+#define SB_ROUTER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/slice.h"
+#include "crypto/secret.h"
+#include "provider/provider.h"
+#include "store/store.h"
+
+struct sb_server_limits {
+    int64_t max_body_bytes;      /* request body */
+    int64_t max_header_bytes;    /* request line + headers */
+    int64_t header_timeout_ms;   /* until the headers are complete */
+    int64_t idle_timeout_ms;     /* keep-alive connection with no request */
+    int64_t max_connections;     /* open client connections */
+    int64_t shutdown_timeout_ms; /* graceful drain on SIGTERM/SIGINT */
+};
+
+struct sb_config {
+    const char *path;                /* file it came from, "(defaults)" when none */
+    const char *listen;              /* HOST:PORT */
+    const char *database;            /* sqlite:PATH | postgres://... */
+    const char *redis;               /* redis://..., NULL = none */
+    int64_t workers;                 /* 0 = number of cores */
+    struct sb_server_limits server;
+    struct sb_store_entities system; /* providers, models, routes; is_system = true */
+    struct sb_arena *arena;          /* owns every string and array above */
+};
+
+/* The wire formats (DESIGN.md §6) and how each authenticates by default. */
+struct sb_config_type {
+    const char *name;             /* "openai" */
+    const char *auth_method;      /* the providers.auth_method column: bearer | api_key | aws_sigv4 */
+    enum sb_auth_method auth;     /* what the registry puts in struct sb_provider */
+};
+/* The entry for a type name, or NULL when it is not one of the 8. */
+const struct sb_config_type *sb_config_type_find(struct sb_slice name);
+
+/* Returns owned *out (free with sb_config_free) holding only the defaults. */
+struct sb_config *sb_config_default(void);
+/* Reads and validates the file at path (at most 1 MiB). Returns owned *out. */
+sb_err sb_config_load(const char *path, struct sb_config **out, struct sb_error *err);
+/* The same from a buffer; name is used in messages. Borrows p. (The fuzz entry point.) */
+sb_err sb_config_parse(const char *name, const char *p, size_t len, struct sb_config **out,
+                       struct sb_error *err);
+/* Accepts NULL. */
+void sb_config_free(struct sb_config *c);
+
+/*
+ * Resolves a credential reference. "env:NAME" reads the variable; unset or
+ * empty gives *out = NULL and a warning, not an error (so `make run` works
+ * without keys). "file:PATH" reads the file (it must exist; at most 64 KiB),
+ * dropping one trailing newline. ref == NULL gives *out = NULL. Anything
+ * else is SB_E_CONFIG. Returns owned *out (free with sb_secret_free).
+ */
+sb_err sb_config_resolve_secret(const char *ref, struct sb_secret **out, struct sb_error *err);
+
+#endif

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gateway.h - the data plane: /v1 endpoints over the registry snapshot.
+ *
+ * sb_gateway holds what every worker shares and nobody changes after start
+ * (the usage writer, the admin token's hash, limits). Each worker loop has
+ * an sb_gw_worker with its own upstream client. The proxy resolves the
+ * model in the current snapshot, lets the provider adapter build the
+ * upstream request, relays the answer (stream chunk by chunk) and submits
+ * one usage record per request.
+ */
+#ifndef SB_ROUTER_GATEWAY_H
+#define SB_ROUTER_GATEWAY_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "crypto/keys.h"
+#include "net/http.h"
+
+struct sb_usage_writer;
+struct sb_upstream;
+
+struct sb_gateway {
+    struct sb_usage_writer *usage;  /* borrowed; may be NULL in tests */
+    struct sb_admin_hash admin;     /* the admin token's hash */
+    bool has_admin;                 /* false: every /v1 request is refused */
+    size_t max_body_bytes;          /* client limit, reused for parsing */
+    size_t max_upstream_bytes;      /* largest non-streamed upstream body we accept */
+};
+
+struct sb_gw_worker {
+    struct sb_gateway *gw;    /* shared, read-only */
+    uv_loop_t *loop;          /* this worker's loop */
+    struct sb_upstream *up;   /* this loop's upstream client */
+};
+
+/* True when the request carries the admin token (Bearer, or x-api-key). */
+bool sb_gateway_authorized(const struct sb_gateway *gw, const struct sb_http_req *req);
+
+/* Handlers for the /v1 endpoints; each answers req (now or later). */
+void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w);
+void sb_gateway_embeddings(struct sb_http_req *req, struct sb_gw_worker *w);
+void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w);
+
+#endif

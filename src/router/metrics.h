@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.h - request counters and histograms, rendered as Prometheus text.
+ *
+ * One process-wide table keyed by (provider, model, status) behind a mutex:
+ * a request touches it once, at its end, so the lock is held for a few
+ * dozen nanoseconds and never contended in practice. Labels are copied in,
+ * so a registry swap cannot leave dangling names behind.
+ */
+#ifndef SB_ROUTER_METRICS_H
+#define SB_ROUTER_METRICS_H
+
+#include <stdbool.h>
+
+#include "core/buf.h"
+
+struct sb_metrics_sample {
+    const char *provider;  /* "" when the request never reached one */
+    const char *model;     /* "" likewise */
+    int status;            /* HTTP status returned to the client */
+    double latency_s;      /* whole request */
+    double ttft_s;         /* < 0 when not streamed */
+    bool upstream_error;   /* the upstream failed (refused, timeout, 5xx, broken stream) */
+    const char *error_code;/* sb_err_name when upstream_error */
+};
+
+void sb_metrics_inflight(int delta);
+void sb_metrics_record(const struct sb_metrics_sample *s);
+/* Appends the whole exposition (text format 0.0.4) to out. extra_gauges may be NULL. */
+void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long long usage_written,
+                       unsigned long long usage_failed);
+
+#endif

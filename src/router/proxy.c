@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy.c - one /v1 request through a provider adapter to its upstream.
+ *
+ * The flow: parse the client's JSON (bounded), resolve `model` in the
+ * registry snapshot (holding a reference for the whole request), let the
+ * adapter build the upstream request, start it on this loop's upstream
+ * client, and relay the answer. A stream is relayed event by event as the
+ * bytes arrive: all events of one upstream read go out in one write, and
+ * when the client's socket backs up we pause the upstream transfer until it
+ * drains (STYLE.md practice 16). If the client goes away, the upstream
+ * request is cancelled at once, and the request is still accounted with the
+ * tokens it had received.
+ *
+ * All request state lives in the request's arena; heap buffers and the
+ * snapshot reference are released by an arena hook, which runs after the
+ * upstream request is finished or cancelled.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "router/gateway.h"
+#include "router/metrics.h"
+#include "router/registry.h"
+#include "store/usage.h"
+#include "upstream/client.h"
+
+#define STREAM_HIGH_WATER (256 * 1024) /* client backlog that pauses the upstream */
+
+struct proxy {
+    struct sb_http_req *req;       /* the client request (owns this struct's arena) */
+    struct sb_gw_worker *w;
+    struct sb_registry *reg;       /* snapshot reference, released by the arena hook */
+    struct sb_call call;           /* what the adapter sees */
+    struct sb_ureq *ureq;          /* in flight, or NULL */
+    int status;                    /* upstream HTTP status */
+    struct sb_slice retry_after;   /* from the upstream, copied */
+    bool streaming;                /* relaying SSE to the client */
+    bool done;                     /* accounted: nothing more may happen */
+    void *st;                      /* adapter stream state */
+    struct sb_buf body;            /* non-streamed upstream body */
+    struct sb_buf out;             /* SSE bytes of the current upstream read */
+    struct sb_usage_counts usage;  /* from the upstream, -1 when unknown */
+    int64_t delta_chunks;          /* chunks relayed with a delta (cancel estimate) */
+    bool saw_done;                 /* [DONE] or a finish_reason arrived */
+    bool sent_error;               /* an SSE error event was written */
+    uint64_t ttft_ns;              /* first relayed byte, 0 if none */
+};
+
+/* ======================================================================
+ * Small helpers
+ * ==================================================================== */
+
+static const struct sb_http_header *route_headers(struct proxy *x, const char *ctype, size_t *n)
+{
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 5 * sizeof(*h));
+    size_t k = 0;
+    h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
+    if (x->call.provider) {
+        h[k++] = (struct sb_http_header){SB_SLICE("x-switchboard-provider"),
+                                         sb_slice_cstr(x->call.provider->id)};
+        h[k++] = (struct sb_http_header){SB_SLICE("x-switchboard-model"),
+                                         sb_slice_cstr(x->call.model->id)};
+        h[k++] = (struct sb_http_header){SB_SLICE("x-switchboard-fallbacks"), SB_SLICE("0")};
+    }
+    if (x->retry_after.len)
+        h[k++] = (struct sb_http_header){SB_SLICE("retry-after"), x->retry_after};
+    *n = k;
+    return h;
+}
+
+static double ms_since(uint64_t start_ns, uint64_t now_ns)
+{
+    return (double)(now_ns - start_ns) / 1e6;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* ======================================================================
+ * Accounting: one usage row and one metrics sample per request
+ * ==================================================================== */
+
+static void account(struct proxy *x, int http_status, const char *status, sb_err code)
+{
+    if (x->done)
+        return;
+    x->done = true;
+    uint64_t now = uv_hrtime();
+    const struct sb_model *m = x->call.model;
+    struct sb_usage u;
+    memset(&u, 0, sizeof(u));
+    copy_field(u.request_id, sizeof(u.request_id), x->req->id);
+    double latency_ms = ms_since(x->req->start_ns, now);
+    u.ts_ms = (int64_t)time(NULL) * 1000 - (int64_t)latency_ms;
+    copy_field(u.provider, sizeof(u.provider), m ? m->provider->id : "");
+    copy_field(u.model, sizeof(u.model), m ? m->id : "");
+    copy_field(u.status, sizeof(u.status), status);
+    u.http_status = http_status;
+    u.prompt_tokens = x->usage.prompt_tokens;
+    u.completion_tokens = x->usage.completion_tokens;
+    if (u.completion_tokens < 0 && x->delta_chunks > 0)
+        u.completion_tokens = x->delta_chunks; /* cancelled stream: one token per delta chunk */
+    if (m) {
+        double in = u.prompt_tokens > 0 ? (double)u.prompt_tokens : 0;
+        double outt = u.completion_tokens > 0 ? (double)u.completion_tokens : 0;
+        u.cost_usd = (in * m->input_per_mtok + outt * m->output_per_mtok) / 1e6;
+    }
+    u.latency_ms = latency_ms;
+    u.ttft_ms = x->ttft_ns ? ms_since(x->req->start_ns, x->ttft_ns) : -1;
+    u.streamed = x->call.stream;
+    if (code != SB_OK)
+        copy_field(u.error_code, sizeof(u.error_code), sb_err_name(code));
+    if (x->w->gw->usage)
+        sb_usage_submit(x->w->gw->usage, &u);
+    struct sb_metrics_sample s = {
+        .provider = u.provider,
+        .model = u.model,
+        .status = http_status,
+        .latency_s = latency_ms / 1e3,
+        .ttft_s = x->ttft_ns ? u.ttft_ms / 1e3 : -1,
+        .upstream_error = code == SB_E_UPSTREAM || code == SB_E_UPSTREAM_TIMEOUT ||
+                          http_status >= 500,
+        .error_code = sb_err_name(code),
+    };
+    sb_metrics_record(&s);
+}
+
+static void fail(struct proxy *x, const struct sb_error *e)
+{
+    int status = sb_err_status(e);
+    char code[40];
+    copy_field(code, sizeof(code), sb_err_name(e->code));
+    for (char *p = code; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    account(x, status, "error", e->code);
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_http_error_body(&b, sb_err_type(e->code), code, e->msg);
+    size_t n;
+    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    struct sb_slice body = sb_arena_slice(x->req->arena, sb_buf_slice(&b));
+    sb_buf_free(&b);
+    sb_http_respond(x->req, status, h, n, body);
+}
+
+static void cleanup(void *ud)
+{
+    struct proxy *x = ud;
+    if (x->ureq)
+        sb_ureq_cancel(x->ureq);
+    sb_buf_free(&x->body);
+    sb_buf_free(&x->out);
+    if (x->reg)
+        sb_registry_release(x->reg);
+    sb_metrics_inflight(-1);
+}
+
+/* ======================================================================
+ * Streaming relay
+ * ==================================================================== */
+
+static void sse_append(struct proxy *x, struct sb_slice data)
+{
+    sb_buf_append(&x->out, "data: ", 6);
+    sb_buf_append_slice(&x->out, data);
+    sb_buf_append(&x->out, "\n\n", 2);
+}
+
+static void sse_error(struct proxy *x, const struct sb_error *e)
+{
+    if (x->sent_error)
+        return;
+    x->sent_error = true;
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_http_error_body(&b, sb_err_type(e->code), "upstream_stream_error", e->msg);
+    sse_append(x, sb_buf_slice(&b));
+    sb_buf_free(&b);
+}
+
+static void flush(struct proxy *x)
+{
+    if (x->out.len == 0)
+        return;
+    if (!x->ttft_ns)
+        x->ttft_ns = uv_hrtime();
+    sb_http_stream_write(x->req, x->out.p, x->out.len);
+    sb_buf_reset(&x->out);
+}
+
+static int on_event(void *ud, const struct sb_event *ev)
+{
+    struct proxy *x = ud;
+    switch (ev->kind) {
+    case SB_EV_CHUNK:
+        if (ev->has_usage)
+            x->usage = ev->usage;
+        if (ev->finish_reason.len)
+            x->saw_done = true;
+        if (ev->text.len)
+            x->delta_chunks++;
+        /* The client sees the usage chunk only if it asked for it. */
+        if (!ev->usage_only || x->call.client_wants_usage)
+            sse_append(x, ev->chunk);
+        break;
+    case SB_EV_DONE:
+        x->saw_done = true;
+        sse_append(x, SB_SLICE("[DONE]"));
+        break;
+    case SB_EV_ERROR:
+        sse_error(x, &ev->error);
+        break;
+    }
+    return 0;
+}
+
+static void on_client_drain(void *ud)
+{
+    struct proxy *x = ud;
+    if (x->ureq)
+        sb_ureq_resume(x->ureq);
+}
+
+static void stream_begin(struct proxy *x)
+{
+    x->streaming = true;
+    x->st = x->call.provider->ops->stream_open(&x->call);
+    sb_buf_init(&x->out, 0);
+    size_t n;
+    const struct sb_http_header *h = route_headers(x, "text/event-stream", &n);
+    struct sb_http_header *all = sb_arena_alloc(x->req->arena, (n + 1) * sizeof(*all));
+    memcpy(all, h, n * sizeof(*h));
+    all[n++] = (struct sb_http_header){SB_SLICE("cache-control"), SB_SLICE("no-cache")};
+    sb_http_stream_start(x->req, 200, all, n);
+}
+
+/* Ends the stream; err is NULL on a clean end. */
+static void stream_end(struct proxy *x, const struct sb_error *err)
+{
+    if (err)
+        sse_error(x, err);
+    flush(x);
+    sb_http_stream_end(x->req);
+    if (err)
+        account(x, 200, "error", err->code);
+    else
+        account(x, 200, "ok", SB_OK);
+}
+
+/* ======================================================================
+ * Upstream callbacks
+ * ==================================================================== */
+
+static struct sb_slice find_kv(const struct sb_kv *h, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sb_slice_caseeq(h[i].name, sb_slice_cstr(name)))
+            return h[i].value;
+    return SB_SLICE_NULL;
+}
+
+static void on_head(void *ud, int status, const struct sb_kv *h, size_t n)
+{
+    struct proxy *x = ud;
+    x->status = status;
+    struct sb_slice ra = find_kv(h, n, "retry-after");
+    if (ra.len)
+        x->retry_after = sb_arena_slice(x->req->arena, ra);
+    if (status >= 200 && status < 300 && x->call.stream)
+        stream_begin(x);
+}
+
+static int on_data(void *ud, const char *p, size_t n)
+{
+    struct proxy *x = ud;
+    if (!x->streaming) {
+        if (sb_buf_append(&x->body, p, n) != SB_OK) {
+            struct sb_error e;
+            sb_fail(&e, SB_E_UPSTREAM, "upstream response exceeds %zu bytes", x->body.max);
+            sb_ureq_cancel(x->ureq);
+            x->ureq = NULL;
+            fail(x, &e);
+        }
+        return 0;
+    }
+    /* Pause before consuming: a paused transfer hands us the same bytes again. */
+    if (sb_http_stream_write(x->req, NULL, 0) > STREAM_HIGH_WATER) {
+        sb_http_on_drain(x->req, on_client_drain, x);
+        return SB_UREQ_PAUSE;
+    }
+    struct sb_error e;
+    sb_err rc = x->call.provider->ops->stream_feed(x->st, p, n, on_event, x, &e);
+    if (rc != SB_OK && rc != SB_AGAIN) {
+        sb_ureq_cancel(x->ureq);
+        x->ureq = NULL;
+        stream_end(x, &e);
+        return 0;
+    }
+    flush(x);
+    return 0;
+}
+
+static void finish_stream(struct proxy *x, sb_err result, const struct sb_error *err)
+{
+    struct sb_error e;
+    if (result != SB_OK) {
+        sb_fail(&e, result, "upstream stream broke: %s", err ? err->msg : sb_err_name(result));
+        stream_end(x, &e);
+        return;
+    }
+    sb_err rc = x->call.provider->ops->stream_finish(x->st, on_event, x, &e);
+    stream_end(x, rc == SB_OK || x->saw_done ? NULL : &e);
+}
+
+static void finish_whole(struct proxy *x)
+{
+    struct sb_error e;
+    const struct sb_provider_ops *ops = x->call.provider->ops;
+    struct sb_slice body = sb_buf_slice(&x->body);
+    if (x->status < 200 || x->status >= 300) {
+        ops->map_error(&x->call, x->status, body, &e);
+        fail(x, &e);
+        return;
+    }
+    struct sb_result r;
+    if (ops->parse_response(&x->call, body, &r, &e) != SB_OK) {
+        fail(x, &e);
+        return;
+    }
+    x->usage = r.usage;
+    account(x, 200, "ok", SB_OK);
+    size_t n;
+    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    sb_http_respond(x->req, 200, h, n, r.body);
+}
+
+static void on_done(void *ud, sb_err result, const struct sb_error *err)
+{
+    struct proxy *x = ud;
+    x->ureq = NULL;
+    if (x->done)
+        return;
+    if (x->streaming) {
+        finish_stream(x, result, err);
+    } else if (result != SB_OK) {
+        fail(x, err);
+    } else {
+        finish_whole(x);
+    }
+}
+
+static void on_client_abort(void *ud)
+{
+    struct proxy *x = ud;
+    if (x->ureq) {
+        sb_ureq_cancel(x->ureq);
+        x->ureq = NULL;
+    }
+    account(x, 499, "cancelled", SB_OK);
+}
+
+/* ======================================================================
+ * Entry: parse, resolve, start
+ * ==================================================================== */
+
+static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
+{
+    struct proxy *x = sb_arena_calloc(req->arena, sizeof(*x));
+    x->req = req;
+    x->w = w;
+    x->call.arena = req->arena;
+    x->usage.prompt_tokens = x->usage.completion_tokens = -1;
+    sb_buf_init(&x->body, w->gw->max_upstream_bytes);
+    sb_buf_init(&x->out, 0);
+    x->reg = sb_registry_acquire();
+    sb_metrics_inflight(1);
+    sb_arena_on_free(req->arena, cleanup, x);
+    return x;
+}
+
+static sb_err parse_body(struct proxy *x, struct sb_error *err)
+{
+    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = x->w->gw->max_body_bytes};
+    struct sb_json *j;
+    x->call.body = x->req->body;
+    if (sb_json_parse(x->req->arena, x->req->body.p, x->req->body.len, &lim, &j, err) != SB_OK) {
+        err->code = SB_E_BAD_JSON;
+        return SB_E_BAD_JSON;
+    }
+    if (j->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_BAD_JSON, "request body must be a JSON object");
+    x->call.json = j;
+    const struct sb_json *stream = sb_json_get(j, "stream");
+    if (stream && stream->type != SB_JSON_TRUE && stream->type != SB_JSON_FALSE &&
+        stream->type != SB_JSON_NULL)
+        return sb_fail(err, SB_E_BAD_REQUEST, "'stream' must be a boolean");
+    x->call.stream = x->call.op == SB_OP_CHAT && sb_json_bool(stream);
+    const struct sb_json *so = sb_json_get(j, "stream_options");
+    x->call.client_wants_usage = sb_json_bool(sb_json_get(so, "include_usage"));
+    return SB_OK;
+}
+
+static sb_err resolve_model(struct proxy *x, struct sb_error *err)
+{
+    const struct sb_json *m = sb_json_get(x->call.json, "model");
+    if (!m)
+        return sb_fail(err, SB_E_BAD_REQUEST, "missing required parameter: 'model'");
+    if (m->type != SB_JSON_STRING || m->str.len == 0)
+        return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
+    const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, m->str) : NULL;
+    if (model) {
+        x->call.model = model;
+        x->call.provider = model->provider;
+        return SB_OK;
+    }
+    const char *near[3];
+    size_t n = x->reg ? sb_registry_suggest(x->reg, m->str, near, 3) : 0;
+    char hint[160] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(hint);
+        snprintf(hint + len, sizeof(hint) - len, "%s%s", i ? ", " : " Did you mean: ", near[i]);
+    }
+    sb_fail(err, SB_E_NOT_FOUND, "The model '%.*s' does not exist or is not enabled.%s%s",
+            (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p, hint, n ? "?" : "");
+    return SB_E_NOT_FOUND;
+}
+
+static sb_err start_upstream(struct proxy *x, struct sb_error *err)
+{
+    const struct sb_provider *p = x->call.provider;
+    struct sb_upstream_req ur;
+    if (p->ops->build_request(&x->call, &ur, err) != SB_OK)
+        return err->code;
+    struct sb_ureq_spec spec = {
+        .method = ur.method,
+        .url = ur.url,
+        .headers = ur.headers,
+        .nheaders = ur.nheaders,
+        .body = ur.body.p,
+        .body_len = ur.body.len,
+        .connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000,
+        .total_timeout_ms = p->timeout_ms,
+        .idle_timeout_ms = p->idle_timeout_ms,
+    };
+    static const struct sb_ureq_cbs cbs = {on_head, on_data, on_done};
+    x->ureq = sb_ureq_start(x->w->up, &spec, &cbs, x, err);
+    if (!x->ureq)
+        return err->code ? err->code : SB_E_UPSTREAM;
+    sb_http_on_abort(x->req, on_client_abort, x);
+    return SB_OK;
+}
+
+static void proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op op)
+{
+    struct proxy *x = proxy_new(req, w);
+    struct sb_error err = {0};
+    x->call.op = op;
+    if (parse_body(x, &err) != SB_OK || resolve_model(x, &err) != SB_OK ||
+        start_upstream(x, &err) != SB_OK)
+        fail(x, &err);
+}
+
+void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w)
+{
+    proxy_run(req, w, SB_OP_CHAT);
+}
+
+void sb_gateway_embeddings(struct sb_http_req *req, struct sb_gw_worker *w)
+{
+    proxy_run(req, w, SB_OP_EMBEDDINGS);
+}
+
+void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w)
+{
+    struct sb_registry *r = sb_registry_acquire();
+    struct sb_buf b;
+    struct sb_jw j;
+    sb_buf_init(&b, 0);
+    sb_jw_init(&j, &b);
+    sb_jw_obj_begin(&j);
+    sb_jw_key(&j, "object");
+    sb_jw_cstr(&j, "list");
+    sb_jw_key(&j, "data");
+    sb_jw_arr_begin(&j);
+    size_t n = r ? sb_registry_model_count(r) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sb_model *m = sb_registry_model_at(r, i);
+        if (!m->enabled || !m->provider->enabled)
+            continue;
+        sb_jw_obj_begin(&j);
+        sb_jw_key(&j, "id");
+        sb_jw_cstr(&j, m->id);
+        sb_jw_key(&j, "object");
+        sb_jw_cstr(&j, "model");
+        sb_jw_key(&j, "created");
+        sb_jw_int(&j, 0);
+        sb_jw_key(&j, "owned_by");
+        sb_jw_cstr(&j, m->provider->id);
+        sb_jw_obj_end(&j);
+    }
+    sb_jw_arr_end(&j);
+    sb_jw_obj_end(&j);
+    if (r)
+        sb_registry_release(r);
+    static const struct sb_http_header h[] = {
+        {SB_SLICE("content-type"), SB_SLICE("application/json")}};
+    sb_http_respond(req, 200, h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));
+    sb_buf_free(&b);
+}

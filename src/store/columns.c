@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * columns.c - the JSON columns of providers, models and routes.
+ *
+ * One encoding shared by every backend, so a database written by SQLite
+ * reads the same when moved to PostgreSQL. Member names are the config
+ * file's keys (DESIGN.md §3), so the admin API can mirror them too.
+ * auth_config holds credential *references* (env:NAME, file:PATH) only; an
+ * encrypted credential lives in provider_credentials, never here.
+ * Decoding is lenient about absent members (defaults apply) and strict about
+ * types: a column that is not what we wrote fails with SB_E_STORE.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "store/store.h"
+
+/* The capability flags, in the order the config file documents them. */
+static const struct {
+    const char *key;
+    size_t off; /* of the bool in struct sb_store_caps */
+} caps[] = {
+    {"streaming", offsetof(struct sb_store_caps, streaming)},
+    {"tools", offsetof(struct sb_store_caps, tools)},
+    {"vision", offsetof(struct sb_store_caps, vision)},
+    {"json_mode", offsetof(struct sb_store_caps, json_mode)},
+    {"embeddings", offsetof(struct sb_store_caps, embeddings)},
+};
+
+/* ---- encoding ---- */
+
+static void put_str(struct sb_jw *w, const char *key, const char *v)
+{
+    if (!v)
+        return;
+    sb_jw_key(w, key);
+    sb_jw_cstr(w, v);
+}
+
+static void put_int(struct sb_jw *w, const char *key, int64_t v)
+{
+    if (v == 0)
+        return;
+    sb_jw_key(w, key);
+    sb_jw_int(w, v);
+}
+
+static void begin(struct sb_jw *w, struct sb_buf *out)
+{
+    sb_buf_reset(out);
+    sb_jw_init(w, out);
+    sb_jw_obj_begin(w);
+}
+
+void sb__enc_auth(const struct sb_store_provider *p, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    put_str(&w, "api_key", p->api_key);
+    put_str(&w, "aws_access_key_id", p->aws_access_key_id);
+    put_str(&w, "aws_secret_access_key", p->aws_secret_access_key);
+    put_str(&w, "aws_session_token", p->aws_session_token);
+    sb_jw_obj_end(&w);
+}
+
+void sb__enc_options(const struct sb_store_provider *p, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    put_int(&w, "timeout_ms", p->timeout_ms);
+    put_int(&w, "connect_timeout_ms", p->connect_timeout_ms);
+    put_str(&w, "api_version", p->api_version);
+    put_str(&w, "region", p->region);
+    if (p->nheaders) {
+        sb_jw_key(&w, "headers");
+        sb_jw_obj_begin(&w);
+        for (size_t i = 0; i < p->nheaders; i++) {
+            sb_jw_key(&w, p->headers[i].name);
+            sb_jw_cstr(&w, p->headers[i].value);
+        }
+        sb_jw_obj_end(&w);
+    }
+    sb_jw_obj_end(&w);
+}
+
+void sb__enc_rate_limits(const struct sb_store_provider *p, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    put_int(&w, "rpm", p->rpm);
+    put_int(&w, "tpm", p->tpm);
+    sb_jw_obj_end(&w);
+}
+
+void sb__enc_caps(const struct sb_store_model *m, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        sb_jw_key(&w, caps[i].key);
+        sb_jw_bool(&w, *(const bool *)((const char *)&m->caps + caps[i].off));
+    }
+    sb_jw_obj_end(&w);
+}
+
+void sb__enc_pricing(const struct sb_store_model *m, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    sb_jw_key(&w, "input_per_mtok");
+    sb_jw_double(&w, m->input_per_mtok);
+    sb_jw_key(&w, "output_per_mtok");
+    sb_jw_double(&w, m->output_per_mtok);
+    sb_jw_obj_end(&w);
+}
+
+void sb__enc_targets(const struct sb_store_route *r, struct sb_buf *out)
+{
+    struct sb_jw w;
+    sb_buf_reset(out);
+    sb_jw_init(&w, out);
+    sb_jw_arr_begin(&w);
+    for (size_t i = 0; i < r->ntargets; i++)
+        sb_jw_cstr(&w, r->targets[i]);
+    sb_jw_arr_end(&w);
+}
+
+/* ---- decoding ---- */
+
+static sb_err parse(struct sb_arena *a, const char *text, const char *column, bool array,
+                    struct sb_json **out, struct sb_error *err)
+{
+    struct sb_error perr = {0};
+    if (!text || !*text)
+        text = array ? "[]" : "{}";
+    if (sb_json_parse(a, text, strlen(text), NULL, out, &perr) != SB_OK)
+        return sb_fail(err, SB_E_STORE, "column %s: %s", column, perr.msg);
+    if ((*out)->type != (array ? SB_JSON_ARRAY : SB_JSON_OBJECT))
+        return sb_fail(err, SB_E_STORE, "column %s: expected a JSON %s", column,
+                       array ? "array" : "object");
+    return SB_OK;
+}
+
+/* Optional string member: absent or null leaves *dst alone. */
+static sb_err get_str(struct sb_arena *a, const struct sb_json *obj, const char *key,
+                      const char **dst, const char *column, struct sb_error *err)
+{
+    const struct sb_json *j = sb_json_get(obj, key);
+    if (!j || j->type == SB_JSON_NULL)
+        return SB_OK;
+    if (!sb_json_is_string(j) || memchr(j->str.p, '\0', j->str.len))
+        return sb_fail(err, SB_E_STORE, "column %s: %s is not a string", column, key);
+    *dst = sb_arena_strndup(a, j->str.p, j->str.len);
+    return SB_OK;
+}
+
+static sb_err get_int(const struct sb_json *obj, const char *key, int64_t *dst,
+                      const char *column, struct sb_error *err)
+{
+    const struct sb_json *j = sb_json_get(obj, key);
+    if (!j || j->type == SB_JSON_NULL)
+        return SB_OK;
+    if (!sb_json_int64(j, dst))
+        return sb_fail(err, SB_E_STORE, "column %s: %s is not an integer", column, key);
+    return SB_OK;
+}
+
+static sb_err get_num(const struct sb_json *obj, const char *key, double *dst,
+                      const char *column, struct sb_error *err)
+{
+    const struct sb_json *j = sb_json_get(obj, key);
+    if (!j || j->type == SB_JSON_NULL)
+        return SB_OK;
+    if (!sb_json_double(j, dst) || !isfinite(*dst))
+        return sb_fail(err, SB_E_STORE, "column %s: %s is not a number", column, key);
+    return SB_OK;
+}
+
+sb_err sb__dec_auth(struct sb_arena *a, const char *text, struct sb_store_provider *p,
+                    struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "auth_config", false, &o, err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "api_key", &p->api_key, "auth_config", err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "aws_access_key_id", &p->aws_access_key_id, "auth_config", err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "aws_secret_access_key", &p->aws_secret_access_key, "auth_config",
+                     err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "aws_session_token", &p->aws_session_token, "auth_config", err);
+    return rc;
+}
+
+static sb_err dec_headers(struct sb_arena *a, const struct sb_json *o, struct sb_store_provider *p,
+                          struct sb_error *err)
+{
+    const struct sb_json *h = sb_json_get(o, "headers");
+    if (!h || h->type == SB_JSON_NULL)
+        return SB_OK;
+    if (h->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_STORE, "column options: headers is not an object");
+    p->headers = sb_arena_calloc(a, (h->count ? h->count : 1) * sizeof(*p->headers));
+    p->nheaders = 0;
+    for (const struct sb_json *kv = h->child; kv; kv = kv->next) {
+        if (!sb_json_is_string(kv) || memchr(kv->str.p, '\0', kv->str.len) ||
+            memchr(kv->key.p, '\0', kv->key.len))
+            return sb_fail(err, SB_E_STORE, "column options: a header value is not a string");
+        p->headers[p->nheaders].name = sb_arena_strndup(a, kv->key.p, kv->key.len);
+        p->headers[p->nheaders].value = sb_arena_strndup(a, kv->str.p, kv->str.len);
+        p->nheaders++;
+    }
+    return SB_OK;
+}
+
+sb_err sb__dec_options(struct sb_arena *a, const char *text, struct sb_store_provider *p,
+                       struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "options", false, &o, err);
+    if (rc == SB_OK)
+        rc = get_int(o, "timeout_ms", &p->timeout_ms, "options", err);
+    if (rc == SB_OK)
+        rc = get_int(o, "connect_timeout_ms", &p->connect_timeout_ms, "options", err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "api_version", &p->api_version, "options", err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "region", &p->region, "options", err);
+    if (rc == SB_OK)
+        rc = dec_headers(a, o, p, err);
+    return rc;
+}
+
+sb_err sb__dec_rate_limits(struct sb_arena *a, const char *text, struct sb_store_provider *p,
+                           struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "rate_limits", false, &o, err);
+    if (rc == SB_OK)
+        rc = get_int(o, "rpm", &p->rpm, "rate_limits", err);
+    if (rc == SB_OK)
+        rc = get_int(o, "tpm", &p->tpm, "rate_limits", err);
+    return rc;
+}
+
+sb_err sb__dec_caps(struct sb_arena *a, const char *text, struct sb_store_model *m,
+                    struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "capabilities", false, &o, err);
+    if (rc != SB_OK)
+        return rc;
+    /* Absent members keep the caller's defaults. */
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        const struct sb_json *j = sb_json_get(o, caps[i].key);
+        if (j)
+            *(bool *)((char *)&m->caps + caps[i].off) = sb_json_bool(j);
+    }
+    return SB_OK;
+}
+
+sb_err sb__dec_pricing(struct sb_arena *a, const char *text, struct sb_store_model *m,
+                       struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "pricing", false, &o, err);
+    if (rc == SB_OK)
+        rc = get_num(o, "input_per_mtok", &m->input_per_mtok, "pricing", err);
+    if (rc == SB_OK)
+        rc = get_num(o, "output_per_mtok", &m->output_per_mtok, "pricing", err);
+    return rc;
+}
+
+sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                       struct sb_error *err)
+{
+    struct sb_json *arr = NULL;
+    sb_err rc = parse(a, text, "targets", true, &arr, err);
+    if (rc != SB_OK)
+        return rc;
+    r->targets = sb_arena_calloc(a, (arr->count ? arr->count : 1) * sizeof(*r->targets));
+    r->ntargets = 0;
+    for (const struct sb_json *t = arr->child; t; t = t->next) {
+        if (!sb_json_is_string(t) || memchr(t->str.p, '\0', t->str.len))
+            return sb_fail(err, SB_E_STORE, "column targets: an element is not a string");
+        r->targets[r->ntargets++] = sb_arena_strndup(a, t->str.p, t->str.len);
+    }
+    return SB_OK;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrations.c - the versioned schema, shared by every store backend.
+ *
+ * Each step runs once, in its own transaction, and is recorded in
+ * schema_migrations(version). Steps are append-only: never edit a released
+ * one, add the next. The SQL is the common subset of SQLite and PostgreSQL:
+ * BIGINT/INTEGER/TEXT/DOUBLE PRECISION, 0/1 SMALLINT flags (not BOOLEAN, so
+ * `is_system = 1` means the same on both), times as Unix milliseconds. The two
+ * spellings that differ are placeholders the backend expands:
+ *   {id}    an auto-increment primary key
+ *   {json}  a JSON document column (TEXT on SQLite, JSONB on PostgreSQL)
+ * This file holds data only; it must not run anything.
+ */
+#include "store/store.h"
+
+/* Migration 1: the registry, credentials, keys, settings and usage. */
+static const char m1_sql[] =
+    "CREATE TABLE providers ("
+    " id {id},"
+    " identifier TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " description TEXT,"
+    " type TEXT NOT NULL,"
+    " base_url TEXT NOT NULL,"
+    " auth_method TEXT NOT NULL DEFAULT 'bearer',"  /* api_key|bearer|none|aws_sigv4|custom_headers */
+    " auth_config {json} NOT NULL DEFAULT '{}',"    /* credential references, never secrets */
+    " options {json} NOT NULL DEFAULT '{}',"        /* timeout_ms, connect_timeout_ms, api_version, region, headers */
+    " capabilities {json} NOT NULL DEFAULT '{}',"
+    " rate_limits {json} NOT NULL DEFAULT '{}',"
+    " status TEXT NOT NULL DEFAULT 'active',"       /* active|inactive|testing */
+    " is_system SMALLINT NOT NULL DEFAULT 0,"
+    " last_tested BIGINT,"
+    " test_result TEXT,"
+    " created_by TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE provider_credentials ("
+    " id {id},"
+    " provider_id BIGINT NOT NULL REFERENCES providers(id) ON DELETE CASCADE,"
+    " user_id TEXT,"                                /* NULL = the system credential */
+    " key_ciphertext TEXT NOT NULL,"                /* base64(nonce || AES-256-GCM ct || tag) */
+    " key_id TEXT NOT NULL,"                        /* id of the master key that encrypted it */
+    " masked TEXT NOT NULL,"                        /* display form, sk-...abcd */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE INDEX provider_credentials_provider ON provider_credentials(provider_id, user_id);"
+    "CREATE TABLE models ("
+    " id {id},"
+    " provider_id BIGINT NOT NULL REFERENCES providers(id) ON DELETE CASCADE,"
+    " identifier TEXT NOT NULL UNIQUE,"
+    " upstream_model TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " description TEXT,"
+    " context_length BIGINT NOT NULL DEFAULT 0,"
+    " max_output_tokens BIGINT NOT NULL DEFAULT 0,"
+    " capabilities {json} NOT NULL DEFAULT '{}',"
+    " pricing {json} NOT NULL DEFAULT '{}',"
+    " status TEXT NOT NULL DEFAULT 'active',"       /* active|inactive|deprecated */
+    " is_default SMALLINT NOT NULL DEFAULT 0,"
+    " is_champion SMALLINT NOT NULL DEFAULT 0,"
+    " fallback_priority BIGINT NOT NULL DEFAULT 0,"
+    " owner_user_id TEXT,"                          /* NULL = global */
+    " is_global SMALLINT NOT NULL DEFAULT 1,"
+    " is_system SMALLINT NOT NULL DEFAULT 0,"
+    " last_used_at BIGINT,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE INDEX models_provider ON models(provider_id);"
+    "CREATE TABLE routes ("
+    " id {id},"
+    " identifier TEXT NOT NULL UNIQUE,"
+    " strategy TEXT NOT NULL DEFAULT 'priority',"
+    " targets {json} NOT NULL DEFAULT '[]',"        /* ["model-id", "provider/upstream", ...] */
+    " is_system SMALLINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE api_keys ("
+    " id {id},"
+    " name TEXT NOT NULL,"
+    " key_hash TEXT NOT NULL UNIQUE,"               /* hash only, never the key */
+    " key_prefix TEXT NOT NULL,"                    /* short display prefix */
+    " user_id TEXT,"
+    " status TEXT NOT NULL DEFAULT 'active',"       /* active|revoked */
+    " created_at BIGINT NOT NULL,"
+    " last_used_at BIGINT,"
+    " expires_at BIGINT);"
+    "CREATE TABLE settings ("
+    " key TEXT PRIMARY KEY,"
+    " value TEXT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE usage_logs ("
+    " id {id},"
+    " request_id TEXT NOT NULL,"
+    " ts BIGINT NOT NULL,"                          /* request start, Unix ms */
+    " user_id TEXT,"
+    " key_id TEXT,"
+    " route TEXT,"
+    " provider TEXT,"
+    " model TEXT,"
+    " variant TEXT,"
+    " status TEXT NOT NULL,"                        /* ok|error|cancelled */
+    " http_status INTEGER NOT NULL,"
+    " prompt_tokens BIGINT NOT NULL,"               /* -1 unknown */
+    " completion_tokens BIGINT NOT NULL,"
+    " cost_usd DOUBLE PRECISION NOT NULL,"
+    " latency_ms DOUBLE PRECISION NOT NULL,"
+    " ttft_ms DOUBLE PRECISION NOT NULL,"           /* -1 when not streamed */
+    " streamed SMALLINT NOT NULL,"
+    " fallbacks INTEGER NOT NULL,"
+    " error_code TEXT);"
+    "CREATE INDEX usage_logs_ts ON usage_logs(ts);";
+
+const struct sb__migration sb__migrations[] = {
+    {1, "registry, credentials, keys, settings, usage", m1_sql},
+};
+
+const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

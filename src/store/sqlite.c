@@ -1,0 +1,810 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sqlite.c - the SQLite store backend.
+ *
+ * One sqlite3 connection per struct sb_store, used by one thread at a time
+ * (the usage writer opens its own; WAL lets it write while others read).
+ * Every connection runs with WAL, a busy timeout and foreign keys on. The
+ * schema comes from migrations.c; this file only expands its two
+ * placeholders. Secrets never reach this file: providers carry credential
+ * references, and encrypted credentials are opaque base64 text.
+ *
+ * Chapters: connection · migrations · settings · system entries · loading ·
+ * usage.
+ */
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "store/store.h"
+#include "store/usage.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+struct sqlite_store {
+    struct sb_store base;       /* must be first */
+    sqlite3 *db;                /* the connection */
+    sqlite3_stmt *usage_insert; /* prepared on first use, kept until close */
+};
+
+static const struct sb_store_ops sqlite_ops;
+
+static sqlite3 *db_of(struct sb_store *s)
+{
+    return ((struct sqlite_store *)s)->db;
+}
+
+static sb_err db_fail(sqlite3 *db, struct sb_error *err, const char *what)
+{
+    return sb_fail(err, SB_E_STORE, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static sb_err exec(sqlite3 *db, const char *sql, struct sb_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return SB_OK;
+    sb_err rc = sb_fail(err, SB_E_STORE, "sqlite: %.60s: %s", sql, msg ? msg : "failed");
+    sqlite3_free(msg);
+    return rc;
+}
+
+static sb_err prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_error *err)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
+        return SB_OK;
+    *st = NULL;
+    return db_fail(db, err, "prepare");
+}
+
+static void rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+typedef sb_err (*row_fn)(void *ud, sqlite3_stmt *st, struct sb_error *err);
+
+/* Runs sql, calling fn(ud, row) for each row until fn fails. */
+static sb_err query(sqlite3 *db, const char *sql, row_fn fn, void *ud, struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    sb_err rc = prepare(db, sql, &st, err);
+    while (rc == SB_OK) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_DONE)
+            break;
+        if (step == SQLITE_ROW)
+            rc = fn(ud, st, err);
+        else
+            rc = db_fail(db, err, "query");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Binds a C string or NULL. SQLITE_TRANSIENT: the statement copies it. */
+static void bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* ---- connection ---- */
+
+/* Creates the file with mode 0600 before SQLite does (it would use 0644):
+ * the database holds hashed tokens and encrypted credentials. SQLite gives
+ * the -wal and -shm files the same mode. */
+static void precreate(const char *path)
+{
+    if (strcmp(path, ":memory:") == 0)
+        return;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+sb_err sb__sqlite_open(const char *path, struct sb_store **out, struct sb_error *err)
+{
+    static const char pragmas[] = "PRAGMA journal_mode=WAL;"
+                                  "PRAGMA synchronous=NORMAL;"
+                                  "PRAGMA foreign_keys=ON;";
+    sqlite3 *db = NULL;
+    sb_err rc = SB_OK;
+    *out = NULL;
+    if (strncmp(path, "//", 2) == 0)
+        path += 2; /* sqlite:///abs/path */
+    if (!*path)
+        return sb_fail(err, SB_E_CONFIG, "database: sqlite: needs a file path (sqlite:PATH)");
+    precreate(path);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = sb_fail(err, SB_E_STORE, "sqlite: open %s: %s", path,
+                     db ? sqlite3_errmsg(db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    rc = exec(db, pragmas, err);
+    if (rc != SB_OK)
+        goto out;
+    struct sqlite_store *s = sb_xcalloc(1, sizeof(*s));
+    s->base.ops = &sqlite_ops;
+    s->db = db;
+    db = NULL;
+    *out = &s->base;
+out:
+    sqlite3_close(db);
+    return rc;
+}
+
+static void sqlite_close(struct sb_store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_finalize(s->usage_insert);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static sb_err sqlite_ping(struct sb_store *s, struct sb_error *err)
+{
+    return exec(db_of(s), "SELECT 1", err);
+}
+
+/* ---- migrations ---- */
+
+/* Expands {id} and {json} for SQLite into out. */
+static void expand(const char *sql, struct sb_buf *out)
+{
+    static const struct {
+        const char *from, *to;
+    } subs[] = {
+        {"{id}", "INTEGER PRIMARY KEY AUTOINCREMENT"},
+        {"{json}", "TEXT"},
+    };
+    sb_buf_reset(out);
+    while (*sql) {
+        size_t i = 0;
+        for (; i < sizeof(subs) / sizeof(subs[0]); i++)
+            if (strncmp(sql, subs[i].from, strlen(subs[i].from)) == 0)
+                break;
+        if (i < sizeof(subs) / sizeof(subs[0])) {
+            sb_buf_append_cstr(out, subs[i].to);
+            sql += strlen(subs[i].from);
+        } else {
+            sb_buf_append_char(out, *sql++);
+        }
+    }
+}
+
+static sb_err schema_version(sqlite3 *db, int *version, struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    sb_err rc = prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st, err);
+    if (rc != SB_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    else
+        rc = db_fail(db, err, "schema version");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static sb_err record_migration(sqlite3 *db, const struct sb__migration *m, struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    sb_err rc = prepare(db,
+                        "INSERT INTO schema_migrations(version, name, applied_at) VALUES(?, ?, ?)",
+                        &st, err);
+    if (rc != SB_OK)
+        return rc;
+    sqlite3_bind_int(st, 1, m->version);
+    bind_str(st, 2, m->name);
+    sqlite3_bind_int64(st, 3, now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(db, err, "record migration");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Applies m unless it already is; the version check runs inside the write
+ * transaction so two processes starting at once cannot both apply it. */
+static sb_err apply_one(sqlite3 *db, const struct sb__migration *m, struct sb_buf *sql,
+                        struct sb_error *err)
+{
+    int have = 0;
+    sb_err rc = exec(db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = schema_version(db, &have, err);
+    if (rc == SB_OK && have < m->version) {
+        expand(m->sql, sql);
+        rc = exec(db, sql->p, err);
+        if (rc == SB_OK)
+            rc = record_migration(db, m, err);
+        if (rc == SB_OK)
+            sb_info("msg=\"applied migration\" version=%d name=\"%s\"", m->version, m->name);
+    }
+    if (rc == SB_OK)
+        rc = exec(db, "COMMIT", err);
+    if (rc != SB_OK)
+        rollback(db);
+    return rc;
+}
+
+static sb_err sqlite_migrate(struct sb_store *s, struct sb_error *err)
+{
+    sqlite3 *db = db_of(s);
+    struct sb_buf sql;
+    int have = 0;
+    sb_buf_init(&sql, 0);
+    sb_err rc = exec(db,
+                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                     " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                     err);
+    if (rc == SB_OK)
+        rc = schema_version(db, &have, err);
+    if (rc == SB_OK && have > sb__migrations[sb__nmigrations - 1].version)
+        rc = sb_fail(err, SB_E_STORE,
+                     "database schema version %d is newer than this build knows (%d); "
+                     "upgrade switchboard",
+                     have, sb__migrations[sb__nmigrations - 1].version);
+    for (size_t i = 0; rc == SB_OK && i < sb__nmigrations; i++)
+        rc = apply_one(db, &sb__migrations[i], &sql, err);
+    sb_buf_free(&sql);
+    return rc;
+}
+
+/* ---- settings ---- */
+
+static sb_err sqlite_setting_get(struct sb_store *s, const char *key, char **value,
+                                 struct sb_error *err)
+{
+    sqlite3 *db = db_of(s);
+    sqlite3_stmt *st = NULL;
+    *value = NULL;
+    sb_err rc = prepare(db, "SELECT value FROM settings WHERE key = ?", &st, err);
+    if (rc != SB_OK)
+        return rc;
+    bind_str(st, 1, key);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *value = sb_xstrndup((const char *)sqlite3_column_text(st, 0),
+                             (size_t)sqlite3_column_bytes(st, 0));
+    else if (step != SQLITE_DONE)
+        rc = db_fail(db, err, "setting get");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static sb_err sqlite_setting_set(struct sb_store *s, const char *key, const char *value,
+                                 struct sb_error *err)
+{
+    sqlite3 *db = db_of(s);
+    sqlite3_stmt *st = NULL;
+    sb_err rc = prepare(db,
+                        "INSERT INTO settings(key, value, updated_at) VALUES(?, ?, ?)"
+                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                        " updated_at = excluded.updated_at",
+                        &st, err);
+    if (rc != SB_OK)
+        return rc;
+    bind_str(st, 1, key);
+    bind_str(st, 2, value);
+    sqlite3_bind_int64(st, 3, now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(db, err, "setting set");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- system entries ---- */
+
+/*
+ * Each upsert updates only rows with is_system = 1: a row the API created
+ * under the same identifier keeps winning, and sqlite3_changes() == 0 tells
+ * us so (we warn). The config file is authoritative for system entries, so
+ * a restart also resets their status to what the file says.
+ */
+static const char provider_upsert[] =
+    "INSERT INTO providers(identifier, name, type, base_url, auth_method, auth_config, options,"
+    " rate_limits, status, is_system, created_at, updated_at)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10)"
+    " ON CONFLICT(identifier) DO UPDATE SET name = excluded.name, type = excluded.type,"
+    " base_url = excluded.base_url, auth_method = excluded.auth_method,"
+    " auth_config = excluded.auth_config, options = excluded.options,"
+    " rate_limits = excluded.rate_limits, status = excluded.status,"
+    " updated_at = excluded.updated_at WHERE providers.is_system = 1";
+
+static const char model_upsert[] =
+    "INSERT INTO models(provider_id, identifier, upstream_model, name, context_length,"
+    " max_output_tokens, capabilities, pricing, status, fallback_priority, is_system,"
+    " created_at, updated_at)"
+    " VALUES((SELECT id FROM providers WHERE identifier = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, 1, ?11, ?11)"
+    " ON CONFLICT(identifier) DO UPDATE SET provider_id = excluded.provider_id,"
+    " upstream_model = excluded.upstream_model, name = excluded.name,"
+    " context_length = excluded.context_length, max_output_tokens = excluded.max_output_tokens,"
+    " capabilities = excluded.capabilities, pricing = excluded.pricing, status = excluded.status,"
+    " fallback_priority = excluded.fallback_priority, updated_at = excluded.updated_at"
+    " WHERE models.is_system = 1";
+
+static const char route_upsert[] =
+    "INSERT INTO routes(identifier, strategy, targets, is_system, created_at, updated_at)"
+    " VALUES(?1, ?2, ?3, 1, ?4, ?4)"
+    " ON CONFLICT(identifier) DO UPDATE SET strategy = excluded.strategy,"
+    " targets = excluded.targets, updated_at = excluded.updated_at WHERE routes.is_system = 1";
+
+/* Steps a bound upsert; warns when an API-created row kept the identifier. */
+static sb_err step_upsert(sqlite3 *db, sqlite3_stmt *st, const char *table, const char *id,
+                          struct sb_error *err)
+{
+    sb_err rc = SB_OK;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sb_fail(err, SB_E_STORE, "sqlite: %s '%s': %s", table, id, sqlite3_errmsg(db));
+    else if (sqlite3_changes(db) == 0)
+        sb_warn("msg=\"config entry ignored: an API-created entry has this id\" table=%s id=%s",
+                table, id);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static sb_err upsert_providers(sqlite3 *db, const struct sb_store_entities *e, int64_t now,
+                               struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct sb_buf auth, opts, limits;
+    sb_buf_init(&auth, 0);
+    sb_buf_init(&opts, 0);
+    sb_buf_init(&limits, 0);
+    sb_err rc = prepare(db, provider_upsert, &st, err);
+    for (size_t i = 0; rc == SB_OK && i < e->nproviders; i++) {
+        const struct sb_store_provider *p = &e->providers[i];
+        sb__enc_auth(p, &auth);
+        sb__enc_options(p, &opts);
+        sb__enc_rate_limits(p, &limits);
+        bind_str(st, 1, p->id);
+        bind_str(st, 2, p->name ? p->name : p->id);
+        bind_str(st, 3, p->type);
+        bind_str(st, 4, p->base_url);
+        bind_str(st, 5, p->auth_method ? p->auth_method : "bearer");
+        bind_str(st, 6, auth.p);
+        bind_str(st, 7, opts.p);
+        bind_str(st, 8, limits.p);
+        bind_str(st, 9, p->enabled ? "active" : "inactive");
+        sqlite3_bind_int64(st, 10, now);
+        rc = step_upsert(db, st, "providers", p->id, err);
+    }
+    sqlite3_finalize(st);
+    sb_buf_free(&auth);
+    sb_buf_free(&opts);
+    sb_buf_free(&limits);
+    return rc;
+}
+
+static sb_err upsert_models(sqlite3 *db, const struct sb_store_entities *e, int64_t now,
+                            struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct sb_buf caps, pricing;
+    sb_buf_init(&caps, 0);
+    sb_buf_init(&pricing, 0);
+    sb_err rc = prepare(db, model_upsert, &st, err);
+    for (size_t i = 0; rc == SB_OK && i < e->nmodels; i++) {
+        const struct sb_store_model *m = &e->models[i];
+        sb__enc_caps(m, &caps);
+        sb__enc_pricing(m, &pricing);
+        bind_str(st, 1, m->provider);
+        bind_str(st, 2, m->id);
+        bind_str(st, 3, m->upstream_model ? m->upstream_model : m->id);
+        bind_str(st, 4, m->name ? m->name : m->id);
+        sqlite3_bind_int64(st, 5, m->context_length);
+        sqlite3_bind_int64(st, 6, m->max_output_tokens);
+        bind_str(st, 7, caps.p);
+        bind_str(st, 8, pricing.p);
+        bind_str(st, 9, m->enabled ? "active" : "inactive");
+        sqlite3_bind_int64(st, 10, m->fallback_priority);
+        sqlite3_bind_int64(st, 11, now);
+        rc = step_upsert(db, st, "models", m->id, err);
+    }
+    sqlite3_finalize(st);
+    sb_buf_free(&caps);
+    sb_buf_free(&pricing);
+    return rc;
+}
+
+static sb_err upsert_routes(sqlite3 *db, const struct sb_store_entities *e, int64_t now,
+                            struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct sb_buf targets;
+    sb_buf_init(&targets, 0);
+    sb_err rc = prepare(db, route_upsert, &st, err);
+    for (size_t i = 0; rc == SB_OK && i < e->nroutes; i++) {
+        const struct sb_store_route *r = &e->routes[i];
+        sb__enc_targets(r, &targets);
+        bind_str(st, 1, r->id);
+        bind_str(st, 2, r->strategy ? r->strategy : "priority");
+        bind_str(st, 3, targets.p);
+        sqlite3_bind_int64(st, 4, now);
+        rc = step_upsert(db, st, "routes", r->id, err);
+    }
+    sqlite3_finalize(st);
+    sb_buf_free(&targets);
+    return rc;
+}
+
+/* The identifiers of one kind of entity. Every entity struct starts with
+ * `const char *id`, so one deletion routine serves all three. */
+struct id_list {
+    const void *base; /* first element */
+    size_t n, stride; /* count and element size */
+};
+
+static bool id_listed(const struct id_list *l, const char *id)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *have = *(const char *const *)((const char *)l->base + i * l->stride);
+        if (strcmp(have, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct stale {
+    const struct id_list *keep; /* ids the config still has */
+    char **ids;                 /* owned copies of the ids to delete */
+    size_t n, cap;
+};
+
+static sb_err collect_stale(void *ud, sqlite3_stmt *st, struct sb_error *err)
+{
+    struct stale *s = ud;
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    (void)err;
+    if (!id || id_listed(s->keep, id))
+        return SB_OK;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 8;
+        s->ids = sb_xrealloc(s->ids, s->cap * sizeof(*s->ids));
+    }
+    s->ids[s->n++] = sb_xstrdup(id);
+    return SB_OK;
+}
+
+/* Deletes the system rows of table whose identifier is not in keep. The ids
+ * are collected first: deleting from a table while a SELECT on it is still
+ * stepping gives undefined results in SQLite. table is ours, never input. */
+static sb_err delete_stale(sqlite3 *db, const char *table, const struct id_list *keep,
+                           struct sb_error *err)
+{
+    char sql[160];
+    sqlite3_stmt *del = NULL;
+    struct stale s = {.keep = keep};
+    snprintf(sql, sizeof(sql), "SELECT identifier FROM %s WHERE is_system = 1", table);
+    sb_err rc = query(db, sql, collect_stale, &s, err);
+    snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE identifier = ? AND is_system = 1", table);
+    if (rc == SB_OK && s.n)
+        rc = prepare(db, sql, &del, err);
+    for (size_t i = 0; rc == SB_OK && i < s.n; i++) {
+        sb_info("msg=\"removed system entry no longer in the config\" table=%s id=%s", table,
+                s.ids[i]);
+        bind_str(del, 1, s.ids[i]);
+        if (sqlite3_step(del) != SQLITE_DONE)
+            rc = db_fail(db, err, "delete stale entry");
+        sqlite3_reset(del);
+    }
+    sqlite3_finalize(del);
+    for (size_t i = 0; i < s.n; i++)
+        free(s.ids[i]);
+    free(s.ids);
+    return rc;
+}
+
+static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entities *e,
+                                 struct sb_error *err)
+{
+    sqlite3 *db = db_of(s);
+    int64_t now = now_ms();
+    struct id_list providers = {e->providers, e->nproviders, sizeof(*e->providers)};
+    struct id_list models = {e->models, e->nmodels, sizeof(*e->models)};
+    struct id_list routes = {e->routes, e->nroutes, sizeof(*e->routes)};
+    sb_err rc = exec(db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = upsert_providers(db, e, now, err);
+    if (rc == SB_OK)
+        rc = upsert_models(db, e, now, err);
+    if (rc == SB_OK)
+        rc = upsert_routes(db, e, now, err);
+    /* Children first; a removed provider's remaining models go by cascade. */
+    if (rc == SB_OK)
+        rc = delete_stale(db, "routes", &routes, err);
+    if (rc == SB_OK)
+        rc = delete_stale(db, "models", &models, err);
+    if (rc == SB_OK)
+        rc = delete_stale(db, "providers", &providers, err);
+    if (rc == SB_OK)
+        rc = exec(db, "COMMIT", err);
+    if (rc != SB_OK)
+        rollback(db);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+/* A growable array on the heap, copied into the result arena at the end. */
+struct vec {
+    void *p;
+    size_t n, cap, size; /* elements used, allocated, element size */
+};
+
+static void *vec_push(struct vec *v)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 16;
+        v->p = sb_xrealloc(v->p, v->cap * v->size);
+    }
+    void *e = (char *)v->p + v->n++ * v->size;
+    memset(e, 0, v->size);
+    return e;
+}
+
+static void *vec_to_arena(struct vec *v, struct sb_arena *a)
+{
+    void *p = sb_arena_alloc(a, (v->n ? v->n : 1) * v->size);
+    if (v->n)
+        memcpy(p, v->p, v->n * v->size);
+    free(v->p);
+    v->p = NULL;
+    return p;
+}
+
+/* Column i as an arena string, or NULL for SQL NULL. */
+static const char *col_str(struct sb_arena *a, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t)
+        return NULL;
+    return sb_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
+}
+
+struct loader {
+    sqlite3 *db;
+    struct sb_arena *a;
+    struct vec providers; /* struct sb_store_provider */
+    struct vec rowids;    /* int64_t, the providers' row ids, same order */
+    struct vec models;    /* struct sb_store_model */
+    struct vec routes;    /* struct sb_store_route */
+};
+
+static sb_err load_provider_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
+{
+    struct loader *l = ud;
+    struct sb_store_provider *p = vec_push(&l->providers);
+    *(int64_t *)vec_push(&l->rowids) = sqlite3_column_int64(st, 0);
+    p->id = col_str(l->a, st, 1);
+    p->name = col_str(l->a, st, 2);
+    p->type = col_str(l->a, st, 3);
+    p->base_url = col_str(l->a, st, 4);
+    p->auth_method = col_str(l->a, st, 5);
+    const char *status = col_str(l->a, st, 9);
+    p->enabled = status && strcmp(status, "active") == 0;
+    p->is_system = sqlite3_column_int(st, 10) != 0;
+    sb_err rc = sb__dec_auth(l->a, col_str(l->a, st, 6), p, err);
+    if (rc == SB_OK)
+        rc = sb__dec_options(l->a, col_str(l->a, st, 7), p, err);
+    if (rc == SB_OK)
+        rc = sb__dec_rate_limits(l->a, col_str(l->a, st, 8), p, err);
+    return rc;
+}
+
+static sb_err load_providers(struct loader *l, struct sb_error *err)
+{
+    return query(l->db,
+                 "SELECT id, identifier, name, type, base_url, auth_method, auth_config,"
+                 " options, rate_limits, status, is_system FROM providers ORDER BY id",
+                 load_provider_row, l, err);
+}
+
+/* The system credential (user_id NULL) of a provider; the newest row wins. */
+static sb_err load_credential_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
+{
+    struct loader *l = ud;
+    int64_t pid = sqlite3_column_int64(st, 0);
+    const int64_t *ids = l->rowids.p;
+    (void)err;
+    for (size_t i = 0; i < l->rowids.n; i++) {
+        if (ids[i] != pid)
+            continue;
+        struct sb_store_provider *p = (struct sb_store_provider *)l->providers.p + i;
+        p->key_ciphertext = col_str(l->a, st, 1);
+        p->key_id = col_str(l->a, st, 2);
+    }
+    return SB_OK;
+}
+
+static sb_err load_credentials(struct loader *l, struct sb_error *err)
+{
+    return query(l->db,
+                 "SELECT provider_id, key_ciphertext, key_id FROM provider_credentials"
+                 " WHERE user_id IS NULL ORDER BY id",
+                 load_credential_row, l, err);
+}
+
+static sb_err load_model_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
+{
+    struct loader *l = ud;
+    struct sb_store_model *m = vec_push(&l->models);
+    m->provider = col_str(l->a, st, 0);
+    m->id = col_str(l->a, st, 1);
+    m->upstream_model = col_str(l->a, st, 2);
+    m->name = col_str(l->a, st, 3);
+    m->context_length = sqlite3_column_int64(st, 4);
+    m->max_output_tokens = sqlite3_column_int64(st, 5);
+    const char *status = col_str(l->a, st, 8);
+    /* deprecated models still serve; only inactive ones are switched off. */
+    m->enabled = status && strcmp(status, "inactive") != 0;
+    m->fallback_priority = sqlite3_column_int64(st, 9);
+    m->is_system = sqlite3_column_int(st, 10) != 0;
+    m->caps.streaming = true;
+    sb_err rc = sb__dec_caps(l->a, col_str(l->a, st, 6), m, err);
+    if (rc == SB_OK)
+        rc = sb__dec_pricing(l->a, col_str(l->a, st, 7), m, err);
+    return rc;
+}
+
+static sb_err load_models(struct loader *l, struct sb_error *err)
+{
+    return query(l->db,
+                 "SELECT p.identifier, m.identifier, m.upstream_model, m.name,"
+                 " m.context_length, m.max_output_tokens, m.capabilities, m.pricing,"
+                 " m.status, m.fallback_priority, m.is_system"
+                 " FROM models m JOIN providers p ON p.id = m.provider_id"
+                 " ORDER BY m.fallback_priority, m.id",
+                 load_model_row, l, err);
+}
+
+static sb_err load_route_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
+{
+    struct loader *l = ud;
+    struct sb_store_route *r = vec_push(&l->routes);
+    r->id = col_str(l->a, st, 0);
+    r->strategy = col_str(l->a, st, 1);
+    r->is_system = sqlite3_column_int(st, 3) != 0;
+    return sb__dec_targets(l->a, col_str(l->a, st, 2), r, err);
+}
+
+static sb_err load_routes(struct loader *l, struct sb_error *err)
+{
+    return query(l->db, "SELECT identifier, strategy, targets, is_system FROM routes ORDER BY id",
+                 load_route_row, l, err);
+}
+
+static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out,
+                          struct sb_error *err)
+{
+    struct loader l = {.db = db_of(s), .a = sb_arena_create(16384)};
+    l.providers.size = sizeof(struct sb_store_provider);
+    l.rowids.size = sizeof(int64_t);
+    l.models.size = sizeof(struct sb_store_model);
+    l.routes.size = sizeof(struct sb_store_route);
+    *out = NULL;
+    /* One read transaction: the four queries see the same state. */
+    sb_err rc = exec(l.db, "BEGIN", err);
+    if (rc == SB_OK)
+        rc = load_providers(&l, err);
+    if (rc == SB_OK)
+        rc = load_credentials(&l, err);
+    if (rc == SB_OK)
+        rc = load_models(&l, err);
+    if (rc == SB_OK)
+        rc = load_routes(&l, err);
+    rollback(l.db); /* read-only: ending it either way is the same */
+    struct sb_store_entities *e = sb_arena_calloc(l.a, sizeof(*e));
+    e->arena = l.a;
+    e->nproviders = l.providers.n;
+    e->providers = vec_to_arena(&l.providers, l.a);
+    e->nmodels = l.models.n;
+    e->models = vec_to_arena(&l.models, l.a);
+    e->nroutes = l.routes.n;
+    e->routes = vec_to_arena(&l.routes, l.a);
+    free(l.rowids.p);
+    if (rc == SB_OK)
+        *out = e;
+    else
+        sb_arena_free(l.a);
+    return rc;
+}
+
+/* ---- usage ---- */
+
+static const char usage_insert_sql[] =
+    "INSERT INTO usage_logs(request_id, ts, user_id, key_id, route, provider, model, variant,"
+    " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms,"
+    " streamed, fallbacks, error_code)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+/* A fixed-size field of struct sb_usage: NULL when empty, never read past its size. */
+static void bind_field(sqlite3_stmt *st, int i, const char *f, size_t size, bool empty_is_null)
+{
+    size_t n = strnlen(f, size);
+    if (n == 0 && empty_is_null)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, f, (int)n, SQLITE_TRANSIENT);
+}
+
+#define BIND_FIELD(st, i, u, f, null) bind_field(st, i, (u)->f, sizeof((u)->f), null)
+
+static void bind_usage(sqlite3_stmt *st, const struct sb_usage *u)
+{
+    BIND_FIELD(st, 1, u, request_id, false);
+    sqlite3_bind_int64(st, 2, u->ts_ms);
+    BIND_FIELD(st, 3, u, user_id, true);
+    BIND_FIELD(st, 4, u, key_id, true);
+    BIND_FIELD(st, 5, u, route, true);
+    BIND_FIELD(st, 6, u, provider, true);
+    BIND_FIELD(st, 7, u, model, true);
+    BIND_FIELD(st, 8, u, variant, true);
+    BIND_FIELD(st, 9, u, status, false);
+    sqlite3_bind_int(st, 10, u->http_status);
+    sqlite3_bind_int64(st, 11, u->prompt_tokens);
+    sqlite3_bind_int64(st, 12, u->completion_tokens);
+    sqlite3_bind_double(st, 13, u->cost_usd);
+    sqlite3_bind_double(st, 14, u->latency_ms);
+    sqlite3_bind_double(st, 15, u->ttft_ms);
+    sqlite3_bind_int(st, 16, u->streamed ? 1 : 0);
+    sqlite3_bind_int(st, 17, u->fallbacks);
+    BIND_FIELD(st, 18, u, error_code, true);
+}
+
+static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *rows, size_t n,
+                                  struct sb_error *err)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sb_err rc = SB_OK;
+    if (!s->usage_insert)
+        rc = prepare(s->db, usage_insert_sql, &s->usage_insert, err);
+    if (rc == SB_OK)
+        rc = exec(s->db, "BEGIN IMMEDIATE", err);
+    for (size_t i = 0; rc == SB_OK && i < n; i++) {
+        bind_usage(s->usage_insert, &rows[i]);
+        if (sqlite3_step(s->usage_insert) != SQLITE_DONE)
+            rc = db_fail(s->db, err, "insert usage");
+        sqlite3_reset(s->usage_insert);
+    }
+    if (rc == SB_OK)
+        rc = exec(s->db, "COMMIT", err);
+    if (rc != SB_OK)
+        rollback(s->db);
+    return rc;
+}
+
+static const struct sb_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .migrate = sqlite_migrate,
+    .sync_system = sqlite_sync_system,
+    .load = sqlite_load,
+    .insert_usage = sqlite_insert_usage,
+    .setting_get = sqlite_setting_get,
+    .setting_set = sqlite_setting_set,
+    .ping = sqlite_ping,
+    .close = sqlite_close,
+};
