@@ -2,8 +2,8 @@
 /*
  * streamload.c - streaming load tool for `make bench` (wrk cannot see chunks).
  *
- * Two modes, both against one HTTP/1.1 endpoint on 127.0.0.1, both bounded in
- * time, both ending with one parseable `RESULT key=value ...` line on stdout:
+ * Three modes, all against one HTTP/1.1 endpoint on 127.0.0.1, all bounded in
+ * time, each ending with one parseable `RESULT key=value ...` line on stdout:
  *
  *   ttfb  One keep-alive connection, N streaming requests one after another
  *         (after W warm-ups). For each: time from send() to the first body
@@ -13,6 +13,9 @@
  *         first byte came before the upstream could have sent the second
  *         chunk (the mock sends chunk 2 at least pace ms after the request).
  *         Blocking sockets: nothing between the clock and the kernel.
+ *
+ *   ready Polls GET --path until it answers 200 and prints how long that
+ *         took: started just before a server, its start-up time.
  *
  *   hold  Opens C connections (at most --ramp connecting at once), each with
  *         one streaming request, and waits until every one has received its
@@ -43,7 +46,7 @@
 /* ---- options and shared helpers --------------------------------------- */
 
 static struct {
-    const char *mode;   /* "ttfb" or "hold" */
+    const char *mode;   /* "ttfb", "hold" or "ready" */
     int port;           /* target port on 127.0.0.1 */
     const char *path;   /* request path */
     const char *model;  /* "model" of the request body */
@@ -274,6 +277,9 @@ static int run_ttfb(void)
            opt.model, n, tp50, tp99, ep50, ep99, gp50, gp99, events, st.unbuffered, st.errors,
            st.keepalive_breaks);
     fflush(stdout);
+    free(st.ttfb);
+    free(st.end);
+    free(st.gaps);
     return n == (size_t)opt.n && st.errors == 0 ? 0 : 1;
 }
 
@@ -354,10 +360,13 @@ static void settle_check(void)
     uv_timer_start(&H.hold, on_hold_done, (uint64_t)opt.hold_s * 1000, 0);
 }
 
-static void hconn_fail(struct hconn *c)
+/* Ends c; why (a libuv error name or a phrase) is printed for the first few failures. */
+static void hconn_fail(struct hconn *c, const char *why)
 {
     if (c->state == H_DEAD)
         return;
+    if (H.failed + H.dropped < 5)
+        fprintf(stderr, "streamload: stream %s: %s\n", c->state == H_OPEN ? "dropped" : "failed", why);
     if (c->state == H_OPEN)
         H.dropped++;
     else
@@ -404,29 +413,27 @@ static void h_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct hconn *c = s->data;
     if (n < 0) {
-        hconn_fail(c);
+        hconn_fail(c, uv_strerror((int)n));
         return;
     }
     if (n == 0)
         return;
     http_parser_execute(&c->parser, &hsettings, b->base, (size_t)n);
     if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
-        hconn_fail(c);
+        hconn_fail(c, http_errno_description(HTTP_PARSER_ERRNO(&c->parser)));
 }
 
 static void h_written(uv_write_t *w, int status)
 {
     if (status < 0)
-        hconn_fail(w->data);
+        hconn_fail(w->data, uv_strerror(status));
 }
 
 static void h_connected(uv_connect_t *req, int status)
 {
     struct hconn *c = req->data;
     if (status < 0) {
-        if (H.failed < 5)
-            fprintf(stderr, "streamload: connect: %s\n", uv_strerror(status));
-        hconn_fail(c);
+        hconn_fail(c, uv_strerror(status));
         return;
     }
     c->state = H_WAITING;
@@ -435,7 +442,7 @@ static void h_connected(uv_connect_t *req, int status)
     c->wreq.data = c;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, h_written) < 0 ||
         uv_read_start((uv_stream_t *)&c->tcp, h_alloc, h_read) < 0)
-        hconn_fail(c);
+        hconn_fail(c, "write or read start failed");
 }
 
 /* Starts connections until --ramp are in progress or all were started. */
@@ -519,9 +526,42 @@ static int run_hold(void)
            H.rss_open_kb, H.rss_max_kb, H.hwm_kb, per_stream);
     fflush(stdout);
     close_all();
+    free(H.c);
     if (H.exit_code)
         return H.exit_code;
     return H.open == opt.conns && still_open == opt.conns ? 0 : 1;
+}
+
+/* ---- ready mode --------------------------------------------------------- */
+
+/*
+ * Polls GET --path every millisecond until it answers 200 and prints the time
+ * since this process started. Started just before the server it waits for,
+ * that time is the server's start-up time, to about a millisecond.
+ */
+static int run_ready(void)
+{
+    int64_t t0 = now_ns(), deadline = t0 + (int64_t)opt.timeout_s * 1000000000;
+    char req[512], resp[64];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n",
+                     opt.path, opt.port);
+    while (now_ns() < deadline) {
+        int fd = dial();
+        if (fd >= 0) {
+            ssize_t got = 0;
+            if (send(fd, req, (size_t)n, MSG_NOSIGNAL) == n)
+                got = recv(fd, resp, sizeof resp - 1, 0);
+            close(fd);
+            if (got >= 12 && memcmp(resp, "HTTP/1.", 7) == 0 && memcmp(resp + 9, "200", 3) == 0) {
+                printf("RESULT mode=ready ms=%.1f\n", (double)(now_ns() - t0) / 1e6);
+                return 0;
+            }
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    printf("RESULT mode=ready ms=-1\n");
+    return 1;
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -532,7 +572,8 @@ static void usage_exit(void)
             "usage: streamload --mode ttfb|hold --port N [--path P] [--model M] [--token T]\n"
             "  ttfb: [-n N] [--warmup W] [--pace-ms MS]       one connection, N streams in turn\n"
             "  hold: [-c C] [--ramp R] [--hold-s S] [--watch-pid PID]   C streams open at once\n"
-            "  both: [--timeout-s S] (hard limit on the run, default 60)\n");
+            "  ready: --path /health  polls every ms until 200, prints ms since its start\n"
+            "  all: [--timeout-s S] (hard limit on the run, default 60)\n");
     exit(2);
 }
 
@@ -579,6 +620,8 @@ int main(int argc, char **argv)
         return run_ttfb();
     if (strcmp(opt.mode, "hold") == 0)
         return run_hold();
+    if (strcmp(opt.mode, "ready") == 0)
+        return run_ready();
     usage_exit();
     return 2;
 }

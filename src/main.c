@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "admin/routes.h"
@@ -157,7 +158,7 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     if (sb_store_open(db, &s->store, err) != SB_OK || sb_store_migrate(s->store, err) != SB_OK ||
         sb_store_sync_system(s->store, &s->cfg->system, err) != SB_OK ||
         setup_admin(s->store, err) != SB_OK ||
-        sb_registry_build_from_store(s->store, &reg, err) != SB_OK)
+        sb_registry_build_from_store_key(s->store, s->mk, &reg, err) != SB_OK)
         return err->code;
     sb_registry_publish(reg);
     if (sb_store_open(db, &wstore, err) != SB_OK)
@@ -170,7 +171,7 @@ static sb_err start_server(struct serve_state *s, const char *listen, int worker
                            struct sb_error *err)
 {
     char host[256];
-    int port;
+    int port = 0;
     const struct sb_server_limits *l = &s->cfg->server;
     if (split_listen(listen, host, sizeof(host), &port, err) != SB_OK)
         return err->code;
@@ -308,6 +309,17 @@ static int parse_serve(int argc, char **argv, struct serve_args *a)
     return -1;
 }
 
+static void raise_fd_limit(void)
+{
+    /* Each open stream holds two sockets; the soft limit (often 1024) would
+     * cap us far below max_connections. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void block_signals(void)
 {
     /* Workers inherit this mask, so only the main thread's sigwait sees them. */
@@ -331,6 +343,7 @@ int main(int argc, char **argv)
             code = migrate(a.db ? a.db : "sqlite:./switchboard.db");
         } else if (code < 0) {
             block_signals();
+            raise_fd_limit();
             code = serve(&a);
         }
     } else if (strcmp(cmd, "chat") == 0) {

@@ -29,7 +29,7 @@ char *sb_buf_reserve(struct sb_buf *b, size_t n)
 {
     if (b->max && (n > b->max || b->len > b->max - n))
         return NULL;
-    if (b->cap - b->len < n) {
+    if (!b->p || b->cap - b->len < n) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap - b->len < n)
             cap *= 2;
@@ -43,6 +43,8 @@ char *sb_buf_reserve(struct sb_buf *b, size_t n)
 
 sb_err sb_buf_append(struct sb_buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return SB_OK;
     char *dst = sb_buf_reserve(b, n);
     if (!dst)
         return SB_E_TOO_LARGE;

@@ -93,7 +93,9 @@ void sb_jw_arr_begin(struct sb_jw *w);
 void sb_jw_arr_end(struct sb_jw *w);
 /* Member name inside an object; the next value call writes its value. */
 void sb_jw_key(struct sb_jw *w, const char *key);
-void sb_jw_str(struct sb_jw *w, struct sb_slice s);  /* escapes; s must be UTF-8 */
+/* The same for a name held as a slice (may contain NUL, e.g. a parsed key). */
+void sb_jw_key_slice(struct sb_jw *w, struct sb_slice key);
+void sb_jw_str(struct sb_jw *w, struct sb_slice s);  /* escapes; invalid UTF-8 becomes U+FFFD */
 void sb_jw_cstr(struct sb_jw *w, const char *s);     /* NULL writes null */
 void sb_jw_int(struct sb_jw *w, int64_t v);
 void sb_jw_double(struct sb_jw *w, double v);        /* shortest round-trip form; NaN/Inf as null */
@@ -102,7 +104,12 @@ void sb_jw_null(struct sb_jw *w);
 /* Already-valid JSON text, copied verbatim as one value. */
 void sb_jw_raw(struct sb_jw *w, struct sb_slice json);
 
-/* Appends s to out as a JSON string body (no quotes), escaping as needed. */
+/*
+ * Appends s to out as a JSON string body (no quotes), escaping as needed:
+ * '"', '\\' and control characters (\n \t ... or \u00XX); '/' and UTF-8 pass
+ * through; each byte of invalid UTF-8 becomes U+FFFD, so the result is always
+ * valid JSON. On SB_E_TOO_LARGE out may hold part of the escaped text.
+ */
 sb_err sb_json_escape(struct sb_buf *out, struct sb_slice s);
 
 #endif

@@ -19,6 +19,12 @@ struct sb_slice {
     size_t len;    /* number of bytes */
 };
 
+/* A name/value pair of slices (HTTP headers, config maps). */
+struct sb_kv {
+    struct sb_slice name;
+    struct sb_slice value;
+};
+
 #define SB_SLICE(lit) ((struct sb_slice){(lit), sizeof(lit) - 1})
 #define SB_SLICE_NULL ((struct sb_slice){NULL, 0})
 /* For printf: printf("%.*s", SB_FMT(s)). */

@@ -32,10 +32,10 @@
 #define NONCE_LEN 12
 #define TAG_LEN 16
 #define MAX_PLAINTEXT (64 * 1024)
-#define KEY_FILE_MAX 1024         /* a key file is ~45 bytes; anything big is not one */
+#define KEY_FILE_MAX 1024 /* a key file is ~45 bytes; anything big is not one */
 #define ADMIN_PREFIX "sb-admin-"
-#define ADMIN_RANDOM 32           /* URL-safe characters after the prefix */
-#define ADMIN_MIN_LEN 16          /* shorter SWITCHBOARD_ADMIN_TOKEN values get a warning */
+#define ADMIN_RANDOM 32  /* URL-safe characters after the prefix */
+#define ADMIN_MIN_LEN 16 /* shorter SWITCHBOARD_ADMIN_TOKEN values get a warning */
 
 struct sb_master_key {
     unsigned char k[KEY_LEN]; /* the AES-256 key; wiped on free */
@@ -43,8 +43,7 @@ struct sb_master_key {
 
 /* ---- base64 ---- */
 
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int b64_val(unsigned char c)
 {
@@ -122,16 +121,16 @@ static struct sb_slice trim(struct sb_slice s)
         s.p++;
         s.len--;
     }
-    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' ||
-                     s.p[s.len - 1] == '\n' || s.p[s.len - 1] == '\r'))
+    while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' || s.p[s.len - 1] == '\n' ||
+                     s.p[s.len - 1] == '\r'))
         s.len--;
     return s;
 }
 
 /* ---- master key ---- */
 
-sb_err sb_keys_master_from_base64(struct sb_slice b64, const char *what,
-                                  struct sb_master_key **out, struct sb_error *err)
+sb_err sb_keys_master_from_base64(struct sb_slice b64, const char *what, struct sb_master_key **out,
+                                  struct sb_error *err)
 {
     unsigned char raw[KEY_LEN + 3]; /* room past 32 tells "wrong length" apart from junk */
     size_t n = 0;
@@ -139,8 +138,10 @@ sb_err sb_keys_master_from_base64(struct sb_slice b64, const char *what,
     *out = NULL;
     b64 = trim(b64);
     if (!b64_decode(b64, raw, sizeof(raw), &n))
-        rc = sb_fail(err, SB_E_CONFIG, "%s: %s; need base64 of exactly 32 bytes (make one with: openssl rand -base64 32)",
-                     what, b64.len > 48 ? "longer than a master key" : "not valid base64");
+        rc = sb_fail(
+            err, SB_E_CONFIG,
+            "%s: %s; need base64 of exactly 32 bytes (make one with: openssl rand -base64 32)",
+            what, b64.len > 48 ? "longer than a master key" : "not valid base64");
     else if (n != KEY_LEN)
         rc = sb_fail(err, SB_E_CONFIG,
                      "%s: decodes to %zu bytes; a master key is exactly 32 bytes "
@@ -175,25 +176,30 @@ void sb_keys_master_id(const struct sb_master_key *k, char out[17])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* Writes a fresh random key to path, failing if the file exists (O_EXCL). */
+/* Writes a fresh random key to path, failing if the file exists (O_EXCL).
+ * SB_AGAIN when someone else created it first. */
 static sb_err create_key_file(const char *path, struct sb_error *err)
 {
     unsigned char raw[KEY_LEN];
-    char *text = NULL;
+    char line[(KEY_LEN + 2) / 3 * 4 + 2]; /* base64 + newline + NUL */
     sb_err rc = SB_OK;
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return sb_fail(err, SB_E_INTERNAL, "key file %s: no randomness available", path);
-    text = b64_encode(raw, sizeof(raw));
+    char *text = b64_encode(raw, sizeof(raw));
+    size_t len = strlen(text);
+    memcpy(line, text, len);
+    line[len++] = '\n';
     sb_secret_wipe(raw, sizeof(raw));
+    sb_secret_wipe(text, len - 1);
+    free(text);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        rc = errno == EEXIST ? SB_AGAIN
-                             : sb_fail(err, SB_E_IO, "key file %s: create: %s", path, strerror(errno));
+        rc = errno == EEXIST
+                 ? SB_AGAIN
+                 : sb_fail(err, SB_E_IO, "key file %s: create: %s", path, strerror(errno));
         goto out;
     }
-    size_t len = strlen(text);
-    text[len] = '\n';
-    bool ok = write(fd, text, len + 1) == (ssize_t)(len + 1) && fsync(fd) == 0;
+    bool ok = write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
     if (close(fd) != 0 || !ok) {
         rc = sb_fail(err, SB_E_IO, "key file %s: write: %s", path, strerror(errno));
         unlink(path);
@@ -203,9 +209,7 @@ static sb_err create_key_file(const char *path, struct sb_error *err)
             "cannot be decrypted\" path=%s mode=0600",
             path);
 out:
-    if (text)
-        sb_secret_wipe(text, strlen(text));
-    free(text);
+    sb_secret_wipe(line, sizeof(line));
     return rc;
 }
 

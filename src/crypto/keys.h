@@ -46,9 +46,10 @@ struct sb_master_key;
  * clear message on a malformed key or an unsafe key file.
  */
 sb_err sb_keys_master_load(const char *path, struct sb_master_key **out, struct sb_error *err);
-/* Decodes base64 of exactly 32 bytes (whitespace around it ignored). what names the source in errors. Returns owned *out. */
-sb_err sb_keys_master_from_base64(struct sb_slice b64, const char *what,
-                                  struct sb_master_key **out, struct sb_error *err);
+/* Decodes base64 of exactly 32 bytes (whitespace around it ignored). what names the source in
+ * errors. Returns owned *out. */
+sb_err sb_keys_master_from_base64(struct sb_slice b64, const char *what, struct sb_master_key **out,
+                                  struct sb_error *err);
 /* Wipes and frees; accepts NULL. */
 void sb_keys_master_free(struct sb_master_key *k);
 /* A short public id of the key (16 hex chars + NUL), stored beside each ciphertext. */

@@ -70,8 +70,7 @@ static sb_err split_url(struct sb_slice url, struct url_parts *u, struct sb_erro
     if (u->host.len == 0 || memchr(u->host.p, '@', u->host.len))
         return sb_fail(err, SB_E_BAD_REQUEST, "sigv4: URL has no plain host");
     struct sb_slice port = https ? SB_SLICE(":443") : SB_SLICE(":80");
-    if (u->host.len > port.len &&
-        memcmp(u->host.p + u->host.len - port.len, port.p, port.len) == 0)
+    if (u->host.len > port.len && memcmp(u->host.p + u->host.len - port.len, port.p, port.len) == 0)
         u->host.len -= port.len; /* curl sends Host without the default port */
     size_t p0 = i;
     while (i < rest.len && rest.p[i] != '?' && rest.p[i] != '#')
@@ -91,8 +90,8 @@ static sb_err split_url(struct sb_slice url, struct url_parts *u, struct sb_erro
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static void put_encoded(struct sb_buf *b, const char *p, size_t n)
@@ -202,8 +201,8 @@ static size_t collect_query(struct sb_slice q, struct sb_buf *scratch, struct qp
             qp[n].off = scratch->len;
             put_reencoded(scratch, (struct sb_slice){q.p + i, eq - i});
             qp[n].klen = scratch->len - qp[n].off;
-            put_reencoded(scratch, eq < j ? (struct sb_slice){q.p + eq + 1, j - eq - 1}
-                                          : SB_SLICE_NULL);
+            put_reencoded(scratch,
+                          eq < j ? (struct sb_slice){q.p + eq + 1, j - eq - 1} : SB_SLICE_NULL);
             qp[n].vlen = scratch->len - qp[n].off - qp[n].klen;
             n++;
         }
@@ -347,6 +346,8 @@ static sb_err build_canonical(const struct sb_sigv4_request *r, const struct sb_
 {
     struct url_parts u;
     memset(&u, 0, sizeof(u));
+    if (r->method.len == 0)
+        return sb_fail(err, SB_E_BAD_REQUEST, "sigv4: no HTTP method");
     sb_err rc = split_url(r->url, &u, err);
     if (rc != SB_OK)
         return rc;
@@ -368,9 +369,8 @@ static sb_err build_canonical(const struct sb_sigv4_request *r, const struct sb_
     return SB_OK;
 }
 
-sb_err sb_sigv4_canonical_request(const struct sb_sigv4_request *r,
-                                  const struct sb_sigv4_params *p, const char *amz_date,
-                                  struct sb_buf *out, struct sb_error *err)
+sb_err sb_sigv4_canonical_request(const struct sb_sigv4_request *r, const struct sb_sigv4_params *p,
+                                  const char *amz_date, struct sb_buf *out, struct sb_error *err)
 {
     char payload[65];
     struct sb_buf signed_hdrs;
@@ -432,19 +432,20 @@ static void emit(struct sb_arena *a, const struct sb_sigv4_params *p, const char
                  struct sb_sigv4_result *out)
 {
     size_t n = 0;
-    char *auth = sb_arena_printf(a, ALGO " Credential=%.*s/%.8s/%.*s/%.*s/aws4_request, "
-                                        "SignedHeaders=%.*s, Signature=%s",
+    char *auth = sb_arena_printf(a,
+                                 ALGO " Credential=%.*s/%.8s/%.*s/%.*s/aws4_request, "
+                                      "SignedHeaders=%.*s, Signature=%s",
                                  SB_FMT(p->access_key_id), date, SB_FMT(p->region),
                                  SB_FMT(p->service), SB_FMT(signed_hdrs), sig);
     out->headers[n++] = (struct sb_sigv4_header){SB_SLICE("Authorization"), sb_slice_cstr(auth)};
-    out->headers[n++] = (struct sb_sigv4_header){
-        SB_SLICE("X-Amz-Date"), sb_arena_slice(a, sb_slice_cstr(date))};
+    out->headers[n++] =
+        (struct sb_sigv4_header){SB_SLICE("X-Amz-Date"), sb_arena_slice(a, sb_slice_cstr(date))};
     if (p->content_sha256)
         out->headers[n++] = (struct sb_sigv4_header){
             SB_SLICE("X-Amz-Content-Sha256"), sb_arena_slice(a, (struct sb_slice){payload, 64})};
     if (p->session_token.len)
-        out->headers[n++] = (struct sb_sigv4_header){SB_SLICE("X-Amz-Security-Token"),
-                                                     p->session_token};
+        out->headers[n++] =
+            (struct sb_sigv4_header){SB_SLICE("X-Amz-Security-Token"), p->session_token};
     out->nheaders = n;
 }
 

@@ -42,7 +42,7 @@ struct sb_sigv4_request {
     struct sb_slice url;                   /* http(s)://host[:port]/path[?query], as sent */
     const struct sb_sigv4_header *headers; /* more headers to sign (content-type...), borrowed */
     size_t nheaders;
-    struct sb_slice body;                  /* the exact bytes that will be sent */
+    struct sb_slice body; /* the exact bytes that will be sent */
 };
 
 struct sb_sigv4_params {
@@ -79,8 +79,7 @@ sb_err sb_sigv4_sign(const struct sb_sigv4_request *r, const struct sb_sigv4_par
  * first), for tests and debugging. amz_date is "YYYYMMDDTHHMMSSZ". Note: it
  * contains the session token when there is one; wipe it if that matters.
  */
-sb_err sb_sigv4_canonical_request(const struct sb_sigv4_request *r,
-                                  const struct sb_sigv4_params *p, const char *amz_date,
-                                  struct sb_buf *out, struct sb_error *err);
+sb_err sb_sigv4_canonical_request(const struct sb_sigv4_request *r, const struct sb_sigv4_params *p,
+                                  const char *amz_date, struct sb_buf *out, struct sb_error *err);
 
 #endif

@@ -20,7 +20,12 @@
 #define T_2015 1440938160 /* 2015-08-30T12:36:00Z */
 
 static const char sts_token[] =
-    "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
+    "AQoDYXdzEPT//////////"
+    "wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx"
+    "7mSEI/qkPpKPi/"
+    "kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNV"
+    "XAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+"
+    "scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
 
 struct vector {
     const char *name;
@@ -31,11 +36,12 @@ struct vector {
     const char *body;
     int token;
     const char *signed_headers;
-    const char *signature;
-    const char *creq; /* NULL: not checked */
+    const char *signature; /* NULL: not checked */
+    const char *creq;      /* NULL: not checked */
 };
 
 /* Generated from the suite's .req/.creq/.authz files (Host and X-Amz-Date come from us). */
+/* clang-format off */
 static const struct vector vectors[] = {
     {"get-vanilla", "GET", "https://example.amazonaws.com/",
      {{{NULL, 0}, {NULL, 0}}}, 0, "", 0,
@@ -115,7 +121,8 @@ static const struct vector vectors[] = {
      NULL}, /* the suite's .creq also signs content-length, its .authz does not: we follow .authz */
     {"post-x-www-form-urlencoded-parameters", "POST", "https://example.amazonaws.com/",
      {{SB_SLICE("Content-Type"), SB_SLICE("application/x-www-form-urlencoded; charset=utf-8")}, {SB_SLICE("Content-Length"), SB_SLICE("13")}}, 2, "Param1=value1", 0,
-     "content-length;content-type;host;x-amz-date", "1a72ec8f64bd914b0e42e42607c7fbce7fb2c7465f63e3092b3b0d39fa77a6fe",
+     /* The suite's .sts here is not the hash of its .creq: only the .creq is checked. */
+     "content-length;content-type;host;x-amz-date", NULL,
      "POST\n/\n\ncontent-length:13\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\ncontent-length;content-type;host;x-amz-date\n9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"},
     {"get-relative", "GET", "https://example.amazonaws.com/example/..",
      {{{NULL, 0}, {NULL, 0}}}, 0, "", 0,
@@ -146,6 +153,7 @@ static const struct vector vectors[] = {
      "host;x-amz-date;x-amz-security-token", "85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead",
      "POST\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\nx-amz-security-token:AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==\n\nhost;x-amz-date;x-amz-security-token\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
 };
+/* clang-format on */
 
 static struct sb_sigv4_params suite_params(int token)
 {
@@ -192,6 +200,11 @@ static void test_suite(void **state)
             assert_string_equal(creq.p, v->creq);
         }
         assert_int_equal(sb_sigv4_sign(&r, &p, a, &out, &err), SB_OK);
+        if (!v->signature) {
+            sb_buf_free(&creq);
+            sb_arena_free(a);
+            continue;
+        }
         char *want = sb_arena_printf(a,
                                      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/"
                                      "service/aws4_request, SignedHeaders=%s, Signature=%s",
@@ -316,10 +329,8 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_suite),
-        cmocka_unit_test(test_path_encoding),
-        cmocka_unit_test(test_query_encoding),
-        cmocka_unit_test(test_bedrock_against_aws_sdk),
+        cmocka_unit_test(test_suite),          cmocka_unit_test(test_path_encoding),
+        cmocka_unit_test(test_query_encoding), cmocka_unit_test(test_bedrock_against_aws_sdk),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

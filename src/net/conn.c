@@ -165,6 +165,9 @@ static int on_message_begin(http_parser *p)
     c->req->arena = a;
     c->req->conn = c;
     c->req->start_ns = uv_hrtime();
+    char *id = sb_arena_alloc(a, 21);
+    next_request_id(c->w, id);
+    c->req->id = id; /* replaced by a sane client x-request-id at headers end */
     sb_buf_reset(&c->head);
     sb_buf_reset(&c->body);
     c->nspans = 0;
@@ -239,13 +242,8 @@ static void build_request_line(struct sb__conn *c)
         r->headers[i].value = trim(c->head.p + s->val_off, s->val_len);
     }
     struct sb_slice rid = sb_http_header(r, "x-request-id");
-    if (sane_request_id(rid)) {
+    if (sane_request_id(rid))
         r->id = sb_arena_strndup(r->arena, rid.p, rid.len);
-    } else {
-        char *id = sb_arena_alloc(r->arena, 21);
-        next_request_id(c->w, id);
-        r->id = id;
-    }
 }
 
 static void write_raw(struct sb__conn *c, const char *p, size_t n, bool last);

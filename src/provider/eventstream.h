@@ -33,23 +33,23 @@
 
 /* Header value types; the numbers are the wire's type byte. */
 enum sb_eventstream_type {
-    SB_EVENTSTREAM_BOOL_TRUE = 0, /* no value bytes; num = 1 */
+    SB_EVENTSTREAM_BOOL_TRUE = 0,  /* no value bytes; num = 1 */
     SB_EVENTSTREAM_BOOL_FALSE = 1, /* no value bytes; num = 0 */
-    SB_EVENTSTREAM_BYTE = 2,      /* int8 in num */
-    SB_EVENTSTREAM_SHORT = 3,     /* int16 in num */
-    SB_EVENTSTREAM_INT = 4,       /* int32 in num */
-    SB_EVENTSTREAM_LONG = 5,      /* int64 in num */
-    SB_EVENTSTREAM_BYTES = 6,     /* u16 length + bytes in value */
-    SB_EVENTSTREAM_STRING = 7,    /* u16 length + UTF-8 in value */
-    SB_EVENTSTREAM_TIMESTAMP = 8, /* int64 milliseconds since the epoch in num */
-    SB_EVENTSTREAM_UUID = 9,      /* 16 raw bytes in value */
+    SB_EVENTSTREAM_BYTE = 2,       /* int8 in num */
+    SB_EVENTSTREAM_SHORT = 3,      /* int16 in num */
+    SB_EVENTSTREAM_INT = 4,        /* int32 in num */
+    SB_EVENTSTREAM_LONG = 5,       /* int64 in num */
+    SB_EVENTSTREAM_BYTES = 6,      /* u16 length + bytes in value */
+    SB_EVENTSTREAM_STRING = 7,     /* u16 length + UTF-8 in value */
+    SB_EVENTSTREAM_TIMESTAMP = 8,  /* int64 milliseconds since the epoch in num */
+    SB_EVENTSTREAM_UUID = 9,       /* 16 raw bytes in value */
 };
 
 struct sb_eventstream_header {
-    struct sb_slice name;          /* 1..255 bytes */
+    struct sb_slice name; /* 1..255 bytes */
     enum sb_eventstream_type type;
-    struct sb_slice value;         /* BYTES, STRING, UUID: the raw bytes; else empty */
-    int64_t num;                   /* BOOL (0/1), BYTE, SHORT, INT, LONG, TIMESTAMP */
+    struct sb_slice value; /* BYTES, STRING, UUID: the raw bytes; else empty */
+    int64_t num;           /* BOOL (0/1), BYTE, SHORT, INT, LONG, TIMESTAMP */
 };
 
 /* One decoded message; everything is valid only during the callback. */
@@ -67,11 +67,11 @@ typedef int (*sb_eventstream_fn)(void *ud, const struct sb_eventstream_msg *m);
 
 /* The decoder: a value type for embedding in adapter state; only eventstream.c touches it. */
 struct sb_eventstream {
-    struct sb_buf msg;                   /* a message split across feeds, up to max_message */
-    struct sb_eventstream_header *hdrs;  /* heap scratch for decoded headers */
-    size_t hcap;                         /* entries allocated in hdrs */
-    size_t max_message;                  /* largest accepted total length */
-    sb_err failed;                       /* sticky error, SB_OK while healthy */
+    struct sb_buf msg;                  /* a message split across feeds, up to max_message */
+    struct sb_eventstream_header *hdrs; /* heap scratch for decoded headers */
+    size_t hcap;                        /* entries allocated in hdrs */
+    size_t max_message;                 /* largest accepted total length */
+    sb_err failed;                      /* sticky error, SB_OK while healthy */
 };
 
 /* Prepares d; max_message 0 (or above the ceiling) means SB_EVENTSTREAM_MAX_MESSAGE. */
@@ -87,7 +87,8 @@ void sb_eventstream_free(struct sb_eventstream *d);
  */
 sb_err sb_eventstream_feed(struct sb_eventstream *d, const char *buf, size_t n,
                            sb_eventstream_fn fn, void *ud, struct sb_error *err);
-/* End of stream: SB_OK on a message boundary, SB_E_UPSTREAM inside a message, or the sticky error. */
+/* End of stream: SB_OK on a message boundary, SB_E_UPSTREAM inside a message, or the sticky error.
+ */
 sb_err sb_eventstream_finish(struct sb_eventstream *d, struct sb_error *err);
 
 /* The first header called name (exact match), or NULL. Borrows m. */

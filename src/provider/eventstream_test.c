@@ -18,11 +18,11 @@
 static const unsigned char ref3[] = {
     0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff,
     0x00, 0x00, 0x00, 0x1D, 0x00, 0x00, 0x00, 0x00, 0xfd, 0x52, 0x8c, 0x5a, 0x7b, 0x27, 0x66, 0x6f,
-    0x6f, 0x27, 0x3a, 0x27, 0x62, 0x61, 0x72, 0x27, 0x7d, 0xc3, 0x65, 0x39, 0x36,
-    0x00, 0x00, 0x00, 0x3D, 0x00, 0x00, 0x00, 0x20, 0x07, 0xFD, 0x83, 0x96, 0x0C, 'c',  'o',  'n',
-    't',  'e',  'n',  't',  '-',  't',  'y',  'p',  'e',  0x07, 0x00, 0x10, 'a',  'p',  'p',  'l',
-    'i',  'c',  'a',  't',  'i',  'o',  'n',  '/',  'j',  's',  'o',  'n',  0x7b, 0x27, 0x66, 0x6f,
-    0x6f, 0x27, 0x3a, 0x27, 0x62, 0x61, 0x72, 0x27, 0x7d, 0x8D, 0x9C, 0x08, 0xB1,
+    0x6f, 0x27, 0x3a, 0x27, 0x62, 0x61, 0x72, 0x27, 0x7d, 0xc3, 0x65, 0x39, 0x36, 0x00, 0x00, 0x00,
+    0x3D, 0x00, 0x00, 0x00, 0x20, 0x07, 0xFD, 0x83, 0x96, 0x0C, 'c',  'o',  'n',  't',  'e',  'n',
+    't',  '-',  't',  'y',  'p',  'e',  0x07, 0x00, 0x10, 'a',  'p',  'p',  'l',  'i',  'c',  'a',
+    't',  'i',  'o',  'n',  '/',  'j',  's',  'o',  'n',  0x7b, 0x27, 0x66, 0x6f, 0x6f, 0x27, 0x3a,
+    0x27, 0x62, 0x61, 0x72, 0x27, 0x7d, 0x8D, 0x9C, 0x08, 0xB1,
 };
 
 struct rec {
@@ -192,19 +192,19 @@ static void expect_error(size_t at, unsigned char value, sb_err want)
 static void test_corruption(void **state)
 {
     (void)state;
-    expect_error(8, 0x00, SB_E_UPSTREAM);  /* prelude CRC */
-    expect_error(3, 0x30, SB_E_UPSTREAM);  /* total length (prelude CRC catches it) */
-    expect_error(14, 'X', SB_E_UPSTREAM);  /* a header byte: message CRC */
-    expect_error(20, 'X', SB_E_UPSTREAM);  /* payload: message CRC */
+    expect_error(8, 0x00, SB_E_UPSTREAM); /* prelude CRC */
+    expect_error(3, 0x30, SB_E_UPSTREAM); /* total length (prelude CRC catches it) */
+    expect_error(14, 'X', SB_E_UPSTREAM); /* a header byte: message CRC */
+    expect_error(20, 'X', SB_E_UPSTREAM); /* payload: message CRC */
 }
 
 /* Builds a message with a valid prelude and message CRC around arbitrary header bytes. */
 static void build_raw(struct sb_buf *b, uint32_t total, uint32_t hlen, const void *body, size_t n)
 {
     unsigned char pre[12] = {(unsigned char)(total >> 24), (unsigned char)(total >> 16),
-                             (unsigned char)(total >> 8), (unsigned char)total,
-                             (unsigned char)(hlen >> 24), (unsigned char)(hlen >> 16),
-                             (unsigned char)(hlen >> 8), (unsigned char)hlen};
+                             (unsigned char)(total >> 8),  (unsigned char)total,
+                             (unsigned char)(hlen >> 24),  (unsigned char)(hlen >> 16),
+                             (unsigned char)(hlen >> 8),   (unsigned char)hlen};
     uint32_t c = sb_eventstream_crc32(0, pre, 8);
     for (int i = 0; i < 4; i++)
         pre[8 + i] = (unsigned char)(c >> (24 - 8 * i));

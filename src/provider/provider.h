@@ -32,11 +32,6 @@ struct sb_provider_ops;
 
 /* ---- registry entities (immutable once in a snapshot) ---- */
 
-struct sb_kv {
-    struct sb_slice name;
-    struct sb_slice value;
-};
-
 enum sb_auth_method {
     SB_AUTH_BEARER,      /* Authorization: Bearer KEY (openai and most) */
     SB_AUTH_API_KEY,     /* a named header carries the key (azure api-key, anthropic x-api-key) */

@@ -44,6 +44,17 @@ int64_t sb_sse_retry_ms(const struct sb_sse *p)
     return p->retry_ms;
 }
 
+/*
+ * Appends s to b. Empty slices are skipped: on a buffer that never grew,
+ * sb_buf_append with n == 0 computes NULL + 0 and reports TOO_LARGE.
+ * Callers have already checked the bound, so the result is not needed.
+ */
+static void put(struct sb_buf *b, struct sb_slice s)
+{
+    if (s.len)
+        sb_buf_append_slice(b, s);
+}
+
 static sb_err fail(struct sb_sse *p, struct sb_error *err, sb_err code, const char *why)
 {
     p->failed = code;
@@ -65,12 +76,12 @@ static sb_err add_data(struct sb_sse *p, struct sb_slice v, bool in_feed, struct
         return SB_OK;
     }
     if (p->dref_on) {
-        sb_buf_append_slice(&p->data, p->dref); /* fits: checked above */
+        put(&p->data, p->dref); /* fits: checked above */
         p->dref_on = false;
     }
     if (p->ndata)
         sb_buf_append_char(&p->data, '\n');
-    sb_buf_append_slice(&p->data, v);
+    put(&p->data, v);
     p->ndata++;
     return SB_OK;
 }
@@ -82,7 +93,7 @@ static void set_type(struct sb_sse *p, struct sb_slice v, bool in_feed)
     if (in_feed)
         p->tref = v;
     else
-        sb_buf_append_slice(&p->type, v); /* v came from a line of at most max_line */
+        put(&p->type, v); /* v came from a line of at most max_line */
 }
 
 static void set_id(struct sb_sse *p, struct sb_slice v)
@@ -90,7 +101,7 @@ static void set_id(struct sb_sse *p, struct sb_slice v)
     if (v.len && memchr(v.p, '\0', v.len))
         return; /* the spec ignores an id containing NUL */
     sb_buf_reset(&p->id);
-    sb_buf_append_slice(&p->id, v);
+    put(&p->id, v);
 }
 
 static void set_retry(struct sb_sse *p, struct sb_slice v)
@@ -166,8 +177,7 @@ static int line_done(struct sb_sse *p, struct sb_slice line, bool in_feed, sb_ss
 
 static sb_err append_partial(struct sb_sse *p, const char *s, size_t n, struct sb_error *err)
 {
-    /* n == 0 must not reach sb_buf_append: on a never-grown buffer it reports TOO_LARGE. */
-    if (n && sb_buf_append(&p->line, s, n) != SB_OK)
+    if (n && sb_buf_append(&p->line, s, n) != SB_OK) /* n == 0: see put() */
         return fail(p, err, SB_E_TOO_LARGE, "line exceeds the limit");
     return SB_OK;
 }
@@ -220,11 +230,11 @@ static int one_line(struct sb_sse *p, const char *buf, size_t i, size_t j, sb_ss
 static void detach(struct sb_sse *p)
 {
     if (p->dref_on) {
-        sb_buf_append_slice(&p->data, p->dref);
+        put(&p->data, p->dref);
         p->dref_on = false;
     }
     if (p->tref_on) {
-        sb_buf_append_slice(&p->type, p->tref);
+        put(&p->type, p->tref);
         p->tref_on = false;
     }
 }

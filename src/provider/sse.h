@@ -26,7 +26,7 @@
 #include "core/err.h"
 #include "core/slice.h"
 
-#define SB_SSE_DEFAULT_MAX_LINE (1024u * 1024u)      /* used when init gets 0 */
+#define SB_SSE_DEFAULT_MAX_LINE (1024u * 1024u)       /* used when init gets 0 */
 #define SB_SSE_DEFAULT_MAX_EVENT (4u * 1024u * 1024u) /* used when init gets 0 */
 
 /* One dispatched event. Every slice is valid only during the callback. */
@@ -45,22 +45,22 @@ typedef int (*sb_sse_fn)(void *ud, const struct sb_sse_event *ev);
  * sb_sse_init with sb_sse_free.
  */
 struct sb_sse {
-    struct sb_buf line;    /* a line split across feeds, up to max_line */
-    struct sb_buf data;    /* assembled data of the current event, up to max_event */
-    struct sb_buf type;    /* event type when it had to be copied */
-    struct sb_buf id;      /* last event ID buffer (persists across events) */
-    struct sb_slice dref;  /* data when it is a single line inside the current feed */
-    struct sb_slice tref;  /* event type when it lies inside the current feed */
-    size_t max_line;       /* longest accepted line, terminator excluded */
-    size_t max_event;      /* longest accepted data of one event */
-    size_t ndata;          /* data lines in the current event */
-    int64_t retry_ms;      /* last valid "retry" field, -1 if none */
-    unsigned bom;          /* BOM bytes matched so far at stream start (3 = done) */
-    bool dref_on;          /* data is dref, not the data buffer */
-    bool tref_on;          /* event type is tref, not the type buffer */
-    bool open;             /* a field line was seen since the last blank line */
-    bool skip_lf;          /* the previous feed ended in CR: drop one leading LF */
-    sb_err failed;         /* sticky error, SB_OK while healthy */
+    struct sb_buf line;   /* a line split across feeds, up to max_line */
+    struct sb_buf data;   /* assembled data of the current event, up to max_event */
+    struct sb_buf type;   /* event type when it had to be copied */
+    struct sb_buf id;     /* last event ID buffer (persists across events) */
+    struct sb_slice dref; /* data when it is a single line inside the current feed */
+    struct sb_slice tref; /* event type when it lies inside the current feed */
+    size_t max_line;      /* longest accepted line, terminator excluded */
+    size_t max_event;     /* longest accepted data of one event */
+    size_t ndata;         /* data lines in the current event */
+    int64_t retry_ms;     /* last valid "retry" field, -1 if none */
+    unsigned bom;         /* BOM bytes matched so far at stream start (3 = done) */
+    bool dref_on;         /* data is dref, not the data buffer */
+    bool tref_on;         /* event type is tref, not the type buffer */
+    bool open;            /* a field line was seen since the last blank line */
+    bool skip_lf;         /* the previous feed ended in CR: drop one leading LF */
+    sb_err failed;        /* sticky error, SB_OK while healthy */
 };
 
 /* Prepares p; 0 for either bound takes the default. Allocates nothing yet. */

@@ -120,8 +120,8 @@ static void test_fields(void **state)
     expect_events("event: add\ndata: 1\n\ndata: 2\n\n", "add|1|\nmessage|2|\n", SB_OK);
     expect_events("event:\ndata: 1\n\n", "message|1|\n", SB_OK);
     expect_events("event: only\n\ndata: x\n\n", "message|x|\n", SB_OK); /* no data: dropped */
-    expect_events("id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n", "message|a|7\nmessage|b|7\nmessage|c|\n",
-                  SB_OK);
+    expect_events("id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n",
+                  "message|a|7\nmessage|b|7\nmessage|c|\n", SB_OK);
     expect_events("foo: bar\ndata:x\nDATA: y\n\n", "message|x|\n", SB_OK); /* case-sensitive */
     expect_events("data:   spaced\n\n", "message|  spaced|\n", SB_OK);
     expect_events("data\n\n", "message||\n", SB_OK);
@@ -151,11 +151,17 @@ static void test_retry(void **state)
 static void test_bom(void **state)
 {
     (void)state;
-    expect_events("\xEF\xBB\xBF" "data: a\n\n", "message|a|\n", SB_OK);
+    expect_events("\xEF\xBB\xBF"
+                  "data: a\n\n",
+                  "message|a|\n", SB_OK);
     /* A second BOM is not skipped: it becomes part of an unknown field name. */
-    expect_events("\xEF\xBB\xBF\xEF\xBB\xBF" "data: a\n\ndata: b\n\n", "message|b|\n", SB_OK);
+    expect_events("\xEF\xBB\xBF\xEF\xBB\xBF"
+                  "data: a\n\ndata: b\n\n",
+                  "message|b|\n", SB_OK);
     /* Something that starts like a BOM but is not one is kept as text. */
-    expect_events("\xEF\xBB" "data: a\n\ndata: b\n\n", "message|b|\n", SB_OK);
+    expect_events("\xEF\xBB"
+                  "data: a\n\ndata: b\n\n",
+                  "message|b|\n", SB_OK);
     expect_events("\xEF", "", SB_E_UPSTREAM);
 }
 

@@ -2,10 +2,9 @@
 /*
  * config.c - reads the YAML config file into struct sb_config.
  *
- * Two passes. First libyaml's event parser builds a small tree of our own
- * (scalars, mappings, sequences, each with its line), refusing aliases
- * (no billion-laughs expansion), duplicate keys, and input beyond fixed
- * bounds on size, depth and node count. Then a generic walker applies one
+ * Two passes. First config_yaml.c turns libyaml's events into a small tree
+ * of our own (each node with its line), refusing aliases, duplicate keys
+ * and input beyond fixed bounds. Then a generic walker applies one
  * key table per section (STYLE.md practice 5): a row says which key, what
  * type, where it goes in the struct and its range; adding a key is adding a
  * row. Per-entry checks and cross-references (ids, providers, route
@@ -14,7 +13,7 @@
  * Credentials stay references here. Secret values are read only by
  * sb_config_resolve_secret, and no message ever echoes a credential value.
  *
- * Chapters: YAML tree · messages · field setters · key tables · entry
+ * Chapters: messages · field setters · key tables · entry
  * checks · cross checks · public API · secrets.
  */
 #include "router/config.h"
@@ -28,219 +27,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "router/config_yaml.h"
 
-#define MAX_FILE (1024 * 1024)  /* config file bytes */
-#define MAX_DEPTH 16            /* nesting of mappings and sequences */
-#define MAX_NODES 200000        /* scalars + collections in the whole file */
-#define MAX_PAIRS 512           /* keys in one mapping */
+#define MAX_FILE (1024 * 1024) /* config file bytes */
 #define MAX_SECRET_FILE (64 * 1024)
-
-/* ---- YAML tree ---- */
-
-enum ykind { Y_SCALAR, Y_MAP, Y_SEQ };
-
-struct ynode {
-    enum ykind kind;
-    int line;             /* 1-based line of the node's start */
-    bool plain;           /* unquoted scalar: may be a number, bool or null */
-    const char *str;      /* SCALAR: NUL-terminated copy (no NUL inside) */
-    size_t len;           /* SCALAR: bytes in str */
-    size_t count;         /* MAP: pairs; SEQ: items */
-    struct ynode *child;  /* MAP: key, value, key, value, ...; SEQ: items */
-    struct ynode *last;   /* last child, for appending */
-    struct ynode *next;   /* next sibling */
-};
-
-struct yreader {
-    yaml_parser_t parser;
-    struct sb_arena *a;   /* the tree lives here */
-    const char *name;     /* file name for messages */
-    size_t nodes;         /* built so far */
-    struct sb_error *err;
-};
-
-static int ev_line(const yaml_event_t *ev)
-{
-    return (int)ev->start_mark.line + 1;
-}
-
-static sb_err yfail(struct yreader *y, int line, const char *what)
-{
-    return sb_fail(y->err, SB_E_CONFIG, "%s:%d: %s", y->name, line, what);
-}
-
-static sb_err next_event(struct yreader *y, yaml_event_t *ev)
-{
-    if (yaml_parser_parse(&y->parser, ev))
-        return SB_OK;
-    return sb_fail(y->err, SB_E_CONFIG, "%s:%d: YAML syntax: %s", y->name,
-                   (int)y->parser.problem_mark.line + 1,
-                   y->parser.problem ? y->parser.problem : "error");
-}
-
-static struct ynode *new_node(struct yreader *y, enum ykind kind, const yaml_event_t *ev)
-{
-    struct ynode *n = sb_arena_calloc(y->a, sizeof(*n));
-    n->kind = kind;
-    n->line = ev_line(ev);
-    y->nodes++;
-    return n;
-}
-
-static void append(struct ynode *parent, struct ynode *child)
-{
-    if (parent->last)
-        parent->last->next = child;
-    else
-        parent->child = child;
-    parent->last = child;
-}
-
-static sb_err read_node(struct yreader *y, yaml_event_t *ev, int depth, struct ynode **out);
-
-static sb_err read_scalar(struct yreader *y, yaml_event_t *ev, struct ynode **out)
-{
-    const char *v = (const char *)ev->data.scalar.value;
-    size_t len = ev->data.scalar.length;
-    if (memchr(v, '\0', len))
-        return yfail(y, ev_line(ev), "a value contains a NUL character");
-    struct ynode *n = new_node(y, Y_SCALAR, ev);
-    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    n->str = sb_arena_strndup(y->a, v, len);
-    n->len = len;
-    *out = n;
-    return SB_OK;
-}
-
-static bool same_key(const struct ynode *a, const struct ynode *b)
-{
-    return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
-}
-
-/* Adds key/value to map; keys are scalars, unique, at most MAX_PAIRS. */
-static sb_err add_pair(struct yreader *y, struct ynode *map, struct ynode *key, struct ynode *val)
-{
-    if (key->kind != Y_SCALAR)
-        return yfail(y, key->line, "mapping keys must be plain strings");
-    if (map->count == MAX_PAIRS)
-        return yfail(y, key->line, "too many keys in one mapping");
-    for (const struct ynode *k = map->child; k; k = k->next->next)
-        if (same_key(k, key))
-            return sb_fail(y->err, SB_E_CONFIG, "%s:%d: duplicate key '%.40s'", y->name,
-                           key->line, key->str);
-    append(map, key);
-    append(map, val);
-    map->count++;
-    return SB_OK;
-}
-
-/* Reads the children of a mapping or sequence until its end event. */
-static sb_err read_children(struct yreader *y, struct ynode *n, yaml_event_type_t end, int depth)
-{
-    struct ynode *key = NULL;
-    for (;;) {
-        yaml_event_t ev;
-        struct ynode *child = NULL;
-        sb_err rc = next_event(y, &ev);
-        if (rc != SB_OK)
-            return rc;
-        if (ev.type == end) {
-            yaml_event_delete(&ev);
-            return SB_OK;
-        }
-        rc = read_node(y, &ev, depth + 1, &child);
-        if (rc != SB_OK)
-            return rc;
-        if (n->kind == Y_SEQ) {
-            append(n, child);
-            n->count++;
-        } else if (!key) {
-            key = child;
-        } else {
-            rc = add_pair(y, n, key, child);
-            key = NULL;
-        }
-        if (rc != SB_OK)
-            return rc;
-    }
-}
-
-/* Builds the node that starts with *ev (which this call deletes). */
-static sb_err read_node(struct yreader *y, yaml_event_t *ev, int depth, struct ynode **out)
-{
-    sb_err rc = SB_OK;
-    if (depth > MAX_DEPTH)
-        rc = yfail(y, ev_line(ev), "nested too deeply");
-    else if (y->nodes >= MAX_NODES)
-        rc = yfail(y, ev_line(ev), "too many values");
-    else if (ev->type == YAML_SCALAR_EVENT)
-        rc = read_scalar(y, ev, out);
-    else if (ev->type == YAML_ALIAS_EVENT)
-        rc = yfail(y, ev_line(ev), "YAML aliases (*name) are not supported");
-    else if (ev->type == YAML_SEQUENCE_START_EVENT || ev->type == YAML_MAPPING_START_EVENT) {
-        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
-        *out = new_node(y, seq ? Y_SEQ : Y_MAP, ev);
-        yaml_event_delete(ev);
-        return read_children(y, *out, seq ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT,
-                             depth);
-    } else
-        rc = yfail(y, ev_line(ev), "unexpected YAML event");
-    yaml_event_delete(ev);
-    return rc;
-}
-
-/* Expects the event type t next (stream/document framing). */
-static sb_err expect(struct yreader *y, yaml_event_type_t t, yaml_event_t *ev, const char *what)
-{
-    sb_err rc = next_event(y, ev);
-    if (rc == SB_OK && ev->type != t) {
-        rc = yfail(y, ev_line(ev), what);
-        yaml_event_delete(ev);
-    }
-    return rc;
-}
-
-/* The single document of the stream; *root = NULL for an empty file. */
-static sb_err read_document(struct yreader *y, struct ynode **root)
-{
-    yaml_event_t ev;
-    *root = NULL;
-    sb_err rc = expect(y, YAML_STREAM_START_EVENT, &ev, "not a YAML stream");
-    if (rc != SB_OK)
-        return rc;
-    yaml_event_delete(&ev);
-    rc = next_event(y, &ev);
-    if (rc != SB_OK || ev.type == YAML_STREAM_END_EVENT) {
-        yaml_event_delete(&ev);
-        return rc;
-    }
-    yaml_event_delete(&ev); /* DOCUMENT_START */
-    rc = next_event(y, &ev);
-    if (rc == SB_OK)
-        rc = read_node(y, &ev, 0, root);
-    if (rc == SB_OK)
-        rc = expect(y, YAML_DOCUMENT_END_EVENT, &ev, "expected the end of the document");
-    if (rc != SB_OK)
-        return rc;
-    yaml_event_delete(&ev);
-    rc = expect(y, YAML_STREAM_END_EVENT, &ev, "only one YAML document is allowed");
-    if (rc == SB_OK)
-        yaml_event_delete(&ev);
-    return rc;
-}
 
 /* ---- messages ---- */
 
 /* The walker's state: where we are, for messages. */
 struct walk {
     struct sb_config *cfg;
-    const char *name;         /* file name */
-    const struct ynode *root; /* the document's top mapping */
-    char path[256];           /* "providers[0].api_key" */
+    const char *name;             /* file name */
+    const struct sb__ynode *root; /* the document's top mapping */
+    char path[256];               /* "providers[0].api_key" */
     size_t plen;
     struct sb_error *err;
 };
@@ -255,7 +57,8 @@ static size_t path_push(struct walk *w, const char *fmt, ...)
     int n = vsnprintf(w->path + w->plen, sizeof(w->path) - w->plen, fmt, ap);
     va_end(ap);
     if (n > 0)
-        w->plen += (size_t)n < sizeof(w->path) - w->plen ? (size_t)n : sizeof(w->path) - w->plen - 1;
+        w->plen +=
+            (size_t)n < sizeof(w->path) - w->plen ? (size_t)n : sizeof(w->path) - w->plen - 1;
     return old;
 }
 
@@ -265,20 +68,54 @@ static void path_pop(struct walk *w, size_t old)
     w->path[old] = '\0';
 }
 
+static sb_err wfailv(struct walk *w, int line, const char *fmt, va_list ap)
+{
+    char msg[200];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (w->plen)
+        return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s: %s", w->name, line, w->path, msg);
+    return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s", w->name, line, msg);
+}
+
 static sb_err wfail(struct walk *w, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* "file:line: path: message". Never pass a credential value to this. */
 static sb_err wfail(struct walk *w, int line, const char *fmt, ...)
 {
-    char msg[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    sb_err rc = wfailv(w, line, fmt, ap);
     va_end(ap);
-    if (w->plen)
-        return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s: %s", w->name, line, w->path, msg);
-    return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s", w->name, line, msg);
+    return rc;
+}
+
+/* The value node of key in map, or NULL. */
+static const struct sb__ynode *member(const struct sb__ynode *map, const char *key)
+{
+    if (!map || map->kind != SB_Y_MAP)
+        return NULL;
+    for (const struct sb__ynode *k = map->child; k; k = k->next->next)
+        if (strlen(key) == k->len && memcmp(k->str, key, k->len) == 0)
+            return k->next;
+    return NULL;
+}
+
+static sb_err ffail(struct walk *w, const struct sb__ynode *node, const char *key, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
+/* Like wfail, for the entry at node: the path and line of its key `key`. */
+static sb_err ffail(struct walk *w, const struct sb__ynode *node, const char *key, const char *fmt,
+                    ...)
+{
+    const struct sb__ynode *v = member(node, key);
+    size_t mark = path_push(w, w->plen ? ".%s" : "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_err rc = wfailv(w, v ? v->line : node->line, fmt, ap);
+    va_end(ap);
+    path_pop(w, mark);
+    return rc;
 }
 
 /* ---- field setters ---- */
@@ -300,12 +137,12 @@ struct table;
 struct field {
     const char *key;
     enum fkind kind;
-    size_t off, off_n;        /* where the value (and its count) go */
-    int64_t min, max;         /* F_INT */
-    const struct table *sub;  /* F_MAP, F_LIST */
+    size_t off, off_n;       /* where the value (and its count) go */
+    int64_t min, max;        /* F_INT */
+    const struct table *sub; /* F_MAP, F_LIST */
 };
 
-typedef sb_err (*check_fn)(struct walk *w, void *elem, const struct ynode *node);
+typedef sb_err (*check_fn)(struct walk *w, void *elem, const struct sb__ynode *node);
 
 struct table {
     const struct field *fields;
@@ -315,31 +152,32 @@ struct table {
     check_fn check;           /* after the walk; may be NULL */
 };
 
-typedef sb_err (*set_fn)(struct walk *w, const struct field *f, void *base, const struct ynode *v);
+typedef sb_err (*set_fn)(struct walk *w, const struct field *f, void *base,
+                         const struct sb__ynode *v);
 
 #define AT(base, off, type) ((type *)((char *)(base) + (off)))
 
-static bool is_null(const struct ynode *v)
+static bool is_null(const struct sb__ynode *v)
 {
-    return v->kind == Y_SCALAR && v->plain &&
+    return v->kind == SB_Y_SCALAR && v->plain &&
            (v->len == 0 || strcmp(v->str, "~") == 0 || strcmp(v->str, "null") == 0 ||
             strcmp(v->str, "Null") == 0 || strcmp(v->str, "NULL") == 0);
 }
 
-static const char *copy(struct walk *w, const struct ynode *v)
+static const char *copy(struct walk *w, const struct sb__ynode *v)
 {
     return sb_arena_strndup(w->cfg->arena, v->str, v->len);
 }
 
-static sb_err set_str(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_str(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
-    if (v->kind != Y_SCALAR)
+    if (v->kind != SB_Y_SCALAR)
         return wfail(w, v->line, "expected a string");
     *AT(base, f->off, const char *) = copy(w, v);
     return SB_OK;
 }
 
-static bool parse_int(const struct ynode *v, int64_t *out)
+static bool parse_int(const struct sb__ynode *v, int64_t *out)
 {
     struct sb_slice s = {v->str, v->len};
     unsigned long long u = 0;
@@ -354,20 +192,20 @@ static bool parse_int(const struct ynode *v, int64_t *out)
     return true;
 }
 
-static sb_err set_int(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_int(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     int64_t x = 0;
-    if (v->kind != Y_SCALAR || !parse_int(v, &x) || x < f->min || x > f->max)
+    if (v->kind != SB_Y_SCALAR || !parse_int(v, &x) || x < f->min || x > f->max)
         return wfail(w, v->line, "expected an integer in [%lld, %lld]", (long long)f->min,
                      (long long)f->max);
     *AT(base, f->off, int64_t) = x;
     return SB_OK;
 }
 
-static sb_err set_num(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_num(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     char *end = NULL;
-    bool ok = v->kind == Y_SCALAR && v->plain && v->len > 0 &&
+    bool ok = v->kind == SB_Y_SCALAR && v->plain && v->len > 0 &&
               strspn(v->str, "0123456789.eE+-") == v->len;
     double x = ok ? strtod(v->str, &end) : 0;
     if (!ok || end != v->str + v->len || !isfinite(x) || x < 0 || x > 1e9)
@@ -376,11 +214,11 @@ static sb_err set_num(struct walk *w, const struct field *f, void *base, const s
     return SB_OK;
 }
 
-static sb_err set_bool(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_bool(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     static const char *const yes[] = {"true", "True", "TRUE"}, *const no[] = {"false", "False",
-                                                                               "FALSE"};
-    for (size_t i = 0; v->kind == Y_SCALAR && v->plain && i < 3; i++) {
+                                                                              "FALSE"};
+    for (size_t i = 0; v->kind == SB_Y_SCALAR && v->plain && i < 3; i++) {
         if (strcmp(v->str, yes[i]) == 0 || strcmp(v->str, no[i]) == 0) {
             *AT(base, f->off, bool) = strcmp(v->str, yes[i]) == 0;
             return SB_OK;
@@ -398,9 +236,9 @@ static bool env_name_ok(const char *s)
 }
 
 /* A credential reference. The value is never echoed: it may be a pasted key. */
-static sb_err set_cred(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_cred(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
-    if (v->kind != Y_SCALAR)
+    if (v->kind != SB_Y_SCALAR)
         return wfail(w, v->line, "expected env:NAME or file:PATH");
     if (strncmp(v->str, "env:", 4) == 0 && !env_name_ok(v->str + 4))
         return wfail(w, v->line, "env: needs a variable name ([A-Za-z_][A-Za-z0-9_]*)");
@@ -420,6 +258,17 @@ static bool header_name_ok(const char *s, size_t n)
     return n > 0 && n <= 128 && strspn(s, tchar) == n;
 }
 
+/* Headers that carry credentials: a literal value would be a key in the file. */
+static bool header_is_credential(const char *s, size_t n)
+{
+    static const char *const names[] = {"authorization", "proxy-authorization", "x-api-key",
+                                        "api-key", "x-goog-api-key"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (sb_slice_caseeq((struct sb_slice){s, n}, sb_slice_cstr(names[i])))
+            return true;
+    return false;
+}
+
 static bool header_value_ok(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -429,17 +278,21 @@ static bool header_value_ok(const char *s, size_t n)
 }
 
 static sb_err set_headers(struct walk *w, const struct field *f, void *base,
-                          const struct ynode *v)
+                          const struct sb__ynode *v)
 {
-    if (v->kind != Y_MAP)
+    if (v->kind != SB_Y_MAP)
         return wfail(w, v->line, "expected a mapping of header names to values");
     struct sb_store_kv *kv = sb_arena_calloc(w->cfg->arena, (v->count + 1) * sizeof(*kv));
     size_t i = 0;
-    for (const struct ynode *k = v->child; k; k = k->next->next, i++) {
-        const struct ynode *val = k->next;
+    for (const struct sb__ynode *k = v->child; k; k = k->next->next, i++) {
+        const struct sb__ynode *val = k->next;
         if (!header_name_ok(k->str, k->len))
             return wfail(w, k->line, "'%.40s' is not a valid header name", k->str);
-        if (val->kind != Y_SCALAR || !header_value_ok(val->str, val->len))
+        if (header_is_credential(k->str, k->len))
+            return wfail(w, k->line,
+                         "header %s carries a credential; use api_key with env:NAME or file:PATH",
+                         k->str);
+        if (val->kind != SB_Y_SCALAR || !header_value_ok(val->str, val->len))
             return wfail(w, val->line, "header %s: expected a one-line string", k->str);
         kv[i].name = copy(w, k);
         kv[i].value = copy(w, val);
@@ -449,14 +302,14 @@ static sb_err set_headers(struct walk *w, const struct field *f, void *base,
     return SB_OK;
 }
 
-static sb_err set_strs(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_strs(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
-    if (v->kind != Y_SEQ)
+    if (v->kind != SB_Y_SEQ)
         return wfail(w, v->line, "expected a list of strings");
     const char **list = sb_arena_calloc(w->cfg->arena, (v->count + 1) * sizeof(*list));
     size_t i = 0;
-    for (const struct ynode *it = v->child; it; it = it->next, i++) {
-        if (it->kind != Y_SCALAR || it->len == 0)
+    for (const struct sb__ynode *it = v->child; it; it = it->next, i++) {
+        if (it->kind != SB_Y_SCALAR || it->len == 0)
             return wfail(w, it->line, "expected a list of strings");
         list[i] = copy(w, it);
     }
@@ -465,22 +318,23 @@ static sb_err set_strs(struct walk *w, const struct field *f, void *base, const 
     return SB_OK;
 }
 
-static sb_err walk_map(struct walk *w, const struct table *t, void *base, const struct ynode *map);
+static sb_err walk_map(struct walk *w, const struct table *t, void *base,
+                       const struct sb__ynode *map);
 
-static sb_err set_map(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_map(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     return walk_map(w, f->sub, base, v);
 }
 
-static sb_err set_list(struct walk *w, const struct field *f, void *base, const struct ynode *v)
+static sb_err set_list(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     const struct table *t = f->sub;
-    if (v->kind != Y_SEQ)
+    if (v->kind != SB_Y_SEQ)
         return wfail(w, v->line, "expected a list");
     char *arr = sb_arena_calloc(w->cfg->arena, (v->count + 1) * t->size);
     size_t i = 0;
     sb_err rc = SB_OK;
-    for (const struct ynode *it = v->child; rc == SB_OK && it; it = it->next, i++) {
+    for (const struct sb__ynode *it = v->child; rc == SB_OK && it; it = it->next, i++) {
         size_t mark = path_push(w, "[%zu]", i);
         if (t->init)
             t->init(arr + i * t->size);
@@ -495,24 +349,26 @@ static sb_err set_list(struct walk *w, const struct field *f, void *base, const 
 }
 
 static const set_fn setters[] = {
-    [F_STR] = set_str,         [F_INT] = set_int,   [F_NUM] = set_num,
-    [F_BOOL] = set_bool,       [F_CRED] = set_cred, [F_HEADERS] = set_headers,
-    [F_STRS] = set_strs,       [F_MAP] = set_map,   [F_LIST] = set_list,
+    [F_STR] = set_str,   [F_INT] = set_int,   [F_NUM] = set_num,
+    [F_BOOL] = set_bool, [F_CRED] = set_cred, [F_HEADERS] = set_headers,
+    [F_STRS] = set_strs, [F_MAP] = set_map,   [F_LIST] = set_list,
 };
 
-static const struct field *find_field(const struct table *t, const struct ynode *key)
+static const struct field *find_field(const struct table *t, const struct sb__ynode *key)
 {
     for (size_t i = 0; i < t->nfields; i++)
-        if (strlen(t->fields[i].key) == key->len && memcmp(t->fields[i].key, key->str, key->len) == 0)
+        if (strlen(t->fields[i].key) == key->len &&
+            memcmp(t->fields[i].key, key->str, key->len) == 0)
             return &t->fields[i];
     return NULL;
 }
 
-static sb_err walk_map(struct walk *w, const struct table *t, void *base, const struct ynode *map)
+static sb_err walk_map(struct walk *w, const struct table *t, void *base,
+                       const struct sb__ynode *map)
 {
-    if (map->kind != Y_MAP)
+    if (map->kind != SB_Y_MAP)
         return wfail(w, map->line, "expected a mapping");
-    for (const struct ynode *k = map->child; k; k = k->next->next) {
+    for (const struct sb__ynode *k = map->child; k; k = k->next->next) {
         const struct field *f = find_field(t, k);
         if (!f)
             return wfail(w, k->line, "unknown key '%.40s'", k->str);
@@ -525,4 +381,573 @@ static sb_err walk_map(struct walk *w, const struct table *t, void *base, const 
             return rc;
     }
     return SB_OK;
+}
+
+/* ---- entry checks ---- */
+
+#define PROVIDER_ID_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
+#define MODEL_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+
+static const struct sb_config_type types[] = {
+    {"openai", "bearer", SB_AUTH_BEARER},  {"anthropic", "api_key", SB_AUTH_API_KEY},
+    {"gemini", "api_key", SB_AUTH_QUERY},  {"cohere", "bearer", SB_AUTH_BEARER},
+    {"ollama", "bearer", SB_AUTH_BEARER},  {"huggingface", "bearer", SB_AUTH_BEARER},
+    {"azure", "api_key", SB_AUTH_API_KEY}, {"bedrock", "aws_sigv4", SB_AUTH_SIGV4},
+};
+#define TYPE_NAMES "openai, anthropic, gemini, cohere, ollama, huggingface, azure, bedrock"
+
+static const char *const strategies[] = {"priority", "weighted", "least-latency", "cost"};
+
+const struct sb_config_type *sb_config_type_find(struct sb_slice name)
+{
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (sb_slice_eq_cstr(name, types[i].name))
+            return &types[i];
+    return NULL;
+}
+
+static bool chars_ok(const char *s, const char *allowed, size_t max)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= max && strspn(s, allowed) == n;
+}
+
+/* Printable ASCII or UTF-8, no spaces or control characters. */
+static bool printable(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= 0x20 || s[n] == 0x7f)
+            return false;
+    return n > 0 && n <= max;
+}
+
+static size_t url_scheme_len(const char *u)
+{
+    if (strncmp(u, "https://", 8) == 0)
+        return 8;
+    if (strncmp(u, "http://", 7) == 0)
+        return 7;
+    return 0;
+}
+
+/* base_url: http(s)://host..., trailing slashes dropped; bedrock may derive it from region. */
+static sb_err check_base_url(struct walk *w, struct sb_store_provider *p, const struct sb__ynode *n)
+{
+    if (!p->base_url && strcmp(p->type, "bedrock") == 0 && p->region)
+        p->base_url =
+            sb_arena_printf(w->cfg->arena, "https://bedrock-runtime.%s.amazonaws.com", p->region);
+    if (!p->base_url)
+        return wfail(w, n->line, "base_url is required");
+    size_t skip = url_scheme_len(p->base_url);
+    if (!skip || p->base_url[skip] == '/' || !printable(p->base_url, 2048))
+        return ffail(w, n, "base_url", "expected an http:// or https:// URL");
+    size_t len = strlen(p->base_url);
+    if (p->base_url[len - 1] == '/') {
+        while (len > skip + 1 && p->base_url[len - 1] == '/')
+            len--;
+        p->base_url = sb_arena_strndup(w->cfg->arena, p->base_url, len);
+    }
+    return SB_OK;
+}
+
+static sb_err check_provider_aws(struct walk *w, struct sb_store_provider *p,
+                                 const struct sb__ynode *n)
+{
+    bool bedrock = strcmp(p->type, "bedrock") == 0;
+    if (!bedrock && (p->aws_access_key_id || p->aws_secret_access_key || p->aws_session_token))
+        return wfail(w, n->line, "aws_* credentials are only for type bedrock");
+    if (p->region && !chars_ok(p->region, PROVIDER_ID_CHARS, 64))
+        return ffail(w, n, "region", "expected a region name such as us-east-1");
+    if (bedrock && (!p->aws_access_key_id != !p->aws_secret_access_key))
+        return wfail(w, n->line, "aws_access_key_id and aws_secret_access_key go together");
+    return SB_OK;
+}
+
+static sb_err check_provider(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    struct sb_store_provider *p = elem;
+    if (!p->id)
+        return wfail(w, n->line, "id is required");
+    if (!chars_ok(p->id, PROVIDER_ID_CHARS, 64))
+        return ffail(w, n, "id", "must match [a-z0-9-]+ (at most 64 characters)");
+    if (!p->type)
+        return wfail(w, n->line, "type is required (one of " TYPE_NAMES ")");
+    const struct sb_config_type *t = sb_config_type_find(sb_slice_cstr(p->type));
+    if (!t)
+        return ffail(w, n, "type", "unknown type '%.40s' (one of " TYPE_NAMES ")", p->type);
+    sb_err rc = check_base_url(w, p, n);
+    if (rc == SB_OK)
+        rc = check_provider_aws(w, p, n);
+    if (rc == SB_OK && p->api_version && !printable(p->api_version, 64))
+        rc = ffail(w, n, "api_version", "expected a version string such as 2024-10-21");
+    if (p->name && !*p->name)
+        p->name = NULL;
+    if (!p->name)
+        p->name = p->id;
+    bool keyed = p->api_key || t->auth == SB_AUTH_SIGV4;
+    p->auth_method = keyed ? t->auth_method : "none";
+    return rc;
+}
+
+static sb_err check_model(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    struct sb_store_model *m = elem;
+    if (!m->id)
+        return wfail(w, n->line, "id is required");
+    if (!chars_ok(m->id, MODEL_ID_CHARS, 128))
+        return ffail(w, n, "id", "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
+    if (!m->provider)
+        return wfail(w, n->line, "provider is required");
+    if (!m->upstream_model)
+        m->upstream_model = m->id;
+    if (!printable(m->upstream_model, 256))
+        return ffail(w, n, "upstream_model", "expected a model name without spaces");
+    if (!m->name || !*m->name)
+        m->name = m->id;
+    return SB_OK;
+}
+
+static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    struct sb_store_route *r = elem;
+    if (!r->id)
+        return wfail(w, n->line, "id is required");
+    if (!chars_ok(r->id, MODEL_ID_CHARS, 128))
+        return ffail(w, n, "id", "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
+    if (!r->strategy)
+        r->strategy = strategies[0];
+    size_t i = 0;
+    while (i < sizeof(strategies) / sizeof(strategies[0]) && strcmp(r->strategy, strategies[i]))
+        i++;
+    if (i == sizeof(strategies) / sizeof(strategies[0]))
+        return ffail(w, n, "strategy",
+                     "unknown strategy '%.40s' (one of priority, weighted, least-latency, cost)",
+                     r->strategy);
+    if (r->ntargets == 0)
+        return wfail(w, n->line, "targets: at least one target is required");
+    for (size_t t = 0; t < r->ntargets; t++)
+        if (!printable(r->targets[t], 512))
+            return ffail(w, n, "targets", "a target contains spaces or control characters");
+    return SB_OK;
+}
+
+/* ---- key tables ---- */
+
+/* clang-format off */
+#define F_(k, kd, T, m) {.key = k, .kind = kd, .off = offsetof(T, m)}
+#define STR(k, T, m) F_(k, F_STR, T, m)
+#define NUM(k, T, m) F_(k, F_NUM, T, m)
+#define BOOL(k, T, m) F_(k, F_BOOL, T, m)
+#define CRED(k, T, m) F_(k, F_CRED, T, m)
+#define INT(k, T, m, lo, hi) {.key = k, .kind = F_INT, .off = offsetof(T, m), .min = lo, .max = hi}
+#define MAP(k, t) {.key = k, .kind = F_MAP, .sub = &t}
+#define ARR(k, kd, T, m, n, t) \
+    {.key = k, .kind = kd, .off = offsetof(T, m), .off_n = offsetof(T, n), .sub = t}
+#define TABLE(f, T, init, check) {f, sizeof(f) / sizeof(f[0]), sizeof(T), init, check}
+/* clang-format on */
+
+/* Short names for the row macros (macros, not typedefs: STYLE.md practice 17). */
+#define PROV struct sb_store_provider
+#define MODEL struct sb_store_model
+#define ROUTE struct sb_store_route
+#define CFG struct sb_config
+
+static const struct field rate_fields[] = {
+    INT("rpm", PROV, rpm, 0, 1000000000),
+    INT("tpm", PROV, tpm, 0, 1000000000000LL),
+};
+static const struct table rate_table = TABLE(rate_fields, PROV, NULL, NULL);
+
+static const struct field provider_fields[] = {
+    STR("id", PROV, id),
+    STR("type", PROV, type),
+    STR("name", PROV, name),
+    STR("base_url", PROV, base_url),
+    CRED("api_key", PROV, api_key),
+    ARR("headers", F_HEADERS, PROV, headers, nheaders, NULL),
+    MAP("rate_limits", rate_table),
+    INT("timeout_ms", PROV, timeout_ms, 0, 3600000),
+    INT("connect_timeout_ms", PROV, connect_timeout_ms, 0, 600000),
+    STR("api_version", PROV, api_version),
+    STR("region", PROV, region),
+    CRED("aws_access_key_id", PROV, aws_access_key_id),
+    CRED("aws_secret_access_key", PROV, aws_secret_access_key),
+    CRED("aws_session_token", PROV, aws_session_token),
+    BOOL("enabled", PROV, enabled),
+};
+
+static void init_provider(void *elem)
+{
+    struct sb_store_provider *p = elem;
+    p->enabled = true;
+    p->is_system = true;
+}
+
+static const struct table provider_table =
+    TABLE(provider_fields, PROV, init_provider, check_provider);
+
+static const struct field caps_fields[] = {
+    BOOL("streaming", MODEL, caps.streaming),   BOOL("tools", MODEL, caps.tools),
+    BOOL("vision", MODEL, caps.vision),         BOOL("json_mode", MODEL, caps.json_mode),
+    BOOL("embeddings", MODEL, caps.embeddings),
+};
+static const struct table caps_table = TABLE(caps_fields, MODEL, NULL, NULL);
+
+static const struct field pricing_fields[] = {
+    NUM("input_per_mtok", MODEL, input_per_mtok),
+    NUM("output_per_mtok", MODEL, output_per_mtok),
+};
+static const struct table pricing_table = TABLE(pricing_fields, MODEL, NULL, NULL);
+
+static const struct field model_fields[] = {
+    STR("id", MODEL, id),
+    STR("provider", MODEL, provider),
+    STR("upstream_model", MODEL, upstream_model),
+    STR("name", MODEL, name),
+    INT("context_length", MODEL, context_length, 0, 100000000),
+    INT("max_output_tokens", MODEL, max_output_tokens, 0, 100000000),
+    MAP("capabilities", caps_table),
+    MAP("pricing", pricing_table),
+    INT("fallback_priority", MODEL, fallback_priority, -1000000, 1000000),
+    BOOL("enabled", MODEL, enabled),
+};
+
+/* A model that says nothing about capabilities can at least stream. */
+static void init_model(void *elem)
+{
+    struct sb_store_model *m = elem;
+    m->enabled = true;
+    m->is_system = true;
+    m->caps.streaming = true;
+}
+
+static const struct table model_table = TABLE(model_fields, MODEL, init_model, check_model);
+
+static const struct field route_fields[] = {
+    STR("id", ROUTE, id),
+    STR("strategy", ROUTE, strategy),
+    ARR("targets", F_STRS, ROUTE, targets, ntargets, NULL),
+};
+
+static void init_route(void *elem)
+{
+    ((struct sb_store_route *)elem)->is_system = true;
+}
+
+static const struct table route_table = TABLE(route_fields, ROUTE, init_route, check_route);
+
+static const struct field server_fields[] = {
+    INT("max_body_bytes", CFG, server.max_body_bytes, 1024, 1073741824),
+    INT("max_header_bytes", CFG, server.max_header_bytes, 1024, 1048576),
+    INT("header_timeout_ms", CFG, server.header_timeout_ms, 100, 600000),
+    INT("idle_timeout_ms", CFG, server.idle_timeout_ms, 100, 3600000),
+    INT("max_connections", CFG, server.max_connections, 1, 1000000),
+    INT("shutdown_timeout_ms", CFG, server.shutdown_timeout_ms, 0, 600000),
+};
+static const struct table server_table = TABLE(server_fields, CFG, NULL, NULL);
+
+static const struct field top_fields[] = {
+    STR("listen", CFG, listen),
+    STR("database", CFG, database),
+    STR("redis", CFG, redis),
+    INT("workers", CFG, workers, 0, 1024),
+    MAP("server", server_table),
+    ARR("providers", F_LIST, CFG, system.providers, system.nproviders, &provider_table),
+    ARR("models", F_LIST, CFG, system.models, system.nmodels, &model_table),
+    ARR("routes", F_LIST, CFG, system.routes, system.nroutes, &route_table),
+};
+static const struct table top_table = TABLE(top_fields, CFG, NULL, NULL);
+
+/* ---- cross checks ---- */
+
+/* An id and the index of its entry, sorted by id for duplicate checks and lookups. */
+struct idx {
+    const char *id;
+    size_t i;
+};
+
+static int idx_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct idx *)a)->id, ((const struct idx *)b)->id);
+}
+
+/* Every entity struct starts with `const char *id`. */
+static struct idx *sorted_ids(struct walk *w, const void *base, size_t n, size_t stride)
+{
+    struct idx *v = sb_arena_alloc(w->cfg->arena, (n + 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i].id = *(const char *const *)((const char *)base + i * stride);
+        v[i].i = i;
+    }
+    qsort(v, n, sizeof(*v), idx_cmp);
+    return v;
+}
+
+static bool has_id(const struct idx *v, size_t n, const char *id)
+{
+    struct idx key = {id, 0};
+    return bsearch(&key, v, n, sizeof(*v), idx_cmp) != NULL;
+}
+
+/* The i-th entry node of the top-level list `list`. */
+static const struct sb__ynode *entry_node(const struct walk *w, const char *list, size_t i)
+{
+    const struct sb__ynode *it = member(w->root, list)->child;
+    while (i-- && it)
+        it = it->next;
+    return it;
+}
+
+static sb_err check_unique(struct walk *w, const char *list, const struct idx *v, size_t n)
+{
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(v[k - 1].id, v[k].id) != 0)
+            continue;
+        size_t later = v[k].i > v[k - 1].i ? v[k].i : v[k - 1].i;
+        size_t mark = path_push(w, "%s[%zu]", list, later);
+        sb_err rc = ffail(w, entry_node(w, list, later), "id", "duplicate id '%s'", v[k].id);
+        path_pop(w, mark);
+        return rc;
+    }
+    return SB_OK;
+}
+
+/* A route target: a model id, or provider/upstream_model of a known provider. */
+static bool target_ok(struct walk *w, const char *t, const struct idx *pv, const struct idx *mv)
+{
+    const struct sb_store_entities *e = &w->cfg->system;
+    const char *slash = strchr(t, '/');
+    if (!slash)
+        return has_id(mv, e->nmodels, t);
+    char prov[65];
+    size_t plen = (size_t)(slash - t);
+    if (plen == 0 || plen >= sizeof(prov) || slash[1] == '\0')
+        return false;
+    memcpy(prov, t, plen);
+    prov[plen] = '\0';
+    return has_id(pv, e->nproviders, prov);
+}
+
+static sb_err check_references(struct walk *w, const struct idx *pv, const struct idx *mv)
+{
+    const struct sb_store_entities *e = &w->cfg->system;
+    sb_err rc = SB_OK;
+    for (size_t i = 0; rc == SB_OK && i < e->nmodels; i++) {
+        if (has_id(pv, e->nproviders, e->models[i].provider))
+            continue;
+        size_t mark = path_push(w, "models[%zu]", i);
+        rc = ffail(w, entry_node(w, "models", i), "provider", "unknown provider '%.64s'",
+                   e->models[i].provider);
+        path_pop(w, mark);
+    }
+    for (size_t i = 0; rc == SB_OK && i < e->nroutes; i++) {
+        const struct sb_store_route *r = &e->routes[i];
+        size_t mark = path_push(w, "routes[%zu]", i);
+        if (has_id(mv, e->nmodels, r->id))
+            rc = ffail(w, entry_node(w, "routes", i), "id", "'%s' is already a model id", r->id);
+        for (size_t t = 0; rc == SB_OK && t < r->ntargets; t++)
+            if (!target_ok(w, r->targets[t], pv, mv))
+                rc = ffail(w, entry_node(w, "routes", i), "targets",
+                           "'%.100s' is neither a model id nor provider/upstream_model of a "
+                           "known provider",
+                           r->targets[t]);
+        path_pop(w, mark);
+    }
+    return rc;
+}
+
+static sb_err check_cross(struct walk *w)
+{
+    const struct sb_store_entities *e = &w->cfg->system;
+    struct idx *pv = sorted_ids(w, e->providers, e->nproviders, sizeof(*e->providers));
+    struct idx *mv = sorted_ids(w, e->models, e->nmodels, sizeof(*e->models));
+    struct idx *rv = sorted_ids(w, e->routes, e->nroutes, sizeof(*e->routes));
+    sb_err rc = check_unique(w, "providers", pv, e->nproviders);
+    if (rc == SB_OK)
+        rc = check_unique(w, "models", mv, e->nmodels);
+    if (rc == SB_OK)
+        rc = check_unique(w, "routes", rv, e->nroutes);
+    if (rc == SB_OK)
+        rc = check_references(w, pv, mv);
+    return rc;
+}
+
+/* listen is HOST:PORT with a port in 1..65535; database and redis have known schemes. */
+static sb_err check_top(struct walk *w)
+{
+    const struct sb_config *c = w->cfg;
+    const char *colon = strrchr(c->listen, ':');
+    struct sb_slice port = colon ? sb_slice_cstr(colon + 1) : SB_SLICE_NULL;
+    unsigned long long p = 0;
+    if (!colon || !sb_slice_to_u64(port, &p) || p == 0 || p > 65535)
+        return ffail(w, w->root, "listen", "expected HOST:PORT, e.g. 127.0.0.1:8080");
+    struct sb_slice db = sb_slice_cstr(c->database);
+    if (!sb_slice_starts_with(db, SB_SLICE("sqlite:")) &&
+        !sb_slice_starts_with(db, SB_SLICE("postgres://")) &&
+        !sb_slice_starts_with(db, SB_SLICE("postgresql://")))
+        return ffail(w, w->root, "database", "expected sqlite:PATH or postgres://...");
+    if (c->redis && strncmp(c->redis, "redis://", 8) != 0 && strncmp(c->redis, "rediss://", 9))
+        return ffail(w, w->root, "redis", "expected redis://HOST:PORT");
+    return SB_OK;
+}
+
+/* ---- public API ---- */
+
+struct sb_config *sb_config_default(void)
+{
+    struct sb_arena *a = sb_arena_create(8192);
+    struct sb_config *c = sb_arena_calloc(a, sizeof(*c));
+    c->arena = a;
+    c->path = "(defaults)";
+    c->listen = "127.0.0.1:8080";
+    c->database = "sqlite:./switchboard.db";
+    c->server = (struct sb_server_limits){
+        .max_body_bytes = 8 * 1024 * 1024,
+        .max_header_bytes = 16 * 1024,
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .max_connections = 10000,
+        .shutdown_timeout_ms = 10000,
+    };
+    return c;
+}
+
+void sb_config_free(struct sb_config *c)
+{
+    if (c)
+        sb_arena_free(c->arena);
+}
+
+static sb_err walk_root(struct walk *w)
+{
+    if (!w->root || is_null(w->root))
+        return SB_OK; /* an empty file: the defaults */
+    sb_err rc = walk_map(w, &top_table, w->cfg, w->root);
+    if (rc == SB_OK)
+        rc = check_top(w);
+    if (rc == SB_OK)
+        rc = check_cross(w);
+    return rc;
+}
+
+sb_err sb_config_parse(const char *name, const char *p, size_t len, struct sb_config **out,
+                       struct sb_error *err)
+{
+    struct sb_arena *tree = sb_arena_create(16384);
+    struct sb_config *cfg = sb_config_default();
+    struct walk w = {.cfg = cfg, .name = name, .err = err};
+    sb_err rc = SB_OK;
+    *out = NULL;
+    cfg->path = sb_arena_strndup(cfg->arena, name, strlen(name));
+    if (len > MAX_FILE) {
+        rc = sb_fail(err, SB_E_CONFIG, "%s: larger than %d bytes", name, MAX_FILE);
+        goto out;
+    }
+    struct sb__ynode *root = NULL;
+    rc = sb__yaml_read(tree, name, p, len, &root, err);
+    w.root = root;
+    if (rc == SB_OK)
+        rc = walk_root(&w);
+out:
+    sb_arena_free(tree);
+    if (rc == SB_OK)
+        *out = cfg;
+    else
+        sb_config_free(cfg);
+    return rc;
+}
+
+/* Reads at most max bytes of a regular file into owned memory (free with free()). */
+static sb_err read_file(const char *path, size_t max, char **out, size_t *len, struct sb_error *err)
+{
+    struct stat st;
+    sb_err rc = SB_OK;
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return sb_fail(err, SB_E_CONFIG, "%s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = sb_fail(err, SB_E_CONFIG, "%s: not a regular file", path);
+    else if ((size_t)st.st_size > max)
+        rc = sb_fail(err, SB_E_CONFIG, "%s: larger than %zu bytes", path, max);
+    char *buf = rc == SB_OK ? sb_xmalloc((size_t)st.st_size + 1) : NULL;
+    size_t n = 0;
+    while (rc == SB_OK && n < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            rc = sb_fail(err, SB_E_CONFIG, "%s: read failed", path);
+        else
+            n += (size_t)r;
+    }
+    close(fd);
+    if (rc != SB_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *len = n;
+    return SB_OK;
+}
+
+sb_err sb_config_load(const char *path, struct sb_config **out, struct sb_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    sb_err rc = read_file(path, MAX_FILE, &text, &len, err);
+    if (rc == SB_OK)
+        rc = sb_config_parse(path, text, len, out, err);
+    free(text);
+    return rc;
+}
+
+/* ---- secrets ---- */
+
+static sb_err resolve_file(const char *path, struct sb_secret **out, struct sb_error *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    struct stat st;
+    struct sb_error why = {0};
+    sb_err rc = read_file(path, MAX_SECRET_FILE, &buf, &n, &why);
+    if (rc != SB_OK)
+        return sb_fail(err, SB_E_CONFIG, "credential file:%s", why.msg); /* "PATH: reason" */
+    size_t len = n;
+    if (len && buf[len - 1] == '\n')
+        len--;
+    if (len && buf[len - 1] == '\r')
+        len--;
+    if (len == 0)
+        rc = sb_fail(err, SB_E_CONFIG, "credential file:%s: is empty", path);
+    else
+        *out = sb_secret_new(buf, len);
+    sb_secret_wipe(buf, n);
+    free(buf);
+    if (rc == SB_OK && stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+        sb_warn("msg=\"credential file is readable by group or others; chmod 600 it\" path=%s",
+                path);
+    return rc;
+}
+
+sb_err sb_config_resolve_secret(const char *ref, struct sb_secret **out, struct sb_error *err)
+{
+    *out = NULL;
+    if (!ref)
+        return SB_OK;
+    if (strncmp(ref, "env:", 4) == 0 && env_name_ok(ref + 4)) {
+        const char *v = getenv(ref + 4);
+        if (!v || !*v) {
+            sb_warn("msg=\"credential variable is not set; requests will carry no key\" var=%s",
+                    ref + 4);
+            return SB_OK;
+        }
+        *out = sb_secret_new(v, strlen(v));
+        return SB_OK;
+    }
+    if (strncmp(ref, "file:", 5) == 0 && ref[5])
+        return resolve_file(ref + 5, out, err);
+    return sb_fail(err, SB_E_CONFIG, "credential reference must be env:NAME or file:PATH");
 }

@@ -7,7 +7,8 @@
  * key path ("switchboard.yaml:12: providers[0].api_key: ..."). Unknown keys,
  * wrong types, out-of-range numbers and YAML aliases are errors. Credentials
  * are only references (env:NAME or file:PATH) and stay unresolved in the
- * struct; a literal key is refused without being echoed.
+ * struct; a literal key is refused without being echoed, and so is a
+ * credential-carrying header (Authorization, x-api-key, ...) in `headers:`.
  *
  * Top-level keys and defaults:
  *   listen: 127.0.0.1:8080          HOST:PORT
@@ -45,11 +46,11 @@ struct sb_server_limits {
 };
 
 struct sb_config {
-    const char *path;                /* file it came from, "(defaults)" when none */
-    const char *listen;              /* HOST:PORT */
-    const char *database;            /* sqlite:PATH | postgres://... */
-    const char *redis;               /* redis://..., NULL = none */
-    int64_t workers;                 /* 0 = number of cores */
+    const char *path;     /* file it came from, "(defaults)" when none */
+    const char *listen;   /* HOST:PORT */
+    const char *database; /* sqlite:PATH | postgres://... */
+    const char *redis;    /* redis://..., NULL = none */
+    int64_t workers;      /* 0 = number of cores */
     struct sb_server_limits server;
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
     struct sb_arena *arena;          /* owns every string and array above */
@@ -57,9 +58,9 @@ struct sb_config {
 
 /* The wire formats (DESIGN.md §6) and how each authenticates by default. */
 struct sb_config_type {
-    const char *name;             /* "openai" */
-    const char *auth_method;      /* the providers.auth_method column: bearer | api_key | aws_sigv4 */
-    enum sb_auth_method auth;     /* what the registry puts in struct sb_provider */
+    const char *name;         /* "openai" */
+    const char *auth_method;  /* the providers.auth_method column: bearer | api_key | aws_sigv4 */
+    enum sb_auth_method auth; /* what the registry puts in struct sb_provider */
 };
 /* The entry for a type name, or NULL when it is not one of the 8. */
 const struct sb_config_type *sb_config_type_find(struct sb_slice name);

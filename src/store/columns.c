@@ -133,10 +133,11 @@ void sb__enc_targets(const struct sb_store_route *r, struct sb_buf *out)
 static sb_err parse(struct sb_arena *a, const char *text, const char *column, bool array,
                     struct sb_json **out, struct sb_error *err)
 {
+    static const struct sb_json_limits lim = {.max_depth = 8, .max_bytes = 1 << 20};
     struct sb_error perr = {0};
     if (!text || !*text)
         text = array ? "[]" : "{}";
-    if (sb_json_parse(a, text, strlen(text), NULL, out, &perr) != SB_OK)
+    if (sb_json_parse(a, text, strlen(text), &lim, out, &perr) != SB_OK)
         return sb_fail(err, SB_E_STORE, "column %s: %s", column, perr.msg);
     if ((*out)->type != (array ? SB_JSON_ARRAY : SB_JSON_OBJECT))
         return sb_fail(err, SB_E_STORE, "column %s: expected a JSON %s", column,
@@ -157,8 +158,8 @@ static sb_err get_str(struct sb_arena *a, const struct sb_json *obj, const char 
     return SB_OK;
 }
 
-static sb_err get_int(const struct sb_json *obj, const char *key, int64_t *dst,
-                      const char *column, struct sb_error *err)
+static sb_err get_int(const struct sb_json *obj, const char *key, int64_t *dst, const char *column,
+                      struct sb_error *err)
 {
     const struct sb_json *j = sb_json_get(obj, key);
     if (!j || j->type == SB_JSON_NULL)
@@ -168,8 +169,8 @@ static sb_err get_int(const struct sb_json *obj, const char *key, int64_t *dst,
     return SB_OK;
 }
 
-static sb_err get_num(const struct sb_json *obj, const char *key, double *dst,
-                      const char *column, struct sb_error *err)
+static sb_err get_num(const struct sb_json *obj, const char *key, double *dst, const char *column,
+                      struct sb_error *err)
 {
     const struct sb_json *j = sb_json_get(obj, key);
     if (!j || j->type == SB_JSON_NULL)
@@ -189,8 +190,7 @@ sb_err sb__dec_auth(struct sb_arena *a, const char *text, struct sb_store_provid
     if (rc == SB_OK)
         rc = get_str(a, o, "aws_access_key_id", &p->aws_access_key_id, "auth_config", err);
     if (rc == SB_OK)
-        rc = get_str(a, o, "aws_secret_access_key", &p->aws_secret_access_key, "auth_config",
-                     err);
+        rc = get_str(a, o, "aws_secret_access_key", &p->aws_secret_access_key, "auth_config", err);
     if (rc == SB_OK)
         rc = get_str(a, o, "aws_session_token", &p->aws_session_token, "auth_config", err);
     return rc;

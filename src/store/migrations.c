@@ -23,12 +23,12 @@ static const char m1_sql[] =
     " description TEXT,"
     " type TEXT NOT NULL,"
     " base_url TEXT NOT NULL,"
-    " auth_method TEXT NOT NULL DEFAULT 'bearer',"  /* api_key|bearer|none|aws_sigv4|custom_headers */
-    " auth_config {json} NOT NULL DEFAULT '{}',"    /* credential references, never secrets */
-    " options {json} NOT NULL DEFAULT '{}',"        /* timeout_ms, connect_timeout_ms, api_version, region, headers */
+    " auth_method TEXT NOT NULL DEFAULT 'bearer'," /* bearer|api_key|none|aws_sigv4|... */
+    " auth_config {json} NOT NULL DEFAULT '{}',"   /* credential references, never secrets */
+    " options {json} NOT NULL DEFAULT '{}',"       /* timeouts, api_version, region, headers */
     " capabilities {json} NOT NULL DEFAULT '{}',"
     " rate_limits {json} NOT NULL DEFAULT '{}',"
-    " status TEXT NOT NULL DEFAULT 'active',"       /* active|inactive|testing */
+    " status TEXT NOT NULL DEFAULT 'active'," /* active|inactive|testing */
     " is_system SMALLINT NOT NULL DEFAULT 0,"
     " last_tested BIGINT,"
     " test_result TEXT,"
@@ -38,10 +38,10 @@ static const char m1_sql[] =
     "CREATE TABLE provider_credentials ("
     " id {id},"
     " provider_id BIGINT NOT NULL REFERENCES providers(id) ON DELETE CASCADE,"
-    " user_id TEXT,"                                /* NULL = the system credential */
-    " key_ciphertext TEXT NOT NULL,"                /* base64(nonce || AES-256-GCM ct || tag) */
-    " key_id TEXT NOT NULL,"                        /* id of the master key that encrypted it */
-    " masked TEXT NOT NULL,"                        /* display form, sk-...abcd */
+    " user_id TEXT,"                 /* NULL = the system credential */
+    " key_ciphertext TEXT NOT NULL," /* base64(nonce || AES-256-GCM ct || tag) */
+    " key_id TEXT NOT NULL,"         /* id of the master key that encrypted it */
+    " masked TEXT NOT NULL,"         /* display form, sk-...abcd */
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL);"
     "CREATE INDEX provider_credentials_provider ON provider_credentials(provider_id, user_id);"
@@ -56,11 +56,11 @@ static const char m1_sql[] =
     " max_output_tokens BIGINT NOT NULL DEFAULT 0,"
     " capabilities {json} NOT NULL DEFAULT '{}',"
     " pricing {json} NOT NULL DEFAULT '{}',"
-    " status TEXT NOT NULL DEFAULT 'active',"       /* active|inactive|deprecated */
+    " status TEXT NOT NULL DEFAULT 'active'," /* active|inactive|deprecated */
     " is_default SMALLINT NOT NULL DEFAULT 0,"
     " is_champion SMALLINT NOT NULL DEFAULT 0,"
     " fallback_priority BIGINT NOT NULL DEFAULT 0,"
-    " owner_user_id TEXT,"                          /* NULL = global */
+    " owner_user_id TEXT," /* NULL = global */
     " is_global SMALLINT NOT NULL DEFAULT 1,"
     " is_system SMALLINT NOT NULL DEFAULT 0,"
     " last_used_at BIGINT,"
@@ -71,17 +71,17 @@ static const char m1_sql[] =
     " id {id},"
     " identifier TEXT NOT NULL UNIQUE,"
     " strategy TEXT NOT NULL DEFAULT 'priority',"
-    " targets {json} NOT NULL DEFAULT '[]',"        /* ["model-id", "provider/upstream", ...] */
+    " targets {json} NOT NULL DEFAULT '[]'," /* ["model-id", "provider/upstream", ...] */
     " is_system SMALLINT NOT NULL DEFAULT 0,"
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL);"
     "CREATE TABLE api_keys ("
     " id {id},"
     " name TEXT NOT NULL,"
-    " key_hash TEXT NOT NULL UNIQUE,"               /* hash only, never the key */
-    " key_prefix TEXT NOT NULL,"                    /* short display prefix */
+    " key_hash TEXT NOT NULL UNIQUE," /* hash only, never the key */
+    " key_prefix TEXT NOT NULL,"      /* short display prefix */
     " user_id TEXT,"
-    " status TEXT NOT NULL DEFAULT 'active',"       /* active|revoked */
+    " status TEXT NOT NULL DEFAULT 'active'," /* active|revoked */
     " created_at BIGINT NOT NULL,"
     " last_used_at BIGINT,"
     " expires_at BIGINT);"
@@ -92,20 +92,20 @@ static const char m1_sql[] =
     "CREATE TABLE usage_logs ("
     " id {id},"
     " request_id TEXT NOT NULL,"
-    " ts BIGINT NOT NULL,"                          /* request start, Unix ms */
+    " ts BIGINT NOT NULL," /* request start, Unix ms */
     " user_id TEXT,"
     " key_id TEXT,"
     " route TEXT,"
     " provider TEXT,"
     " model TEXT,"
     " variant TEXT,"
-    " status TEXT NOT NULL,"                        /* ok|error|cancelled */
+    " status TEXT NOT NULL," /* ok|error|cancelled */
     " http_status INTEGER NOT NULL,"
-    " prompt_tokens BIGINT NOT NULL,"               /* -1 unknown */
+    " prompt_tokens BIGINT NOT NULL," /* -1 unknown */
     " completion_tokens BIGINT NOT NULL,"
     " cost_usd DOUBLE PRECISION NOT NULL,"
     " latency_ms DOUBLE PRECISION NOT NULL,"
-    " ttft_ms DOUBLE PRECISION NOT NULL,"           /* -1 when not streamed */
+    " ttft_ms DOUBLE PRECISION NOT NULL," /* -1 when not streamed */
     " streamed SMALLINT NOT NULL,"
     " fallbacks INTEGER NOT NULL,"
     " error_code TEXT);"

@@ -134,8 +134,7 @@ sb_err sb__sqlite_open(const char *path, struct sb_store **out, struct sb_error 
     if (!*path)
         return sb_fail(err, SB_E_CONFIG, "database: sqlite: needs a file path (sqlite:PATH)");
     precreate(path);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         rc = sb_fail(err, SB_E_STORE, "sqlite: open %s: %s", path,
                      db ? sqlite3_errmsg(db) : "out of memory");
         goto out;
@@ -210,9 +209,8 @@ static sb_err schema_version(sqlite3 *db, int *version, struct sb_error *err)
 static sb_err record_migration(sqlite3 *db, const struct sb__migration *m, struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    sb_err rc = prepare(db,
-                        "INSERT INTO schema_migrations(version, name, applied_at) VALUES(?, ?, ?)",
-                        &st, err);
+    sb_err rc = prepare(
+        db, "INSERT INTO schema_migrations(version, name, applied_at) VALUES(?, ?, ?)", &st, err);
     if (rc != SB_OK)
         return rc;
     sqlite3_bind_int(st, 1, m->version);
@@ -697,8 +695,7 @@ static sb_err load_routes(struct loader *l, struct sb_error *err)
                  load_route_row, l, err);
 }
 
-static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out,
-                          struct sb_error *err)
+static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err)
 {
     struct loader l = {.db = db_of(s), .a = sb_arena_create(16384)};
     l.providers.size = sizeof(struct sb_store_provider);

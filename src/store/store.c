@@ -23,8 +23,8 @@ static sb_err open_postgres(const char *rest, struct sb_store **out, struct sb_e
 }
 
 static const struct {
-    const char *prefix;   /* matched at the start of the URL */
-    bool keep_prefix;     /* pass the whole URL (postgres) or the rest (sqlite) */
+    const char *prefix; /* matched at the start of the URL */
+    bool keep_prefix;   /* pass the whole URL (postgres) or the rest (sqlite) */
     sb_store_open_fn open;
 } schemes[] = {
     {"sqlite:", false, sb__sqlite_open},
@@ -42,7 +42,8 @@ sb_err sb_store_open(const char *url, struct sb_store **out, struct sb_error *er
             continue;
         return schemes[i].open(schemes[i].keep_prefix ? url : url + pre.len, out, err);
     }
-    return sb_fail(err, SB_E_CONFIG, "database: unknown URL scheme (use sqlite:PATH or postgres://...)");
+    return sb_fail(err, SB_E_CONFIG,
+                   "database: unknown URL scheme (use sqlite:PATH or postgres://...)");
 }
 
 void sb_store_close(struct sb_store *s)
@@ -80,8 +81,7 @@ sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, si
     return s->ops->insert_usage(s, rows, n, err);
 }
 
-sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value,
-                            struct sb_error *err)
+sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value, struct sb_error *err)
 {
     return s->ops->setting_get(s, key, value, err);
 }

@@ -38,47 +38,47 @@ struct sb_store_caps {
 };
 
 struct sb_store_provider {
-    const char *id;                    /* identifier, [a-z0-9-]+ */
-    const char *type;                  /* wire format: openai | anthropic | ... */
-    const char *name;                  /* display name */
-    const char *base_url;              /* http(s)://..., no trailing slash */
-    const char *auth_method;           /* bearer | api_key | none | aws_sigv4 (informative) */
-    const char *api_key;               /* reference env:NAME | file:PATH, NULL = none */
-    const char *aws_access_key_id;     /* references, NULL = none */
+    const char *id;                /* identifier, [a-z0-9-]+ */
+    const char *type;              /* wire format: openai | anthropic | ... */
+    const char *name;              /* display name */
+    const char *base_url;          /* http(s)://..., no trailing slash */
+    const char *auth_method;       /* bearer | api_key | none | aws_sigv4 (informative) */
+    const char *api_key;           /* reference env:NAME | file:PATH, NULL = none */
+    const char *aws_access_key_id; /* references, NULL = none */
     const char *aws_secret_access_key;
     const char *aws_session_token;
-    struct sb_store_kv *headers;       /* extra upstream headers */
+    struct sb_store_kv *headers; /* extra upstream headers */
     size_t nheaders;
-    int64_t rpm, tpm;                  /* rate limits, 0 = none */
-    int64_t timeout_ms;                /* 0 = none */
-    int64_t connect_timeout_ms;        /* 0 = default */
-    const char *api_version;           /* azure, NULL = none */
-    const char *region;                /* bedrock, NULL = none */
-    bool enabled;                      /* status = active */
-    bool is_system;                    /* from the config file */
+    int64_t rpm, tpm;           /* rate limits, 0 = none */
+    int64_t timeout_ms;         /* 0 = none */
+    int64_t connect_timeout_ms; /* 0 = default */
+    const char *api_version;    /* azure, NULL = none */
+    const char *region;         /* bedrock, NULL = none */
+    bool enabled;               /* status = active */
+    bool is_system;             /* from the config file */
     /* Filled by load only: the system credential stored encrypted (API-created providers). */
-    const char *key_ciphertext;        /* base64 nonce||ct||tag, NULL = none */
-    const char *key_id;                /* which master key encrypted it */
+    const char *key_ciphertext; /* base64 nonce||ct||tag, NULL = none */
+    const char *key_id;         /* which master key encrypted it */
 };
 
 struct sb_store_model {
-    const char *id;                    /* identifier clients send */
-    const char *provider;              /* provider identifier */
-    const char *upstream_model;        /* what the upstream calls it */
-    const char *name;                  /* display name */
-    int64_t context_length;            /* 0 = unknown */
-    int64_t max_output_tokens;         /* 0 = unknown */
+    const char *id;             /* identifier clients send */
+    const char *provider;       /* provider identifier */
+    const char *upstream_model; /* what the upstream calls it */
+    const char *name;           /* display name */
+    int64_t context_length;     /* 0 = unknown */
+    int64_t max_output_tokens;  /* 0 = unknown */
     struct sb_store_caps caps;
     double input_per_mtok, output_per_mtok; /* USD per million tokens */
-    int64_t fallback_priority;         /* lower is tried first */
+    int64_t fallback_priority;              /* lower is tried first */
     bool enabled;
     bool is_system;
 };
 
 struct sb_store_route {
-    const char *id;                    /* alias clients send */
-    const char *strategy;              /* priority | weighted | least-latency | cost */
-    const char **targets;              /* model id or provider/upstream_model */
+    const char *id;       /* alias clients send */
+    const char *strategy; /* priority | weighted | least-latency | cost */
+    const char **targets; /* model id or provider/upstream_model */
     size_t ntargets;
     bool is_system;
 };
@@ -91,7 +91,7 @@ struct sb_store_entities {
     size_t nmodels;
     struct sb_store_route *routes;
     size_t nroutes;
-    struct sb_arena *arena;            /* owner of all of the above, or NULL if borrowed */
+    struct sb_arena *arena; /* owner of all of the above, or NULL if borrowed */
 };
 
 /* Frees a set returned by sb_store_load (its arena). Accepts NULL. */
@@ -109,8 +109,7 @@ struct sb_store_ops {
     sb_err (*load)(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err);
     sb_err (*insert_usage)(struct sb_store *s, const struct sb_usage *rows, size_t n,
                            struct sb_error *err);
-    sb_err (*setting_get)(struct sb_store *s, const char *key, char **value,
-                          struct sb_error *err);
+    sb_err (*setting_get)(struct sb_store *s, const char *key, char **value, struct sb_error *err);
     sb_err (*setting_set)(struct sb_store *s, const char *key, const char *value,
                           struct sb_error *err);
     sb_err (*ping)(struct sb_store *s, struct sb_error *err);

@@ -23,8 +23,8 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define BATCH 1000   /* rows per transaction */
-#define ATTEMPTS 3   /* tries per batch before it is counted as failed */
+#define BATCH 1000 /* rows per transaction */
+#define ATTEMPTS 3 /* tries per batch before it is counted as failed */
 
 struct rows {
     struct sb_usage *p;
@@ -32,13 +32,13 @@ struct rows {
 };
 
 struct sb_usage_writer {
-    struct sb_store *store;  /* owned; used only by the writer thread */
+    struct sb_store *store; /* owned; used only by the writer thread */
     pthread_t thread;
-    pthread_mutex_t mu;      /* guards queue and stopping */
-    pthread_cond_t wake;     /* signalled when queue becomes non-empty or on stop */
-    struct rows queue;       /* filled by submit */
-    struct rows spare;       /* the writer's; empty between rounds */
-    bool stopping;           /* stop() called: drain, then exit */
+    pthread_mutex_t mu;  /* guards queue and stopping */
+    pthread_cond_t wake; /* signalled when queue becomes non-empty or on stop */
+    struct rows queue;   /* filled by submit */
+    struct rows spare;   /* the writer's; empty between rounds */
+    bool stopping;       /* stop() called: drain, then exit */
     _Atomic uint64_t written;
     _Atomic uint64_t failed;
 };

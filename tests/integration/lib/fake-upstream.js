@@ -15,8 +15,8 @@
 // assert on what the gateway really sent. Tests script behaviour per request:
 // they register a scenario under a marker (fake.marker()) and put the marker
 // anywhere in the request body (a message, or the `user` field); the fake
-// finds it in the raw bytes. A scenario is a plain object (see the README in
-// this folder) or a function (ctx) => {...} for anything unusual.
+// finds it in the raw bytes. A scenario is a plain object (see
+// tests/integration/README.md) or a function (ctx) => {...} for anything unusual.
 //
 // It runs in the test's own process, so its clock (performance.now()) is the
 // test's clock. `node fake-upstream.js [PORT]` serves it standalone.

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * json_fuzz.c - differential libFuzzer target: our JSON reader against jansson.
+ *
+ * The input is a JSON document. Both readers must accept or reject it alike,
+ * and when both accept, the trees must match: types, string bytes, member
+ * names, order and values (jansson keeps one member per name, at its first
+ * position, with the last value: we compare against sb_json_get's "last one
+ * wins"), numbers exactly (integers via int64, others via the same strtod).
+ * Our depth limit is set to jansson's 2048 (see the last divergence).
+ *
+ * Documented divergences (also asserted in src/core/json_test.c):
+ *  - numbers beyond double range: jansson rejects ("real number overflow"),
+ *    we accept (raw keeps the text);
+ *  - member names containing \u0000: jansson rejects, we accept;
+ *  - one NUL byte right after a number or literal: jansson drops it (its
+ *    stream uses NUL as a sentinel), we reject;
+ *  - depth: jansson counts every value, leaves included (at most 2048 deep),
+ *    we count containers (max_depth 2048), so 2048 nested non-empty
+ *    containers pass here and fail there.
+ *
+ * Then, whatever jansson says: a small max_depth changes the answer only to
+ * SB_E_TOO_LARGE, exactly when the tree is deeper; our tree re-serialised
+ * with sb_jw must parse back to the same tree; doubles written by
+ * sb_jw_double must read back bit-exact; and the input escaped with
+ * sb_json_escape must always be a valid JSON string that decodes back to the
+ * input when it was valid UTF-8.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            abort();                                                                               \
+    } while (0)
+
+static const struct sb_json_limits lim = {.max_depth = 2048, .max_bytes = 0};
+
+/* jansson, with integers exact unless they exceed long long (see json_test.c). */
+static json_t *jload(const uint8_t *p, size_t n, json_error_t *e)
+{
+    json_t *v = json_loadb((const char *)p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, e);
+    if (!v && strstr(e->text, "too big"))
+        v = json_loadb((const char *)p, n,
+                       JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, e);
+    return v;
+}
+
+static bool slice_is(struct sb_slice s, const char *p, size_t len)
+{
+    return s.len == len && (len == 0 || memcmp(s.p, p, len) == 0);
+}
+
+/* ---- our tree against jansson's ---- */
+
+static bool same(const struct sb_json *a, const json_t *b);
+
+static bool same_number(const struct sb_json *a, const json_t *b)
+{
+    int64_t i;
+    double d;
+    if (json_is_integer(b))
+        return sb_json_int64(a, &i) && i == json_integer_value(b);
+    if (!json_is_real(b) || !sb_json_double(a, &d))
+        return false;
+    return memcmp(&d, &(double){json_real_value(b)}, sizeof(d)) == 0;
+}
+
+static bool seen_before(const struct sb_json *a, const struct sb_json *m)
+{
+    for (const struct sb_json *p = a->child; p != m; p = p->next)
+        if (sb_slice_eq(p->key, m->key))
+            return true;
+    return false;
+}
+
+static bool same_object(const struct sb_json *a, const json_t *b)
+{
+    const char *k;
+    size_t klen;
+    json_t *v;
+    const struct sb_json *m = a->child;
+    json_object_keylen_foreach((json_t *)b, k, klen, v)
+    {
+        while (m && seen_before(a, m))
+            m = m->next;
+        if (!m || !slice_is(m->key, k, klen) || !same(sb_json_get_slice(a, m->key), v))
+            return false;
+        m = m->next;
+    }
+    while (m && seen_before(a, m))
+        m = m->next;
+    return m == NULL;
+}
+
+static bool same(const struct sb_json *a, const json_t *b)
+{
+    switch (a->type) {
+    case SB_JSON_NULL:
+        return json_is_null(b);
+    case SB_JSON_TRUE:
+        return json_is_true(b);
+    case SB_JSON_FALSE:
+        return json_is_false(b);
+    case SB_JSON_NUMBER:
+        return same_number(a, b);
+    case SB_JSON_STRING:
+        return json_is_string(b) && slice_is(a->str, json_string_value(b), json_string_length(b));
+    case SB_JSON_ARRAY:
+        if (!json_is_array(b) || json_array_size(b) != a->count)
+            return false;
+        for (size_t i = 0; i < a->count; i++)
+            if (!same(sb_json_at(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    case SB_JSON_OBJECT:
+        return json_is_object(b) && same_object(a, b);
+    }
+    return false;
+}
+
+/* ---- our tree against our tree (after a writer round trip) ---- */
+
+static bool same_tree(const struct sb_json *a, const struct sb_json *b)
+{
+    if (a->type != b->type || a->count != b->count || !sb_slice_eq(a->key, b->key))
+        return false;
+    if (a->type == SB_JSON_NUMBER)
+        return sb_slice_eq(a->raw, b->raw);
+    if (a->type == SB_JSON_STRING)
+        return sb_slice_eq(a->str, b->str);
+    const struct sb_json *x = a->child, *y = b->child;
+    for (; x && y; x = x->next, y = y->next)
+        if (!same_tree(x, y))
+            return false;
+    return x == NULL && y == NULL;
+}
+
+/* Every raw span lies inside the input and starts with its type's first byte. */
+static void check_spans(const struct sb_json *j, const uint8_t *p, size_t n)
+{
+    static const char first[] = {'n', 'f', 't', 0, '"', '[', '{'};
+    CHECK((const uint8_t *)j->raw.p >= p && (const uint8_t *)j->raw.p + j->raw.len <= p + n);
+    CHECK(j->raw.len > 0);
+    if (j->type != SB_JSON_NUMBER)
+        CHECK(j->raw.p[0] == first[j->type]);
+    size_t count = 0;
+    for (const struct sb_json *c = j->child; c; c = c->next, count++)
+        check_spans(c, p, n);
+    CHECK(count == j->count);
+}
+
+static void write_tree(struct sb_jw *w, const struct sb_json *j)
+{
+    bool obj = j->type == SB_JSON_OBJECT;
+    switch (j->type) {
+    case SB_JSON_OBJECT:
+    case SB_JSON_ARRAY:
+        obj ? sb_jw_obj_begin(w) : sb_jw_arr_begin(w);
+        for (const struct sb_json *c = j->child; c; c = c->next) {
+            if (obj)
+                sb_jw_key_slice(w, c->key);
+            write_tree(w, c);
+        }
+        obj ? sb_jw_obj_end(w) : sb_jw_arr_end(w);
+        break;
+    case SB_JSON_STRING:
+        sb_jw_str(w, j->str);
+        break;
+    case SB_JSON_NUMBER:
+        sb_jw_raw(w, j->raw);
+        break;
+    case SB_JSON_TRUE:
+        sb_jw_bool(w, true);
+        break;
+    case SB_JSON_FALSE:
+        sb_jw_bool(w, false);
+        break;
+    case SB_JSON_NULL:
+        sb_jw_null(w);
+        break;
+    }
+}
+
+static size_t tree_depth(const struct sb_json *j)
+{
+    size_t d = 0;
+    for (const struct sb_json *c = j->child; c; c = c->next) {
+        size_t cd = tree_depth(c);
+        d = cd > d ? cd : d;
+    }
+    return d + (j->type == SB_JSON_ARRAY || j->type == SB_JSON_OBJECT);
+}
+
+/* With a small depth limit: the same answer, or SB_E_TOO_LARGE exactly when too deep. */
+static void check_depth_limit(struct sb_arena *a, const uint8_t *p, size_t n, sb_err rc,
+                              const struct sb_json *root)
+{
+    static const struct sb_json_limits small = {.max_depth = 8, .max_bytes = 0};
+    struct sb_json *j = NULL;
+    struct sb_error err;
+    sb_err rc8 = sb_json_parse(a, (const char *)p, n, &small, &j, &err);
+    if (rc == SB_OK)
+        CHECK(rc8 == (tree_depth(root) > 8 ? SB_E_TOO_LARGE : SB_OK));
+    else
+        CHECK(rc8 != SB_OK);
+}
+
+/* Nesting as jansson counts it: every value, leaves included. */
+static size_t value_depth(const struct sb_json *j)
+{
+    size_t d = 0;
+    for (const struct sb_json *c = j->child; c; c = c->next) {
+        size_t cd = value_depth(c);
+        d = cd > d ? cd : d;
+    }
+    return d + 1;
+}
+
+/* Writer round trip (the writer nests at most 63 deep). */
+static void check_rewrite(struct sb_arena *a, const struct sb_json *root)
+{
+    if (tree_depth(root) > 63)
+        return;
+    struct sb_buf out;
+    struct sb_jw w;
+    struct sb_json *back = NULL;
+    struct sb_error err;
+    sb_buf_init(&out, 0);
+    sb_jw_init(&w, &out);
+    write_tree(&w, root);
+    CHECK(w.err == SB_OK && w.depth == 0);
+    CHECK(sb_json_parse(a, out.p, out.len, &lim, &back, &err) == SB_OK);
+    CHECK(same_tree(root, back));
+    sb_buf_free(&out);
+}
+
+/* sb_jw_double of every finite number reads back bit-exact. */
+static void check_doubles(struct sb_arena *a, const struct sb_json *j, int *budget)
+{
+    double d, back;
+    if (j->type == SB_JSON_NUMBER && (*budget)-- > 0 && sb_json_double(j, &d) && isfinite(d)) {
+        struct sb_buf out;
+        struct sb_jw w;
+        struct sb_json *n = NULL;
+        struct sb_error err;
+        sb_buf_init(&out, 0);
+        sb_jw_init(&w, &out);
+        sb_jw_double(&w, d);
+        CHECK(sb_json_parse(a, out.p, out.len, &lim, &n, &err) == SB_OK);
+        CHECK(sb_json_double(n, &back) && memcmp(&back, &d, sizeof(d)) == 0);
+        sb_buf_free(&out);
+    }
+    for (const struct sb_json *c = j->child; c; c = c->next)
+        check_doubles(a, c, budget);
+}
+
+/* Any bytes, escaped, are a valid JSON string; valid UTF-8 comes back unchanged. */
+static void check_escape(struct sb_arena *a, const uint8_t *p, size_t n)
+{
+    struct sb_buf out;
+    struct sb_json *j = NULL;
+    struct sb_error err;
+    sb_buf_init(&out, 0);
+    sb_buf_append_char(&out, '"');
+    CHECK(sb_json_escape(&out, (struct sb_slice){(const char *)p, n}) == SB_OK);
+    sb_buf_append_char(&out, '"');
+    CHECK(sb_json_parse(a, out.p, out.len, &lim, &j, &err) == SB_OK);
+    CHECK(j->type == SB_JSON_STRING);
+    json_t *js = json_stringn((const char *)p, n); /* NULL when not valid UTF-8 */
+    CHECK((js != NULL) == slice_is(j->str, (const char *)p, n));
+    json_decref(js);
+    sb_buf_free(&out);
+}
+
+/* Our rejection is jansson's NUL-swallowing quirk: we stopped at a NUL that follows a token. */
+static bool nul_quirk(const uint8_t *p, size_t n, const struct sb_error *err)
+{
+    const char *at = strstr(err->msg, "at byte ");
+    if (!at)
+        return false;
+    size_t off = strtoul(at + 8, NULL, 10);
+    if (off == 0 || off >= n || p[off] != 0)
+        return false;
+    uint8_t c = p[off - 1];
+    return (c >= '0' && c <= '9') || c == 'e' || c == 'l';
+}
+
+static void differential(const uint8_t *p, size_t n, sb_err rc, const struct sb_json *root,
+                         const struct sb_error *err)
+{
+    json_error_t jerr;
+    json_t *jv = jload(p, n, &jerr);
+    if (rc == SB_OK && jv)
+        CHECK(same(root, jv));
+    else if (rc == SB_OK && strstr(jerr.text, "maximum parsing depth reached"))
+        CHECK(value_depth(root) > 2048);
+    else if (rc == SB_OK)
+        CHECK(strstr(jerr.text, "real number overflow") ||
+              strstr(jerr.text, "NUL byte in object key not supported"));
+    else if (jv)
+        CHECK(rc == SB_E_BAD_JSON && nul_quirk(p, n, err));
+    json_decref(jv);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct sb_arena *a = sb_arena_create(4096);
+    struct sb_json *root = NULL;
+    struct sb_error err = {0};
+    sb_err rc = sb_json_parse(a, (const char *)data, size, &lim, &root, &err);
+    CHECK(rc == SB_OK || rc == SB_E_BAD_JSON || rc == SB_E_TOO_LARGE);
+    CHECK((rc == SB_OK) == (root != NULL));
+    differential(data, size, rc, root, &err);
+    check_depth_limit(a, data, size, rc, root);
+    if (rc == SB_OK) {
+        int budget = 64;
+        check_spans(root, data, size);
+        check_rewrite(a, root);
+        check_doubles(a, root, &budget);
+    }
+    check_escape(a, data, size);
+    sb_arena_free(a);
+    return 0;
+}

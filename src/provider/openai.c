@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * openai.c - the `openai` adapter: Chat Completions and Embeddings, SSE streams.
+ *
+ * Covers OpenAI and every OpenAI-compatible upstream. Requests pass through
+ * byte for byte except the "model" value (and, for streams, one
+ * stream_options.include_usage splice so that we always get a usage chunk
+ * to account with); the edits are spliced into the client's bytes using the
+ * parsed tree's raw spans, never by re-serialising. Responses and stream
+ * chunks pass through untouched; we only read usage, the first choice's
+ * content delta and finish reason out of them.
+ *
+ * Like every adapter this file is a pure transformation of bytes: no
+ * sockets, no timers, no logging, and no credential ever reaches a message.
+ */
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "crypto/secret.h"
+#include "provider/auth.h"
+#include "provider/provider.h"
+#include "provider/sse.h"
+
+#define STREAM_MAX_LINE (1024u * 1024u)       /* one SSE line of a chunk */
+#define STREAM_MAX_EVENT (4u * 1024u * 1024u) /* one chunk's data */
+#define SCRATCH_BLOCK (16u * 1024u)           /* per-chunk JSON arena */
+#define MAX_EXCERPT 200                       /* bytes of an upstream message we quote */
+#define MAX_DEPTH 64                          /* JSON nesting we accept from upstream */
+
+/* json.h leaves a NULL limits pointer unspecified, so we always pass one. */
+static const struct sb_json_limits upstream_json = {.max_depth = MAX_DEPTH, .max_bytes = 0};
+
+static const char *pname(const struct sb_call *c)
+{
+    return c->provider && c->provider->id ? c->provider->id : "openai";
+}
+
+/* NULL-tolerant tree walking: a missing step yields NULL, never a crash. */
+static const struct sb_json *jget(const struct sb_json *o, const char *key)
+{
+    return o && o->type == SB_JSON_OBJECT ? sb_json_get(o, key) : NULL;
+}
+
+static const struct sb_json *jat(const struct sb_json *a, size_t i)
+{
+    return a && a->type == SB_JSON_ARRAY ? sb_json_at(a, i) : NULL;
+}
+
+static bool jstr(const struct sb_json *j)
+{
+    return j && j->type == SB_JSON_STRING;
+}
+
+/* ==================================================================
+ * Request: URL, headers, and the body splice
+ * ================================================================== */
+
+struct edit {
+    size_t at;            /* offset into the client body */
+    size_t len;           /* bytes replaced there (0 = insertion) */
+    struct sb_slice with; /* replacement bytes */
+};
+
+struct edits {
+    struct edit e[8]; /* model values (one per duplicate key) + one usage edit */
+    size_t n;
+};
+
+static bool within(struct sb_slice body, struct sb_slice raw)
+{
+    return raw.p >= body.p && raw.len <= body.len && (size_t)(raw.p - body.p) <= body.len - raw.len;
+}
+
+static sb_err add_edit(struct edits *ed, const struct sb_call *c, const char *at, size_t len,
+                       struct sb_slice with, struct sb_error *err)
+{
+    if (ed->n == sizeof(ed->e) / sizeof(ed->e[0]))
+        return sb_fail(err, SB_E_BAD_REQUEST, "request body has too many 'model' members");
+    if (!within(c->body, (struct sb_slice){at, len}))
+        return sb_fail(err, SB_E_INTERNAL, "parsed request does not point into its body");
+    ed->e[ed->n++] = (struct edit){(size_t)(at - c->body.p), len, with};
+    return SB_OK;
+}
+
+/* "s" as a JSON string literal, from the arena. */
+static struct sb_slice json_quote(struct sb_arena *a, const char *s)
+{
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_buf_append_char(&b, '"');
+    sb_json_escape(&b, sb_slice_cstr(s));
+    sb_buf_append_char(&b, '"');
+    struct sb_slice out = sb_arena_slice(a, sb_buf_slice(&b));
+    sb_buf_free(&b);
+    return out;
+}
+
+/* Replaces every top-level "model" value (upstreams take the last duplicate; we leave none). */
+static sb_err model_edits(const struct sb_call *c, struct edits *ed, struct sb_error *err)
+{
+    const struct sb_json *root = c->json;
+    const char *up = c->model->upstream_model ? c->model->upstream_model : c->model->id;
+    struct sb_slice quoted = json_quote(c->arena, up);
+    bool found = false;
+    sb_err rc = SB_OK;
+    for (const struct sb_json *m = root->child; m && rc == SB_OK; m = m->next) {
+        if (!sb_slice_eq_cstr(m->key, "model"))
+            continue;
+        found = true;
+        if (!sb_slice_eq(m->raw, quoted)) /* already right: no edit, maybe no copy at all */
+            rc = add_edit(ed, c, m->raw.p, m->raw.len, quoted, err);
+    }
+    if (!found && rc == SB_OK) {
+        char *ins =
+            sb_arena_printf(c->arena, "\"model\":%.*s%s", SB_FMT(quoted), root->count ? "," : "");
+        rc = add_edit(ed, c, root->raw.p + 1, 0, sb_slice_cstr(ins), err);
+    }
+    return rc;
+}
+
+/*
+ * A streamed chat call always asks upstream for the usage chunk; the
+ * relay hides that chunk again from a client that did not ask for it.
+ */
+static sb_err usage_edit(const struct sb_call *c, struct edits *ed, struct sb_error *err)
+{
+    const struct sb_json *so = jget(c->json, "stream_options");
+    const struct sb_json *iu = jget(so, "include_usage");
+    if (!c->stream || c->client_wants_usage || (iu && iu->type == SB_JSON_TRUE))
+        return SB_OK;
+    if (!so) {
+        const char *ins = c->json->count ? "\"stream_options\":{\"include_usage\":true},"
+                                         : "\"stream_options\":{\"include_usage\":true}";
+        return add_edit(ed, c, c->json->raw.p + 1, 0, sb_slice_cstr(ins), err);
+    }
+    if (so->type != SB_JSON_OBJECT)
+        return add_edit(ed, c, so->raw.p, so->raw.len, SB_SLICE("{\"include_usage\":true}"), err);
+    if (iu)
+        return add_edit(ed, c, iu->raw.p, iu->raw.len, SB_SLICE("true"), err);
+    return add_edit(
+        ed, c, so->raw.p + 1, 0,
+        so->count ? SB_SLICE("\"include_usage\":true,") : SB_SLICE("\"include_usage\":true"), err);
+}
+
+/* Applies the edits (sorted by offset, stable) into one new arena body. */
+static struct sb_slice apply_edits(const struct sb_call *c, struct edits *ed)
+{
+    size_t total = c->body.len;
+    for (size_t i = 1; i < ed->n; i++) {
+        struct edit x = ed->e[i];
+        size_t j = i;
+        for (; j > 0 && ed->e[j - 1].at > x.at; j--)
+            ed->e[j] = ed->e[j - 1];
+        ed->e[j] = x;
+    }
+    for (size_t i = 0; i < ed->n; i++)
+        total = total - ed->e[i].len + ed->e[i].with.len;
+    char *out = sb_arena_alloc(c->arena, total + 1), *o = out;
+    size_t pos = 0;
+    for (size_t i = 0; i < ed->n; i++) {
+        memcpy(o, c->body.p + pos, ed->e[i].at - pos);
+        o += ed->e[i].at - pos;
+        memcpy(o, ed->e[i].with.p, ed->e[i].with.len);
+        o += ed->e[i].with.len;
+        pos = ed->e[i].at + ed->e[i].len;
+    }
+    memcpy(o, c->body.p + pos, c->body.len - pos);
+    out[total] = '\0';
+    return (struct sb_slice){out, total};
+}
+
+static sb_err rewrite_body(const struct sb_call *c, struct sb_slice *out, struct sb_error *err)
+{
+    struct edits ed = {.n = 0};
+    if (!c->json || c->json->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_BAD_REQUEST, "request body must be a JSON object");
+    if (!within(c->body, c->json->raw))
+        return sb_fail(err, SB_E_INTERNAL, "parsed request does not point into its body");
+    sb_err rc = model_edits(c, &ed, err);
+    if (rc == SB_OK)
+        rc = usage_edit(c, &ed, err);
+    if (rc != SB_OK)
+        return rc;
+    /* Edits never overlap: they touch distinct members, or insert right after a '{'. */
+    *out = ed.n ? apply_edits(c, &ed) : c->body;
+    return SB_OK;
+}
+
+static sb_err openai_build_request(const struct sb_call *c, struct sb_upstream_req *out,
+                                   struct sb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    sb_err rc = rewrite_body(c, &out->body, err);
+    if (rc != SB_OK)
+        return rc;
+    out->method = "POST";
+    out->url = sb_arena_printf(c->arena, "%s%s", c->provider->base_url,
+                               c->op == SB_OP_EMBEDDINGS ? "/embeddings" : "/chat/completions");
+    sb_auth_set_header(c->arena, out, SB_SLICE("Content-Type"), SB_SLICE("application/json"));
+    sb_auth_set_header(c->arena, out, SB_SLICE("Accept"),
+                       c->stream ? SB_SLICE("text/event-stream") : SB_SLICE("application/json"));
+    return sb_auth_apply(c->provider, NULL, c->arena, out, err);
+}
+
+/* ==================================================================
+ * Whole responses
+ * ================================================================== */
+
+static int64_t count_or_unknown(const struct sb_json *usage, const char *name)
+{
+    const struct sb_json *n = jget(usage, name);
+    int64_t v;
+    return n && sb_json_int64(n, &v) && v >= 0 ? v : -1;
+}
+
+static struct sb_slice first_finish_reason(const struct sb_json *root)
+{
+    const struct sb_json *fr = jget(jat(jget(root, "choices"), 0), "finish_reason");
+    return jstr(fr) ? fr->str : SB_SLICE_NULL;
+}
+
+static sb_err openai_parse_response(const struct sb_call *c, struct sb_slice body,
+                                    struct sb_result *out, struct sb_error *err)
+{
+    struct sb_json *root = NULL;
+    struct sb_error jerr;
+    memset(out, 0, sizeof(*out));
+    if (sb_json_parse(c->arena, body.p, body.len, &upstream_json, &root, &jerr) != SB_OK ||
+        root->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s: response is not a JSON object", pname(c));
+    const struct sb_json *usage = jget(root, "usage");
+    out->body = body; /* passed through untouched, upstream "model" included */
+    out->usage.prompt_tokens = count_or_unknown(usage, "prompt_tokens");
+    out->usage.completion_tokens =
+        c->op == SB_OP_EMBEDDINGS ? 0 : count_or_unknown(usage, "completion_tokens");
+    out->finish_reason = first_finish_reason(root);
+    return SB_OK;
+}
+
+/* ==================================================================
+ * Streams
+ * ================================================================== */
+
+struct stream {
+    const struct sb_call *c;
+    struct sb_sse sse;        /* framing */
+    struct sb_arena *scratch; /* one chunk's JSON tree, reset after each event */
+    sb_event_fn fn;           /* of the current feed */
+    void *ud;
+    struct sb_error *err;
+    bool done;     /* upstream sent data: [DONE] */
+    bool finished; /* some chunk carried a finish_reason */
+};
+
+static void stream_free(void *ud)
+{
+    struct stream *st = ud;
+    sb_sse_free(&st->sse);
+    sb_arena_free(st->scratch);
+}
+
+static void *openai_stream_open(const struct sb_call *c)
+{
+    struct stream *st = sb_arena_calloc(c->arena, sizeof(*st));
+    st->c = c;
+    sb_sse_init(&st->sse, STREAM_MAX_LINE, STREAM_MAX_EVENT);
+    st->scratch = sb_arena_create(SCRATCH_BLOCK);
+    sb_arena_on_free(c->arena, stream_free, st);
+    return st;
+}
+
+/* Copies s into dst (size n) as printable text: control bytes become spaces; cut at a UTF-8
+ * boundary. */
+static void printable(char *dst, size_t n, struct sb_slice s)
+{
+    size_t len = s.len < n - 1 ? s.len : n - 1;
+    while (len > 0 && len < s.len && ((unsigned char)s.p[len] & 0xC0) == 0x80)
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        dst[i] = (ch < 0x20 || ch == 0x7F) ? ' ' : (char)ch;
+    }
+    dst[len] = '\0';
+}
+
+/* Blanks out the provider's API key wherever an upstream echoed it back. */
+static void scrub(const struct sb_call *c, char *msg)
+{
+    if (!c->provider || !c->provider->api_key)
+        return;
+    struct sb_slice key = sb_secret_reveal(c->provider->api_key);
+    if (key.len < 4)
+        return;
+    char *hit = memmem(msg, strlen(msg), key.p, key.len);
+    while (hit) {
+        memset(hit, '*', key.len);
+        hit = memmem(msg, strlen(msg), key.p, key.len);
+    }
+}
+
+/* The human message of an OpenAI-style error value (object, or a bare string). */
+static struct sb_slice error_message(const struct sb_json *e)
+{
+    const struct sb_json *m = jget(e, "message");
+    if (jstr(m))
+        return m->str;
+    if (jstr(e))
+        return e->str;
+    return SB_SLICE_NULL;
+}
+
+static int emit_error(struct stream *st, const struct sb_json *root, struct sb_slice data)
+{
+    struct sb_event ev;
+    char msg[MAX_EXCERPT + 1];
+    struct sb_slice m = error_message(jget(root, "error"));
+    printable(msg, sizeof(msg), m.len ? m : data);
+    scrub(st->c, msg);
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = SB_EV_ERROR;
+    sb_fail(&ev.error, SB_E_UPSTREAM, "upstream %s: %s", pname(st->c), msg);
+    return st->fn(st->ud, &ev);
+}
+
+static int emit_chunk(struct stream *st, const struct sb_json *root, struct sb_slice data)
+{
+    struct sb_event ev;
+    const struct sb_json *usage = jget(root, "usage");
+    const struct sb_json *choices = jget(root, "choices");
+    const struct sb_json *content = jget(jget(jat(choices, 0), "delta"), "content");
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = SB_EV_CHUNK;
+    ev.chunk = data;
+    ev.has_usage = usage && usage->type == SB_JSON_OBJECT;
+    ev.usage.prompt_tokens = ev.has_usage ? count_or_unknown(usage, "prompt_tokens") : -1;
+    ev.usage.completion_tokens = ev.has_usage ? count_or_unknown(usage, "completion_tokens") : -1;
+    ev.usage_only =
+        ev.has_usage && (!choices || (choices->type == SB_JSON_ARRAY && !choices->count));
+    ev.text = jstr(content) ? content->str : SB_SLICE_NULL;
+    ev.finish_reason = first_finish_reason(root);
+    if (ev.finish_reason.len)
+        st->finished = true;
+    return st->fn(st->ud, &ev);
+}
+
+static int emit_done(struct stream *st)
+{
+    struct sb_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = SB_EV_DONE;
+    st->done = true;
+    return st->fn(st->ud, &ev);
+}
+
+/* One SSE event = one chunk, an error, or the [DONE] marker. */
+static int on_sse(void *ud, const struct sb_sse_event *sev)
+{
+    struct stream *st = ud;
+    struct sb_json *root = NULL;
+    struct sb_error jerr;
+    int rc;
+    if (st->done)
+        return SB_OK; /* nothing counts after [DONE] */
+    if (sb_slice_eq_cstr(sev->data, "[DONE]"))
+        return emit_done(st);
+    if (sb_json_parse(st->scratch, sev->data.p, sev->data.len, &upstream_json, &root, &jerr) !=
+            SB_OK ||
+        root->type != SB_JSON_OBJECT)
+        return sb_fail(st->err, SB_E_UPSTREAM, "upstream %s: stream chunk is not a JSON object",
+                       pname(st->c));
+    const struct sb_json *e = jget(root, "error");
+    if ((e && e->type != SB_JSON_NULL) || sb_slice_eq_cstr(sev->event, "error"))
+        rc = emit_error(st, root, sev->data);
+    else
+        rc = emit_chunk(st, root, sev->data);
+    sb_arena_reset(st->scratch);
+    return rc;
+}
+
+static sb_err openai_stream_feed(void *vst, const char *p, size_t n, sb_event_fn fn, void *ud,
+                                 struct sb_error *err)
+{
+    struct stream *st = vst;
+    st->fn = fn;
+    st->ud = ud;
+    st->err = err;
+    sb_err rc = sb_sse_feed(&st->sse, p, n, on_sse, st, err);
+    if (rc == SB_E_TOO_LARGE)
+        rc = sb_fail(err, SB_E_UPSTREAM, "upstream %s: stream event exceeds %u bytes", pname(st->c),
+                     STREAM_MAX_EVENT);
+    return rc;
+}
+
+static sb_err openai_stream_finish(void *vst, sb_event_fn fn, void *ud, struct sb_error *err)
+{
+    struct stream *st = vst;
+    st->fn = fn;
+    st->ud = ud;
+    st->err = err;
+    if (st->done)
+        return SB_OK;
+    if (sb_sse_finish(&st->sse, err) != SB_OK)
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s: stream ended inside an event",
+                       pname(st->c));
+    if (!st->finished)
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s: upstream stream ended early",
+                       pname(st->c));
+    /* Finished but no [DONE] (some compatible servers omit it): close it for the client. */
+    return emit_done(st);
+}
+
+/* ==================================================================
+ * Errors
+ * ================================================================== */
+
+static const struct {
+    int status;
+    sb_err code;
+} status_codes[] = {
+    {400, SB_E_BAD_REQUEST}, {401, SB_E_UNAUTHORIZED},  {403, SB_E_FORBIDDEN},
+    {404, SB_E_NOT_FOUND},   {405, SB_E_METHOD},        {408, SB_E_TIMEOUT},
+    {413, SB_E_TOO_LARGE},   {422, SB_E_UNPROCESSABLE}, {429, SB_E_RATE_LIMITED},
+};
+
+static sb_err code_for_status(int status)
+{
+    for (size_t i = 0; i < sizeof(status_codes) / sizeof(status_codes[0]); i++)
+        if (status_codes[i].status == status)
+            return status_codes[i].code;
+    return (status >= 400 && status < 500) ? SB_E_BAD_REQUEST : SB_E_UPSTREAM;
+}
+
+/* The upstream's own words: error.message, a bare error string, or message/detail. */
+static struct sb_slice upstream_message(const struct sb_call *c, struct sb_slice body)
+{
+    struct sb_json_limits lim = {.max_depth = MAX_DEPTH, .max_bytes = 1024 * 1024};
+    struct sb_json *root = NULL;
+    struct sb_error jerr;
+    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) != SB_OK)
+        return body;
+    const struct sb_json *detail = jget(root, "detail");
+    struct sb_slice m = error_message(jget(root, "error"));
+    if (!m.len)
+        m = error_message(root);
+    if (!m.len && jstr(detail))
+        m = detail->str;
+    return m.len ? m : body;
+}
+
+static void openai_map_error(const struct sb_call *c, int status, struct sb_slice body,
+                             struct sb_error *err)
+{
+    char msg[MAX_EXCERPT + 1];
+    struct sb_slice m = upstream_message(c, body);
+    printable(msg, sizeof(msg), m);
+    scrub(c, msg);
+    if (!msg[0])
+        sb_fail(err, code_for_status(status), "upstream %s: HTTP %d", pname(c), status);
+    else
+        sb_fail(err, code_for_status(status), "upstream %s: %s", pname(c), msg);
+    err->http_status = (status >= 400 && status < 600) ? status : 502;
+}
+
+/* ==================================================================
+ * The table row
+ * ================================================================== */
+
+const struct sb_provider_ops sb_openai_ops = {
+    .type = "openai",
+    .stream_format = SB_STREAM_SSE,
+    .chat_path = "/chat/completions",
+    .build_request = openai_build_request,
+    .parse_response = openai_parse_response,
+    .stream_open = openai_stream_open,
+    .stream_feed = openai_stream_feed,
+    .stream_finish = openai_stream_finish,
+    .map_error = openai_map_error,
+};
