@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * json_bench.c - throughput of the JSON reader and writer on a body shaped
- * like a real chat-completions request (~200 KB: a long conversation with
- * prose, code, escapes, non-ASCII text, tools and sampling parameters).
+ * like a real chat-completions request (~200 KB: a long conversation, tools
+ * and sampling parameters), in two flavours: "mixed" message text with an
+ * escape or non-ASCII character every few dozen bytes (code, quotes, CJK,
+ * emoji), and "plain" English prose with a newline escape now and then.
  *
  * Prints MB/s (10^6 bytes per second of input) for parsing, for parsing plus
- * a lookup pass, and for re-serialising the tree with the writer. Not a test:
+ * two lookups, and for re-serialising the tree with the writer. Not a test:
  * it asserts nothing about speed; `make build/bench/json_bench` builds it.
  *
  *   build/bench/json_bench [seconds-per-measurement]
@@ -19,7 +21,8 @@
 #include "core/buf.h"
 #include "core/json.h"
 
-static const char *const prose[] = {
+/* "mixed": an escape or a non-ASCII character every few dozen bytes (code, quotes, CJK, emoji). */
+static const char *const mixed[] = {
     "Sure! Here is a summary of the document you shared.\\n\\n",
     "The quarterly report shows revenue growth of 12% year over year, ",
     "driven mainly by the \\\"enterprise\\\" segment. ",
@@ -30,24 +33,39 @@ static const char *const prose[] = {
     "Emoji \xf0\x9f\x98\x80 and an escaped one \\ud83d\\ude00. ",
     "Tabs\\tand a path C:\\\\Users\\\\me and a URL https://example.com/a/b?c=d. ",
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. ",
+    NULL,
 };
 
-static void add_message(struct sb_buf *b, int i)
+/* "plain": English prose, one escape (a newline) every few hundred bytes. */
+static const char *const plain[] = {
+    "The quarterly report shows revenue growth of 12% year over year, driven mainly by the "
+    "enterprise segment. ",
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt "
+    "ut labore. ",
+    "Please summarise the following meeting notes and list the action items for each "
+    "participant.\\n",
+    NULL,
+};
+
+static void add_message(struct sb_buf *b, const char *const *prose, int i)
 {
     static const char *const roles[] = {"user", "assistant"};
+    size_t n = 0;
+    while (prose[n])
+        n++;
     sb_buf_printf(b, ",{\"role\":\"%s\",\"content\":\"", roles[i % 2]);
     for (int k = 0; k < 12; k++)
-        sb_buf_append_cstr(b, prose[(size_t)(i + k * 7) % (sizeof(prose) / sizeof(prose[0]))]);
+        sb_buf_append_cstr(b, prose[(size_t)(i + k * 7) % n]);
     sb_buf_append_cstr(b, "\"}");
 }
 
 /* A chat-completions body of about `target` bytes. */
-static void make_body(struct sb_buf *b, size_t target)
+static void make_body(struct sb_buf *b, const char *const *prose, size_t target)
 {
     sb_buf_append_cstr(b, "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\","
                           "\"content\":\"You are a helpful assistant.\"}");
     for (int i = 0; b->len < target - 1024; i++)
-        add_message(b, i + 1);
+        add_message(b, prose, i + 1);
     sb_buf_append_cstr(
         b, "],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
            "\"description\":\"Current weather\",\"parameters\":{\"type\":\"object\","
@@ -160,13 +178,20 @@ static void measure(const char *name, enum mode mode, struct sb_slice body, doub
 int main(int argc, char **argv)
 {
     double secs = argc > 1 ? strtod(argv[1], NULL) : 1.0;
-    struct sb_buf body;
-    sb_buf_init(&body, 0);
-    make_body(&body, 200 * 1024);
-    struct sb_slice s = sb_buf_slice(&body);
-    measure("parse", PARSE, s, secs);
-    measure("parse+get", PARSE_GET, s, secs);
-    measure("write", WRITE, s, secs);
-    sb_buf_free(&body);
+    static const struct {
+        const char *name;
+        const char *const *prose;
+    } bodies[] = {{"mixed", mixed}, {"plain", plain}};
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct sb_buf body;
+        sb_buf_init(&body, 0);
+        make_body(&body, bodies[i].prose, 200 * 1024);
+        struct sb_slice s = sb_buf_slice(&body);
+        printf("%s body:\n", bodies[i].name);
+        measure("  parse", PARSE, s, secs);
+        measure("  parse+get", PARSE_GET, s, secs);
+        measure("  write", WRITE, s, secs);
+        sb_buf_free(&body);
+    }
     return 0;
 }
