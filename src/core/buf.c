@@ -78,8 +78,9 @@ sb_err sb_buf_printf(struct sb_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return SB_E_INTERNAL;
-    char *dst = sb_buf_reserve(b, (size_t)n + 1);
-    if (!dst || (b->max && b->len + (size_t)n > b->max))
+    /* The allocation always has one byte past cap for the NUL. */
+    char *dst = sb_buf_reserve(b, (size_t)n);
+    if (!dst)
         return SB_E_TOO_LARGE;
     va_start(ap, fmt);
     vsnprintf(dst, (size_t)n + 1, fmt, ap);
