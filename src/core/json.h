@@ -72,7 +72,7 @@ struct sb_json *sb_json_at(const struct sb_json *arr, size_t i);
 bool sb_json_is_string(const struct sb_json *j);
 /* true and *out when j is an integer NUMBER that fits in int64 (no fraction, no exponent). */
 bool sb_json_int64(const struct sb_json *j, int64_t *out);
-/* true and *out when j is any NUMBER. */
+/* true and *out when j is any NUMBER (beyond double range: +-HUGE_VAL or 0, as strtod). */
 bool sb_json_double(const struct sb_json *j, double *out);
 /* true when j is TRUE; false for FALSE, NULL pointer or anything else. */
 bool sb_json_bool(const struct sb_json *j);

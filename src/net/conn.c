@@ -192,6 +192,8 @@ static int on_url(http_parser *p, const char *at, size_t n)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct sb__conn *c = p->data;
+    if (c->state == CS_BODY)
+        return 0; /* chunked trailers: ignored (and must not move `head`) */
     if (c->in_value) {
         if (c->nspans == c->capspans) {
             c->capspans = c->capspans ? c->capspans * 2 : 16;
@@ -207,6 +209,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct sb__conn *c = p->data;
+    if (c->state == CS_BODY)
+        return 0;
     struct hspan *s = &c->spans[c->nspans - 1];
     if (!c->in_value) {
         s->val_off = (uint32_t)c->head.len;
