@@ -59,8 +59,9 @@ static struct {
     int hold_s;         /* hold: seconds to keep them open once all are */
     int timeout_s;      /* every mode: hard limit on the whole run */
     int watch_pid;      /* hold: process whose memory to report, 0 = none */
+    int stall_s;        /* hold: give up after this long without a new stream opening */
 } opt = {"ttfb", 0, "/v1/chat/completions", "s-fast", NULL, 1000, 50, 0,
-         10000, 256, 3, 60, 0};
+         10000, 256, 3, 60, 0, 10};
 
 static char request[4096]; /* the one request every connection sends */
 static size_t request_len;
@@ -303,6 +304,8 @@ static struct {
     int64_t t_start, t_settled;
     long rss_base_kb, rss_open_kb, rss_max_kb, hwm_kb;
     uv_timer_t deadline, hold, sample;
+    int last_progress;   /* open + failed at the last sample */
+    int stalled_s;       /* seconds without progress */
     int exit_code;
 } H;
 
@@ -465,11 +468,23 @@ static void start_more(void)
     }
 }
 
+/* Once a second: memory, progress, and giving up when opening has stalled. */
 static void on_sample(uv_timer_t *t)
 {
     sample_rss();
-    if (!H.all_settled)
+    if (H.all_settled)
+        return;
+    int progress = H.open + H.failed;
+    if (progress != H.last_progress) {
+        H.last_progress = progress;
+        H.stalled_s = 0;
         fprintf(stderr, "streamload: started=%d open=%d failed=%d\n", H.started, H.open, H.failed);
+    } else if (++H.stalled_s >= opt.stall_s) {
+        fprintf(stderr, "streamload: no new stream opened for %d s: %d of %d open\n", opt.stall_s,
+                H.open, opt.conns);
+        H.exit_code = 3;
+        uv_stop(H.loop);
+    }
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -513,6 +528,8 @@ static int run_hold(void)
     start_more();
     uv_run(H.loop, UV_RUN_DEFAULT);
     sample_rss();
+    if (!H.all_settled && opt.watch_pid) /* gave up: report what the open ones cost */
+        read_rss(opt.watch_pid, &H.rss_open_kb, &hwm);
     int still_open = 0;
     for (int i = 0; i < H.started; i++)
         still_open += H.c[i].state == H_OPEN;
@@ -520,9 +537,10 @@ static int run_hold(void)
     long per_stream = H.open > 0 && H.rss_open_kb > 0
                           ? (H.rss_open_kb - H.rss_base_kb) * 1024 / H.open : -1;
     printf("RESULT mode=hold want=%d open=%d failed=%d dropped=%d ended=%d still_open=%d "
-           "ramp_ms=%ld rss_base_kb=%ld rss_open_kb=%ld rss_max_kb=%ld hwm_kb=%ld "
+           "settled=%d ramp_ms=%ld rss_base_kb=%ld rss_open_kb=%ld rss_max_kb=%ld hwm_kb=%ld "
            "bytes_per_stream=%ld\n",
-           opt.conns, H.open, H.failed, H.dropped, H.ended, still_open, ramp_ms, H.rss_base_kb,
+           opt.conns, H.open, H.failed, H.dropped, H.ended, still_open, H.all_settled, ramp_ms,
+           H.rss_base_kb,
            H.rss_open_kb, H.rss_max_kb, H.hwm_kb, per_stream);
     fflush(stdout);
     close_all();
@@ -571,7 +589,8 @@ static void usage_exit(void)
     fprintf(stderr,
             "usage: streamload --mode ttfb|hold --port N [--path P] [--model M] [--token T]\n"
             "  ttfb: [-n N] [--warmup W] [--pace-ms MS]       one connection, N streams in turn\n"
-            "  hold: [-c C] [--ramp R] [--hold-s S] [--watch-pid PID]   C streams open at once\n"
+            "  hold: [-c C] [--ramp R] [--hold-s S] [--watch-pid PID] [--stall-s S]\n"
+            "        C streams open at once; gives up after S s (10) without progress\n"
             "  ready: --path /health  polls every ms until 200, prints ms since its start\n"
             "  all: [--timeout-s S] (hard limit on the run, default 60)\n");
     exit(2);
@@ -586,7 +605,7 @@ static void parse_args(int argc, char **argv)
         {"--warmup", &opt.warmup, NULL}, {"--pace-ms", &opt.pace_ms, NULL},
         {"-c", &opt.conns, NULL},        {"--ramp", &opt.ramp, NULL},
         {"--hold-s", &opt.hold_s, NULL}, {"--timeout-s", &opt.timeout_s, NULL},
-        {"--watch-pid", &opt.watch_pid, NULL},
+        {"--watch-pid", &opt.watch_pid, NULL}, {"--stall-s", &opt.stall_s, NULL},
     };
     size_t nf = sizeof flags / sizeof flags[0];
     for (int i = 1; i < argc; i++) {

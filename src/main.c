@@ -272,7 +272,8 @@ static const char usage_text[] =
     "\n"
     "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
     "environment: SWITCHBOARD_MASTER_KEY (base64 of 32 bytes; else ./switchboard.key),\n"
-    "             SWITCHBOARD_ADMIN_TOKEN (else generated on first start and printed once)\n";
+    "             SWITCHBOARD_ADMIN_TOKEN (else generated on first start and printed once)\n"
+    "             SWITCHBOARD_LOG_LEVEL=debug|info|warn|error (debug logs every request)\n";
 
 static int parse_serve(int argc, char **argv, struct serve_args *a)
 {
@@ -320,6 +321,15 @@ static void raise_fd_limit(void)
     }
 }
 
+static void set_log_level(void)
+{
+    const char *v = getenv("SWITCHBOARD_LOG_LEVEL");
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; v && i < 4; i++)
+        if (strcmp(v, names[i]) == 0)
+            sb_log_set_level((enum sb_log_level)i);
+}
+
 static void block_signals(void)
 {
     /* Workers inherit this mask, so only the main thread's sigwait sees them. */
@@ -344,6 +354,7 @@ int main(int argc, char **argv)
         } else if (code < 0) {
             block_signals();
             raise_fd_limit();
+            set_log_level();
             code = serve(&a);
         }
     } else if (strcmp(cmd, "chat") == 0) {

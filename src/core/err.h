@@ -20,7 +20,7 @@
     X(BAD_JSON, 400, "invalid_request_error")                                                      \
     X(UNAUTHORIZED, 401, "authentication_error")                                                   \
     X(FORBIDDEN, 403, "permission_error")                                                          \
-    X(NOT_FOUND, 404, "not_found_error")                                                           \
+    X(NOT_FOUND, 404, "invalid_request_error")                                                           \
     X(METHOD, 405, "invalid_request_error")                                                        \
     X(TIMEOUT, 408, "timeout_error")                                                               \
     X(TOO_LARGE, 413, "invalid_request_error")                                                     \

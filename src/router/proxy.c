@@ -47,6 +47,7 @@ struct proxy {
     int64_t delta_chunks;          /* chunks relayed with a delta (cancel estimate) */
     bool saw_done;                 /* [DONE] or a finish_reason arrived */
     bool sent_error;               /* an SSE error event was written */
+    const char *err_code;          /* OpenAI error "code" when more precise than the table's */
     uint64_t ttft_ns;              /* first relayed byte, 0 if none */
 };
 
@@ -86,7 +87,35 @@ static void copy_field(char *dst, size_t cap, const char *src)
  * Accounting: one usage row and one metrics sample per request
  * ==================================================================== */
 
-static void account(struct proxy *x, int http_status, const char *status, sb_err code)
+/* One structured line per request: errors at warn, client mistakes at info,
+ * successes at debug (SWITCHBOARD_LOG_LEVEL=debug), so the fast path does
+ * not pay a write(2) per request by default. why never holds a secret:
+ * adapters mask credentials in upstream error text. */
+static void log_request(const struct sb_usage *u, const char *why)
+{
+    char clean[200];
+    if (why) {
+        /* Upstream text is untrusted: no quotes or control bytes in a log line. */
+        size_t i = 0;
+        for (; why[i] && i < sizeof(clean) - 1; i++)
+            clean[i] = (why[i] == '"' || (unsigned char)why[i] < 0x20) ? '\'' : why[i];
+        clean[i] = '\0';
+        why = clean;
+    }
+    enum sb_log_level lvl = u->http_status >= 500   ? SB_LOG_WARN
+                            : u->http_status >= 400 ? SB_LOG_INFO
+                                                    : SB_LOG_DEBUG;
+    sb_log(lvl, u->request_id,
+           "msg=request provider=%s model=%s status=%s http_status=%d latency_ms=%.1f "
+           "ttft_ms=%.1f prompt_tokens=%lld completion_tokens=%lld streamed=%d error=%s%s%s%s",
+           u->provider[0] ? u->provider : "-", u->model[0] ? u->model : "-", u->status,
+           u->http_status, u->latency_ms, u->ttft_ms, (long long)u->prompt_tokens,
+           (long long)u->completion_tokens, u->streamed, u->error_code[0] ? u->error_code : "-",
+           why ? " why=\"" : "", why ? why : "", why ? "\"" : "");
+}
+
+static void account(struct proxy *x, int http_status, const char *status, sb_err code,
+                    const char *why)
 {
     if (x->done)
         return;
@@ -118,6 +147,7 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
         copy_field(u.error_code, sizeof(u.error_code), sb_err_name(code));
     if (x->w->gw->usage)
         sb_usage_submit(x->w->gw->usage, &u);
+    log_request(&u, why);
     struct sb_metrics_sample s = {
         .provider = u.provider,
         .model = u.model,
@@ -135,10 +165,10 @@ static void fail(struct proxy *x, const struct sb_error *e)
 {
     int status = sb_err_status(e);
     char code[40];
-    copy_field(code, sizeof(code), sb_err_name(e->code));
+    copy_field(code, sizeof(code), x->err_code ? x->err_code : sb_err_name(e->code));
     for (char *p = code; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    account(x, status, "error", e->code);
+    account(x, status, "error", e->code, e->msg);
     struct sb_buf b;
     sb_buf_init(&b, 0);
     sb_http_error_body(&b, sb_err_type(e->code), code, e->msg);
@@ -248,9 +278,9 @@ static void stream_end(struct proxy *x, const struct sb_error *err)
     flush(x);
     sb_http_stream_end(x->req);
     if (err)
-        account(x, 200, "error", err->code);
+        account(x, 200, "error", err->code, err->msg);
     else
-        account(x, 200, "ok", SB_OK);
+        account(x, 200, "ok", SB_OK, NULL);
 }
 
 /* ======================================================================
@@ -334,7 +364,7 @@ static void finish_whole(struct proxy *x)
         return;
     }
     x->usage = r.usage;
-    account(x, 200, "ok", SB_OK);
+    account(x, 200, "ok", SB_OK, NULL);
     size_t n;
     const struct sb_http_header *h = route_headers(x, "application/json", &n);
     sb_http_respond(x->req, 200, h, n, r.body);
@@ -362,7 +392,7 @@ static void on_client_abort(void *ud)
         sb_ureq_cancel(x->ureq);
         x->ureq = NULL;
     }
-    account(x, 499, "cancelled", SB_OK);
+    account(x, 499, "cancelled", SB_OK, "client disconnected");
 }
 
 /* ======================================================================
@@ -426,6 +456,7 @@ static sb_err resolve_model(struct proxy *x, struct sb_error *err)
         size_t len = strlen(hint);
         snprintf(hint + len, sizeof(hint) - len, "%s%s", i ? ", " : " Did you mean: ", near[i]);
     }
+    x->err_code = "model_not_found";
     sb_fail(err, SB_E_NOT_FOUND, "The model '%.*s' does not exist or is not enabled.%s%s",
             (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p, hint, n ? "?" : "");
     return SB_E_NOT_FOUND;
