@@ -51,7 +51,7 @@ struct sb_provider {
     size_t nheaders;
     long timeout_ms;                   /* total request time; 0 = none */
     long connect_timeout_ms;           /* 0 = 10 s */
-    long idle_timeout_ms;              /* max silence within a stream; 0 = timeout_ms */
+    long idle_timeout_ms;              /* max upstream silence within a response; 0 = none */
     const char *api_version;           /* azure */
     const char *region;                /* bedrock */
     struct sb_secret *aws_access_key_id, *aws_secret_access_key, *aws_session_token;

@@ -272,6 +272,7 @@ static void provider_fields(struct builder *b, const struct sb_store_provider *s
     }
     p->timeout_ms = (long)sp->timeout_ms;
     p->connect_timeout_ms = (long)sp->connect_timeout_ms;
+    p->idle_timeout_ms = (long)sp->idle_timeout_ms;
     p->api_version = dup(b->a, sp->api_version);
     p->region = dup(b->a, sp->region);
     p->rpm = (long)sp->rpm;

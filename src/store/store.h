@@ -52,6 +52,7 @@ struct sb_store_provider {
     int64_t rpm, tpm;           /* rate limits, 0 = none */
     int64_t timeout_ms;         /* 0 = none */
     int64_t connect_timeout_ms; /* 0 = default */
+    int64_t idle_timeout_ms;    /* longest upstream silence within a response, 0 = none */
     const char *api_version;    /* azure, NULL = none */
     const char *region;         /* bedrock, NULL = none */
     bool enabled;               /* status = active */

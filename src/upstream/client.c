@@ -22,6 +22,7 @@
 #include "core/log.h"
 
 #define IDLE_TICK_MS 100
+#define EASY_POOL 64 /* finished easy handles kept for reuse (curl_easy_reset) */
 #define MAX_RESPONSE_HEADERS (64 * 1024)
 
 struct sock {
@@ -65,6 +66,8 @@ struct sb_upstream {
     bool http2;
     int in_curl;                /* depth of calls into curl that may call us back */
     bool has_deferred;          /* some running request is cancelled */
+    CURL *pool[EASY_POOL];      /* idle easy handles */
+    int npool;
     bool closing;
     int open_handles;           /* timer + idle + socks being closed */
     void (*closed)(void *ud);
@@ -132,8 +135,16 @@ static void waiting_del(struct sb_upstream *u, struct sb_ureq *r)
 
 static void ureq_free(struct sb_ureq *r)
 {
+    struct sb_upstream *u = r->u;
     if (r->easy) {
-        curl_easy_cleanup(r->easy);
+        /* Reusing an easy handle saves its allocation; connections live in
+         * the multi handle's pool either way. */
+        if (u->npool < EASY_POOL && !u->closing) {
+            curl_easy_reset(r->easy);
+            u->pool[u->npool++] = r->easy;
+        } else {
+            curl_easy_cleanup(r->easy);
+        }
         r->easy = NULL;
     }
     curl_slist_free_all(r->hdrs);
@@ -442,7 +453,7 @@ static void setup_easy(struct sb_ureq *r)
 
 static void launch(struct sb_upstream *u, struct sb_ureq *r)
 {
-    r->easy = curl_easy_init();
+    r->easy = u->npool ? u->pool[--u->npool] : curl_easy_init();
     if (!r->easy)
         abort(); /* out of memory, as sb_xmalloc would */
     setup_easy(r);
@@ -622,6 +633,8 @@ void sb_upstream_close(struct sb_upstream *u, void (*done)(void *ud), void *ud)
     }
     while (u->running)
         ureq_remove(u->running);
+    while (u->npool)
+        curl_easy_cleanup(u->pool[--u->npool]);
     u->open_handles += 2; /* the two timers, plus one per socket closed below */
     curl_multi_cleanup(u->multi); /* may report sockets to remove */
     while (u->socks)

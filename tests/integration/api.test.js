@@ -84,11 +84,19 @@ describe('api', () => {
         }
     });
 
-    it('GET /metrics returns Prometheus text with switchboard_requests_total', async () => {
-        const r = await h.request(gw, { method: 'GET', path: '/metrics' });
-        assert.equal(r.status, 200, r.text);
-        assert.match(r.headers['content-type'] || '', /^text\/plain/);
-        assert.match(r.text, /^switchboard_requests_total(\{[^}]*\})? [0-9.e+]+$/m, r.text.slice(0, 2000));
+    it('GET /metrics counts requests by provider, model and status', async () => {
+        const series = /^switchboard_requests_total\{provider="fake",model="gpt-test",status="200"\} (\d+)$/m;
+        const count = async () => {
+            const r = await h.request(gw, { method: 'GET', path: '/metrics' });
+            assert.equal(r.status, 200, r.text);
+            assert.match(r.headers['content-type'] || '', /^text\/plain/);
+            const hit = r.text.match(series);
+            return hit ? Number(hit[1]) : 0;
+        };
+        const before = await count();
+        const c = await h.chat(gw, { model: 'gpt-test', messages: msg(fake.marker('metrics')) });
+        assert.equal(c.status, 200, c.text);
+        assert.equal(await count(), before + 1);
     });
 
     // ---- chat completions --------------------------------------------------
