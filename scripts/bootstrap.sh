@@ -8,8 +8,12 @@ pkgs=(
   gcc make pkg-config clang libclang-rt-14-dev
   libuv1-dev libhttp-parser-dev libcurl4-openssl-dev libsqlite3-dev libyaml-dev libssl-dev
   libjansson-dev libcmocka-dev
-  nodejs npm curl sqlite3 nginx-light wrk procps util-linux
+  curl sqlite3 nginx-light wrk procps util-linux
 )
+# Node.js may come from another source (nodesource ships npm inside nodejs):
+# ask for Debian's packages only when the commands are missing.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,6 +7,9 @@
  * writes the rows with the lock released, so a worker's submit costs one
  * memcpy and an uncontended lock however slow the database is. Arrays keep
  * their capacity between rounds, so a steady load allocates nothing.
+ * The writer wakes every FLUSH_MS, or early when a full batch is waiting:
+ * waking it per request would cost two context switches and a one-row
+ * transaction each (measured: a quarter of the gateway's CPU at c1).
  * The writer inserts at most BATCH rows per transaction; a failed batch is
  * retried a few times, then counted as failed and logged (we never spin on
  * a dead database and never silently drop: sb_usage_failed() reports it).
@@ -25,6 +28,7 @@
 
 #define BATCH 1000 /* rows per transaction */
 #define ATTEMPTS 3 /* tries per batch before it is counted as failed */
+#define FLUSH_MS 200 /* longest a row waits in the queue under light load */
 
 struct rows {
     struct sb_usage *p;
@@ -73,13 +77,33 @@ static void write_all(struct sb_usage_writer *w, struct rows *r)
     r->n = 0;
 }
 
+static void flush_deadline(struct timespec *at)
+{
+    clock_gettime(CLOCK_MONOTONIC, at);
+    at->tv_nsec += FLUSH_MS * 1000000L;
+    at->tv_sec += at->tv_nsec / 1000000000L;
+    at->tv_nsec %= 1000000000L;
+}
+
+/* Sleeps until a full batch waits, FLUSH_MS passed with rows queued, or stop. */
+static void wait_for_rows(struct sb_usage_writer *w)
+{
+    struct timespec at;
+    flush_deadline(&at);
+    while (!w->stopping && w->queue.n < BATCH) {
+        if (pthread_cond_timedwait(&w->wake, &w->mu, &at) != 0 && w->queue.n > 0)
+            return; /* timed out with rows to write */
+        if (w->queue.n == 0)
+            flush_deadline(&at); /* idle: restart the period */
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct sb_usage_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->queue.n == 0 && !w->stopping)
-            pthread_cond_wait(&w->wake, &w->mu);
+        wait_for_rows(w);
         if (w->queue.n == 0)
             break; /* stopping and drained */
         struct rows t = w->queue;
@@ -98,7 +122,11 @@ struct sb_usage_writer *sb_usage_writer_start(struct sb_store *store, struct sb_
     struct sb_usage_writer *w = sb_xcalloc(1, sizeof(*w));
     w->store = store;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&w->written, 0);
     atomic_init(&w->failed, 0);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -121,9 +149,8 @@ void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u)
         q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
     }
     q->p[q->n++] = *u;
-    /* Only the empty -> non-empty edge needs a wake-up: otherwise the writer
-     * is busy and will look at the queue again before it sleeps. */
-    if (q->n == 1)
+    /* Wake the writer early only for a full batch; otherwise its timer does. */
+    if (q->n == BATCH)
         pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
 }
