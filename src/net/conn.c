@@ -15,6 +15,12 @@
  * side and lingers briefly, discarding input, so the client reads our
  * answer (413, 431 ...) instead of a reset.
  *
+ * Stream output is corked: sb_http_stream_write appends to the
+ * connection's `cork` and a check handle writes it once per loop
+ * iteration, so the many small events one upstream read produces leave
+ * in one write(2) instead of one each, and nothing waits longer than the
+ * current iteration.
+ *
  * Nothing here calls a handler's abort hook from inside an sb_http_* call
  * the handler made: failures found there are deferred to the next loop
  * turn through the connection's timer.
@@ -68,6 +74,10 @@ struct sb__conn {
     bool close_after;          /* close once the response is written */
     bool want_close;           /* close at the next timer tick (deferred) */
     bool reading;              /* uv_read_start is active */
+    struct sb_buf cork;        /* stream output not yet handed to libuv */
+    bool corked;               /* in w->corked */
+    bool cork_last;            /* the cork ends the response */
+    struct sb__conn *cork_next;
     sb_http_drain_fn drain;
     void *drain_ud;
     sb_http_abort_fn abort;
@@ -467,6 +477,11 @@ static void defer_close(struct sb__conn *c)
 
 static void request_done(struct sb__conn *c);
 
+static size_t backlog(const struct sb__conn *c)
+{
+    return c->cork.len + c->tcp.write_queue_size;
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct wreq *wr = (struct wreq *)w;
@@ -483,7 +498,7 @@ static void on_write(uv_write_t *w, int status)
         request_done(c);
         return;
     }
-    if (c->drain && c->tcp.write_queue_size == 0) {
+    if (c->drain && backlog(c) == 0) {
         sb_http_drain_fn fn = c->drain;
         c->drain = NULL;
         fn(c->drain_ud);
@@ -663,22 +678,54 @@ void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_h
     submit(c, wr, SB_SLICE_NULL);
 }
 
+static void cork(struct sb__conn *c, const char *p, size_t n)
+{
+    sb_buf_append(&c->cork, p, n);
+    if (!c->corked) {
+        c->corked = true;
+        c->cork_next = c->w->corked;
+        c->w->corked = c;
+    }
+}
+
+/* Hands the corked bytes to libuv as one write. */
+static void uncork(struct sb__conn *c)
+{
+    c->corked = false;
+    if (c->state == CS_CLOSED || (c->cork.len == 0 && !c->cork_last))
+        return;
+    write_raw(c, c->cork.p ? c->cork.p : "", c->cork.len, c->cork_last);
+    c->cork_last = false;
+    if (c->cork.cap > 16384)
+        sb_buf_free(&c->cork); /* an idle stream should not hold a big buffer */
+    else
+        sb_buf_reset(&c->cork);
+}
+
+void sb__conn_flush_corked(struct sb__worker *w)
+{
+    while (w->corked) {
+        struct sb__conn *c = w->corked;
+        w->corked = c->cork_next;
+        c->cork_next = NULL;
+        uncork(c);
+    }
+}
+
 size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n)
 {
     struct sb__conn *c = conn_of(req);
     if (c->handler_done || c->state == CS_CLOSED || n == 0)
-        return c->tcp.write_queue_size;
-    struct wreq *wr = wreq_new(c, n + 32, false);
+        return backlog(c);
     if (c->chunked) {
         char len[24];
         int k = snprintf(len, sizeof(len), "%zx\r\n", n);
-        wreq_put(wr, len, (size_t)k);
+        cork(c, len, (size_t)k);
     }
-    wreq_put(wr, p, n);
+    cork(c, p, n);
     if (c->chunked)
-        wreq_put(wr, "\r\n", 2);
-    submit(c, wr, SB_SLICE_NULL);
-    return c->tcp.write_queue_size;
+        cork(c, "\r\n", 2);
+    return backlog(c);
 }
 
 void sb_http_stream_end(struct sb_http_req *req)
@@ -687,10 +734,8 @@ void sb_http_stream_end(struct sb_http_req *req)
     if (c->handler_done)
         return;
     c->handler_done = true;
-    if (c->chunked)
-        write_raw(c, "0\r\n\r\n", 5, true);
-    else
-        write_raw(c, "", 0, true);
+    c->cork_last = true;
+    cork(c, "0\r\n\r\n", c->chunked ? 5 : 0);
 }
 
 void sb_http_on_drain(struct sb_http_req *req, sb_http_drain_fn fn, void *ud)
@@ -762,12 +807,26 @@ static void request_done(struct sb__conn *c)
         parse(c, c->pending.p, c->pending.len, true);
 }
 
+static void unlink_cork(struct sb__conn *c)
+{
+    for (struct sb__conn **pp = &c->w->corked; *pp; pp = &(*pp)->cork_next) {
+        if (*pp == c) {
+            *pp = c->cork_next;
+            break;
+        }
+    }
+    c->corked = false;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct sb__conn *c = h->data;
     if (--c->handles_open > 0)
         return;
     struct sb__worker *w = c->w;
+    if (c->corked)
+        unlink_cork(c);
+    sb_buf_free(&c->cork);
     free_request(c);
     sb_buf_free(&c->pending);
     sb_buf_free(&c->head);
@@ -833,6 +892,7 @@ void sb__conn_accept(struct sb__worker *w)
     sb_buf_init(&c->pending, opts(c)->max_header_bytes + opts(c)->max_body_bytes);
     sb_buf_init(&c->head, opts(c)->max_header_bytes);
     sb_buf_init(&c->body, opts(c)->max_body_bytes);
+    sb_buf_init(&c->cork, 0); /* bounded by the handler's backpressure (its backlog) */
     c->state = CS_IDLE;
     start_reading(c);
     if (opts(c)->max_connections && open > opts(c)->max_connections) {

@@ -25,6 +25,8 @@ struct sb__worker {
     uv_tcp_t listener;         /* SO_REUSEPORT socket of this worker */
     uv_async_t wake;           /* shutdown signal from the main thread */
     uv_timer_t deadline;       /* shutdown bound: aborts what is left */
+    uv_check_t flush;          /* after each poll phase: writes corked stream output */
+    struct sb__conn *corked;   /* connections with corked output, linked by cork_next */
     pthread_t thread;
     void *ctx;                 /* from opts.worker_start */
     struct sb__conn *conns;    /* every open connection (for shutdown) */
@@ -51,6 +53,8 @@ void sb__conn_accept(struct sb__worker *w);
 void sb__conn_drain_all(struct sb__worker *w);
 /* conn.c: shutdown bound reached: abort and close everything left. */
 void sb__conn_abort_all(struct sb__worker *w);
+/* conn.c: writes every connection's corked stream output (one write each). */
+void sb__conn_flush_corked(struct sb__worker *w);
 /* server.c: called by conn.c when a connection has been freed. */
 void sb__worker_conn_gone(struct sb__worker *w);
 

@@ -87,6 +87,7 @@ static void maybe_finish(struct sb__worker *w)
     w->stopped = true;
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_close((uv_handle_t *)&w->flush, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     if (w->srv->o.worker_stop)
         w->srv->o.worker_stop(w->ctx);
@@ -97,6 +98,11 @@ void sb__worker_conn_gone(struct sb__worker *w)
     w->nconns--;
     atomic_fetch_sub(&w->srv->conns, 1);
     maybe_finish(w);
+}
+
+static void on_flush(uv_check_t *h)
+{
+    sb__conn_flush_corked(h->data);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -143,6 +149,10 @@ static sb_err worker_init(struct sb_server *s, struct sb__worker *w, int fd, str
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->deadline);
     w->deadline.data = w;
+    uv_check_init(&w->loop, &w->flush);
+    w->flush.data = w;
+    uv_check_start(&w->flush, on_flush);
+    uv_unref((uv_handle_t *)&w->flush);
     if (RAND_bytes((unsigned char *)&w->rid_seed, sizeof(w->rid_seed)) != 1)
         w->rid_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
     w->rid_seed |= 1;

@@ -111,12 +111,16 @@ static void bind_str(sqlite3_stmt *st, int i, const char *v)
 
 /* Creates the file with mode 0600 before SQLite does (it would use 0644):
  * the database holds hashed tokens and encrypted credentials. SQLite gives
- * the -wal and -shm files the same mode. */
+ * the -wal and -shm files the same mode. O_EXCL matters: closing any fd of
+ * a file drops every POSIX lock this process holds on it, so reopening an
+ * existing database here would silently release the locks of our other
+ * connection (another process could then checkpoint and delete the WAL
+ * under it, losing committed rows). */
 static void precreate(const char *path)
 {
     if (strcmp(path, ":memory:") == 0)
         return;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0)
         close(fd);
 }
