@@ -302,8 +302,14 @@ static void on_head(void *ud, int status, const struct sb_kv *h, size_t n)
     struct sb_slice ra = find_kv(h, n, "retry-after");
     if (ra.len)
         x->retry_after = sb_arena_slice(x->req->arena, ra);
-    if (status >= 200 && status < 300 && x->call.stream)
+    if (status >= 200 && status < 300 && x->call.stream) {
         stream_begin(x);
+        return;
+    }
+    /* One allocation for a whole body of known size, instead of doublings. */
+    unsigned long long len;
+    if (sb_slice_to_u64(find_kv(h, n, "content-length"), &len) && len <= x->body.max)
+        sb_buf_reserve(&x->body, (size_t)len);
 }
 
 static int on_data(void *ud, const char *p, size_t n)

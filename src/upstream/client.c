@@ -22,7 +22,7 @@
 #include "core/log.h"
 
 #define IDLE_TICK_MS 100
-#define EASY_POOL 64 /* finished easy handles kept for reuse (curl_easy_reset) */
+#define EASY_POOL 64 /* finished easy handles kept for reuse */
 #define MAX_RESPONSE_HEADERS (64 * 1024)
 
 struct sock {
@@ -67,6 +67,7 @@ struct sb_upstream {
     int in_curl;                /* depth of calls into curl that may call us back */
     bool has_deferred;          /* some running request is cancelled */
     CURL *pool[EASY_POOL];      /* idle easy handles */
+    bool env_proxy;             /* a *_proxy variable is set: curl applies it */
     int npool;
     bool closing;
     int open_handles;           /* timer + idle + socks being closed */
@@ -140,7 +141,6 @@ static void ureq_free(struct sb_ureq *r)
         /* Reusing an easy handle saves its allocation; connections live in
          * the multi handle's pool either way. */
         if (u->npool < EASY_POOL && !u->closing) {
-            curl_easy_reset(r->easy);
             u->pool[u->npool++] = r->easy;
         } else {
             curl_easy_cleanup(r->easy);
@@ -422,40 +422,56 @@ static void check_done(struct sb_upstream *u)
  * Starting
  * ==================================================================== */
 
-static void setup_easy(struct sb_ureq *r)
+/* Options every request shares: set once per easy handle, kept across reuse. */
+static CURL *new_easy(struct sb_upstream *u)
 {
-    CURL *e = r->easy;
-    const struct sb_ureq_spec *s = &r->spec;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    CURL *e = curl_easy_init();
+    if (!e)
+        abort(); /* out of memory, as sb_xmalloc would */
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms ? s->connect_timeout_ms : 10000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->total_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     r->u->http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
-    if (strcmp(s->method, "POST") == 0) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
+                     u->http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+    /* Without proxy variables in the environment (checked once at start),
+     * tell curl so: otherwise it calls getenv() several times per request. */
+    if (!u->env_proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+    return e;
+}
+
+/* Options of this request; each is set on every use so none leaks from the
+ * handle's previous request. */
+static void setup_easy(struct sb_ureq *r)
+{
+    CURL *e = r->easy;
+    const struct sb_ureq_spec *s = &r->spec;
+    bool post = strcmp(s->method, "POST") == 0;
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     s->connect_timeout_ms ? s->connect_timeout_ms : 10000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->total_timeout_ms);
+    if (post) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body ? s->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
-    } else if (strcmp(s->method, "GET") != 0) {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, s->method);
+    } else {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                     post || strcmp(s->method, "GET") == 0 ? NULL : s->method);
 }
 
 static void launch(struct sb_upstream *u, struct sb_ureq *r)
 {
-    r->easy = u->npool ? u->pool[--u->npool] : curl_easy_init();
-    if (!r->easy)
-        abort(); /* out of memory, as sb_xmalloc would */
+    r->easy = u->npool ? u->pool[--u->npool] : new_easy(u);
     setup_easy(r);
     r->last_rx = uv_now(u->loop);
     r->running = true;
@@ -585,6 +601,12 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
     u->loop = loop;
     u->max_transfers = o->max_transfers > 0 ? o->max_transfers : 1024;
     u->http2 = o->http2;
+    static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
+                                            "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++) {
+        const char *v = getenv(proxy_env[i]);
+        u->env_proxy |= v && *v;
+    }
     u->multi = curl_multi_init();
     if (!u->multi)
         abort();
