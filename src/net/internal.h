@@ -26,6 +26,7 @@ struct sb__worker {
     uv_async_t wake;           /* shutdown signal from the main thread */
     uv_timer_t deadline;       /* shutdown bound: aborts what is left */
     uv_check_t flush;          /* after each poll phase: writes corked stream output */
+    uv_prepare_t flush_early;  /* before each poll: output corked by timer callbacks */
     struct sb__conn *corked;   /* connections with corked output, linked by cork_next */
     pthread_t thread;
     void *ctx;                 /* from opts.worker_start */

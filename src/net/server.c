@@ -88,6 +88,7 @@ static void maybe_finish(struct sb__worker *w)
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
     uv_close((uv_handle_t *)&w->flush, NULL);
+    uv_close((uv_handle_t *)&w->flush_early, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
     if (w->srv->o.worker_stop)
         w->srv->o.worker_stop(w->ctx);
@@ -100,7 +101,15 @@ void sb__worker_conn_gone(struct sb__worker *w)
     maybe_finish(w);
 }
 
+/* Corked output is written after the poll phase (what I/O callbacks wrote)
+ * and before the loop blocks in the next poll (what timer callbacks wrote,
+ * e.g. a transfer curl finished from its timer): never left waiting. */
 static void on_flush(uv_check_t *h)
+{
+    sb__conn_flush_corked(h->data);
+}
+
+static void on_flush_early(uv_prepare_t *h)
 {
     sb__conn_flush_corked(h->data);
 }
@@ -153,6 +162,10 @@ static sb_err worker_init(struct sb_server *s, struct sb__worker *w, int fd, str
     w->flush.data = w;
     uv_check_start(&w->flush, on_flush);
     uv_unref((uv_handle_t *)&w->flush);
+    uv_prepare_init(&w->loop, &w->flush_early);
+    w->flush_early.data = w;
+    uv_prepare_start(&w->flush_early, on_flush_early);
+    uv_unref((uv_handle_t *)&w->flush_early);
     if (RAND_bytes((unsigned char *)&w->rid_seed, sizeof(w->rid_seed)) != 1)
         w->rid_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)w;
     w->rid_seed |= 1;

@@ -17,6 +17,10 @@
 #include "store/usage.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +30,7 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define BATCH 1000 /* rows per transaction */
+#define BATCH 64 /* rows per transaction: short enough to yield the core between them */
 #define ATTEMPTS 3 /* tries per batch before it is counted as failed */
 #define FLUSH_MS 200 /* longest a row waits in the queue under light load */
 
@@ -73,6 +77,7 @@ static void write_all(struct sb_usage_writer *w, struct rows *r)
     for (size_t off = 0; off < r->n; off += BATCH) {
         size_t n = r->n - off < BATCH ? r->n - off : BATCH;
         write_batch(w, r->p + off, n);
+        sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
     }
     r->n = 0;
 }
@@ -101,6 +106,11 @@ static void wait_for_rows(struct sb_usage_writer *w)
 static void *writer_main(void *arg)
 {
     struct sb_usage_writer *w = arg;
+    /* Accounting is never urgent; requests are. On a busy core the writer
+     * yields to the workers instead of stalling them for a batch. (Linux:
+     * nice applies per thread; failure only loses the hint.) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+        sb_warn("msg=\"usage writer: cannot lower its priority\"");
     pthread_mutex_lock(&w->mu);
     for (;;) {
         wait_for_rows(w);
