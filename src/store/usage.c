@@ -7,7 +7,7 @@
  * writes the rows with the lock released, so a worker's submit costs one
  * memcpy and an uncontended lock however slow the database is. Arrays keep
  * their capacity between rounds, so a steady load allocates nothing.
- * The writer wakes every FLUSH_MS, or early when a full batch is waiting:
+ * The writer wakes every FLUSH_MS, or early when WAKE_ROWS are waiting:
  * waking it per request would cost two context switches and a one-row
  * transaction each (measured: a quarter of the gateway's CPU at c1).
  * The writer inserts at most BATCH rows per transaction; a failed batch is
@@ -32,7 +32,9 @@
 
 #define BATCH 64 /* rows per transaction: short enough to yield the core between them */
 #define ATTEMPTS 3 /* tries per batch before it is counted as failed */
-#define FLUSH_MS 200 /* longest a row waits in the queue under light load */
+#define FLUSH_MS 100 /* longest a row waits in the queue under light load */
+#define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
+#define KEEP_ROWS 4096 /* capacity kept between rounds; a burst's larger array is freed */
 
 struct rows {
     struct sb_usage *p;
@@ -80,6 +82,11 @@ static void write_all(struct sb_usage_writer *w, struct rows *r)
         sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
     }
     r->n = 0;
+    if (r->cap > KEEP_ROWS) {
+        free(r->p);
+        r->p = NULL;
+        r->cap = 0;
+    }
 }
 
 static void flush_deadline(struct timespec *at)
@@ -95,7 +102,7 @@ static void wait_for_rows(struct sb_usage_writer *w)
 {
     struct timespec at;
     flush_deadline(&at);
-    while (!w->stopping && w->queue.n < BATCH) {
+    while (!w->stopping && w->queue.n < WAKE_ROWS) {
         if (pthread_cond_timedwait(&w->wake, &w->mu, &at) != 0 && w->queue.n > 0)
             return; /* timed out with rows to write */
         if (w->queue.n == 0)
@@ -160,7 +167,7 @@ void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u)
     }
     q->p[q->n++] = *u;
     /* Wake the writer early only for a full batch; otherwise its timer does. */
-    if (q->n == BATCH)
+    if (q->n == WAKE_ROWS)
         pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
 }
