@@ -18,9 +18,7 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,11 +111,10 @@ static void wait_for_rows(struct sb_usage_writer *w)
 static void *writer_main(void *arg)
 {
     struct sb_usage_writer *w = arg;
-    /* Accounting is never urgent; requests are. On a busy core the writer
-     * yields to the workers instead of stalling them for a batch. (Linux:
-     * nice applies per thread; failure only loses the hint.) */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
-        sb_warn("msg=\"usage writer: cannot lower its priority\"");
+    /* No lower priority (nice): on a saturated core a niced writer falls
+     * behind for good and the queue grows without end (measured: 380 MB in a
+     * one-minute bench). Short transactions with a yield between them keep
+     * the workers' latency low instead. */
     pthread_mutex_lock(&w->mu);
     for (;;) {
         wait_for_rows(w);
@@ -169,6 +166,9 @@ void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u)
     /* Wake the writer early only for a full batch; otherwise its timer does. */
     if (q->n == WAKE_ROWS)
         pthread_cond_signal(&w->wake);
+    /* Never dropped, but never silent either: a store slower than the traffic. */
+    if (q->n % 100000 == 0)
+        sb_warn("msg=\"usage queue backing up\" rows=%zu", q->n);
     pthread_mutex_unlock(&w->mu);
 }
 
