@@ -115,8 +115,9 @@ static sb_err setup_admin(struct sb_store *store, struct sb_error *err)
         struct sb_slice t = sb_secret_reveal(a.generated);
         /* Printed once, to the terminal only: never through the logger. */
         printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
-        printf("  try:  curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer %.*s'\n\n",
-               SB_FMT(t));
+        printf(
+            "  try:  curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer %.*s'\n\n",
+            SB_FMT(t));
         fflush(stdout);
         sb_secret_free(a.generated);
     }
@@ -280,9 +281,12 @@ static const char usage_text[] =
 static int parse_serve(int argc, char **argv, struct serve_args *a)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},     {"redis", required_argument, NULL, 'r'},
-        {"workers", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"db", required_argument, NULL, 'd'},
+        {"redis", required_argument, NULL, 'r'},
+        {"workers", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     unsigned long long n;
@@ -290,10 +294,18 @@ static int parse_serve(int argc, char **argv, struct serve_args *a)
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:l:d:r:w:h", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': a->config = optarg; break;
-        case 'l': a->listen = optarg; break;
-        case 'd': a->db = optarg; break;
-        case 'r': a->redis = optarg; break;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'l':
+            a->listen = optarg;
+            break;
+        case 'd':
+            a->db = optarg;
+            break;
+        case 'r':
+            a->redis = optarg;
+            break;
         case 'w':
             if (!sb_slice_to_u64(sb_slice_cstr(optarg), &n) || n < 1 || n > 256) {
                 fprintf(stderr, "switchboard: --workers must be 1..256\n");
@@ -301,8 +313,12 @@ static int parse_serve(int argc, char **argv, struct serve_args *a)
             }
             a->workers = (int)n;
             break;
-        case 'h': fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     if (optind != argc) {

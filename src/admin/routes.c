@@ -92,8 +92,7 @@ void sb_routes_handle(struct sb_http_req *req, void *worker_ctx)
             hit = &table[i];
     }
     /* Authenticate before saying anything about what exists under /v1 and /api. */
-    if ((hit ? hit->auth == AUTHED : needs_auth(req->path)) &&
-        !sb_gateway_authorized(w->gw, req)) {
+    if ((hit ? hit->auth == AUTHED : needs_auth(req->path)) && !sb_gateway_authorized(w->gw, req)) {
         sb_http_respond_error(req, 401, "authentication_error", "invalid_api_key",
                               "missing or invalid API key: send 'Authorization: Bearer <key>'");
         return;
@@ -104,7 +103,6 @@ void sb_routes_handle(struct sb_http_req *req, void *worker_ctx)
         sb_http_respond_error(req, 405, "invalid_request_error", "method_not_allowed",
                               "method not allowed for this path");
     } else {
-        sb_http_respond_error(req, 404, "invalid_request_error", "unknown_url",
-                              "unknown path");
+        sb_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path");
     }
 }

@@ -17,9 +17,9 @@ struct sb_usage_writer;
 
 /* What the operational endpoints read; set once before the server starts. */
 struct sb_ops_state {
-    struct sb_server *server;        /* for the connection gauge; may be NULL */
-    struct sb_usage_writer *usage;   /* for usage counters; may be NULL */
-    bool (*store_ping)(void *ud);    /* /ready: is the store reachable? NULL = yes */
+    struct sb_server *server;      /* for the connection gauge; may be NULL */
+    struct sb_usage_writer *usage; /* for usage counters; may be NULL */
+    bool (*store_ping)(void *ud);  /* /ready: is the store reachable? NULL = yes */
     void *store_ud;
 };
 

@@ -23,8 +23,8 @@ struct chat {
     struct sb_sse sse;
     struct sb_buf errbody; /* body of a non-2xx answer */
     long status;
-    bool streaming;        /* 2xx: parse SSE */
-    bool failed;           /* an error event arrived */
+    bool streaming; /* 2xx: parse SSE */
+    bool failed;    /* an error event arrived */
 };
 
 static int on_event(void *ud, const struct sb_sse_event *ev)

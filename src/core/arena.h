@@ -20,7 +20,8 @@ struct sb_arena;
 struct sb_arena *sb_arena_create(size_t block);
 /* Runs the hooks, then frees every block. Accepts NULL. */
 void sb_arena_free(struct sb_arena *a);
-/* Frees all but the first block and forgets hooks after running them: reuse for the next request. */
+/* Frees all but the first block and forgets hooks after running them: reuse for the next request.
+ */
 void sb_arena_reset(struct sb_arena *a);
 
 /* Memory valid until the arena is freed or reset; aligned for any type. Never NULL. */
@@ -30,7 +31,8 @@ void *sb_arena_calloc(struct sb_arena *a, size_t n);
 char *sb_arena_strndup(struct sb_arena *a, const char *s, size_t n);
 struct sb_slice sb_arena_slice(struct sb_arena *a, struct sb_slice s);
 /* printf into the arena; returns a NUL-terminated string. */
-char *sb_arena_printf(struct sb_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *sb_arena_printf(struct sb_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 typedef void (*sb_arena_hook)(void *ud);
 /* Registers fn(ud) to run when the arena is freed or reset. */

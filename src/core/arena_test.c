@@ -92,8 +92,10 @@ static void error_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(arena_alignment_and_big_blocks), cmocka_unit_test(arena_hooks_newest_first),
-        cmocka_unit_test(buf_bounded),                    cmocka_unit_test(slices),
+        cmocka_unit_test(arena_alignment_and_big_blocks),
+        cmocka_unit_test(arena_hooks_newest_first),
+        cmocka_unit_test(buf_bounded),
+        cmocka_unit_test(slices),
         cmocka_unit_test(error_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

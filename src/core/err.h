@@ -20,7 +20,7 @@
     X(BAD_JSON, 400, "invalid_request_error")                                                      \
     X(UNAUTHORIZED, 401, "authentication_error")                                                   \
     X(FORBIDDEN, 403, "permission_error")                                                          \
-    X(NOT_FOUND, 404, "invalid_request_error")                                                           \
+    X(NOT_FOUND, 404, "invalid_request_error")                                                     \
     X(METHOD, 405, "invalid_request_error")                                                        \
     X(TIMEOUT, 408, "timeout_error")                                                               \
     X(TOO_LARGE, 413, "invalid_request_error")                                                     \
@@ -59,8 +59,8 @@ sb_err sb_fail(struct sb_error *err, sb_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 sb_err sb_vfail(struct sb_error *err, sb_err code, const char *fmt, va_list ap);
 
-const char *sb_err_name(sb_err code);       /* "BAD_JSON" */
-const char *sb_err_type(sb_err code);       /* OpenAI "type" string */
+const char *sb_err_name(sb_err code);        /* "BAD_JSON" */
+const char *sb_err_type(sb_err code);        /* OpenAI "type" string */
 int sb_err_status(const struct sb_error *e); /* http_status or the table's default */
 
 #endif

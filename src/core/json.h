@@ -40,12 +40,12 @@ enum sb_json_type {
 
 struct sb_json {
     enum sb_json_type type;
-    struct sb_slice raw;    /* exact source bytes of this value (strings include quotes) */
-    struct sb_slice key;    /* decoded member name when the parent is an object */
-    struct sb_slice str;    /* decoded value of a STRING (valid UTF-8, may contain NUL) */
-    struct sb_json *child;  /* first element/member of ARRAY/OBJECT */
-    struct sb_json *next;   /* next sibling */
-    size_t count;           /* number of children */
+    struct sb_slice raw;   /* exact source bytes of this value (strings include quotes) */
+    struct sb_slice key;   /* decoded member name when the parent is an object */
+    struct sb_slice str;   /* decoded value of a STRING (valid UTF-8, may contain NUL) */
+    struct sb_json *child; /* first element/member of ARRAY/OBJECT */
+    struct sb_json *next;  /* next sibling */
+    size_t count;          /* number of children */
 };
 
 struct sb_json_limits {
@@ -60,10 +60,10 @@ struct sb_json_limits {
  * err->msg naming the byte offset and the problem.
  */
 sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
-                     const struct sb_json_limits *lim, struct sb_json **out,
-                     struct sb_error *err);
+                     const struct sb_json_limits *lim, struct sb_json **out, struct sb_error *err);
 
-/* Member of an object by exact (case-sensitive) name; the last one if duplicated. NULL if absent or obj is not an object. */
+/* Member of an object by exact (case-sensitive) name; the last one if duplicated. NULL if absent or
+ * obj is not an object. */
 struct sb_json *sb_json_get(const struct sb_json *obj, const char *key);
 struct sb_json *sb_json_get_slice(const struct sb_json *obj, struct sb_slice key);
 /* Element i of an array, or NULL. */
@@ -95,10 +95,10 @@ void sb_jw_arr_end(struct sb_jw *w);
 void sb_jw_key(struct sb_jw *w, const char *key);
 /* The same for a name held as a slice (may contain NUL, e.g. a parsed key). */
 void sb_jw_key_slice(struct sb_jw *w, struct sb_slice key);
-void sb_jw_str(struct sb_jw *w, struct sb_slice s);  /* escapes; invalid UTF-8 becomes U+FFFD */
-void sb_jw_cstr(struct sb_jw *w, const char *s);     /* NULL writes null */
+void sb_jw_str(struct sb_jw *w, struct sb_slice s); /* escapes; invalid UTF-8 becomes U+FFFD */
+void sb_jw_cstr(struct sb_jw *w, const char *s);    /* NULL writes null */
 void sb_jw_int(struct sb_jw *w, int64_t v);
-void sb_jw_double(struct sb_jw *w, double v);        /* shortest round-trip form; NaN/Inf as null */
+void sb_jw_double(struct sb_jw *w, double v); /* shortest round-trip form; NaN/Inf as null */
 void sb_jw_bool(struct sb_jw *w, bool v);
 void sb_jw_null(struct sb_jw *w);
 /* Already-valid JSON text, copied verbatim as one value. */

@@ -45,6 +45,18 @@ static inline bool sb_slice_eq_cstr(struct sb_slice a, const char *b)
     return sb_slice_eq(a, sb_slice_cstr(b));
 }
 
+/* The value of one hex digit, or -1. */
+static inline int sb_hex_val(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* ASCII case-insensitive equality, for HTTP header names. */
 bool sb_slice_caseeq(struct sb_slice a, struct sb_slice b);
 

@@ -389,23 +389,12 @@ static void format_stored(const struct sb_admin_hash *h, char out[72])
         snprintf(out + 7 + 2 * i, 3, "%02x", h->digest[i]);
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool sb_keys_admin_parse(const char *stored, struct sb_admin_hash *out)
 {
     if (!stored || strncmp(stored, "sha256:", 7) != 0 || strlen(stored) != 7 + 64)
         return false;
     for (int i = 0; i < 32; i++) {
-        int hi = hex_val(stored[7 + 2 * i]), lo = hex_val(stored[8 + 2 * i]);
+        int hi = sb_hex_val(stored[7 + 2 * i]), lo = sb_hex_val(stored[8 + 2 * i]);
         if (hi < 0 || lo < 0)
             return false;
         out->digest[i] = (unsigned char)(hi << 4 | lo);

@@ -108,24 +108,14 @@ static void put_encoded(struct sb_buf *b, const char *p, size_t n)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s (a malformed escape stays literal), then encodes strictly. */
 static void put_reencoded(struct sb_buf *b, struct sb_slice s)
 {
     for (size_t i = 0; i < s.len; i++) {
         char c = s.p[i];
-        if (c == '%' && i + 2 < s.len && hexval(s.p[i + 1]) >= 0 && hexval(s.p[i + 2]) >= 0) {
-            c = (char)(hexval(s.p[i + 1]) * 16 + hexval(s.p[i + 2]));
+        if (c == '%' && i + 2 < s.len && sb_hex_val(s.p[i + 1]) >= 0 &&
+            sb_hex_val(s.p[i + 2]) >= 0) {
+            c = (char)(sb_hex_val(s.p[i + 1]) * 16 + sb_hex_val(s.p[i + 2]));
             i += 2;
         }
         put_encoded(b, &c, 1);

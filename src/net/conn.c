@@ -49,34 +49,34 @@ struct hspan {
 };
 
 struct sb__conn {
-    uv_tcp_t tcp;              /* must stay first: the handle's data is the conn */
-    uv_timer_t timer;          /* header/idle/linger timeout, deferred close */
-    uv_shutdown_t shut;        /* for the lingering close */
-    struct sb__worker *w;      /* owner loop */
+    uv_tcp_t tcp;                 /* must stay first: the handle's data is the conn */
+    uv_timer_t timer;             /* header/idle/linger timeout, deferred close */
+    uv_shutdown_t shut;           /* for the lingering close */
+    struct sb__worker *w;         /* owner loop */
     struct sb__conn *prev, *next; /* in w->conns */
     http_parser parser;
     enum conn_state state;
-    int handles_open;          /* tcp + timer; the conn is freed when both closed */
-    struct sb_buf pending;     /* received, not yet parsed (pipelining) */
-    struct sb_buf head;        /* URL and header bytes of the current request */
-    struct sb_buf body;        /* body of the current request */
-    struct hspan *spans;       /* header spans into head */
+    int handles_open;      /* tcp + timer; the conn is freed when both closed */
+    struct sb_buf pending; /* received, not yet parsed (pipelining) */
+    struct sb_buf head;    /* URL and header bytes of the current request */
+    struct sb_buf body;    /* body of the current request */
+    struct hspan *spans;   /* header spans into head */
     size_t nspans, capspans;
     uint32_t url_len;
-    bool in_value;             /* the last header callback was a value */
-    bool complete;             /* on_message_complete ran: parser paused */
-    bool saw_bytes;            /* a request has started on this connection */
-    int err_status;            /* set by parser callbacks: 413 or 431 */
-    struct sb_http_req *req;   /* current request, lives in its arena */
-    bool handler_done;         /* the response has been fully queued */
-    bool keep_alive;           /* client allows another request */
-    bool chunked;              /* response body uses chunked encoding */
-    bool close_after;          /* close once the response is written */
-    bool want_close;           /* close at the next timer tick (deferred) */
-    bool reading;              /* uv_read_start is active */
-    struct sb_buf cork;        /* stream output not yet handed to libuv */
-    bool corked;               /* in w->corked */
-    bool cork_last;            /* the cork ends the response */
+    bool in_value;           /* the last header callback was a value */
+    bool complete;           /* on_message_complete ran: parser paused */
+    bool saw_bytes;          /* a request has started on this connection */
+    int err_status;          /* set by parser callbacks: 413 or 431 */
+    struct sb_http_req *req; /* current request, lives in its arena */
+    bool handler_done;       /* the response has been fully queued */
+    bool keep_alive;         /* client allows another request */
+    bool chunked;            /* response body uses chunked encoding */
+    bool close_after;        /* close once the response is written */
+    bool want_close;         /* close at the next timer tick (deferred) */
+    bool reading;            /* uv_read_start is active */
+    struct sb_buf cork;      /* stream output not yet handed to libuv */
+    bool corked;             /* in w->corked */
+    bool cork_last;          /* the cork ends the response */
     struct sb__conn *cork_next;
     sb_http_drain_fn drain;
     void *drain_ud;
@@ -85,11 +85,11 @@ struct sb__conn {
 };
 
 struct wreq {
-    uv_write_t w;        /* libuv request */
-    struct sb__conn *c;  /* target */
-    bool last;           /* completes the response */
-    size_t len;          /* bytes of data used */
-    char data[];         /* framing and copied payload */
+    uv_write_t w;       /* libuv request */
+    struct sb__conn *c; /* target */
+    bool last;          /* completes the response */
+    size_t len;         /* bytes of data used */
+    char data[];        /* framing and copied payload */
 };
 
 static void conn_close(struct sb__conn *c);
@@ -546,11 +546,16 @@ static void write_raw(struct sb__conn *c, const char *p, size_t n, bool last)
 static const char *status_line(int status)
 {
     switch (status) {
-    case 200: return "HTTP/1.1 200 OK\r\n";
-    case 400: return "HTTP/1.1 400 Bad Request\r\n";
-    case 401: return "HTTP/1.1 401 Unauthorized\r\n";
-    case 404: return "HTTP/1.1 404 Not Found\r\n";
-    default: return NULL;
+    case 200:
+        return "HTTP/1.1 200 OK\r\n";
+    case 400:
+        return "HTTP/1.1 400 Bad Request\r\n";
+    case 401:
+        return "HTTP/1.1 401 Unauthorized\r\n";
+    case 404:
+        return "HTTP/1.1 404 Not Found\r\n";
+    default:
+        return NULL;
     }
 }
 
@@ -629,8 +634,8 @@ static const struct sb_http_header json_ct[] = {
     {SB_SLICE("content-type"), SB_SLICE("application/json")},
 };
 
-void sb_http_respond_error(struct sb_http_req *req, int status, const char *type,
-                           const char *code, const char *msg)
+void sb_http_respond_error(struct sb_http_req *req, int status, const char *type, const char *code,
+                           const char *msg)
 {
     struct sb_buf b;
     sb_buf_init(&b, 0);
@@ -923,27 +928,49 @@ void sb__conn_abort_all(struct sb__worker *w)
 const char *sb_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }

@@ -64,11 +64,14 @@ struct sb_server_opts {
     void *ud;                        /* passed to worker_start */
 };
 
-/* Binds every worker's listener and starts the threads. Returns owned (free with sb_server_free after sb_server_stop). */
-sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, struct sb_error *err);
+/* Binds every worker's listener and starts the threads. Returns owned (free with sb_server_free
+ * after sb_server_stop). */
+sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out,
+                       struct sb_error *err);
 /* The bound port (useful with port 0). */
 int sb_server_port(const struct sb_server *s);
-/* Graceful: stop accepting, let in-flight requests finish within the bound, then join the workers. Blocks. */
+/* Graceful: stop accepting, let in-flight requests finish within the bound, then join the workers.
+ * Blocks. */
 void sb_server_stop(struct sb_server *s);
 void sb_server_free(struct sb_server *s);
 /* Connections open now, across workers (for /metrics). */
@@ -77,27 +80,28 @@ unsigned sb_server_connections(const struct sb_server *s);
 /* ---- the request, as the handler sees it ---- */
 
 struct sb_http_req {
-    struct sb_arena *arena;          /* request-scoped memory */
-    struct sb_slice method;          /* "POST" */
-    struct sb_slice path;            /* "/v1/chat/completions", no query */
-    struct sb_slice query;           /* after '?', may be empty */
-    struct sb_http_header *headers;  /* arena */
+    struct sb_arena *arena;         /* request-scoped memory */
+    struct sb_slice method;         /* "POST" */
+    struct sb_slice path;           /* "/v1/chat/completions", no query */
+    struct sb_slice query;          /* after '?', may be empty */
+    struct sb_http_header *headers; /* arena */
     size_t nheaders;
-    struct sb_slice body;            /* whole body (dechunked), valid until the request ends */
-    const char *id;                  /* request id: the client's x-request-id if sane, else generated */
-    uint64_t start_ns;               /* uv_hrtime() when the first byte arrived */
-    void *conn;                      /* server-private */
+    struct sb_slice body; /* whole body (dechunked), valid until the request ends */
+    const char *id;       /* request id: the client's x-request-id if sane, else generated */
+    uint64_t start_ns;    /* uv_hrtime() when the first byte arrived */
+    void *conn;           /* server-private */
 };
 
 /* Header value by case-insensitive name, or an empty slice with p == NULL. */
 struct sb_slice sb_http_header(const struct sb_http_req *req, const char *name);
 
-/* Whole response with Content-Length. Copies headers; borrows body until the write completes (arena memory is fine). */
+/* Whole response with Content-Length. Copies headers; borrows body until the write completes (arena
+ * memory is fine). */
 void sb_http_respond(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,
                      size_t n, struct sb_slice body);
 /* An error response in the OpenAI shape. */
-void sb_http_respond_error(struct sb_http_req *req, int status, const char *type,
-                           const char *code, const char *msg);
+void sb_http_respond_error(struct sb_http_req *req, int status, const char *type, const char *code,
+                           const char *msg);
 /* Appends {"error":{"message","type","param":null,"code"}} to out. */
 void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, const char *msg);
 

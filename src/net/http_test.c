@@ -170,7 +170,8 @@ static void pipelined_in_order(void **state)
 static void chunked_body_and_continue(void **state)
 {
     int fd = dial();
-    const char *h = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    const char *h =
+        "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
     send_all(fd, h, strlen(h));
     char *c = recv_until(fd, "\r\n\r\n");
     assert_non_null(strstr(c, "HTTP/1.1 100 Continue"));

@@ -33,10 +33,10 @@ struct sb_provider_ops;
 /* ---- registry entities (immutable once in a snapshot) ---- */
 
 enum sb_auth_method {
-    SB_AUTH_BEARER,      /* Authorization: Bearer KEY (openai and most) */
-    SB_AUTH_API_KEY,     /* a named header carries the key (azure api-key, anthropic x-api-key) */
-    SB_AUTH_QUERY,       /* ?key=KEY (gemini) */
-    SB_AUTH_SIGV4,       /* AWS Signature V4 over the final body (bedrock) */
+    SB_AUTH_BEARER,  /* Authorization: Bearer KEY (openai and most) */
+    SB_AUTH_API_KEY, /* a named header carries the key (azure api-key, anthropic x-api-key) */
+    SB_AUTH_QUERY,   /* ?key=KEY (gemini) */
+    SB_AUTH_SIGV4,   /* AWS Signature V4 over the final body (bedrock) */
     SB_AUTH_NONE,
 };
 
@@ -46,18 +46,18 @@ struct sb_provider {
     const struct sb_provider_ops *ops; /* never NULL in a snapshot */
     const char *base_url;              /* no trailing slash */
     enum sb_auth_method auth;
-    struct sb_secret *api_key;         /* NULL when the provider needs none */
-    struct sb_kv *headers;             /* extra headers sent upstream */
+    struct sb_secret *api_key; /* NULL when the provider needs none */
+    struct sb_kv *headers;     /* extra headers sent upstream */
     size_t nheaders;
-    long timeout_ms;                   /* total request time; 0 = none */
-    long connect_timeout_ms;           /* 0 = 10 s */
-    long idle_timeout_ms;              /* max upstream silence within a response; 0 = none */
-    const char *api_version;           /* azure */
-    const char *region;                /* bedrock */
+    long timeout_ms;         /* total request time; 0 = none */
+    long connect_timeout_ms; /* 0 = 10 s */
+    long idle_timeout_ms;    /* max upstream silence within a response; 0 = none */
+    const char *api_version; /* azure */
+    const char *region;      /* bedrock */
     struct sb_secret *aws_access_key_id, *aws_secret_access_key, *aws_session_token;
-    long rpm, tpm;                     /* rate limits, 0 = none (enforced later) */
+    long rpm, tpm; /* rate limits, 0 = none (enforced later) */
     bool enabled;
-    bool is_system;                    /* came from the config file */
+    bool is_system; /* came from the config file */
 };
 
 enum sb_capability {
@@ -74,7 +74,7 @@ struct sb_model {
     const char *upstream_model;         /* what the upstream calls it */
     long context_length;
     long max_output_tokens;
-    unsigned caps;                      /* enum sb_capability bits */
+    unsigned caps;                          /* enum sb_capability bits */
     double input_per_mtok, output_per_mtok; /* USD per million tokens */
     int fallback_priority;
     bool enabled;
@@ -86,14 +86,14 @@ struct sb_model {
 enum sb_op { SB_OP_CHAT, SB_OP_EMBEDDINGS };
 
 struct sb_call {
-    struct sb_arena *arena;          /* the request's arena: all outputs come from it */
+    struct sb_arena *arena; /* the request's arena: all outputs come from it */
     enum sb_op op;
     const struct sb_provider *provider;
     const struct sb_model *model;
-    struct sb_slice body;            /* the client's body, OpenAI format, borrowed */
-    const struct sb_json *json;      /* body parsed */
-    bool stream;                     /* client asked for a stream */
-    bool client_wants_usage;         /* client set stream_options.include_usage */
+    struct sb_slice body;       /* the client's body, OpenAI format, borrowed */
+    const struct sb_json *json; /* body parsed */
+    bool stream;                /* client asked for a stream */
+    bool client_wants_usage;    /* client set stream_options.include_usage */
 };
 
 enum sb_stream_format {
@@ -103,11 +103,11 @@ enum sb_stream_format {
 };
 
 struct sb_upstream_req {
-    const char *method;     /* "POST" */
-    const char *url;        /* full URL, arena */
-    struct sb_kv *headers;  /* arena; includes auth and content-type */
+    const char *method;    /* "POST" */
+    const char *url;       /* full URL, arena */
+    struct sb_kv *headers; /* arena; includes auth and content-type */
     size_t nheaders;
-    struct sb_slice body;   /* arena or borrowed from the call */
+    struct sb_slice body; /* arena or borrowed from the call */
 };
 
 struct sb_usage_counts {
@@ -117,7 +117,7 @@ struct sb_usage_counts {
 
 /* Outcome of a whole (non-streamed) upstream response. */
 struct sb_result {
-    struct sb_slice body;          /* response body for the client, OpenAI format */
+    struct sb_slice body; /* response body for the client, OpenAI format */
     struct sb_usage_counts usage;
     struct sb_slice finish_reason; /* of the first choice, may be empty */
 };
@@ -130,13 +130,14 @@ enum sb_event_kind {
 
 struct sb_event {
     enum sb_event_kind kind;
-    struct sb_slice chunk;          /* CHUNK: OpenAI chunk JSON (no "data: " framing); valid during the callback */
-    bool usage_only;                /* CHUNK carries usage and no choices (the include_usage chunk) */
+    struct sb_slice
+        chunk;       /* CHUNK: OpenAI chunk JSON (no "data: " framing); valid during the callback */
+    bool usage_only; /* CHUNK carries usage and no choices (the include_usage chunk) */
     bool has_usage;
     struct sb_usage_counts usage;
-    struct sb_slice text;           /* content delta of choice 0, decoded; may be empty */
-    struct sb_slice finish_reason;  /* of choice 0, empty if none */
-    struct sb_error error;          /* ERROR: what went wrong */
+    struct sb_slice text;          /* content delta of choice 0, decoded; may be empty */
+    struct sb_slice finish_reason; /* of choice 0, empty if none */
+    struct sb_error error;         /* ERROR: what went wrong */
 };
 
 /* Called once per event; returning non-zero stops the feed (it returns that value). */
@@ -160,7 +161,8 @@ struct sb_provider_ops {
                           struct sb_error *err);
     /* SB_OK, or SB_E_UPSTREAM when the stream ended mid-event or without DONE/finish. */
     sb_err (*stream_finish)(void *st, sb_event_fn fn, void *ud, struct sb_error *err);
-    /* A non-2xx response: fill err with the upstream's message and the status to give the client. */
+    /* A non-2xx response: fill err with the upstream's message and the status to give the client.
+     */
     void (*map_error)(const struct sb_call *c, int status, struct sb_slice body,
                       struct sb_error *err);
 };

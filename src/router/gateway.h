@@ -22,17 +22,17 @@ struct sb_usage_writer;
 struct sb_upstream;
 
 struct sb_gateway {
-    struct sb_usage_writer *usage;  /* borrowed; may be NULL in tests */
-    struct sb_admin_hash admin;     /* the admin token's hash */
-    bool has_admin;                 /* false: every /v1 request is refused */
-    size_t max_body_bytes;          /* client limit, reused for parsing */
-    size_t max_upstream_bytes;      /* largest non-streamed upstream body we accept */
+    struct sb_usage_writer *usage; /* borrowed; may be NULL in tests */
+    struct sb_admin_hash admin;    /* the admin token's hash */
+    bool has_admin;                /* false: every /v1 request is refused */
+    size_t max_body_bytes;         /* client limit, reused for parsing */
+    size_t max_upstream_bytes;     /* largest non-streamed upstream body we accept */
 };
 
 struct sb_gw_worker {
-    struct sb_gateway *gw;    /* shared, read-only */
-    uv_loop_t *loop;          /* this worker's loop */
-    struct sb_upstream *up;   /* this loop's upstream client */
+    struct sb_gateway *gw;  /* shared, read-only */
+    uv_loop_t *loop;        /* this worker's loop */
+    struct sb_upstream *up; /* this loop's upstream client */
 };
 
 /* True when the request carries the admin token (Bearer, or x-api-key). */

@@ -149,8 +149,8 @@ static void put_hist(struct sb_buf *out, const char *name, const struct series *
     sb_buf_printf(out, "} %llu\n", (unsigned long long)h->count);
 }
 
-static void render_family(struct sb_buf *out, const char *name, const char *type,
-                          const char *help, int which)
+static void render_family(struct sb_buf *out, const char *name, const char *type, const char *help,
+                          int which)
 {
     sb_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (size_t i = 0; i < MAX_SERIES; i++) {
@@ -180,8 +180,7 @@ void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long l
                   "Requests whose upstream failed.", 1);
     render_family(out, "switchboard_request_duration_seconds", "histogram",
                   "Whole-request latency.", 2);
-    render_family(out, "switchboard_ttft_seconds", "histogram",
-                  "Time to first streamed token.", 3);
+    render_family(out, "switchboard_ttft_seconds", "histogram", "Time to first streamed token.", 3);
     pthread_mutex_unlock(&lock);
     sb_buf_printf(out,
                   "# HELP switchboard_requests_in_flight Requests being handled.\n"

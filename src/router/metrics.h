@@ -15,13 +15,13 @@
 #include "core/buf.h"
 
 struct sb_metrics_sample {
-    const char *provider;  /* "" when the request never reached one */
-    const char *model;     /* "" likewise */
-    int status;            /* HTTP status returned to the client */
-    double latency_s;      /* whole request */
-    double ttft_s;         /* < 0 when not streamed */
-    bool upstream_error;   /* the upstream failed (refused, timeout, 5xx, broken stream) */
-    const char *error_code;/* sb_err_name when upstream_error */
+    const char *provider;   /* "" when the request never reached one */
+    const char *model;      /* "" likewise */
+    int status;             /* HTTP status returned to the client */
+    double latency_s;       /* whole request */
+    double ttft_s;          /* < 0 when not streamed */
+    bool upstream_error;    /* the upstream failed (refused, timeout, 5xx, broken stream) */
+    const char *error_code; /* sb_err_name when upstream_error */
 };
 
 void sb_metrics_inflight(int delta);

@@ -31,24 +31,24 @@
 #define STREAM_HIGH_WATER (256 * 1024) /* client backlog that pauses the upstream */
 
 struct proxy {
-    struct sb_http_req *req;       /* the client request (owns this struct's arena) */
+    struct sb_http_req *req; /* the client request (owns this struct's arena) */
     struct sb_gw_worker *w;
-    struct sb_registry *reg;       /* snapshot reference, released by the arena hook */
-    struct sb_call call;           /* what the adapter sees */
-    struct sb_ureq *ureq;          /* in flight, or NULL */
-    int status;                    /* upstream HTTP status */
-    struct sb_slice retry_after;   /* from the upstream, copied */
-    bool streaming;                /* relaying SSE to the client */
-    bool done;                     /* accounted: nothing more may happen */
-    void *st;                      /* adapter stream state */
-    struct sb_buf body;            /* non-streamed upstream body */
-    struct sb_buf out;             /* SSE bytes of the current upstream read */
-    struct sb_usage_counts usage;  /* from the upstream, -1 when unknown */
-    int64_t delta_chunks;          /* chunks relayed with a delta (cancel estimate) */
-    bool saw_done;                 /* [DONE] or a finish_reason arrived */
-    bool sent_error;               /* an SSE error event was written */
-    const char *err_code;          /* OpenAI error "code" when more precise than the table's */
-    uint64_t ttft_ns;              /* first relayed byte, 0 if none */
+    struct sb_registry *reg;      /* snapshot reference, released by the arena hook */
+    struct sb_call call;          /* what the adapter sees */
+    struct sb_ureq *ureq;         /* in flight, or NULL */
+    int status;                   /* upstream HTTP status */
+    struct sb_slice retry_after;  /* from the upstream, copied */
+    bool streaming;               /* relaying SSE to the client */
+    bool done;                    /* accounted: nothing more may happen */
+    void *st;                     /* adapter stream state */
+    struct sb_buf body;           /* non-streamed upstream body */
+    struct sb_buf out;            /* SSE bytes of the current upstream read */
+    struct sb_usage_counts usage; /* from the upstream, -1 when unknown */
+    int64_t delta_chunks;         /* chunks relayed with a delta (cancel estimate) */
+    bool saw_done;                /* [DONE] or a finish_reason arrived */
+    bool sent_error;              /* an SSE error event was written */
+    const char *err_code;         /* OpenAI error "code" when more precise than the table's */
+    uint64_t ttft_ns;             /* first relayed byte, 0 if none */
 };
 
 /* ======================================================================
@@ -154,8 +154,8 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
         .status = http_status,
         .latency_s = latency_ms / 1e3,
         .ttft_s = x->ttft_ns ? u.ttft_ms / 1e3 : -1,
-        .upstream_error = code == SB_E_UPSTREAM || code == SB_E_UPSTREAM_TIMEOUT ||
-                          http_status >= 500,
+        .upstream_error =
+            code == SB_E_UPSTREAM || code == SB_E_UPSTREAM_TIMEOUT || http_status >= 500,
         .error_code = sb_err_name(code),
     };
     sb_metrics_record(&s);

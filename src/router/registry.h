@@ -20,26 +20,30 @@
 struct sb_registry;
 
 struct sb_route_entry {
-    const char *id;         /* alias clients send */
-    const char *strategy;   /* priority | weighted | least-latency | cost */
-    const char **targets;   /* model id or provider/upstream_model, as written */
+    const char *id;       /* alias clients send */
+    const char *strategy; /* priority | weighted | least-latency | cost */
+    const char **targets; /* model id or provider/upstream_model, as written */
     size_t ntargets;
 };
 
 /* Publishes r as the current snapshot, taking ownership; the previous one is
  * released (freed when its last reader lets go). */
 void sb_registry_publish(struct sb_registry *r);
-/* Returns a reference to the current snapshot (release with sb_registry_release), or NULL before the first publish. */
+/* Returns a reference to the current snapshot (release with sb_registry_release), or NULL before
+ * the first publish. */
 struct sb_registry *sb_registry_acquire(void);
 void sb_registry_release(struct sb_registry *r);
 /* Drops the published snapshot (shutdown). */
 void sb_registry_shutdown(void);
 
 /* Lookups; results valid while the reference is held. */
-/* By model id, or by "provider/upstream_model"; NULL if unknown. Disabled models and models of disabled providers are not found. */
+/* By model id, or by "provider/upstream_model"; NULL if unknown. Disabled models and models of
+ * disabled providers are not found. */
 const struct sb_model *sb_registry_find_model(const struct sb_registry *r, struct sb_slice name);
-const struct sb_provider *sb_registry_find_provider(const struct sb_registry *r, struct sb_slice id);
-const struct sb_route_entry *sb_registry_find_route(const struct sb_registry *r, struct sb_slice id);
+const struct sb_provider *sb_registry_find_provider(const struct sb_registry *r,
+                                                    struct sb_slice id);
+const struct sb_route_entry *sb_registry_find_route(const struct sb_registry *r,
+                                                    struct sb_slice id);
 size_t sb_registry_model_count(const struct sb_registry *r);
 const struct sb_model *sb_registry_model_at(const struct sb_registry *r, size_t i);
 /* Up to max model ids closest to name (edit distance / common prefix), best first. */

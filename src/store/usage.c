@@ -28,9 +28,9 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define BATCH 64 /* rows per transaction: short enough to yield the core between them */
-#define ATTEMPTS 3 /* tries per batch before it is counted as failed */
-#define FLUSH_MS 100 /* longest a row waits in the queue under light load */
+#define BATCH 64       /* rows per transaction: short enough to yield the core between them */
+#define ATTEMPTS 3     /* tries per batch before it is counted as failed */
+#define FLUSH_MS 100   /* longest a row waits in the queue under light load */
 #define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
 #define KEEP_ROWS 4096 /* capacity kept between rounds; a burst's larger array is freed */
 

@@ -20,23 +20,23 @@ struct sb_usage_writer;
 
 struct sb_usage {
     char request_id[40];
-    int64_t ts_ms;            /* request start, Unix ms */
-    char user_id[40];         /* empty = admin/none */
-    char key_id[40];          /* virtual key id, empty = admin token */
+    int64_t ts_ms;    /* request start, Unix ms */
+    char user_id[40]; /* empty = admin/none */
+    char key_id[40];  /* virtual key id, empty = admin token */
     char route[64];
     char provider[64];
     char model[128];
     char variant[32];
-    char status[16];          /* "ok" | "error" | "cancelled" */
+    char status[16]; /* "ok" | "error" | "cancelled" */
     int http_status;
-    int64_t prompt_tokens;    /* -1 unknown */
+    int64_t prompt_tokens; /* -1 unknown */
     int64_t completion_tokens;
     double cost_usd;
     double latency_ms;
-    double ttft_ms;           /* -1 when not streamed or no byte came */
+    double ttft_ms; /* -1 when not streamed or no byte came */
     bool streamed;
     int fallbacks;
-    char error_code[32];      /* sb_err_name, empty when ok */
+    char error_code[32]; /* sb_err_name, empty when ok */
 };
 
 /* Starts the writer over store (takes ownership of store; it is closed by stop). */

@@ -26,7 +26,7 @@
 #define MAX_RESPONSE_HEADERS (64 * 1024)
 
 struct sock {
-    uv_poll_t poll;           /* watches fd for curl */
+    uv_poll_t poll; /* watches fd for curl */
     curl_socket_t fd;
     struct sb_upstream *u;
     struct sock *prev, *next; /* in u->socks, for shutdown */
@@ -34,21 +34,21 @@ struct sock {
 
 struct sb_ureq {
     struct sb_upstream *u;
-    CURL *easy;                 /* NULL while queued */
-    struct curl_slist *hdrs;    /* request headers */
-    char *url;                  /* owned copy */
-    struct sb_ureq_spec spec;   /* copy; url/headers point to our copies */
+    CURL *easy;               /* NULL while queued */
+    struct curl_slist *hdrs;  /* request headers */
+    char *url;                /* owned copy */
+    struct sb_ureq_spec spec; /* copy; url/headers point to our copies */
     struct sb_ureq_cbs cbs;
     void *ud;
-    struct sb_buf head;         /* response header lines of the final block */
-    struct sb_kv *kv;           /* parsed from head for on_head */
+    struct sb_buf head; /* response header lines of the final block */
+    struct sb_kv *kv;   /* parsed from head for on_head */
     size_t nkv, capkv;
-    int status;                 /* of the final header block */
-    bool head_done;             /* on_head delivered */
-    bool paused;                /* the consumer asked for a pause */
-    bool cancelled;             /* no more callbacks; remove when curl allows */
-    bool running;               /* in the multi handle */
-    uint64_t last_rx;           /* uv_now of the last received byte */
+    int status;                  /* of the final header block */
+    bool head_done;              /* on_head delivered */
+    bool paused;                 /* the consumer asked for a pause */
+    bool cancelled;              /* no more callbacks; remove when curl allows */
+    bool running;                /* in the multi handle */
+    uint64_t last_rx;            /* uv_now of the last received byte */
     struct sb_ureq *prev, *next; /* in u->running or u->waiting */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -56,21 +56,21 @@ struct sb_ureq {
 struct sb_upstream {
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer;           /* curl's timeout */
-    uv_timer_t idle;            /* idle-timeout scanner */
+    uv_timer_t timer; /* curl's timeout */
+    uv_timer_t idle;  /* idle-timeout scanner */
     struct sock *socks;
-    struct sb_ureq *running;    /* transfers in the multi */
+    struct sb_ureq *running;                /* transfers in the multi */
     struct sb_ureq *waiting, *waiting_tail; /* FIFO beyond max_transfers */
     size_t nrunning, nwaiting;
     long max_transfers;
     bool http2;
-    int in_curl;                /* depth of calls into curl that may call us back */
-    bool has_deferred;          /* some running request is cancelled */
-    CURL *pool[EASY_POOL];      /* idle easy handles */
-    bool env_proxy;             /* a *_proxy variable is set: curl applies it */
+    int in_curl;           /* depth of calls into curl that may call us back */
+    bool has_deferred;     /* some running request is cancelled */
+    CURL *pool[EASY_POOL]; /* idle easy handles */
+    bool env_proxy;        /* a *_proxy variable is set: curl applies it */
     int npool;
     bool closing;
-    int open_handles;           /* timer + idle + socks being closed */
+    int open_handles; /* timer + idle + socks being closed */
     void (*closed)(void *ud);
     void *closed_ud;
 };
@@ -602,7 +602,7 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
     u->max_transfers = o->max_transfers > 0 ? o->max_transfers : 1024;
     u->http2 = o->http2;
     static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
-                                            "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+                                            "HTTP_PROXY",  "all_proxy",   "ALL_PROXY"};
     for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++) {
         const char *v = getenv(proxy_env[i]);
         u->env_proxy |= v && *v;
@@ -657,7 +657,7 @@ void sb_upstream_close(struct sb_upstream *u, void (*done)(void *ud), void *ud)
         ureq_remove(u->running);
     while (u->npool)
         curl_easy_cleanup(u->pool[--u->npool]);
-    u->open_handles += 2; /* the two timers, plus one per socket closed below */
+    u->open_handles += 2;         /* the two timers, plus one per socket closed below */
     curl_multi_cleanup(u->multi); /* may report sockets to remove */
     while (u->socks)
         sock_drop(u, u->socks);

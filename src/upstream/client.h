@@ -53,15 +53,15 @@ struct sb_ureq_cbs {
 };
 
 struct sb_ureq_spec {
-    const char *method;         /* "POST", "GET" */
-    const char *url;            /* copied */
+    const char *method;          /* "POST", "GET" */
+    const char *url;             /* copied */
     const struct sb_kv *headers; /* copied */
     size_t nheaders;
-    const char *body;           /* borrowed until on_done or cancel */
+    const char *body; /* borrowed until on_done or cancel */
     size_t body_len;
-    long connect_timeout_ms;    /* 0 = 10 s */
-    long total_timeout_ms;      /* 0 = none */
-    long idle_timeout_ms;       /* longest silence while receiving, 0 = none */
+    long connect_timeout_ms; /* 0 = 10 s */
+    long total_timeout_ms;   /* 0 = none */
+    long idle_timeout_ms;    /* longest silence while receiving, 0 = none */
 };
 
 /* Returns owned (close with sb_upstream_close). */

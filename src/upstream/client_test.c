@@ -28,8 +28,8 @@
  * ==================================================================== */
 
 static int srv_port;
-static atomic_int srv_conns;       /* connections accepted */
-static atomic_int forever_closed;  /* /forever saw its client go away */
+static atomic_int srv_conns;      /* connections accepted */
+static atomic_int forever_closed; /* /forever saw its client go away */
 
 static void say(int fd, const char *s)
 {
@@ -169,8 +169,8 @@ struct res {
     sb_err rc;
     char msg[256];
     bool done;
-    bool pause_first;   /* return PAUSE once on the first chunk */
-    bool cancel_first;  /* cancel from inside on_data */
+    bool pause_first;  /* return PAUSE once on the first chunk */
+    bool cancel_first; /* cancel from inside on_data */
     uv_timer_t resume;
 };
 
