@@ -7,6 +7,7 @@ pass=0; fail=0; failed=()
 while IFS= read -r t; do
   if timeout 120 "$t" >"$t.log" 2>&1; then
     pass=$((pass + 1))
+    grep -E '^\[  PASSED  \] [0-9]+ test' "$t.log" | sed "s|\$| $(basename "$t")|"
   else
     fail=$((fail + 1)); failed+=("$t")
     echo "FAIL $t"; tail -30 "$t.log"

@@ -6,21 +6,43 @@
 #   4. integration tests: the real binary against fake upstreams over loopback
 #   5. AddressSanitizer + UndefinedBehaviorSanitizer build: unit + integration again
 #   6. libFuzzer targets, briefly, from their seed corpora
-# The last line is the summary CI reads: "N passed, N failed".
+# The last line is the summary CI reads: "tests: N passed, N failed", where N
+# counts test cases (cmocka cases, node:test tests) plus one per other stage
+# (builds, source checks, each fuzz run).
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 passed=0; failed=0; failures=()
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+# Test cases a stage's output reports (cmocka and node:test summaries), or "".
+cases() {
+  local p f
+  p=$(grep -hoE '^\[  PASSED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
+  f=$(grep -hoE '^\[  FAILED  \] [0-9]+ test' "$log" | awk '{s+=$4} END{print s+0}')
+  p=$((p + $(grep -hoE '^ℹ pass [0-9]+' "$log" | awk '{s+=$3} END{print s+0}')))
+  f=$((f + $(grep -hoE '^ℹ fail [0-9]+' "$log" | awk '{s+=$3} END{print s+0}')))
+  echo "$p $f"
+}
 
 stage() {
   local name=$1; shift
   echo "=== $name"
-  local t0=$SECONDS
-  if "$@"; then
-    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  local t0=$SECONDS rc
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  read -r p f < <(cases)
+  if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+    [ "$rc" -eq 0 ] && p=1 || f=1
+  elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1 # the stage failed outside its test cases (a crash, a build error)
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -eq 0 ]; then
+    echo "=== $name: ok, $p passed ($((SECONDS - t0)) s)"
   else
-    failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+    failures+=("$name"); echo "=== $name: FAILED, $f failed ($((SECONDS - t0)) s)"
   fi
 }
 
@@ -47,5 +69,5 @@ stage "fuzz (${FUZZ_SECONDS}s each)" fuzz
 
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed stage: %s\n' "${failures[@]}"
-echo "make test: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
