@@ -95,6 +95,25 @@ static sb_err split_listen(const char *listen, char *host, size_t cap, int *port
     return SB_OK;
 }
 
+/* A generated admin token, kept until the listener is up so the curl
+ * command shown with it names the real address; then printed once and wiped. */
+static struct sb_secret *new_admin_token;
+
+static void print_new_token(const char *host, int port)
+{
+    if (!new_admin_token)
+        return;
+    struct sb_slice t = sb_secret_reveal(new_admin_token);
+    /* To the terminal only, never through the logger. */
+    printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
+    if (host)
+        printf("  try:  curl -s http://%s:%d/v1/models -H 'Authorization: Bearer %.*s'\n\n", host,
+               port, SB_FMT(t));
+    fflush(stdout);
+    sb_secret_free(new_admin_token);
+    new_admin_token = NULL;
+}
+
 static sb_err setup_admin(struct sb_store *store, struct sb_error *err)
 {
     char *stored = NULL;
@@ -111,16 +130,7 @@ static sb_err setup_admin(struct sb_store *store, struct sb_error *err)
     }
     gateway.admin = a.hash;
     gateway.has_admin = true;
-    if (a.generated) {
-        struct sb_slice t = sb_secret_reveal(a.generated);
-        /* Printed once, to the terminal only: never through the logger. */
-        printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
-        printf(
-            "  try:  curl -s http://127.0.0.1:8080/v1/models -H 'Authorization: Bearer %.*s'\n\n",
-            SB_FMT(t));
-        fflush(stdout);
-        sb_secret_free(a.generated);
-    }
+    new_admin_token = a.generated;
     return SB_OK;
 }
 
@@ -203,11 +213,14 @@ static sb_err start_server(struct serve_state *s, const char *listen, int worker
     sb_routes_set_ops(&ops);
     sb_info("msg=\"listening\" addr=%s:%d workers=%d config=\"%s\"", host,
             sb_server_port(s->server), workers, s->cfg->path);
+    print_new_token(host, sb_server_port(s->server));
     return SB_OK;
 }
 
 static void serve_cleanup(struct serve_state *s)
 {
+    /* Start failed after the token's hash was stored: show it all the same. */
+    print_new_token(NULL, 0);
     sb_server_free(s->server);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();
