@@ -663,6 +663,8 @@ static void send_error_close(struct sb__conn *c, int status, const char *type, c
     submit(c, wr, SB_SLICE_NULL);
 }
 
+static void cork(struct sb__conn *c, const char *p, size_t n);
+
 void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,
                           size_t n)
 {
@@ -680,7 +682,9 @@ void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_h
             wr->len -= 28;
         }
     }
-    submit(c, wr, SB_SLICE_NULL);
+    /* Corked like the body: the head and the first event leave in one write. */
+    cork(c, wr->data, wr->len);
+    free(wr);
 }
 
 static void cork(struct sb__conn *c, const char *p, size_t n)
