@@ -78,6 +78,8 @@ struct sb__conn {
     bool corked;             /* in w->corked */
     bool cork_last;          /* the cork ends the response */
     struct sb__conn *cork_next;
+    bool done_pending; /* written at once: the flush handler finishes the response */
+    unsigned inflight; /* uv_write requests not yet called back */
     sb_http_drain_fn drain;
     void *drain_ud;
     sb_http_abort_fn abort;
@@ -260,7 +262,7 @@ static void build_request_line(struct sb__conn *c)
         r->id = sb_arena_strndup(r->arena, rid.p, rid.len);
 }
 
-static void write_raw(struct sb__conn *c, const char *p, size_t n, bool last);
+static bool write_raw(struct sb__conn *c, const char *p, size_t n, bool last);
 
 static int on_headers_complete(http_parser *p)
 {
@@ -482,12 +484,22 @@ static size_t backlog(const struct sb__conn *c)
     return c->cork.len + c->tcp.write_queue_size;
 }
 
+static void maybe_drain(struct sb__conn *c)
+{
+    if (c->drain && backlog(c) == 0) {
+        sb_http_drain_fn fn = c->drain;
+        c->drain = NULL;
+        fn(c->drain_ud);
+    }
+}
+
 static void on_write(uv_write_t *w, int status)
 {
     struct wreq *wr = (struct wreq *)w;
     struct sb__conn *c = wr->c;
     bool last = wr->last;
     free(wr);
+    c->inflight--;
     if (c->state == CS_CLOSED)
         return;
     if (status < 0) {
@@ -498,11 +510,7 @@ static void on_write(uv_write_t *w, int status)
         request_done(c);
         return;
     }
-    if (c->drain && backlog(c) == 0) {
-        sb_http_drain_fn fn = c->drain;
-        c->drain = NULL;
-        fn(c->drain_ud);
-    }
+    maybe_drain(c);
 }
 
 static struct wreq *wreq_new(struct sb__conn *c, size_t cap, bool last)
@@ -520,27 +528,77 @@ static void wreq_put(struct wreq *wr, const void *p, size_t n)
     wr->len += n;
 }
 
-/* Submits wr (and an optional borrowed extra buffer). A synchronous failure
- * closes the connection on the next loop turn, never from here. */
-static void submit(struct sb__conn *c, struct wreq *wr, struct sb_slice extra)
+/* Writes what the socket takes right now, when no queued write could be
+ * overtaken. Returns bytes written, or a negative libuv error. Going
+ * through uv_write for a write that completes at once costs libuv an
+ * epoll_ctl and a deferred callback per response; this is the fast path. */
+static int write_now(struct sb__conn *c, uv_buf_t *bufs, unsigned n)
+{
+    if (c->inflight || c->state == CS_CLOSED)
+        return 0;
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    return r == UV_EAGAIN ? 0 : r;
+}
+
+/* Submits wr (and an optional borrowed extra buffer). Returns true when
+ * everything was written at once (wr is then freed and no callback comes).
+ * A failure closes the connection on the next loop turn, never from here. */
+static bool submit(struct sb__conn *c, struct wreq *wr, struct sb_slice extra)
 {
     uv_buf_t bufs[2] = {uv_buf_init(wr->data, (unsigned)wr->len),
                         uv_buf_init((char *)extra.p, (unsigned)extra.len)};
-    if (c->state == CS_CLOSED) {
+    uv_buf_t *b = bufs;
+    unsigned nb = extra.len ? 2 : 1;
+    int done = c->state == CS_CLOSED ? -1 : write_now(c, bufs, nb);
+    if (done >= 0 && (size_t)done == wr->len + extra.len) {
         free(wr);
-        return;
+        return true;
     }
-    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, extra.len ? 2 : 1, on_write) != 0) {
+    if (done > 0 && (size_t)done >= bufs[0].len) {
+        done -= (int)bufs[0].len; /* the head went out; the rest is in the body */
+        b++;
+        nb--;
+    }
+    if (done > 0) {
+        b->base += done;
+        b->len -= (size_t)done;
+    }
+    if (done < 0 || uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, nb, on_write) != 0) {
         free(wr);
-        defer_close(c);
+        if (c->state != CS_CLOSED)
+            defer_close(c);
+        return false;
     }
+    c->inflight++;
+    return false;
 }
 
-static void write_raw(struct sb__conn *c, const char *p, size_t n, bool last)
+/* Copies p[0..n) unless it can be written at once. Returns true if it was. */
+static bool write_raw(struct sb__conn *c, const char *p, size_t n, bool last)
 {
-    struct wreq *wr = wreq_new(c, n, last);
-    wreq_put(wr, p, n);
-    submit(c, wr, SB_SLICE_NULL);
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    int done = write_now(c, &b, 1);
+    if (done >= 0 && (size_t)done == n)
+        return true;
+    if (done < 0) {
+        defer_close(c);
+        return false;
+    }
+    struct wreq *wr = wreq_new(c, n - (size_t)done, last);
+    wreq_put(wr, p + done, n - (size_t)done);
+    return submit(c, wr, SB_SLICE_NULL);
+}
+
+/* A response written at once: finish it from the flush handler, not from
+ * inside the handler's own call (which may still be on the stack). */
+static void defer_done(struct sb__conn *c)
+{
+    c->done_pending = true;
+    if (!c->corked) {
+        c->corked = true;
+        c->cork_next = c->w->corked;
+        c->w->corked = c;
+    }
 }
 
 static const char *status_line(int status)
@@ -608,7 +666,8 @@ void sb_http_respond(struct sb_http_req *req, int status, const struct sb_http_h
     c->handler_done = true;
     bool head_only = sb_slice_eq_cstr(req->method, "HEAD");
     struct wreq *wr = head_new(c, status, hdrs, n, (long long)body.len, 0, true);
-    submit(c, wr, head_only ? SB_SLICE_NULL : body);
+    if (submit(c, wr, head_only ? SB_SLICE_NULL : body))
+        defer_done(c);
 }
 
 void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, const char *msg)
@@ -660,7 +719,8 @@ static void send_error_close(struct sb__conn *c, int status, const char *type, c
     struct wreq *wr = head_new(c, status, json_ct, 1, (long long)b.len, b.len, true);
     wreq_put(wr, b.p, b.len);
     sb_buf_free(&b);
-    submit(c, wr, SB_SLICE_NULL);
+    if (submit(c, wr, SB_SLICE_NULL))
+        defer_done(c);
 }
 
 static void cork(struct sb__conn *c, const char *p, size_t n);
@@ -701,14 +761,26 @@ static void cork(struct sb__conn *c, const char *p, size_t n)
 static void uncork(struct sb__conn *c)
 {
     c->corked = false;
-    if (c->state == CS_CLOSED || (c->cork.len == 0 && !c->cork_last))
+    if (c->state == CS_CLOSED)
         return;
-    write_raw(c, c->cork.p ? c->cork.p : "", c->cork.len, c->cork_last);
+    if (c->done_pending) {
+        c->done_pending = false;
+        request_done(c); /* we are in the flush handler: safe to finish here */
+        return;
+    }
+    if (c->cork.len == 0 && !c->cork_last)
+        return;
+    bool last = c->cork_last;
+    bool now = write_raw(c, c->cork.p ? c->cork.p : "", c->cork.len, last);
     c->cork_last = false;
     if (c->cork.cap > 16384)
         sb_buf_free(&c->cork); /* an idle stream should not hold a big buffer */
     else
         sb_buf_reset(&c->cork);
+    if (now && last)
+        request_done(c);
+    else if (now)
+        maybe_drain(c);
 }
 
 void sb__conn_flush_corked(struct sb__worker *w)
