@@ -289,7 +289,8 @@ static const char usage_text[] =
     "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
     "environment: SWITCHBOARD_MASTER_KEY (base64 of 32 bytes; else ./switchboard.key),\n"
     "             SWITCHBOARD_ADMIN_TOKEN (else generated on first start and printed once)\n"
-    "             SWITCHBOARD_LOG_LEVEL=debug|info|warn|error (debug logs every request)\n";
+    "             SWITCHBOARD_LOG_LEVEL=debug|info|warn|error (debug logs every request)\n"
+    "             SWITCHBOARD_CA_FILE (PEM trust anchors for upstream TLS; default: system)\n";
 
 static int parse_serve(int argc, char **argv, struct serve_args *a)
 {

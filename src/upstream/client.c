@@ -68,6 +68,7 @@ struct sb_upstream {
     bool has_deferred;     /* some running request is cancelled */
     CURL *pool[EASY_POOL]; /* idle easy handles */
     bool env_proxy;        /* a *_proxy variable is set: curl applies it */
+    char *ca_file;         /* SWITCHBOARD_CA_FILE: extra trust anchors, NULL = system store */
     int npool;
     bool closing;
     int open_handles; /* timer + idle + socks being closed */
@@ -440,6 +441,8 @@ static CURL *new_easy(struct sb_upstream *u)
      * tell curl so: otherwise it calls getenv() several times per request. */
     if (!u->env_proxy)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
+    if (u->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, u->ca_file);
     return e;
 }
 
@@ -603,6 +606,10 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
     u->http2 = o->http2;
     static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
                                             "HTTP_PROXY",  "all_proxy",   "ALL_PROXY"};
+    /* A private CA (an internal vLLM behind TLS, a test server). */
+    const char *ca = getenv("SWITCHBOARD_CA_FILE");
+    if (ca && *ca)
+        u->ca_file = sb_xstrdup(ca);
     for (size_t i = 0; i < sizeof(proxy_env) / sizeof(proxy_env[0]); i++) {
         const char *v = getenv(proxy_env[i]);
         u->env_proxy |= v && *v;
@@ -633,6 +640,7 @@ static void release(struct sb_upstream *u)
         return;
     void (*done)(void *) = u->closed;
     void *ud = u->closed_ud;
+    free(u->ca_file);
     free(u);
     if (done)
         done(ud);

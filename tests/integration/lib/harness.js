@@ -56,9 +56,10 @@ function flow(obj) {
         v !== null && typeof v === 'object' ? flow(v) : JSON.stringify(v)}`).join(', ')}}`;
 }
 
-/** The config file text for a gateway in front of the fake upstream on fakePort. */
-function configYaml(fakePort, server = {}) {
-    const fake = `http://127.0.0.1:${fakePort}/v1`;
+/** The config file text for a gateway in front of the fake upstream on fakePort
+ *  (over https when `scheme` says so). */
+function configYaml(fakePort, server = {}, scheme = 'http') {
+    const fake = `${scheme}://127.0.0.1:${fakePort}/v1`;
     const providers = [
         { id: 'fake', type: 'openai', base_url: fake, api_key: 'env:FAKE_OPENAI_KEY', timeout_ms: 3000 },
         // Same upstream, short total timeout: for the 504 test.
@@ -158,7 +159,7 @@ async function startGateway(fake, opts = {}) {
     gw.fakeKey = FAKE_KEY;
     gw.dbPath = path.join(gw.dir, 'sb.db');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
-    fs.writeFileSync(gw.configPath, configYaml(fake.port, gw.server));
+    fs.writeFileSync(gw.configPath, configYaml(fake.port, gw.server, fake.scheme));
 
     for (let attempt = 0; attempt < 3; attempt++) {
         gw.port = await freePort();
