@@ -2,28 +2,43 @@
 /*
  * client.c - libcurl multi-socket on a libuv loop.
  *
- * curl tells us which sockets to watch (socket callback -> uv_poll) and
- * when to wake it (timer callback -> uv_timer); we tell curl what happened
- * with curl_multi_socket_action() and collect finished transfers with
- * curl_multi_info_read(). curl forbids removing an easy handle from inside
- * its own callbacks, so a cancel issued there is recorded and carried out
- * right after curl returns (`deferred`). Idle timeouts (silence within a
- * stream) use one ticking timer per upstream that scans the running
- * transfers, so a request owns no libuv handle and can be freed at once.
+ * curl tells us which sockets to watch (socket callback -> one uv_poll per
+ * socket) and when to wake it (timer callback -> one uv_timer); we tell curl
+ * what happened with curl_multi_socket_action() and reap finished transfers
+ * with curl_multi_info_read() right after. Connections (and HTTP/2 sessions)
+ * live in the multi handle's cache; finished easy handles are recycled.
+ *
+ * curl forbids adding or removing easy handles inside its callbacks, and our
+ * consumers' callbacks run inside curl's. So `in_curl` counts how deep we are
+ * in curl, and what a consumer asks for there is done as soon as curl returns
+ * (after_curl): a cancelled transfer waits in `doomed`, a new one in the FIFO,
+ * a resume on the request's timer, a close in `close_pending`. Invariant: no
+ * request is freed while curl is on the stack.
+ *
+ * Each request owns one uv_timer for the deadlines curl does not know: the
+ * total timeout while queued, then the idle timeout (silence) while
+ * receiving. The idle timer is lazy: a chunk only stores the time, and a
+ * timer that fires early re-arms itself for the rest, so a stream costs no
+ * timer operation per chunk. Because of that handle, a request's memory is
+ * freed in its close callback (libuv's rule); consumers never notice.
  */
 #include "upstream/client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
-#include "core/log.h"
 
-#define IDLE_TICK_MS 100
-#define EASY_POOL 64 /* finished easy handles kept for reuse */
-#define MAX_RESPONSE_HEADERS (64 * 1024)
+#define EASY_POOL 64                  /* finished easy handles kept for reuse */
+#define MAX_RESPONSE_HEAD (64 * 1024) /* bytes of one response header block */
+#define DEFAULT_CONNECT_MS 10000L
+#define DEFAULT_MAX_TRANSFERS 1024L
+#define DEFAULT_KEEPALIVE_S 60L
 
 struct sock {
     uv_poll_t poll; /* watches fd for curl */
@@ -32,238 +47,428 @@ struct sock {
     struct sock *prev, *next; /* in u->socks, for shutdown */
 };
 
+enum ureq_state {
+    UREQ_NEW,     /* being built, in no list */
+    UREQ_QUEUED,  /* in u->waiting; no easy handle */
+    UREQ_RUNNING, /* in u->running and in the multi */
+    UREQ_DOOMED,  /* cancelled inside curl: in u->doomed until curl returns */
+    UREQ_GONE,    /* in no list; freed by the timer's close callback */
+};
+
+struct ureq_list {
+    struct sb_ureq *head, *tail;
+    size_t n;
+};
+
 struct sb_ureq {
+    uv_timer_t timer; /* queued: total deadline; receiving: idle; or a deferred resume */
     struct sb_upstream *u;
-    CURL *easy;               /* NULL while queued */
-    struct curl_slist *hdrs;  /* request headers */
-    char *url;                /* owned copy */
-    struct sb_ureq_spec spec; /* copy; url/headers point to our copies */
+    CURL *easy;              /* set while RUNNING or DOOMED */
+    struct curl_slist *hdrs; /* request headers */
+    char *url;               /* owned copy */
+    char method[16];         /* copied, validated token */
+    const char *body;        /* borrowed until the end */
+    size_t body_len;
+    long connect_ms, total_ms, idle_ms;
     struct sb_ureq_cbs cbs;
     void *ud;
-    struct sb_buf head; /* response header lines of the final block */
-    struct sb_kv *kv;   /* parsed from head for on_head */
-    size_t nkv, capkv;
-    int status;                  /* of the final header block */
-    bool head_done;              /* on_head delivered */
-    bool paused;                 /* the consumer asked for a pause */
-    bool cancelled;              /* no more callbacks; remove when curl allows */
-    bool running;                /* in the multi handle */
-    uint64_t last_rx;            /* uv_now of the last received byte */
-    struct sb_ureq *prev, *next; /* in u->running or u->waiting */
-    char errbuf[CURL_ERROR_SIZE];
+    uint64_t t_start;   /* uv_now at sb_ureq_start */
+    uint64_t last_rx;   /* uv_now when bytes last arrived */
+    struct sb_buf head; /* header lines of the current block, freed after on_head */
+    int status;         /* of the current header block */
+    enum ureq_state state;
+    bool head_done;               /* on_head delivered */
+    bool head_too_big;            /* we aborted: header block over MAX_RESPONSE_HEAD */
+    bool paused;                  /* on_data returned SB_UREQ_PAUSE, not resumed yet */
+    bool resume_pending;          /* resumed inside curl: the timer unpauses */
+    bool idle_armed;              /* the idle clock runs (first byte seen, idle_ms > 0) */
+    bool cancelled;               /* the consumer hears nothing more */
+    struct sb_ureq *prev, *next;  /* in the list of its state */
+    char errbuf[CURL_ERROR_SIZE]; /* curl's words for a failure */
 };
 
 struct sb_upstream {
     uv_loop_t *loop;
-    CURLM *multi;
-    uv_timer_t timer; /* curl's timeout */
-    uv_timer_t idle;  /* idle-timeout scanner */
-    struct sock *socks;
-    struct sb_ureq *running;                /* transfers in the multi */
-    struct sb_ureq *waiting, *waiting_tail; /* FIFO beyond max_transfers */
-    size_t nrunning, nwaiting;
+    CURLM *multi;       /* NULL once torn down */
+    uv_timer_t timer;   /* curl's timeout */
+    struct sock *socks; /* sockets curl asked us to watch */
+    struct ureq_list waiting, running, doomed;
     long max_transfers;
-    bool http2;
-    int in_curl;           /* depth of calls into curl that may call us back */
-    bool has_deferred;     /* some running request is cancelled */
     CURL *pool[EASY_POOL]; /* idle easy handles */
-    bool env_proxy;        /* a *_proxy variable is set: curl applies it */
-    char *ca_file;         /* SWITCHBOARD_CA_FILE: extra trust anchors, NULL = system store */
     int npool;
-    bool closing;
-    int open_handles; /* timer + idle + socks being closed */
+    bool http2, verbose;
+    long keepalive_s;   /* < 0 = off */
+    bool env_proxy;     /* a *_proxy variable is set: let curl apply it */
+    char *ca_file;      /* SWITCHBOARD_CA_FILE, NULL = system store */
+    int in_curl;        /* depth of calls into curl that may call us back */
+    bool closing;       /* sb_upstream_close was called */
+    bool close_pending; /* ... from inside curl: tear down once it returns */
+    bool torn_down;     /* curl is gone; waiting for close callbacks */
+    size_t nclosing;    /* uv handles whose close callback has not run */
     void (*closed)(void *ud);
     void *closed_ud;
 };
 
-static void check_done(struct sb_upstream *u);
+static void on_timer(uv_timer_t *t);
 static void start_waiting(struct sb_upstream *u);
+static void teardown(struct sb_upstream *u);
 
 /* ======================================================================
- * Lists
+ * Lists: every request is in the list of its state (or none)
  * ==================================================================== */
 
-static void running_add(struct sb_upstream *u, struct sb_ureq *r)
+static struct ureq_list *list_of(struct sb_upstream *u, enum ureq_state s)
 {
-    r->prev = NULL;
-    r->next = u->running;
-    if (u->running)
-        u->running->prev = r;
-    u->running = r;
-    u->nrunning++;
+    switch (s) {
+    case UREQ_QUEUED:
+        return &u->waiting;
+    case UREQ_RUNNING:
+        return &u->running;
+    case UREQ_DOOMED:
+        return &u->doomed;
+    default:
+        return NULL;
+    }
 }
 
-static void running_del(struct sb_upstream *u, struct sb_ureq *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        u->running = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
-    u->nrunning--;
-}
-
-static void waiting_push(struct sb_upstream *u, struct sb_ureq *r)
+static void list_push(struct ureq_list *l, struct sb_ureq *r)
 {
     r->next = NULL;
-    r->prev = u->waiting_tail;
-    if (u->waiting_tail)
-        u->waiting_tail->next = r;
+    r->prev = l->tail;
+    if (l->tail)
+        l->tail->next = r;
     else
-        u->waiting = r;
-    u->waiting_tail = r;
-    u->nwaiting++;
+        l->head = r;
+    l->tail = r;
+    l->n++;
 }
 
-static void waiting_del(struct sb_upstream *u, struct sb_ureq *r)
+static void list_del(struct ureq_list *l, struct sb_ureq *r)
 {
     if (r->prev)
         r->prev->next = r->next;
     else
-        u->waiting = r->next;
+        l->head = r->next;
     if (r->next)
         r->next->prev = r->prev;
     else
-        u->waiting_tail = r->prev;
+        l->tail = r->prev;
     r->prev = r->next = NULL;
-    u->nwaiting--;
+    l->n--;
+}
+
+static void set_state(struct sb_ureq *r, enum ureq_state s)
+{
+    struct ureq_list *from = list_of(r->u, r->state), *to = list_of(r->u, s);
+    if (from)
+        list_del(from, r);
+    if (to)
+        list_push(to, r);
+    r->state = s;
 }
 
 /* ======================================================================
- * Request memory
+ * Request lifetime
  * ==================================================================== */
 
-static void ureq_free(struct sb_ureq *r)
+/* A close callback ran; the last one after teardown frees u. */
+static void release(struct sb_upstream *u)
+{
+    u->nclosing--;
+    if (!u->torn_down || u->nclosing > 0)
+        return;
+    void (*done)(void *) = u->closed;
+    void *ud = u->closed_ud;
+    free(u->ca_file);
+    free(u);
+    if (done)
+        done(ud);
+}
+
+static void ureq_closed(uv_handle_t *h)
+{
+    struct sb_ureq *r = h->data;
+    struct sb_upstream *u = r->u;
+    free(r);
+    release(u);
+}
+
+/* Keeps a finished handle for the next request: saves its allocations. */
+static void easy_recycle(struct sb_upstream *u, CURL *e)
+{
+    if (u->npool == EASY_POOL || u->closing) {
+        curl_easy_cleanup(e);
+        return;
+    }
+    /* Forget pointers into the request that is about to be freed. */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    u->pool[u->npool++] = e;
+}
+
+/* Takes r out of curl (closing an unfinished HTTP/1.1 connection) and out of
+ * its list, and frees it once its timer is closed. No callback for r runs
+ * after this. Never called inside curl for a request in the multi. */
+static void ureq_destroy(struct sb_ureq *r)
 {
     struct sb_upstream *u = r->u;
     if (r->easy) {
-        /* Reusing an easy handle saves its allocation; connections live in
-         * the multi handle's pool either way. */
-        if (u->npool < EASY_POOL && !u->closing) {
-            u->pool[u->npool++] = r->easy;
-        } else {
-            curl_easy_cleanup(r->easy);
-        }
+        curl_multi_remove_handle(u->multi, r->easy);
+        easy_recycle(u, r->easy);
         r->easy = NULL;
     }
+    set_state(r, UREQ_GONE);
     curl_slist_free_all(r->hdrs);
+    r->hdrs = NULL;
     sb_buf_free(&r->head);
-    free(r->kv);
     free(r->url);
-    free(r);
+    r->url = NULL;
+    u->nclosing++;
+    uv_close((uv_handle_t *)&r->timer, ureq_closed);
 }
 
-/* Takes r out of curl (closing its connection if unfinished) and frees it. */
-static void ureq_remove(struct sb_ureq *r)
+/* Ends r and tells the consumer, unless it cancelled or the client closes. */
+static void finish(struct sb_ureq *r, sb_err rc, const struct sb_error *err)
 {
-    struct sb_upstream *u = r->u;
-    if (r->running) {
-        curl_multi_remove_handle(u->multi, r->easy);
-        running_del(u, r);
-        r->running = false;
-    }
-    ureq_free(r);
-}
-
-/* Removes cancelled transfers once curl is no longer on the stack. */
-static void run_deferred(struct sb_upstream *u)
-{
-    if (!u->has_deferred || u->in_curl)
-        return;
-    u->has_deferred = false;
-    struct sb_ureq *r = u->running;
-    while (r) {
-        struct sb_ureq *next = r->next;
-        if (r->cancelled)
-            ureq_remove(r);
-        r = next;
-    }
-    start_waiting(u);
+    bool tell = !r->cancelled && !r->u->closing;
+    sb_ureq_done_fn done = r->cbs.on_done;
+    void *ud = r->ud;
+    ureq_destroy(r);
+    if (tell)
+        done(ud, rc, err);
 }
 
 /* ======================================================================
- * curl's callbacks for one transfer
+ * Error messages: said once, at the failure, naming host:port (never the
+ * URL: its query may carry a key)
  * ==================================================================== */
 
-static void parse_head(struct sb_ureq *r)
+static void target_of(const struct sb_ureq *r, char *out, size_t cap)
 {
-    /* head holds "Name: value\r\n" lines; build name/value slices into it. */
-    const char *p = r->head.p, *end = r->head.p + r->head.len;
-    r->nkv = 0;
-    while (p < end) {
+    CURLU *h = curl_url();
+    char *host = NULL, *port = NULL;
+    if (h && curl_url_set(h, CURLUPART_URL, r->url, 0) == CURLUE_OK) {
+        curl_url_get(h, CURLUPART_HOST, &host, 0);
+        curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    }
+    if (host && port)
+        snprintf(out, cap, "%s:%s", host, port);
+    else
+        snprintf(out, cap, "the upstream");
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(h);
+}
+
+/* curl says OPERATION_TIMEDOUT for both of its deadlines: the total one is
+ * due when at least total_ms passed since the start (a few ms of clock
+ * skew allowed), otherwise it was the connect (TCP + TLS) deadline. */
+static sb_err timeout_error(const struct sb_ureq *r, const char *target, struct sb_error *err)
+{
+    uint64_t waited = uv_now(r->u->loop) - r->t_start;
+    if (r->total_ms > 0 && waited + 5 >= (uint64_t)r->total_ms)
+        return sb_fail(err, SB_E_UPSTREAM_TIMEOUT,
+                       "upstream total timeout: no complete response from %s in %ld ms", target,
+                       r->total_ms);
+    return sb_fail(err, SB_E_UPSTREAM_TIMEOUT, "upstream connect to %s timed out after %ld ms",
+                   target, r->connect_ms);
+}
+
+static const struct {
+    CURLcode cc;
+    const char *what; /* "upstream <what> <host:port>: <curl's detail>" */
+} curl_errs[] = {
+    {CURLE_COULDNT_RESOLVE_HOST, "host not found (DNS) for"},
+    {CURLE_SSL_CONNECT_ERROR, "TLS handshake failed with"},
+    {CURLE_PEER_FAILED_VERIFICATION, "TLS certificate rejected for"},
+    {CURLE_SEND_ERROR, "connection broke while sending to"},
+    {CURLE_RECV_ERROR, "connection broke while receiving from"},
+    {CURLE_GOT_NOTHING, "connection closed without a response by"},
+    {CURLE_PARTIAL_FILE, "response cut short by"},
+    {CURLE_WEIRD_SERVER_REPLY, "malformed HTTP response from"},
+    {CURLE_HTTP2, "HTTP/2 error with"},
+    {CURLE_HTTP2_STREAM, "HTTP/2 stream reset by"},
+    {CURLE_UNSUPPORTED_PROTOCOL, "URL scheme (http/https only) refused for"},
+    {CURLE_URL_MALFORMAT, "malformed URL for"},
+};
+
+/* Maps how curl ended r to our code and words. */
+static sb_err result_of(const struct sb_ureq *r, CURLcode cc, struct sb_error *err)
+{
+    char target[300];
+    long os_errno = 0;
+    if (cc == CURLE_OK && r->head_done)
+        return SB_OK;
+    target_of(r, target, sizeof(target));
+    const char *detail = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
+    if (cc == CURLE_OK)
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s ended without a response head", target);
+    if (r->head_too_big)
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s sent a response head over %d bytes", target,
+                       MAX_RESPONSE_HEAD);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return timeout_error(r, target, err);
+    if (cc == CURLE_COULDNT_CONNECT) {
+        curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == ECONNREFUSED)
+            return sb_fail(err, SB_E_UPSTREAM, "upstream connect to %s refused", target);
+        return sb_fail(err, SB_E_UPSTREAM, "upstream connect to %s failed: %s", target, detail);
+    }
+    for (size_t i = 0; i < sizeof(curl_errs) / sizeof(curl_errs[0]); i++)
+        if (curl_errs[i].cc == cc)
+            return sb_fail(err, SB_E_UPSTREAM, "upstream %s %s: %s", curl_errs[i].what, target,
+                           detail);
+    return sb_fail(err, SB_E_UPSTREAM, "upstream request to %s failed: %s", target, detail);
+}
+
+/* ======================================================================
+ * curl's callbacks for one transfer (curl is on the stack)
+ * ==================================================================== */
+
+static bool gone(const struct sb_ureq *r)
+{
+    return r->cancelled || r->u->closing;
+}
+
+/* Bytes arrived: the idle clock starts at the first and restarts at each. */
+static void received(struct sb_ureq *r)
+{
+    r->last_rx = uv_now(r->u->loop);
+    if (!r->idle_armed && r->idle_ms > 0) {
+        r->idle_armed = true;
+        uv_timer_start(&r->timer, on_timer, (uint64_t)r->idle_ms, 0);
+    }
+}
+
+/* "HTTP/1.1 200 OK": a header block starts (again after a 1xx). */
+static void head_begin(struct sb_ureq *r, const char *p, size_t len)
+{
+    const char *end = p + len, *q = memchr(p, ' ', len);
+    int status = 0, digits = 0;
+    for (q = q ? q + 1 : end; q < end && digits < 3 && *q >= '0' && *q <= '9'; q++, digits++)
+        status = status * 10 + (*q - '0');
+    r->status = status;
+    sb_buf_reset(&r->head);
+}
+
+/* Splits "Name: value\r\n" lines into kv (at most cap); returns how many. */
+static size_t split_head(const char *p, size_t len, struct sb_kv *kv, size_t cap)
+{
+    const char *end = p + len;
+    size_t n = 0;
+    while (p < end && n < cap) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = eol ? eol : end;
-        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+        const char *le = eol ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(le - p));
         if (colon) {
-            const char *v = colon + 1, *ve = line_end;
+            const char *v = colon + 1, *ve = le;
             while (v < ve && (*v == ' ' || *v == '\t'))
                 v++;
             while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
-            if (r->nkv == r->capkv) {
-                r->capkv = r->capkv ? r->capkv * 2 : 16;
-                r->kv = sb_xrealloc(r->kv, r->capkv * sizeof(*r->kv));
-            }
-            r->kv[r->nkv++] = (struct sb_kv){{p, (size_t)(colon - p)}, {v, (size_t)(ve - v)}};
+            kv[n++] = (struct sb_kv){{p, (size_t)(colon - p)}, {v, (size_t)(ve - v)}};
         }
-        p = line_end + 1;
+        p = le + 1;
     }
+    return n;
+}
+
+/* The blank line: a final (>= 200) head goes to the consumer, and its bytes
+ * are freed at once (a stream may last minutes). */
+static void head_end(struct sb_ureq *r)
+{
+    if (r->status < 200)
+        return;
+    r->head_done = true;
+    size_t cap = 1;
+    for (size_t i = 0; i < r->head.len; i++)
+        cap += r->head.p[i] == '\n';
+    struct sb_kv *kv = sb_xmalloc(cap * sizeof(*kv));
+    size_t n = split_head(r->head.p, r->head.len, kv, cap);
+    if (r->cbs.on_head)
+        r->cbs.on_head(r->ud, r->status, kv, n);
+    free(kv);
+    sb_buf_free(&r->head);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct sb_ureq *r = ud;
     size_t len = size * n;
-    int status;
-    if (r->cancelled)
+    if (gone(r) || len == 0)
         return 0;
-    r->last_rx = uv_now(r->u->loop);
+    received(r);
+    if (r->head_done)
+        return len; /* trailers after a chunked body: not delivered */
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        /* A new header block (after a 1xx, or a redirect we do not follow). */
-        sb_buf_reset(&r->head);
-        const char *sp = memchr(p, ' ', len);
-        status = 0;
-        for (const char *q = sp ? sp + 1 : p + len; q < p + len && *q >= '0' && *q <= '9'; q++)
-            status = status * 10 + (*q - '0');
-        r->status = status;
-        return len;
+        head_begin(r, p, len);
+    } else if (p[0] == '\r' || p[0] == '\n') {
+        head_end(r);
+    } else if (sb_buf_append(&r->head, p, len) != SB_OK) {
+        r->head_too_big = true;
+        return 0; /* curl aborts the transfer */
     }
-    if (len <= 2 && (p[0] == '\r' || p[0] == '\n')) {
-        if (r->status >= 200 && !r->head_done) {
-            r->head_done = true;
-            parse_head(r);
-            if (r->cbs.on_head)
-                r->cbs.on_head(r->ud, r->status, r->kv, r->nkv);
-        }
-        return r->cancelled ? 0 : len;
-    }
-    if (sb_buf_append(&r->head, p, len) != SB_OK)
-        return 0; /* absurd header block: abort the transfer */
-    return len;
+    return gone(r) ? 0 : len;
 }
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
     struct sb_ureq *r = ud;
     size_t len = size * n;
-    if (r->cancelled)
+    if (gone(r) || len == 0)
         return 0;
-    r->last_rx = uv_now(r->u->loop);
-    if (len == 0)
-        return 0;
-    if (r->cbs.on_data(r->ud, p, len) == SB_UREQ_PAUSE) {
-        r->paused = true;
+    received(r);
+    int rc = r->cbs.on_data(r->ud, p, len);
+    if (gone(r))
+        return 0; /* cancelled from inside on_data: curl aborts (and closes) */
+    if (rc == SB_UREQ_PAUSE) {
+        r->paused = true; /* curl keeps these bytes and hands them again */
         return CURL_WRITEFUNC_PAUSE;
     }
-    /* A consumer that cancelled us from inside on_data: stop curl here. */
-    return r->cancelled ? 0 : len;
+    return len;
 }
 
 /* ======================================================================
  * curl <-> libuv plumbing
  * ==================================================================== */
+
+/* Finished transfers: curl's verdict to the consumer. */
+static void reap(struct sb_upstream *u)
+{
+    int left;
+    while (!u->torn_down) {
+        CURLMsg *m = curl_multi_info_read(u->multi, &left);
+        if (!m)
+            break;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        CURLcode cc = m->data.result; /* m dies with curl_multi_remove_handle */
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        struct sb_ureq *r = (struct sb_ureq *)(void *)priv;
+        /* curl drops a removed handle's message; a recycled one has no owner. */
+        if (!r || r->easy != m->easy_handle)
+            continue;
+        struct sb_error err = {0};
+        sb_err rc = result_of(r, cc, &err);
+        finish(r, rc, &err);
+    }
+}
+
+/* curl has returned: do what the consumer asked for meanwhile. */
+static void after_curl(struct sb_upstream *u)
+{
+    if (u->in_curl || u->torn_down)
+        return;
+    if (u->close_pending) {
+        teardown(u);
+        return;
+    }
+    reap(u);
+    while (!u->torn_down && u->doomed.head)
+        ureq_destroy(u->doomed.head);
+    start_waiting(u);
+}
 
 static void socket_action(struct sb_upstream *u, curl_socket_t fd, int flags)
 {
@@ -271,17 +476,13 @@ static void socket_action(struct sb_upstream *u, curl_socket_t fd, int flags)
     u->in_curl++;
     curl_multi_socket_action(u->multi, fd, flags, &running);
     u->in_curl--;
-    check_done(u);
-    run_deferred(u);
-    start_waiting(u);
+    after_curl(u);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
     struct sock *s = h->data;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
+    int flags = status < 0 ? CURL_CSELECT_ERR : 0;
     if (events & UV_READABLE)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
@@ -306,8 +507,6 @@ static int timer_cb(CURLM *m, long timeout_ms, void *ud)
     return 0;
 }
 
-static void release(struct sb_upstream *u);
-
 static void sock_closed(uv_handle_t *h)
 {
     struct sock *s = h->data;
@@ -324,8 +523,9 @@ static void sock_drop(struct sb_upstream *u, struct sock *s)
         u->socks = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    /* Stopping now (not at close) lets a new socket reuse the fd at once. */
     uv_poll_stop(&s->poll);
-    u->open_handles++;
+    u->nclosing++;
     uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
 
@@ -362,83 +562,34 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *ud, void *sockp)
 }
 
 /* ======================================================================
- * Finished transfers
- * ==================================================================== */
-
-static sb_err map_result(struct sb_ureq *r, CURLcode rc, struct sb_error *err)
-{
-    const char *why = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
-    double connect_s = 0;
-    switch (rc) {
-    case CURLE_OK:
-        return SB_OK;
-    case CURLE_OPERATION_TIMEDOUT:
-        curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME, &connect_s);
-        return sb_fail(err, SB_E_UPSTREAM_TIMEOUT, "upstream %s timeout: %s",
-                       connect_s > 0 ? "request" : "connect", why);
-    case CURLE_COULDNT_CONNECT:
-        return sb_fail(err, SB_E_UPSTREAM, "upstream connection refused: %s", why);
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return sb_fail(err, SB_E_UPSTREAM, "upstream host not found: %s", why);
-    default:
-        return sb_fail(err, SB_E_UPSTREAM, "upstream failed: %s", why);
-    }
-}
-
-static void finish(struct sb_ureq *r, sb_err rc, const struct sb_error *err)
-{
-    struct sb_upstream *u = r->u;
-    sb_ureq_done_fn done = r->cbs.on_done;
-    void *ud = r->ud;
-    /* Deliver an empty header block's on_head before on_done, so the
-     * consumer always sees the status of a completed response. */
-    if (rc == SB_OK && !r->head_done && r->status >= 200 && r->cbs.on_head) {
-        r->head_done = true;
-        parse_head(r);
-        r->cbs.on_head(ud, r->status, r->kv, r->nkv);
-    }
-    bool cancelled = r->cancelled;
-    ureq_remove(r);
-    if (!cancelled)
-        done(ud, rc, err);
-    start_waiting(u);
-}
-
-static void check_done(struct sb_upstream *u)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        struct sb_ureq *r;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        struct sb_error err = {0};
-        sb_err rc = map_result(r, m->data.result, &err);
-        finish(r, rc, &err);
-    }
-}
-
-/* ======================================================================
- * Starting
+ * Starting: the FIFO and curl's easy handles
  * ==================================================================== */
 
 /* Options every request shares: set once per easy handle, kept across reuse. */
-static CURL *new_easy(struct sb_upstream *u)
+static CURL *easy_new(struct sb_upstream *u)
 {
     CURL *e = curl_easy_init();
-    if (!e)
-        abort(); /* out of memory, as sb_xmalloc would */
+    if (!e) {
+        fputs("fatal: out of memory (curl_easy_init)\n", stderr);
+        abort();
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, u->verbose ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (u->keepalive_s >= 0) {
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, u->keepalive_s);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, u->keepalive_s);
+    }
+    /* Wait for a connection that may multiplex (h2) rather than open more. */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
                      u->http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
     /* Without proxy variables in the environment (checked once at start),
-     * tell curl so: otherwise it calls getenv() several times per request. */
+     * say so: otherwise curl calls getenv() several times per request. */
     if (!u->env_proxy)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
     if (u->ca_file)
@@ -446,65 +597,118 @@ static CURL *new_easy(struct sb_upstream *u)
     return e;
 }
 
-/* Options of this request; each is set on every use so none leaks from the
- * handle's previous request. */
-static void setup_easy(struct sb_ureq *r)
+/* The method and body. A body is sent when there is one or the method is
+ * POST; GET and HEAD without a body use curl's own verbs, anything else is
+ * a custom request line over one of those. */
+static void easy_method(CURL *e, const struct sb_ureq *r)
 {
-    CURL *e = r->easy;
-    const struct sb_ureq_spec *s = &r->spec;
-    bool post = strcmp(s->method, "POST") == 0;
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     s->connect_timeout_ms ? s->connect_timeout_ms : 10000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->total_timeout_ms);
-    if (post) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body ? s->body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
+    const char *m = r->method;
+    bool with_body = r->body || strcmp(m, "POST") == 0;
+    bool head = !with_body && strcmp(m, "HEAD") == 0;
+    if (with_body) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     } else {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_NOBODY, head ? 1L : 0L); /* after HTTPGET, which resets it */
     }
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
-                     post || strcmp(s->method, "GET") == 0 ? NULL : s->method);
+    bool native = head || strcmp(m, with_body ? "POST" : "GET") == 0;
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, native ? NULL : m);
 }
 
+/* Options of this request; each is set on every use so none leaks from the
+ * handle's previous request. */
+static void easy_setup(struct sb_ureq *r, long total_ms)
+{
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)r);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total_ms);
+    easy_method(e, r);
+}
+
+/* Hands a queued request to curl, with what is left of its total time. */
 static void launch(struct sb_upstream *u, struct sb_ureq *r)
 {
-    r->easy = u->npool ? u->pool[--u->npool] : new_easy(u);
-    setup_easy(r);
-    r->last_rx = uv_now(u->loop);
-    r->running = true;
-    running_add(u, r);
-    curl_multi_add_handle(u->multi, r->easy);
+    long total = r->total_ms;
+    uint64_t waited = uv_now(u->loop) - r->t_start;
+    if (total > 0)
+        total = waited >= (uint64_t)total ? 1 : total - (long)waited;
+    uv_timer_stop(&r->timer); /* the queued deadline is curl's now */
+    r->easy = u->npool ? u->pool[--u->npool] : easy_new(u);
+    easy_setup(r, total);
+    set_state(r, UREQ_RUNNING);
+    /* It fails only out of memory or for a handle added twice or from inside
+     * curl, which in_curl and the pool rule out: abort as for OOM. */
+    CURLMcode mc = curl_multi_add_handle(u->multi, r->easy);
+    if (mc != CURLM_OK) {
+        fprintf(stderr, "fatal: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
+        abort();
+    }
 }
 
 static void start_waiting(struct sb_upstream *u)
 {
-    while (!u->in_curl && u->waiting && (long)u->nrunning < u->max_transfers && !u->closing) {
-        struct sb_ureq *r = u->waiting;
-        waiting_del(u, r);
-        launch(u, r);
-    }
+    while (!u->in_curl && !u->closing && u->waiting.head &&
+           (long)(u->running.n + u->doomed.n) < u->max_transfers)
+        launch(u, u->waiting.head);
 }
 
-static struct curl_slist *build_headers(const struct sb_ureq_spec *s)
+/* Checks what would otherwise corrupt the request line or headers. */
+static sb_err check_spec(const struct sb_ureq_spec *s, const struct sb_ureq_cbs *cbs,
+                         struct sb_error *err)
 {
-    /* "Expect:" stops curl from waiting for 100-continue on big bodies. */
+    if (!s->url || !*s->url || !s->method || !cbs->on_data || !cbs->on_done)
+        return sb_fail(err, SB_E_INTERNAL, "upstream request without url, method or callbacks");
+    size_t mlen = strlen(s->method);
+    bool ok = mlen > 0 && mlen < sizeof(((struct sb_ureq *)0)->method);
+    for (size_t i = 0; ok && i < mlen; i++)
+        ok = (s->method[i] >= 'A' && s->method[i] <= 'Z') || s->method[i] == '-';
+    if (!ok)
+        return sb_fail(err, SB_E_BAD_REQUEST, "upstream method '%.20s' is not a valid token",
+                       s->method);
+    for (size_t i = 0; i < s->nheaders; i++) {
+        struct sb_slice nm = s->headers[i].name, v = s->headers[i].value;
+        bool bad = nm.len == 0 || memchr(nm.p, ':', nm.len) || memchr(nm.p, ' ', nm.len);
+        for (size_t j = 0; !bad && j < nm.len + v.len; j++) {
+            char c = j < nm.len ? nm.p[j] : v.p[j - nm.len];
+            bad = c == '\r' || c == '\n' || c == '\0';
+        }
+        if (bad)
+            return sb_fail(err, SB_E_BAD_REQUEST, "upstream header '%.*s' is malformed",
+                           (int)(nm.len > 40 ? 40 : nm.len), nm.p ? nm.p : "");
+    }
+    return SB_OK;
+}
+
+static struct curl_slist *build_headers(const struct sb_kv *h, size_t n)
+{
+    /* "Expect:" stops curl from waiting for 100-continue before big bodies. */
     struct curl_slist *l = curl_slist_append(NULL, "Expect:");
     struct sb_buf line;
     sb_buf_init(&line, 0);
-    for (size_t i = 0; i < s->nheaders; i++) {
+    for (size_t i = 0; l && i < n; i++) {
         sb_buf_reset(&line);
-        sb_buf_append_slice(&line, s->headers[i].name);
-        sb_buf_append(&line, ": ", 2);
-        sb_buf_append_slice(&line, s->headers[i].value);
+        sb_buf_append_slice(&line, h[i].name);
+        /* "Name;" is curl's spelling of a header with an empty value. */
+        if (h[i].value.len)
+            sb_buf_append(&line, ": ", 2);
+        else
+            sb_buf_append_char(&line, ';');
+        sb_buf_append_slice(&line, h[i].value);
         l = curl_slist_append(l, line.p);
     }
     sb_buf_free(&line);
+    if (!l) {
+        fputs("fatal: out of memory (curl_slist_append)\n", stderr);
+        abort();
+    }
     return l;
 }
 
@@ -515,95 +719,118 @@ struct sb_ureq *sb_ureq_start(struct sb_upstream *u, const struct sb_ureq_spec *
         sb_fail(err, SB_E_UNAVAILABLE, "upstream client is shutting down");
         return NULL;
     }
-    if (!spec->url || !spec->method || !cbs->on_data || !cbs->on_done) {
-        sb_fail(err, SB_E_INTERNAL, "upstream request without url, method or callbacks");
+    if (check_spec(spec, cbs, err) != SB_OK)
         return NULL;
-    }
     struct sb_ureq *r = sb_xcalloc(1, sizeof(*r));
     r->u = u;
+    memcpy(r->method, spec->method, strlen(spec->method) + 1);
     r->url = sb_xstrdup(spec->url);
-    r->spec = *spec;
-    r->spec.url = r->url;
-    r->spec.headers = NULL;
+    r->hdrs = build_headers(spec->headers, spec->nheaders);
+    r->body = spec->body;
+    r->body_len = spec->body ? spec->body_len : 0;
+    r->connect_ms = spec->connect_timeout_ms > 0 ? spec->connect_timeout_ms : DEFAULT_CONNECT_MS;
+    r->total_ms = spec->total_timeout_ms > 0 ? spec->total_timeout_ms : 0;
+    r->idle_ms = spec->idle_timeout_ms > 0 ? spec->idle_timeout_ms : 0;
     r->cbs = *cbs;
     r->ud = ud;
-    r->hdrs = build_headers(spec);
-    sb_buf_init(&r->head, MAX_RESPONSE_HEADERS);
-    /* curl refuses new handles from inside its callbacks: queue those. */
-    if (!u->in_curl && (long)u->nrunning < u->max_transfers)
-        launch(u, r);
-    else
-        waiting_push(u, r);
+    r->t_start = uv_now(u->loop);
+    sb_buf_init(&r->head, MAX_RESPONSE_HEAD);
+    uv_timer_init(u->loop, &r->timer);
+    r->timer.data = r;
+    set_state(r, UREQ_QUEUED);
+    start_waiting(u); /* launches r unless others wait first, or curl is on the stack */
+    if (r->state == UREQ_QUEUED && r->total_ms > 0)
+        uv_timer_start(&r->timer, on_timer, (uint64_t)r->total_ms, 0);
     return r;
 }
 
 /* ======================================================================
- * Pause, cancel, idle timeouts
+ * Pause, cancel, the request's timer
  * ==================================================================== */
+
+static void unpause(struct sb_ureq *r)
+{
+    struct sb_upstream *u = r->u;
+    r->paused = false;
+    r->last_rx = uv_now(u->loop); /* time paused by the consumer is not silence */
+    if (r->idle_armed)
+        uv_timer_start(&r->timer, on_timer, (uint64_t)r->idle_ms, 0);
+    u->in_curl++;
+    curl_easy_pause(r->easy, CURLPAUSE_CONT); /* may hand the held bytes to on_data here */
+    u->in_curl--;
+    after_curl(u);
+}
 
 void sb_ureq_resume(struct sb_ureq *r)
 {
-    struct sb_upstream *u = r->u;
-    if (!r->paused || r->cancelled || !r->easy)
+    if (r->state != UREQ_RUNNING || !r->paused || r->resume_pending)
         return;
-    r->paused = false;
-    r->last_rx = uv_now(u->loop);
-    /* Unpausing may deliver the held bytes right here, through on_write. */
-    u->in_curl++;
-    curl_easy_pause(r->easy, CURLPAUSE_CONT);
-    u->in_curl--;
-    check_done(u);
-    run_deferred(u);
-    start_waiting(u);
+    if (r->u->in_curl) {
+        /* curl_easy_pause would run another transfer's callbacks inside this
+         * one's: do it from the loop instead. */
+        r->resume_pending = true;
+        uv_timer_start(&r->timer, on_timer, 0, 0);
+        return;
+    }
+    unpause(r);
 }
 
 void sb_ureq_cancel(struct sb_ureq *r)
 {
     struct sb_upstream *u = r->u;
-    if (r->cancelled)
+    if (r->cancelled || r->state == UREQ_GONE)
         return;
     r->cancelled = true;
-    if (!r->running) {
-        waiting_del(u, r);
-        ureq_free(r);
+    if (r->state == UREQ_RUNNING && u->in_curl) {
+        set_state(r, UREQ_DOOMED); /* curl_multi_remove_handle once curl returns */
         return;
     }
-    if (u->in_curl) {
-        u->has_deferred = true; /* removed as soon as curl returns */
-        return;
-    }
-    ureq_remove(r);
+    ureq_destroy(r);
     start_waiting(u);
 }
 
-static void on_idle_tick(uv_timer_t *t)
+/* The idle deadline is due: silence, or time to re-arm for the rest. */
+static void idle_check(struct sb_ureq *r)
 {
-    struct sb_upstream *u = t->data;
-    uint64_t now = uv_now(u->loop);
-    struct sb_ureq *r = u->running;
-    while (r) {
-        struct sb_ureq *next = r->next;
-        long idle = r->spec.idle_timeout_ms;
-        if (idle > 0 && !r->paused && !r->cancelled && now - r->last_rx >= (uint64_t)idle) {
-            struct sb_error err;
-            sb_fail(&err, SB_E_UPSTREAM_TIMEOUT, "upstream sent nothing for %ld ms (idle timeout)",
-                    idle);
-            finish(r, SB_E_UPSTREAM_TIMEOUT, &err);
-        }
-        r = next;
+    struct sb_upstream *u = r->u;
+    uint64_t quiet = uv_now(u->loop) - r->last_rx;
+    if (quiet < (uint64_t)r->idle_ms) {
+        uv_timer_start(&r->timer, on_timer, (uint64_t)r->idle_ms - quiet, 0);
+        return;
     }
+    char target[300];
+    struct sb_error err = {0};
+    target_of(r, target, sizeof(target));
+    sb_fail(&err, SB_E_UPSTREAM_TIMEOUT, "upstream idle timeout: %s sent nothing for %ld ms",
+            target, r->idle_ms);
+    finish(r, SB_E_UPSTREAM_TIMEOUT, &err);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct sb_ureq *r = t->data;
+    struct sb_upstream *u = r->u;
+    struct sb_error err = {0};
+    if (r->resume_pending) {
+        r->resume_pending = false;
+        unpause(r);
+    } else if (r->state == UREQ_QUEUED) {
+        sb_fail(&err, SB_E_UPSTREAM_TIMEOUT,
+                "upstream total timeout: %ld ms passed while queued behind %zu transfers",
+                r->total_ms, u->running.n);
+        finish(r, SB_E_UPSTREAM_TIMEOUT, &err);
+    } else if (r->state == UREQ_RUNNING && r->idle_armed && !r->paused) {
+        idle_check(r);
+    }
+    start_waiting(u);
 }
 
 /* ======================================================================
  * Create and close
  * ==================================================================== */
 
-struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream_opts *o)
+static void read_env(struct sb_upstream *u)
 {
-    struct sb_upstream *u = sb_xcalloc(1, sizeof(*u));
-    u->loop = loop;
-    u->max_transfers = o->max_transfers > 0 ? o->max_transfers : 1024;
-    u->http2 = o->http2;
     static const char *const proxy_env[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
                                             "HTTP_PROXY",  "all_proxy",   "ALL_PROXY"};
     /* A private CA (an internal vLLM behind TLS, a test server). */
@@ -614,9 +841,22 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
         const char *v = getenv(proxy_env[i]);
         u->env_proxy |= v && *v;
     }
+}
+
+struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream_opts *o)
+{
+    struct sb_upstream *u = sb_xcalloc(1, sizeof(*u));
+    u->loop = loop;
+    u->max_transfers = o->max_transfers > 0 ? o->max_transfers : DEFAULT_MAX_TRANSFERS;
+    u->http2 = o->http2;
+    u->verbose = o->verbose;
+    u->keepalive_s = o->tcp_keepalive_s == 0 ? DEFAULT_KEEPALIVE_S : o->tcp_keepalive_s;
+    read_env(u);
     u->multi = curl_multi_init();
-    if (!u->multi)
+    if (!u->multi) {
+        fputs("fatal: out of memory (curl_multi_init)\n", stderr);
         abort();
+    }
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -624,26 +864,11 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
     curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, o->max_connections);
     curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
     /* Idle keep-alive connections kept for reuse. */
-    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS,
+                      o->max_connections > 0 ? o->max_connections : 1024L);
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
-    uv_timer_init(loop, &u->idle);
-    u->idle.data = u;
-    uv_timer_start(&u->idle, on_idle_tick, IDLE_TICK_MS, IDLE_TICK_MS);
-    uv_unref((uv_handle_t *)&u->idle); /* the scanner alone must not keep a loop alive */
     return u;
-}
-
-static void release(struct sb_upstream *u)
-{
-    if (--u->open_handles > 0 || !u->closing)
-        return;
-    void (*done)(void *) = u->closed;
-    void *ud = u->closed_ud;
-    free(u->ca_file);
-    free(u);
-    if (done)
-        done(ud);
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -651,34 +876,53 @@ static void timer_closed(uv_handle_t *h)
     release(h->data);
 }
 
-void sb_upstream_close(struct sb_upstream *u, void (*done)(void *ud), void *ud)
+/* Drops every request without a word, then curl, then our handles. */
+static void teardown(struct sb_upstream *u)
 {
-    u->closing = true;
-    u->closed = done;
-    u->closed_ud = ud;
-    while (u->waiting) {
-        struct sb_ureq *r = u->waiting;
-        waiting_del(u, r);
-        ureq_free(r);
-    }
-    while (u->running)
-        ureq_remove(u->running);
+    struct ureq_list *lists[] = {&u->waiting, &u->running, &u->doomed};
+    u->close_pending = false;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        while (lists[i]->head)
+            ureq_destroy(lists[i]->head);
     while (u->npool)
         curl_easy_cleanup(u->pool[--u->npool]);
-    u->open_handles += 2;         /* the two timers, plus one per socket closed below */
-    curl_multi_cleanup(u->multi); /* may report sockets to remove */
+    curl_multi_cleanup(u->multi); /* closes cached connections, reporting their sockets */
+    u->multi = NULL;
+    u->torn_down = true;
     while (u->socks)
         sock_drop(u, u->socks);
+    u->nclosing++;
     uv_close((uv_handle_t *)&u->timer, timer_closed);
-    uv_close((uv_handle_t *)&u->idle, timer_closed);
+}
+
+void sb_upstream_close(struct sb_upstream *u, void (*done)(void *ud), void *ud)
+{
+    if (u->closing)
+        return;
+    u->closing = true; /* from now on no consumer callback runs */
+    u->closed = done;
+    u->closed_ud = ud;
+    if (u->in_curl)
+        u->close_pending = true; /* after_curl tears down */
+    else
+        teardown(u);
+}
+
+struct sb_slice sb_ureq_header(const struct sb_kv *h, size_t n, const char *name)
+{
+    struct sb_slice want = sb_slice_cstr(name);
+    for (size_t i = 0; i < n; i++)
+        if (sb_slice_caseeq(h[i].name, want))
+            return h[i].value;
+    return SB_SLICE_NULL;
 }
 
 size_t sb_upstream_active(const struct sb_upstream *u)
 {
-    return u->nrunning;
+    return u->running.n + u->doomed.n;
 }
 
 size_t sb_upstream_queued(const struct sb_upstream *u)
 {
-    return u->nwaiting;
+    return u->waiting.n;
 }
