@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * registry.c - the table of provider adapters, one row per wire format.
+ * adapters.c - the table of provider adapters, one row per wire format.
  *
  * Adding a wire format means one adapter file exporting its const ops and
  * one row here; nothing else in the tree names a provider. Everything that

@@ -19,7 +19,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "crypto/secret.h"
-#include "provider/auth.h"
+#include "provider/upstream_auth.h"
 #include "provider/provider.h"
 #include "provider/sse.h"
 
@@ -198,10 +198,12 @@ static sb_err openai_build_request(const struct sb_call *c, struct sb_upstream_r
     out->method = "POST";
     out->url = sb_arena_printf(c->arena, "%s%s", c->provider->base_url,
                                c->op == SB_OP_EMBEDDINGS ? "/embeddings" : "/chat/completions");
-    sb_auth_set_header(c->arena, out, SB_SLICE("Content-Type"), SB_SLICE("application/json"));
-    sb_auth_set_header(c->arena, out, SB_SLICE("Accept"),
-                       c->stream ? SB_SLICE("text/event-stream") : SB_SLICE("application/json"));
-    return sb_auth_apply(c->provider, NULL, c->arena, out, err);
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Content-Type"),
+                                SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Accept"),
+                                c->stream ? SB_SLICE("text/event-stream")
+                                          : SB_SLICE("application/json"));
+    return sb_upstream_auth_apply(c->provider, NULL, c->arena, out, err);
 }
 
 /* ==================================================================

@@ -3,7 +3,7 @@
  * provider.h - the provider adapter contract.
  *
  * One wire format = one file in src/provider/ exporting one
- * `const struct sb_provider_ops`, listed in the table of registry.c. The
+ * `const struct sb_provider_ops`, listed in the table of adapters.c. The
  * core never names a provider. Adapters are pure transformations of bytes:
  * they build the upstream request (URL, headers including auth, body), parse
  * a whole response, parse a stream incrementally into sb_events, and map
@@ -167,7 +167,7 @@ struct sb_provider_ops {
                       struct sb_error *err);
 };
 
-/* The adapter for a wire format name, or NULL (registry.c). */
+/* The adapter for a wire format name, or NULL (adapters.c). */
 const struct sb_provider_ops *sb_provider_ops_find(struct sb_slice type);
 /* NULL-terminated list of every adapter, for docs and validation. */
 extern const struct sb_provider_ops *const sb_provider_ops_all[];

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * auth.c - the auth methods of provider.h, applied to an upstream request.
+ * upstream_auth.c - the auth methods of provider.h, applied to an upstream request.
  *
  * Secrets are copied into the request's arena only where the wire needs a
  * transformed form (the "Bearer " prefix, a URL-encoded query key) or a
  * stable copy; each copy gets an arena hook that wipes it when the request
  * ends, so no plaintext credential outlives the request in our memory.
  */
-#include "provider/auth.h"
+#include "provider/upstream_auth.h"
 
 #include <string.h>
 #include <time.h>
@@ -51,8 +51,8 @@ static struct sb_slice secret_join(struct sb_arena *a, struct sb_slice x, struct
     return s;
 }
 
-void sb_auth_set_header(struct sb_arena *a, struct sb_upstream_req *req, struct sb_slice name,
-                        struct sb_slice value)
+void sb_upstream_auth_set_header(struct sb_arena *a, struct sb_upstream_req *req,
+                                 struct sb_slice name, struct sb_slice value)
 {
     for (size_t i = 0; i < req->nheaders; i++) {
         if (sb_slice_caseeq(req->headers[i].name, name)) {
@@ -128,7 +128,7 @@ static size_t sigv4_signed(const struct sb_upstream_req *req, struct sb_sigv4_he
     return n;
 }
 
-static sb_err add_sigv4(const struct sb_provider *p, const struct sb_auth_opts *o,
+static sb_err add_sigv4(const struct sb_provider *p, const struct sb_upstream_auth_opts *o,
                         struct sb_arena *a, struct sb_upstream_req *req, struct sb_error *err)
 {
     sb_err rc = need(p, p->aws_access_key_id, "aws_access_key_id", err);
@@ -162,31 +162,33 @@ static sb_err add_sigv4(const struct sb_provider *p, const struct sb_auth_opts *
         struct sb_slice v = out.headers[i].value;
         if (sb_slice_eq_cstr(out.headers[i].name, "X-Amz-Security-Token"))
             v = secret_copy(a, v); /* the result borrows the secret; keep our own wiped copy */
-        sb_auth_set_header(a, req, out.headers[i].name, v);
+        sb_upstream_auth_set_header(a, req, out.headers[i].name, v);
     }
     return rc;
 }
 
 /* ---- entry ---- */
 
-sb_err sb_auth_apply(const struct sb_provider *p, const struct sb_auth_opts *o, struct sb_arena *a,
-                     struct sb_upstream_req *req, struct sb_error *err)
+sb_err sb_upstream_auth_apply(const struct sb_provider *p, const struct sb_upstream_auth_opts *o,
+                              struct sb_arena *a, struct sb_upstream_req *req, struct sb_error *err)
 {
     sb_err rc = SB_OK;
     for (size_t i = 0; i < p->nheaders; i++)
-        sb_auth_set_header(a, req, p->headers[i].name, p->headers[i].value);
+        sb_upstream_auth_set_header(a, req, p->headers[i].name, p->headers[i].value);
     switch (p->auth) {
     case SB_AUTH_BEARER:
         rc = need(p, p->api_key, "api_key", err);
         if (rc == SB_OK)
-            sb_auth_set_header(a, req, SB_SLICE("Authorization"),
-                               secret_join(a, SB_SLICE("Bearer "), sb_secret_reveal(p->api_key)));
+            sb_upstream_auth_set_header(
+                a, req, SB_SLICE("Authorization"),
+                secret_join(a, SB_SLICE("Bearer "), sb_secret_reveal(p->api_key)));
         break;
     case SB_AUTH_API_KEY:
         rc = need(p, p->api_key, "api_key", err);
         if (rc == SB_OK)
-            sb_auth_set_header(a, req, sb_slice_cstr(o && o->key_name ? o->key_name : "api-key"),
-                               secret_copy(a, sb_secret_reveal(p->api_key)));
+            sb_upstream_auth_set_header(a, req,
+                                        sb_slice_cstr(o && o->key_name ? o->key_name : "api-key"),
+                                        secret_copy(a, sb_secret_reveal(p->api_key)));
         break;
     case SB_AUTH_QUERY:
         rc = need(p, p->api_key, "api_key", err);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * auth.h - upstream authentication and extra headers, shared by every adapter.
+ * upstream_auth.h - upstream authentication and extra headers, shared by every adapter.
  *
  * One call adds a provider's configured extra headers and then its auth
  * (enum sb_auth_method in provider.h) to an upstream request that is
@@ -9,8 +9,8 @@
  * a URL carrying ?key=, a session token) is wiped when the arena is freed.
  * Nothing here logs, and error messages name the provider, never a secret.
  */
-#ifndef SB_PROVIDER_AUTH_H
-#define SB_PROVIDER_AUTH_H
+#ifndef SB_PROVIDER_UPSTREAM_AUTH_H
+#define SB_PROVIDER_UPSTREAM_AUTH_H
 
 #include <stdint.h>
 
@@ -19,7 +19,7 @@
 #include "core/slice.h"
 #include "provider/provider.h"
 
-struct sb_auth_opts {
+struct sb_upstream_auth_opts {
     const char
         *key_name; /* API_KEY: header name (default "api-key"); QUERY: parameter (default "key") */
     const char *service; /* SIGV4: signing service name (default "bedrock") */
@@ -36,15 +36,16 @@ struct sb_auth_opts {
  * holds the key: never log that URL. Returns SB_OK, or SB_E_CONFIG when a
  * credential the method needs is missing.
  */
-sb_err sb_auth_apply(const struct sb_provider *p, const struct sb_auth_opts *o, struct sb_arena *a,
-                     struct sb_upstream_req *req, struct sb_error *err);
+sb_err sb_upstream_auth_apply(const struct sb_provider *p, const struct sb_upstream_auth_opts *o,
+                              struct sb_arena *a, struct sb_upstream_req *req,
+                              struct sb_error *err);
 
 /*
  * Sets header name: value in req, replacing the first header of that name
  * (ASCII case-insensitive) or appending. Borrows name and value (keep them
  * alive as long as req); the array comes from a.
  */
-void sb_auth_set_header(struct sb_arena *a, struct sb_upstream_req *req, struct sb_slice name,
-                        struct sb_slice value);
+void sb_upstream_auth_set_header(struct sb_arena *a, struct sb_upstream_req *req,
+                                 struct sb_slice name, struct sb_slice value);
 
 #endif

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * auth_test.c - unit tests for upstream auth: each method, extra headers and
+ * upstream_auth_test.c - unit tests for upstream auth: each method, extra headers and
  * their precedence, missing credentials, and wiping of credential copies.
  */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 
 #include "core/arena.h"
 #include "crypto/secret.h"
-#include "provider/auth.h"
+#include "provider/upstream_auth.h"
 
 static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
 {
@@ -31,8 +31,8 @@ static bool header_is(const struct sb_upstream_req *r, const char *name, const c
 static struct sb_upstream_req base_req(struct sb_arena *a, const char *url)
 {
     struct sb_upstream_req r = {.method = "POST", .url = url, .body = SB_SLICE("{}")};
-    sb_auth_set_header(a, &r, SB_SLICE("content-type"), SB_SLICE("application/json"));
-    sb_auth_set_header(a, &r, SB_SLICE("accept"), SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(a, &r, SB_SLICE("content-type"), SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(a, &r, SB_SLICE("accept"), SB_SLICE("application/json"));
     return r;
 }
 
@@ -50,7 +50,7 @@ static void test_bearer_and_extras(void **state)
     p.api_key = sb_secret_new("sk-test-123", 11);
     struct sb_upstream_req r = base_req(a, "https://api.openai.com/v1/chat/completions");
     struct sb_error err;
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     assert_int_equal(r.nheaders, 4);
     assert_true(header_is(&r, "authorization", "Bearer sk-test-123"));
     assert_true(header_is(&r, "openai-organization", "org-1"));
@@ -69,11 +69,11 @@ static void test_api_key_header(void **state)
     p.api_key = sb_secret_new("azkey", 5);
     struct sb_upstream_req r = base_req(a, "https://x.openai.azure.com/");
     struct sb_error err;
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     assert_true(header_is(&r, "api-key", "azkey"));
-    struct sb_auth_opts o = {.key_name = "x-api-key"};
+    struct sb_upstream_auth_opts o = {.key_name = "x-api-key"};
     r = base_req(a, "https://api.anthropic.com/v1/messages");
-    assert_int_equal(sb_auth_apply(&p, &o, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, &o, a, &r, &err), SB_OK);
     assert_true(header_is(&r, "x-api-key", "azkey"));
     assert_int_equal(header(&r, "api-key").len, 0);
     assert_int_equal(header(&r, "authorization").len, 0);
@@ -89,10 +89,10 @@ static void test_query_key(void **state)
     p.api_key = sb_secret_new("AIza+k/y", 8);
     struct sb_upstream_req r = base_req(a, "https://g/v1beta/models/m:generateContent");
     struct sb_error err;
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     assert_string_equal(r.url, "https://g/v1beta/models/m:generateContent?key=AIza%2Bk%2Fy");
     r = base_req(a, "https://g/v1beta/models/m:streamGenerateContent?alt=sse");
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     assert_string_equal(r.url,
                         "https://g/v1beta/models/m:streamGenerateContent?alt=sse&key=AIza%2Bk%2Fy");
     assert_int_equal(r.nheaders, 2);
@@ -115,11 +115,12 @@ static void test_sigv4(void **state)
                "anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream",
         .body = SB_SLICE("{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hi\"}]}]}"),
     };
-    sb_auth_set_header(a, &r, SB_SLICE("Content-Type"), SB_SLICE("application/json"));
-    sb_auth_set_header(a, &r, SB_SLICE("Accept"), SB_SLICE("application/vnd.amazon.eventstream"));
-    struct sb_auth_opts o = {.now = 1440938160};
+    sb_upstream_auth_set_header(a, &r, SB_SLICE("Content-Type"), SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(a, &r, SB_SLICE("Accept"),
+                                SB_SLICE("application/vnd.amazon.eventstream"));
+    struct sb_upstream_auth_opts o = {.now = 1440938160};
     struct sb_error err;
-    assert_int_equal(sb_auth_apply(&p, &o, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, &o, a, &r, &err), SB_OK);
     assert_int_equal(r.nheaders, 6);
     assert_true(header_is(
         &r, "authorization",
@@ -143,19 +144,19 @@ static void test_missing_credentials(void **state)
     struct sb_error err;
     struct sb_provider p = {.id = "acme", .auth = SB_AUTH_BEARER};
     struct sb_upstream_req r = base_req(a, "https://h/");
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG);
     assert_non_null(strstr(err.msg, "acme"));
     p.auth = SB_AUTH_SIGV4;
     p.aws_access_key_id = sb_secret_new("AKID", 4);
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG);
     assert_null(strstr(err.msg, "AKID"));
     p.aws_secret_access_key = sb_secret_new("SECRET", 6);
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG); /* no region */
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_E_CONFIG); /* no region */
     assert_non_null(strstr(err.msg, "region"));
     assert_null(strstr(err.msg, "SECRET"));
     p.auth = SB_AUTH_NONE;
     r = base_req(a, "https://h/");
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     assert_int_equal(r.nheaders, 2);
     sb_secret_free(p.aws_access_key_id);
     sb_secret_free(p.aws_secret_access_key);
@@ -170,7 +171,7 @@ static void test_copies_are_wiped(void **state)
     p.api_key = sb_secret_new("sk-wipe-me", 10);
     struct sb_upstream_req r = base_req(a, "https://h/");
     struct sb_error err;
-    assert_int_equal(sb_auth_apply(&p, NULL, a, &r, &err), SB_OK);
+    assert_int_equal(sb_upstream_auth_apply(&p, NULL, a, &r, &err), SB_OK);
     struct sb_slice v = header(&r, "authorization");
     assert_true(sb_slice_eq_cstr(v, "Bearer sk-wipe-me"));
     const char *bytes = v.p;
