@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(
   gcc make pkg-config clang libclang-rt-14-dev
   libuv1-dev libhttp-parser-dev libcurl4-openssl-dev libsqlite3-dev libyaml-dev libssl-dev
-  libjansson-dev libcmocka-dev
+  libjansson-dev libcmocka-dev libargon2-dev
   curl sqlite3 nginx-light wrk procps util-linux openssl
 )
 # Node.js may come from another source (nodesource ships npm inside nodejs):

@@ -21,6 +21,7 @@ sb_err sb_vfail(struct sb_error *err, sb_err code, const char *fmt, va_list ap)
     if (err) {
         err->code = code;
         err->http_status = 0;
+        err->field[0] = '\0';
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     }
     return code;
@@ -32,6 +33,17 @@ sb_err sb_fail(struct sb_error *err, sb_err code, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vfail(err, code, fmt, ap);
     va_end(ap);
+    return code;
+}
+
+sb_err sb_fail_field(struct sb_error *err, sb_err code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vfail(err, code, fmt, ap);
+    va_end(ap);
+    if (err && field)
+        snprintf(err->field, sizeof(err->field), "%s", field);
     return code;
 }
 

@@ -22,6 +22,7 @@
     X(FORBIDDEN, 403, "permission_error")                                                          \
     X(NOT_FOUND, 404, "invalid_request_error")                                                     \
     X(METHOD, 405, "invalid_request_error")                                                        \
+    X(CONFLICT, 409, "invalid_request_error")                                                      \
     X(TIMEOUT, 408, "timeout_error")                                                               \
     X(TOO_LARGE, 413, "invalid_request_error")                                                     \
     X(UNPROCESSABLE, 422, "invalid_request_error")                                                 \
@@ -52,12 +53,16 @@ struct sb_error {
     sb_err code;     /* one of enum sb_err_code */
     int http_status; /* 0 = the table's default for code */
     char msg[256];   /* human-readable, never contains a secret */
+    char field[64];  /* the input field at fault ("providers[0].base_url", "base_url"), or "" */
 };
 
 /* Records code and message in err (which may be NULL); returns code. */
 sb_err sb_fail(struct sb_error *err, sb_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 sb_err sb_vfail(struct sb_error *err, sb_err code, const char *fmt, va_list ap);
+/* sb_fail that also names the input field at fault (the /api error's "field"). */
+sb_err sb_fail_field(struct sb_error *err, sb_err code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 const char *sb_err_name(sb_err code);        /* "BAD_JSON" */
 const char *sb_err_type(sb_err code);        /* OpenAI "type" string */
