@@ -24,88 +24,13 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
-struct sqlite_store {
-    struct sb_store base;       /* must be first */
-    sqlite3 *db;                /* the connection */
-    sqlite3_stmt *usage_insert; /* prepared on first use, kept until close */
-};
-
 static const struct sb_store_ops sqlite_ops;
-
-static sqlite3 *db_of(struct sb_store *s)
-{
-    return ((struct sqlite_store *)s)->db;
-}
-
-static sb_err db_fail(sqlite3 *db, struct sb_error *err, const char *what)
-{
-    return sb_fail(err, SB_E_STORE, "sqlite: %s: %s", what, sqlite3_errmsg(db));
-}
-
-static sb_err exec(sqlite3 *db, const char *sql, struct sb_error *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return SB_OK;
-    sb_err rc = sb_fail(err, SB_E_STORE, "sqlite: %.60s: %s", sql, msg ? msg : "failed");
-    sqlite3_free(msg);
-    return rc;
-}
-
-static sb_err prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_error *err)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK)
-        return SB_OK;
-    *st = NULL;
-    return db_fail(db, err, "prepare");
-}
-
-static void rollback(sqlite3 *db)
-{
-    if (!sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-typedef sb_err (*row_fn)(void *ud, sqlite3_stmt *st, struct sb_error *err);
-
-/* Runs sql, calling fn(ud, row) for each row until fn fails. */
-static sb_err query(sqlite3 *db, const char *sql, row_fn fn, void *ud, struct sb_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    sb_err rc = prepare(db, sql, &st, err);
-    while (rc == SB_OK) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_DONE)
-            break;
-        if (step == SQLITE_ROW)
-            rc = fn(ud, st, err);
-        else
-            rc = db_fail(db, err, "query");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Binds a C string or NULL. SQLITE_TRANSIENT: the statement copies it. */
-static void bind_str(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
 
 /* ---- connection ---- */
 
@@ -151,10 +76,10 @@ sb_err sb__sqlite_open(const char *path, struct sb_store **out, struct sb_error 
         goto out;
     }
     sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-    rc = exec(db, pragmas, err);
+    rc = sb__sq_exec(db, pragmas, err);
     if (rc != SB_OK)
         goto out;
-    struct sqlite_store *s = sb_xcalloc(1, sizeof(*s));
+    struct sb__sqlite_store *s = sb_xcalloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
     s->db = db;
     db = NULL;
@@ -166,7 +91,7 @@ out:
 
 static void sqlite_close(struct sb_store *base)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sqlite3_finalize(s->usage_insert);
     sqlite3_close(s->db);
     free(s);
@@ -174,7 +99,7 @@ static void sqlite_close(struct sb_store *base)
 
 static sb_err sqlite_ping(struct sb_store *s, struct sb_error *err)
 {
-    return exec(db_of(s), "SELECT 1", err);
+    return sb__sq_exec(sb__sq_db(s), "SELECT 1", err);
 }
 
 /* ---- migrations ---- */
@@ -206,13 +131,14 @@ static void expand(const char *sql, struct sb_buf *out)
 static sb_err schema_version(sqlite3 *db, int *version, struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    sb_err rc = prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st, err);
+    sb_err rc =
+        sb__sq_prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st, err);
     if (rc != SB_OK)
         return rc;
     if (sqlite3_step(st) == SQLITE_ROW)
         *version = sqlite3_column_int(st, 0);
     else
-        rc = db_fail(db, err, "schema version");
+        rc = sb__sq_fail(db, err, "schema version");
     sqlite3_finalize(st);
     return rc;
 }
@@ -220,15 +146,15 @@ static sb_err schema_version(sqlite3 *db, int *version, struct sb_error *err)
 static sb_err record_migration(sqlite3 *db, const struct sb__migration *m, struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    sb_err rc = prepare(
+    sb_err rc = sb__sq_prepare(
         db, "INSERT INTO schema_migrations(version, name, applied_at) VALUES(?, ?, ?)", &st, err);
     if (rc != SB_OK)
         return rc;
     sqlite3_bind_int(st, 1, m->version);
-    bind_str(st, 2, m->name);
-    sqlite3_bind_int64(st, 3, now_ms());
+    sb__sq_bind_str(st, 2, m->name);
+    sqlite3_bind_int64(st, 3, sb__sq_now_ms());
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(db, err, "record migration");
+        rc = sb__sq_fail(db, err, "record migration");
     sqlite3_finalize(st);
     return rc;
 }
@@ -239,34 +165,35 @@ static sb_err apply_one(sqlite3 *db, const struct sb__migration *m, struct sb_bu
                         struct sb_error *err)
 {
     int have = 0;
-    sb_err rc = exec(db, "BEGIN IMMEDIATE", err);
+    sb_err rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == SB_OK)
         rc = schema_version(db, &have, err);
     if (rc == SB_OK && have < m->version) {
         expand(m->sql, sql);
-        rc = exec(db, sql->p, err);
+        rc = sb__sq_exec(db, sql->p, err);
         if (rc == SB_OK)
             rc = record_migration(db, m, err);
         if (rc == SB_OK)
             sb_info("msg=\"applied migration\" version=%d name=\"%s\"", m->version, m->name);
     }
     if (rc == SB_OK)
-        rc = exec(db, "COMMIT", err);
+        rc = sb__sq_exec(db, "COMMIT", err);
     if (rc != SB_OK)
-        rollback(db);
+        sb__sq_rollback(db);
     return rc;
 }
 
 static sb_err sqlite_migrate(struct sb_store *s, struct sb_error *err)
 {
-    sqlite3 *db = db_of(s);
+    sqlite3 *db = sb__sq_db(s);
     struct sb_buf sql;
     int have = 0;
     sb_buf_init(&sql, 0);
-    sb_err rc = exec(db,
-                     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                     " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                     err);
+    sb_err rc =
+        sb__sq_exec(db,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                    " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                    err);
     if (rc == SB_OK)
         rc = schema_version(db, &have, err);
     if (rc == SB_OK && have > sb__migrations[sb__nmigrations - 1].version)
@@ -285,19 +212,19 @@ static sb_err sqlite_migrate(struct sb_store *s, struct sb_error *err)
 static sb_err sqlite_setting_get(struct sb_store *s, const char *key, char **value,
                                  struct sb_error *err)
 {
-    sqlite3 *db = db_of(s);
+    sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL;
     *value = NULL;
-    sb_err rc = prepare(db, "SELECT value FROM settings WHERE key = ?", &st, err);
+    sb_err rc = sb__sq_prepare(db, "SELECT value FROM settings WHERE key = ?", &st, err);
     if (rc != SB_OK)
         return rc;
-    bind_str(st, 1, key);
+    sb__sq_bind_str(st, 1, key);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW)
         *value = sb_xstrndup((const char *)sqlite3_column_text(st, 0),
                              (size_t)sqlite3_column_bytes(st, 0));
     else if (step != SQLITE_DONE)
-        rc = db_fail(db, err, "setting get");
+        rc = sb__sq_fail(db, err, "setting get");
     sqlite3_finalize(st);
     return rc;
 }
@@ -305,20 +232,20 @@ static sb_err sqlite_setting_get(struct sb_store *s, const char *key, char **val
 static sb_err sqlite_setting_set(struct sb_store *s, const char *key, const char *value,
                                  struct sb_error *err)
 {
-    sqlite3 *db = db_of(s);
+    sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL;
-    sb_err rc = prepare(db,
-                        "INSERT INTO settings(key, value, updated_at) VALUES(?, ?, ?)"
-                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                        " updated_at = excluded.updated_at",
-                        &st, err);
+    sb_err rc = sb__sq_prepare(db,
+                               "INSERT INTO settings(key, value, updated_at) VALUES(?, ?, ?)"
+                               " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                               " updated_at = excluded.updated_at",
+                               &st, err);
     if (rc != SB_OK)
         return rc;
-    bind_str(st, 1, key);
-    bind_str(st, 2, value);
-    sqlite3_bind_int64(st, 3, now_ms());
+    sb__sq_bind_str(st, 1, key);
+    sb__sq_bind_str(st, 2, value);
+    sqlite3_bind_int64(st, 3, sb__sq_now_ms());
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_fail(db, err, "setting set");
+        rc = sb__sq_fail(db, err, "setting set");
     sqlite3_finalize(st);
     return rc;
 }
@@ -383,21 +310,21 @@ static sb_err upsert_providers(sqlite3 *db, const struct sb_store_entities *e, i
     sb_buf_init(&auth, 0);
     sb_buf_init(&opts, 0);
     sb_buf_init(&limits, 0);
-    sb_err rc = prepare(db, provider_upsert, &st, err);
+    sb_err rc = sb__sq_prepare(db, provider_upsert, &st, err);
     for (size_t i = 0; rc == SB_OK && i < e->nproviders; i++) {
         const struct sb_store_provider *p = &e->providers[i];
         sb__enc_auth(p, &auth);
         sb__enc_options(p, &opts);
         sb__enc_rate_limits(p, &limits);
-        bind_str(st, 1, p->id);
-        bind_str(st, 2, p->name ? p->name : p->id);
-        bind_str(st, 3, p->type);
-        bind_str(st, 4, p->base_url);
-        bind_str(st, 5, p->auth_method ? p->auth_method : "bearer");
-        bind_str(st, 6, auth.p);
-        bind_str(st, 7, opts.p);
-        bind_str(st, 8, limits.p);
-        bind_str(st, 9, p->enabled ? "active" : "inactive");
+        sb__sq_bind_str(st, 1, p->id);
+        sb__sq_bind_str(st, 2, p->name ? p->name : p->id);
+        sb__sq_bind_str(st, 3, p->type);
+        sb__sq_bind_str(st, 4, p->base_url);
+        sb__sq_bind_str(st, 5, p->auth_method ? p->auth_method : "bearer");
+        sb__sq_bind_str(st, 6, auth.p);
+        sb__sq_bind_str(st, 7, opts.p);
+        sb__sq_bind_str(st, 8, limits.p);
+        sb__sq_bind_str(st, 9, p->enabled ? "active" : "inactive");
         sqlite3_bind_int64(st, 10, now);
         rc = step_upsert(db, st, "providers", p->id, err);
     }
@@ -415,20 +342,20 @@ static sb_err upsert_models(sqlite3 *db, const struct sb_store_entities *e, int6
     struct sb_buf caps, pricing;
     sb_buf_init(&caps, 0);
     sb_buf_init(&pricing, 0);
-    sb_err rc = prepare(db, model_upsert, &st, err);
+    sb_err rc = sb__sq_prepare(db, model_upsert, &st, err);
     for (size_t i = 0; rc == SB_OK && i < e->nmodels; i++) {
         const struct sb_store_model *m = &e->models[i];
         sb__enc_caps(m, &caps);
         sb__enc_pricing(m, &pricing);
-        bind_str(st, 1, m->provider);
-        bind_str(st, 2, m->id);
-        bind_str(st, 3, m->upstream_model ? m->upstream_model : m->id);
-        bind_str(st, 4, m->name ? m->name : m->id);
+        sb__sq_bind_str(st, 1, m->provider);
+        sb__sq_bind_str(st, 2, m->id);
+        sb__sq_bind_str(st, 3, m->upstream_model ? m->upstream_model : m->id);
+        sb__sq_bind_str(st, 4, m->name ? m->name : m->id);
         sqlite3_bind_int64(st, 5, m->context_length);
         sqlite3_bind_int64(st, 6, m->max_output_tokens);
-        bind_str(st, 7, caps.p);
-        bind_str(st, 8, pricing.p);
-        bind_str(st, 9, m->enabled ? "active" : "inactive");
+        sb__sq_bind_str(st, 7, caps.p);
+        sb__sq_bind_str(st, 8, pricing.p);
+        sb__sq_bind_str(st, 9, m->enabled ? "active" : "inactive");
         sqlite3_bind_int64(st, 10, m->fallback_priority);
         sqlite3_bind_int64(st, 11, now);
         rc = step_upsert(db, st, "models", m->id, err);
@@ -445,13 +372,13 @@ static sb_err upsert_routes(sqlite3 *db, const struct sb_store_entities *e, int6
     sqlite3_stmt *st = NULL;
     struct sb_buf targets;
     sb_buf_init(&targets, 0);
-    sb_err rc = prepare(db, route_upsert, &st, err);
+    sb_err rc = sb__sq_prepare(db, route_upsert, &st, err);
     for (size_t i = 0; rc == SB_OK && i < e->nroutes; i++) {
         const struct sb_store_route *r = &e->routes[i];
         sb__enc_targets(r, &targets);
-        bind_str(st, 1, r->id);
-        bind_str(st, 2, r->strategy ? r->strategy : "priority");
-        bind_str(st, 3, targets.p);
+        sb__sq_bind_str(st, 1, r->id);
+        sb__sq_bind_str(st, 2, r->strategy ? r->strategy : "priority");
+        sb__sq_bind_str(st, 3, targets.p);
         sqlite3_bind_int64(st, 4, now);
         rc = step_upsert(db, st, "routes", r->id, err);
     }
@@ -508,16 +435,16 @@ static sb_err delete_stale(sqlite3 *db, const char *table, const struct id_list 
     sqlite3_stmt *del = NULL;
     struct stale s = {.keep = keep};
     snprintf(sql, sizeof(sql), "SELECT identifier FROM %s WHERE is_system = 1", table);
-    sb_err rc = query(db, sql, collect_stale, &s, err);
+    sb_err rc = sb__sq_query(db, sql, collect_stale, &s, err);
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE identifier = ? AND is_system = 1", table);
     if (rc == SB_OK && s.n)
-        rc = prepare(db, sql, &del, err);
+        rc = sb__sq_prepare(db, sql, &del, err);
     for (size_t i = 0; rc == SB_OK && i < s.n; i++) {
         sb_info("msg=\"removed system entry no longer in the config\" table=%s id=%s", table,
                 s.ids[i]);
-        bind_str(del, 1, s.ids[i]);
+        sb__sq_bind_str(del, 1, s.ids[i]);
         if (sqlite3_step(del) != SQLITE_DONE)
-            rc = db_fail(db, err, "delete stale entry");
+            rc = sb__sq_fail(db, err, "delete stale entry");
         sqlite3_reset(del);
     }
     sqlite3_finalize(del);
@@ -530,12 +457,12 @@ static sb_err delete_stale(sqlite3 *db, const char *table, const struct id_list 
 static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entities *e,
                                  struct sb_error *err)
 {
-    sqlite3 *db = db_of(s);
-    int64_t now = now_ms();
+    sqlite3 *db = sb__sq_db(s);
+    int64_t now = sb__sq_now_ms();
     struct id_list providers = {e->providers, e->nproviders, sizeof(*e->providers)};
     struct id_list models = {e->models, e->nmodels, sizeof(*e->models)};
     struct id_list routes = {e->routes, e->nroutes, sizeof(*e->routes)};
-    sb_err rc = exec(db, "BEGIN IMMEDIATE", err);
+    sb_err rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == SB_OK)
         rc = upsert_providers(db, e, now, err);
     if (rc == SB_OK)
@@ -550,86 +477,50 @@ static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entit
     if (rc == SB_OK)
         rc = delete_stale(db, "providers", &providers, err);
     if (rc == SB_OK)
-        rc = exec(db, "COMMIT", err);
+        rc = sb__sq_exec(db, "COMMIT", err);
     if (rc != SB_OK)
-        rollback(db);
+        sb__sq_rollback(db);
     return rc;
 }
 
 /* ---- loading ---- */
 
-/* A growable array on the heap, copied into the result arena at the end. */
-struct vec {
-    void *p;
-    size_t n, cap, size; /* elements used, allocated, element size */
-};
-
-static void *vec_push(struct vec *v)
-{
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 16;
-        v->p = sb_xrealloc(v->p, v->cap * v->size);
-    }
-    void *e = (char *)v->p + v->n++ * v->size;
-    memset(e, 0, v->size);
-    return e;
-}
-
-static void *vec_to_arena(struct vec *v, struct sb_arena *a)
-{
-    void *p = sb_arena_alloc(a, (v->n ? v->n : 1) * v->size);
-    if (v->n)
-        memcpy(p, v->p, v->n * v->size);
-    free(v->p);
-    v->p = NULL;
-    return p;
-}
-
-/* Column i as an arena string, or NULL for SQL NULL. */
-static const char *col_str(struct sb_arena *a, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t)
-        return NULL;
-    return sb_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
-}
-
 struct loader {
     sqlite3 *db;
     struct sb_arena *a;
-    struct vec providers; /* struct sb_store_provider */
-    struct vec rowids;    /* int64_t, the providers' row ids, same order */
-    struct vec models;    /* struct sb_store_model */
-    struct vec routes;    /* struct sb_store_route */
+    struct sb__vec providers; /* struct sb_store_provider */
+    struct sb__vec rowids;    /* int64_t, the providers' row ids, same order */
+    struct sb__vec models;    /* struct sb_store_model */
+    struct sb__vec routes;    /* struct sb_store_route */
 };
 
 static sb_err load_provider_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
 {
     struct loader *l = ud;
-    struct sb_store_provider *p = vec_push(&l->providers);
-    *(int64_t *)vec_push(&l->rowids) = sqlite3_column_int64(st, 0);
-    p->id = col_str(l->a, st, 1);
-    p->name = col_str(l->a, st, 2);
-    p->type = col_str(l->a, st, 3);
-    p->base_url = col_str(l->a, st, 4);
-    p->auth_method = col_str(l->a, st, 5);
-    const char *status = col_str(l->a, st, 9);
+    struct sb_store_provider *p = sb__vec_push(&l->providers);
+    *(int64_t *)sb__vec_push(&l->rowids) = sqlite3_column_int64(st, 0);
+    p->id = sb__sq_col_str(l->a, st, 1);
+    p->name = sb__sq_col_str(l->a, st, 2);
+    p->type = sb__sq_col_str(l->a, st, 3);
+    p->base_url = sb__sq_col_str(l->a, st, 4);
+    p->auth_method = sb__sq_col_str(l->a, st, 5);
+    const char *status = sb__sq_col_str(l->a, st, 9);
     p->enabled = status && strcmp(status, "active") == 0;
     p->is_system = sqlite3_column_int(st, 10) != 0;
-    sb_err rc = sb__dec_auth(l->a, col_str(l->a, st, 6), p, err);
+    sb_err rc = sb__dec_auth(l->a, sb__sq_col_str(l->a, st, 6), p, err);
     if (rc == SB_OK)
-        rc = sb__dec_options(l->a, col_str(l->a, st, 7), p, err);
+        rc = sb__dec_options(l->a, sb__sq_col_str(l->a, st, 7), p, err);
     if (rc == SB_OK)
-        rc = sb__dec_rate_limits(l->a, col_str(l->a, st, 8), p, err);
+        rc = sb__dec_rate_limits(l->a, sb__sq_col_str(l->a, st, 8), p, err);
     return rc;
 }
 
 static sb_err load_providers(struct loader *l, struct sb_error *err)
 {
-    return query(l->db,
-                 "SELECT id, identifier, name, type, base_url, auth_method, auth_config,"
-                 " options, rate_limits, status, is_system FROM providers ORDER BY id",
-                 load_provider_row, l, err);
+    return sb__sq_query(l->db,
+                        "SELECT id, identifier, name, type, base_url, auth_method, auth_config,"
+                        " options, rate_limits, status, is_system FROM providers ORDER BY id",
+                        load_provider_row, l, err);
 }
 
 /* The system credential (user_id NULL) of a provider; the newest row wins. */
@@ -643,79 +534,80 @@ static sb_err load_credential_row(void *ud, sqlite3_stmt *st, struct sb_error *e
         if (ids[i] != pid)
             continue;
         struct sb_store_provider *p = (struct sb_store_provider *)l->providers.p + i;
-        p->key_ciphertext = col_str(l->a, st, 1);
-        p->key_id = col_str(l->a, st, 2);
+        p->key_ciphertext = sb__sq_col_str(l->a, st, 1);
+        p->key_id = sb__sq_col_str(l->a, st, 2);
     }
     return SB_OK;
 }
 
 static sb_err load_credentials(struct loader *l, struct sb_error *err)
 {
-    return query(l->db,
-                 "SELECT provider_id, key_ciphertext, key_id FROM provider_credentials"
-                 " WHERE user_id IS NULL ORDER BY id",
-                 load_credential_row, l, err);
+    return sb__sq_query(l->db,
+                        "SELECT provider_id, key_ciphertext, key_id FROM provider_credentials"
+                        " WHERE user_id IS NULL ORDER BY id",
+                        load_credential_row, l, err);
 }
 
 static sb_err load_model_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
 {
     struct loader *l = ud;
-    struct sb_store_model *m = vec_push(&l->models);
-    m->provider = col_str(l->a, st, 0);
-    m->id = col_str(l->a, st, 1);
-    m->upstream_model = col_str(l->a, st, 2);
-    m->name = col_str(l->a, st, 3);
+    struct sb_store_model *m = sb__vec_push(&l->models);
+    m->provider = sb__sq_col_str(l->a, st, 0);
+    m->id = sb__sq_col_str(l->a, st, 1);
+    m->upstream_model = sb__sq_col_str(l->a, st, 2);
+    m->name = sb__sq_col_str(l->a, st, 3);
     m->context_length = sqlite3_column_int64(st, 4);
     m->max_output_tokens = sqlite3_column_int64(st, 5);
-    const char *status = col_str(l->a, st, 8);
+    const char *status = sb__sq_col_str(l->a, st, 8);
     /* deprecated models still serve; only inactive ones are switched off. */
     m->enabled = status && strcmp(status, "inactive") != 0;
     m->fallback_priority = sqlite3_column_int64(st, 9);
     m->is_system = sqlite3_column_int(st, 10) != 0;
     m->caps.streaming = true;
-    sb_err rc = sb__dec_caps(l->a, col_str(l->a, st, 6), m, err);
+    sb_err rc = sb__dec_caps(l->a, sb__sq_col_str(l->a, st, 6), m, err);
     if (rc == SB_OK)
-        rc = sb__dec_pricing(l->a, col_str(l->a, st, 7), m, err);
+        rc = sb__dec_pricing(l->a, sb__sq_col_str(l->a, st, 7), m, err);
     return rc;
 }
 
 static sb_err load_models(struct loader *l, struct sb_error *err)
 {
-    return query(l->db,
-                 "SELECT p.identifier, m.identifier, m.upstream_model, m.name,"
-                 " m.context_length, m.max_output_tokens, m.capabilities, m.pricing,"
-                 " m.status, m.fallback_priority, m.is_system"
-                 " FROM models m JOIN providers p ON p.id = m.provider_id"
-                 " ORDER BY m.fallback_priority, m.id",
-                 load_model_row, l, err);
+    return sb__sq_query(l->db,
+                        "SELECT p.identifier, m.identifier, m.upstream_model, m.name,"
+                        " m.context_length, m.max_output_tokens, m.capabilities, m.pricing,"
+                        " m.status, m.fallback_priority, m.is_system"
+                        " FROM models m JOIN providers p ON p.id = m.provider_id"
+                        " ORDER BY m.fallback_priority, m.id",
+                        load_model_row, l, err);
 }
 
 static sb_err load_route_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
 {
     struct loader *l = ud;
-    struct sb_store_route *r = vec_push(&l->routes);
-    r->id = col_str(l->a, st, 0);
-    r->strategy = col_str(l->a, st, 1);
+    struct sb_store_route *r = sb__vec_push(&l->routes);
+    r->id = sb__sq_col_str(l->a, st, 0);
+    r->strategy = sb__sq_col_str(l->a, st, 1);
     r->is_system = sqlite3_column_int(st, 3) != 0;
-    return sb__dec_targets(l->a, col_str(l->a, st, 2), r, err);
+    return sb__dec_targets(l->a, sb__sq_col_str(l->a, st, 2), r, err);
 }
 
 static sb_err load_routes(struct loader *l, struct sb_error *err)
 {
-    return query(l->db, "SELECT identifier, strategy, targets, is_system FROM routes ORDER BY id",
-                 load_route_row, l, err);
+    return sb__sq_query(l->db,
+                        "SELECT identifier, strategy, targets, is_system FROM routes ORDER BY id",
+                        load_route_row, l, err);
 }
 
 static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err)
 {
-    struct loader l = {.db = db_of(s), .a = sb_arena_create(16384)};
+    struct loader l = {.db = sb__sq_db(s), .a = sb_arena_create(16384)};
     l.providers.size = sizeof(struct sb_store_provider);
     l.rowids.size = sizeof(int64_t);
     l.models.size = sizeof(struct sb_store_model);
     l.routes.size = sizeof(struct sb_store_route);
     *out = NULL;
     /* One read transaction: the four queries see the same state. */
-    sb_err rc = exec(l.db, "BEGIN", err);
+    sb_err rc = sb__sq_exec(l.db, "BEGIN", err);
     if (rc == SB_OK)
         rc = load_providers(&l, err);
     if (rc == SB_OK)
@@ -724,15 +616,15 @@ static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out, st
         rc = load_models(&l, err);
     if (rc == SB_OK)
         rc = load_routes(&l, err);
-    rollback(l.db); /* read-only: ending it either way is the same */
+    sb__sq_rollback(l.db); /* read-only: ending it either way is the same */
     struct sb_store_entities *e = sb_arena_calloc(l.a, sizeof(*e));
     e->arena = l.a;
     e->nproviders = l.providers.n;
-    e->providers = vec_to_arena(&l.providers, l.a);
+    e->providers = sb__vec_to_arena(&l.providers, l.a);
     e->nmodels = l.models.n;
-    e->models = vec_to_arena(&l.models, l.a);
+    e->models = sb__vec_to_arena(&l.models, l.a);
     e->nroutes = l.routes.n;
-    e->routes = vec_to_arena(&l.routes, l.a);
+    e->routes = sb__vec_to_arena(&l.routes, l.a);
     free(l.rowids.p);
     if (rc == SB_OK)
         *out = e;
@@ -786,22 +678,22 @@ static void bind_usage(sqlite3_stmt *st, const struct sb_usage *u)
 static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *rows, size_t n,
                                   struct sb_error *err)
 {
-    struct sqlite_store *s = (struct sqlite_store *)base;
+    struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sb_err rc = SB_OK;
     if (!s->usage_insert)
-        rc = prepare(s->db, usage_insert_sql, &s->usage_insert, err);
+        rc = sb__sq_prepare(s->db, usage_insert_sql, &s->usage_insert, err);
     if (rc == SB_OK)
-        rc = exec(s->db, "BEGIN IMMEDIATE", err);
+        rc = sb__sq_exec(s->db, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; rc == SB_OK && i < n; i++) {
         bind_usage(s->usage_insert, &rows[i]);
         if (sqlite3_step(s->usage_insert) != SQLITE_DONE)
-            rc = db_fail(s->db, err, "insert usage");
+            rc = sb__sq_fail(s->db, err, "insert usage");
         sqlite3_reset(s->usage_insert);
     }
     if (rc == SB_OK)
-        rc = exec(s->db, "COMMIT", err);
+        rc = sb__sq_exec(s->db, "COMMIT", err);
     if (rc != SB_OK)
-        rollback(s->db);
+        sb__sq_rollback(s->db);
     return rc;
 }
 
