@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router/config.h"
+#include "registry/config.h"
 
 static void check(const struct sb_config *c)
 {

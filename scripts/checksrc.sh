@@ -26,9 +26,12 @@ rank() {
     core) echo 0 ;;
     net|upstream|store|crypto) echo 1 ;;
     provider) echo 2 ;;
-    router) echo 3 ;;
-    admin|cli) echo 4 ;;
-    main) echo 5 ;;
+    registry) echo 3 ;;
+    router) echo 4 ;;
+    gateway) echo 5 ;;
+    api) echo 6 ;;
+    front|cli) echo 7 ;;
+    main) echo 8 ;;
     *) echo 9 ;;
   esac
 }

@@ -17,15 +17,15 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "admin/routes.h"
+#include "front/front.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "crypto/keys.h"
-#include "router/config.h"
-#include "router/gateway.h"
-#include "router/registry.h"
-#include "router/registry_build.h"
+#include "registry/config.h"
+#include "gateway/gateway.h"
+#include "registry/registry.h"
+#include "registry/registry_build.h"
 #include "store/store.h"
 #include "store/usage.h"
 #include "upstream/client.h"
@@ -203,14 +203,14 @@ static sb_err start_server(struct serve_state *s, const char *listen, int worker
         .idle_timeout_ms = (unsigned)l->idle_timeout_ms,
         .max_connections = (unsigned)l->max_connections,
         .shutdown_timeout_ms = (unsigned)l->shutdown_timeout_ms,
-        .handler = sb_routes_handle,
+        .handler = sb_front_handle,
         .worker_start = worker_start,
         .worker_stop = worker_stop,
     };
     if (sb_server_start(&o, &s->server, err) != SB_OK)
         return err->code;
     struct sb_ops_state ops = {s->server, s->usage, ping_store, s->store};
-    sb_routes_set_ops(&ops);
+    sb_front_set_ops(&ops);
     sb_info("msg=\"listening\" addr=%s:%d workers=%d config=\"%s\"", host,
             sb_server_port(s->server), workers, s->cfg->path);
     print_new_token(host, sb_server_port(s->server));

@@ -25,7 +25,7 @@
  *
  * Chapters: snapshot · publication · hash index · building · lookups.
  */
-#include "router/registry.h"
+#include "registry/registry.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -34,8 +34,8 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "router/config.h"
-#include "router/registry_build.h"
+#include "registry/config.h"
+#include "registry/registry_build.h"
 
 /* ---- snapshot ---- */
 

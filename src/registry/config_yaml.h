@@ -2,15 +2,15 @@
 /*
  * config_yaml.h - a YAML document as a small tree with line numbers.
  *
- * Inside the router layer only (config.c). libyaml's event parser feeds a
+ * Inside the registry layer only (config.c). libyaml's event parser feeds a
  * tree of our own so the config walker can report file:line for every
  * value. The reader refuses what a config file never needs and an attacker
  * could abuse: aliases (no billion-laughs expansion), more than one
  * document, duplicate keys, non-scalar keys, NUL bytes, and input past
  * fixed bounds on nesting, node count and keys per mapping.
  */
-#ifndef SB_ROUTER_CONFIG_YAML_H
-#define SB_ROUTER_CONFIG_YAML_H
+#ifndef SB_REGISTRY_CONFIG_YAML_H
+#define SB_REGISTRY_CONFIG_YAML_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * routes.h - the HTTP entry point: one table maps method + path to a handler.
+ * front.h - the HTTP front door: one table maps method + path to a handler.
  *
  * This is the handler the server calls for every request. /health, /ready
  * and /metrics are public; /v1 and /api need a credential. The control
  * plane (/api) grows here, off the data plane's hot path.
  */
-#ifndef SB_ADMIN_ROUTES_H
-#define SB_ADMIN_ROUTES_H
+#ifndef SB_FRONT_FRONT_H
+#define SB_FRONT_FRONT_H
 
 #include "net/http.h"
-#include "router/gateway.h"
+#include "gateway/gateway.h"
 
 struct sb_server;
 struct sb_usage_writer;
@@ -23,8 +23,8 @@ struct sb_ops_state {
     void *store_ud;
 };
 
-void sb_routes_set_ops(const struct sb_ops_state *s);
+void sb_front_set_ops(const struct sb_ops_state *s);
 /* The server's request handler; worker_ctx is a struct sb_gw_worker. */
-void sb_routes_handle(struct sb_http_req *req, void *worker_ctx);
+void sb_front_handle(struct sb_http_req *req, void *worker_ctx);
 
 #endif

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "router/config.h"
+#include "registry/config.h"
 
 static struct sb_config *parse_ok(const char *yaml)
 {

@@ -7,7 +7,7 @@
  * series labelled "other" rather than growing without limit, because model
  * names come from the registry and a runaway registry must not eat memory.
  */
-#include "router/metrics.h"
+#include "gateway/metrics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -9,8 +9,8 @@
  * a request is reading. Reading the current snapshot costs an atomic load
  * and a reference increment; no locks on the hot path.
  */
-#ifndef SB_ROUTER_REGISTRY_H
-#define SB_ROUTER_REGISTRY_H
+#ifndef SB_REGISTRY_REGISTRY_H
+#define SB_REGISTRY_REGISTRY_H
 
 #include <stddef.h>
 

@@ -24,8 +24,8 @@
  *     shutdown_timeout_ms: 10000    drain time on SIGTERM, 0 .. 600000
  *   providers: [...]  models: [...]  routes: [...]   (see examples/switchboard.yaml)
  */
-#ifndef SB_ROUTER_CONFIG_H
-#define SB_ROUTER_CONFIG_H
+#ifndef SB_REGISTRY_CONFIG_H
+#define SB_REGISTRY_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "router/config.h"
-#include "router/registry_build.h"
+#include "registry/config.h"
+#include "registry/registry_build.h"
 
 static const char *route_targets[] = {"m1", "openai/not-listed", "nope/x", "anth/claude"};
 

@@ -7,7 +7,7 @@
  * recursion is too. Duplicate-key detection is quadratic per mapping,
  * which MAX_PAIRS keeps cheap.
  */
-#include "router/config_yaml.h"
+#include "registry/config_yaml.h"
 
 #include <string.h>
 #include <yaml.h>

@@ -16,7 +16,7 @@
  * Chapters: messages · field setters · key tables · entry
  * checks · cross checks · public API · secrets.
  */
-#include "router/config.h"
+#include "registry/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-#include "router/config_yaml.h"
+#include "registry/config_yaml.h"
 
 #define MAX_FILE (1024 * 1024) /* config file bytes */
 #define MAX_SECRET_FILE (64 * 1024)

@@ -16,11 +16,11 @@
  * that names no model gets an implicit model (no pricing, streaming only)
  * so that sb_registry_find_model() resolves every route target it can.
  */
-#ifndef SB_ROUTER_REGISTRY_BUILD_H
-#define SB_ROUTER_REGISTRY_BUILD_H
+#ifndef SB_REGISTRY_REGISTRY_BUILD_H
+#define SB_REGISTRY_REGISTRY_BUILD_H
 
 #include "crypto/keys.h"
-#include "router/registry.h"
+#include "registry/registry.h"
 #include "store/store.h"
 
 /*

@@ -9,8 +9,8 @@
  * upstream request, relays the answer (stream chunk by chunk) and submits
  * one usage record per request.
  */
-#ifndef SB_ROUTER_GATEWAY_H
-#define SB_ROUTER_GATEWAY_H
+#ifndef SB_GATEWAY_GATEWAY_H
+#define SB_GATEWAY_GATEWAY_H
 
 #include <stdbool.h>
 #include <uv.h>

@@ -7,8 +7,8 @@
  * dozen nanoseconds and never contended in practice. Labels are copied in,
  * so a registry swap cannot leave dangling names behind.
  */
-#ifndef SB_ROUTER_METRICS_H
-#define SB_ROUTER_METRICS_H
+#ifndef SB_GATEWAY_METRICS_H
+#define SB_GATEWAY_METRICS_H
 
 #include <stdbool.h>
 

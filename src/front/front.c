@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * routes.c - method + path dispatch, the operational endpoints, and the
+ * front.c - the front door: method + path dispatch, the operational endpoints, and the
  * error answers for unknown paths and methods.
  */
-#include "admin/routes.h"
+#include "front/front.h"
 
 #include <string.h>
 
-#include "router/metrics.h"
-#include "router/registry.h"
+#include "gateway/metrics.h"
+#include "registry/registry.h"
 #include "store/usage.h"
 
 enum auth_need { PUBLIC, AUTHED };
@@ -24,7 +24,7 @@ struct route {
 
 static struct sb_ops_state ops;
 
-void sb_routes_set_ops(const struct sb_ops_state *s)
+void sb_front_set_ops(const struct sb_ops_state *s)
 {
     ops = *s;
 }
@@ -78,7 +78,7 @@ static bool needs_auth(struct sb_slice path)
            sb_slice_starts_with(path, SB_SLICE("/api/"));
 }
 
-void sb_routes_handle(struct sb_http_req *req, void *worker_ctx)
+void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
 {
     struct sb_gw_worker *w = worker_ctx;
     const struct route *hit = NULL;

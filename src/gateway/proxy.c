@@ -22,9 +22,9 @@
 
 #include "core/json.h"
 #include "core/log.h"
-#include "router/gateway.h"
-#include "router/metrics.h"
-#include "router/registry.h"
+#include "gateway/gateway.h"
+#include "gateway/metrics.h"
+#include "registry/registry.h"
 #include "store/usage.h"
 #include "upstream/client.h"
 

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * auth.c - who may call /v1 and /api.
+ * client_auth.c - who may call /v1 and /api.
  *
  * For now the only credential is the admin token (virtual keys arrive with
  * their own issue). We keep only its SHA-256: tokens are long and random,
  * so a slow hash buys nothing, and the comparison is constant-time.
  */
 #include "crypto/keys.h"
-#include "router/gateway.h"
+#include "gateway/gateway.h"
 
 static struct sb_slice bearer(const struct sb_http_req *req)
 {
