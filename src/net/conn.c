@@ -710,7 +710,16 @@ static void send_error_close(struct sb__conn *c, int status, const char *type, c
 {
     struct sb_buf b;
     sb_buf_init(&b, 0);
-    sb_http_error_body(&b, type, code, msg);
+    if (opts(c)->error_body) {
+        /* The URL is the first thing in head; it may be cut short (431). */
+        size_t n = c->url_len < c->head.len ? c->url_len : c->head.len;
+        const char *q = n ? memchr(c->head.p, '?', n) : NULL;
+        if (q)
+            n = (size_t)(q - c->head.p);
+        opts(c)->error_body(&b, (struct sb_slice){c->head.p, n}, type, code, msg);
+    } else {
+        sb_http_error_body(&b, type, code, msg);
+    }
     c->keep_alive = false;
     c->close_after = true;
     c->handler_done = true;

@@ -17,8 +17,8 @@
  * arena lives until the response has been written (or the abort hook ran).
  *
  * This layer knows nothing about LLMs: errors it produces itself (400, 408,
- * 413, 431, 503) use the OpenAI error shape because that is what our
- * clients parse, built by sb_http_error_body().
+ * 413, 431, 503) use the OpenAI error shape (sb_http_error_body) unless the
+ * server's error_body hook picks another one for the request's path.
  */
 #ifndef SB_NET_HTTP_H
 #define SB_NET_HTTP_H
@@ -47,6 +47,11 @@ typedef void *(*sb_worker_start_fn)(uv_loop_t *loop, int index, void *ud);
 /* Called on the worker's thread during shutdown, after the last connection
  * closed; must start closing every handle it created (the loop ends when none is left). */
 typedef void (*sb_worker_stop_fn)(void *worker_ctx);
+/* Writes the body of an error the server raises itself (400, 408, 413, 417, 431, 503) for a
+ * request whose path starts with `path` (possibly a prefix, or empty: the request line may not
+ * have arrived whole). Lets the layer above pick the error shape per path. */
+typedef void (*sb_http_error_fn)(struct sb_buf *out, struct sb_slice path, const char *type,
+                                 const char *code, const char *msg);
 
 struct sb_server_opts {
     const char *host;             /* "127.0.0.1" */
@@ -61,6 +66,7 @@ struct sb_server_opts {
     sb_http_handler_fn handler;
     sb_worker_start_fn worker_start; /* may be NULL */
     sb_worker_stop_fn worker_stop;   /* may be NULL */
+    sb_http_error_fn error_body;     /* may be NULL: sb_http_error_body (the OpenAI shape) */
     void *ud;                        /* passed to worker_start */
 };
 

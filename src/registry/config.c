@@ -45,6 +45,7 @@ struct walk {
     char path[256];               /* "providers[0].api_key" */
     size_t plen;
     struct sb_error *err;
+    bool api; /* an /api body: no file name or lines, no credential references */
 };
 
 static size_t path_push(struct walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -71,10 +72,18 @@ static void path_pop(struct walk *w, size_t old)
 static sb_err wfailv(struct walk *w, int line, const char *fmt, va_list ap)
 {
     char msg[200];
+    sb_err rc;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (w->plen)
-        return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s: %s", w->name, line, w->path, msg);
-    return sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s", w->name, line, msg);
+    if (w->api && w->plen)
+        rc = sb_fail_field(w->err, SB_E_BAD_REQUEST, w->path, "%s: %s", w->path, msg);
+    else if (w->api)
+        rc = sb_fail(w->err, SB_E_BAD_REQUEST, "%s", msg);
+    else if (w->plen)
+        rc = sb_fail_field(w->err, SB_E_CONFIG, w->path, "%s:%d: %s: %s", w->name, line, w->path,
+                           msg);
+    else
+        rc = sb_fail(w->err, SB_E_CONFIG, "%s:%d: %s", w->name, line, msg);
+    return rc;
 }
 
 static sb_err wfail(struct walk *w, int line, const char *fmt, ...)
@@ -238,6 +247,8 @@ static bool env_name_ok(const char *s)
 /* A credential reference. The value is never echoed: it may be a pasted key. */
 static sb_err set_cred(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
+    if (w->api) /* a server's env or files are not for API callers to name */
+        return wfail(w, v->line, "send the credential itself here, not a reference");
     if (v->kind != SB_Y_SCALAR)
         return wfail(w, v->line, "expected env:NAME or file:PATH");
     if (strncmp(v->str, "env:", 4) == 0 && !env_name_ok(v->str + 4))
@@ -829,6 +840,87 @@ static sb_err walk_root(struct walk *w)
         rc = check_top(w);
     if (rc == SB_OK)
         rc = check_cross(w);
+    return rc;
+}
+
+/* ---- one entry from an /api body ---- */
+
+/* Takes the credential keys out of a provider body: over the API they carry
+ * the secret itself (DESIGN.md §4), which the walker must never see. */
+static sb_err take_creds(struct sb__ynode *map, struct sb_config_creds *c, struct sb_error *err)
+{
+    struct {
+        const char *key;
+        const char **dst;
+    } keys[] = {{"api_key", &c->api_key},
+                {"aws_access_key_id", &c->aws_access_key_id},
+                {"aws_secret_access_key", &c->aws_secret_access_key},
+                {"aws_session_token", &c->aws_session_token}};
+    struct sb__ynode **link = &map->child, *last = NULL;
+    while (*link) {
+        struct sb__ynode *k = *link, *v = k->next;
+        size_t i = 0;
+        while (i < 4 && strcmp(k->str, keys[i].key) != 0)
+            i++;
+        if (i == 4) {
+            last = v;
+            link = &v->next;
+            continue;
+        }
+        if (v->kind != SB_Y_SCALAR || v->plain || v->len == 0 || v->len > 4096 ||
+            !printable(v->str, 4096))
+            return sb_fail_field(err, SB_E_BAD_REQUEST, keys[i].key,
+                                 "%s: expected the credential as a non-empty string", keys[i].key);
+        if (strncmp(v->str, "env:", 4) == 0 || strncmp(v->str, "file:", 5) == 0)
+            return sb_fail_field(err, SB_E_BAD_REQUEST, keys[i].key,
+                                 "%s: send the credential itself; env: and file: references "
+                                 "are for the config file only",
+                                 keys[i].key);
+        *keys[i].dst = v->str;
+        *link = v->next;
+        map->count--;
+    }
+    map->last = last;
+    return SB_OK;
+}
+
+static const struct table *const entry_tables[] = {
+    [SB_CONFIG_PROVIDER] = &provider_table,
+    [SB_CONFIG_MODEL] = &model_table,
+    [SB_CONFIG_ROUTE] = &route_table,
+};
+
+sb_err sb_config_entry_from_json(struct sb_arena *a, enum sb_config_entry kind,
+                                 const struct sb_json *obj, void *out,
+                                 struct sb_config_creds *creds, struct sb_error *err)
+{
+    struct sb_config tmp = {.arena = a};
+    struct walk w = {.cfg = &tmp, .name = "body", .err = err, .api = true};
+    const struct table *t = entry_tables[kind];
+    struct sb__ynode *root = NULL;
+    struct sb_config_creds none;
+    if (!creds)
+        creds = &none;
+    memset(creds, 0, sizeof(*creds));
+    if (!obj || obj->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_BAD_REQUEST, "the body must be a JSON object");
+    sb_err rc = sb__json_to_ynode(a, obj, &root, err);
+    if (rc == SB_OK && kind == SB_CONFIG_PROVIDER)
+        rc = take_creds(root, creds, err);
+    memset(out, 0, t->size);
+    if (rc == SB_OK && t->init)
+        t->init(out);
+    if (rc == SB_OK)
+        rc = walk_map(&w, t, out, root);
+    if (rc == SB_OK && t->check)
+        rc = t->check(&w, out, root);
+    /* is_system is the config file's; an API entry never is one. */
+    if (kind == SB_CONFIG_PROVIDER)
+        ((struct sb_store_provider *)out)->is_system = false;
+    else if (kind == SB_CONFIG_MODEL)
+        ((struct sb_store_model *)out)->is_system = false;
+    else
+        ((struct sb_store_route *)out)->is_system = false;
     return rc;
 }
 

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/json.h"
 #include "core/slice.h"
 #include "crypto/secret.h"
 #include "provider/provider.h"
@@ -74,6 +75,31 @@ sb_err sb_config_parse(const char *name, const char *p, size_t len, struct sb_co
                        struct sb_error *err);
 /* Accepts NULL. */
 void sb_config_free(struct sb_config *c);
+
+/* One entry of the file's lists, as the control plane receives it. */
+enum sb_config_entry { SB_CONFIG_PROVIDER, SB_CONFIG_MODEL, SB_CONFIG_ROUTE };
+
+/* Credentials sent literally in an /api provider body (arena strings; NULL = absent). */
+struct sb_config_creds {
+    const char *api_key;
+    const char *aws_access_key_id;
+    const char *aws_secret_access_key;
+    const char *aws_session_token;
+};
+
+/*
+ * Checks one /api body (a JSON object borrowed for the call) with the same
+ * key table, ranges, checks and messages as a `providers`/`models`/`routes`
+ * entry of the file (one schema for both inputs), filling out (a struct
+ * sb_store_provider / _model / _route; strings from a; is_system false).
+ * Messages read "key: what" with err->field = the key path; the code is
+ * SB_E_BAD_REQUEST. A provider body's credential keys (api_key, aws_*) hold
+ * the secrets themselves: they are taken out into creds (may be NULL, then
+ * they are dropped) and never walked; references (env:, file:) are refused.
+ */
+sb_err sb_config_entry_from_json(struct sb_arena *a, enum sb_config_entry kind,
+                                 const struct sb_json *obj, void *out,
+                                 struct sb_config_creds *creds, struct sb_error *err);
 
 /*
  * Resolves a credential reference. "env:NAME" reads the variable; unset or

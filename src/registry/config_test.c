@@ -327,6 +327,80 @@ static void test_type_table(void **state)
     assert_int_equal(sb_config_type_find(SB_SLICE("bedrock"))->auth, SB_AUTH_SIGV4);
 }
 
+/* ---- /api bodies: the same tables, typed strictly, credentials taken out ---- */
+
+static sb_err entry(enum sb_config_entry kind, const char *json, void *out,
+                    struct sb_config_creds *creds, struct sb_error *err, struct sb_arena *a)
+{
+    struct sb_json *j = NULL;
+    struct sb_json_limits lim = {0};
+    if (sb_json_parse(a, json, strlen(json), &lim, &j, err) != SB_OK)
+        return err->code;
+    return sb_config_entry_from_json(a, kind, j, out, creds, err);
+}
+
+static void test_entry_json(void **state)
+{
+    struct sb_arena *a = sb_arena_create(4096);
+    struct sb_store_provider p;
+    struct sb_store_model m;
+    struct sb_config_creds c;
+    struct sb_error err = {0};
+    (void)state;
+    assert_int_equal(entry(SB_CONFIG_PROVIDER,
+                           "{\"id\":\"groq\",\"type\":\"openai\",\"base_url\":"
+                           "\"https://api.groq.com/openai/v1/\",\"api_key\":\"gsk_secret123\","
+                           "\"timeout_ms\":5000,\"rate_limits\":{\"rpm\":10}}",
+                           &p, &c, &err, a),
+                     SB_OK);
+    assert_string_equal(p.id, "groq");
+    assert_string_equal(p.base_url, "https://api.groq.com/openai/v1");
+    assert_int_equal(p.timeout_ms, 5000);
+    assert_int_equal(p.rpm, 10);
+    assert_false(p.is_system);
+    assert_null(p.api_key); /* never a reference from the API */
+    assert_string_equal(c.api_key, "gsk_secret123");
+
+    /* Same ranges and messages as the file, with the field named. */
+    assert_int_equal(entry(SB_CONFIG_PROVIDER,
+                           "{\"id\":\"x\",\"type\":\"openai\",\"base_url\":\"http://h\","
+                           "\"timeout_ms\":-1}",
+                           &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "timeout_ms");
+    assert_non_null(strstr(err.msg, "expected an integer in [0, 3600000]"));
+    assert_int_equal(entry(SB_CONFIG_PROVIDER, "{\"id\":\"x\",\"type\":\"nope\"}", &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "type");
+    assert_int_equal(entry(SB_CONFIG_PROVIDER, "{\"id\":\"x\",\"colour\":1}", &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_non_null(strstr(err.msg, "unknown key 'colour'"));
+    /* Strict types: a quoted number is not an integer. */
+    assert_int_equal(entry(SB_CONFIG_MODEL,
+                           "{\"id\":\"m\",\"provider\":\"p\",\"context_length\":\"5\"}", &m, NULL,
+                           &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "context_length");
+    /* References are the file's business; a secret is never echoed. */
+    assert_int_equal(entry(SB_CONFIG_PROVIDER,
+                           "{\"id\":\"x\",\"type\":\"openai\",\"base_url\":\"http://h\","
+                           "\"api_key\":\"env:HOME\"}",
+                           &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "api_key");
+    assert_int_equal(entry(SB_CONFIG_PROVIDER, "{\"id\":\"x\",\"api_key\":7}", &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_int_equal(entry(SB_CONFIG_PROVIDER, "{\"id\":\"x\",\"id\":\"y\"}", &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_non_null(strstr(err.msg, "duplicate key 'id'"));
+    assert_int_equal(entry(SB_CONFIG_MODEL, "[1]", &m, NULL, &err, a), SB_E_BAD_REQUEST);
+    assert_int_equal(entry(SB_CONFIG_MODEL, "{\"id\":\"m\",\"provider\":\"p\"}", &m, NULL, &err, a),
+                     SB_OK);
+    assert_string_equal(m.upstream_model, "m");
+    assert_true(m.caps.streaming);
+    sb_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_every_key),    cmocka_unit_test(test_literal_key_refused),
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_resolve_env),
         cmocka_unit_test(test_resolve_file), cmocka_unit_test(test_type_table),
+        cmocka_unit_test(test_entry_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/json.h"
 
 enum sb__ykind { SB_Y_SCALAR, SB_Y_MAP, SB_Y_SEQ };
 
@@ -38,5 +39,14 @@ struct sb__ynode {
  */
 sb_err sb__yaml_read(struct sb_arena *a, const char *name, const char *p, size_t len,
                      struct sb__ynode **root, struct sb_error *err);
+
+/*
+ * The same tree from a parsed JSON value (config_json.c), for /api bodies:
+ * JSON strings become quoted scalars, numbers and literals plain ones, lines
+ * are 0. Allocates from a; borrows nothing after it returns. Duplicate keys
+ * and strings with NUL are SB_E_BAD_REQUEST.
+ */
+sb_err sb__json_to_ynode(struct sb_arena *a, const struct sb_json *j, struct sb__ynode **out,
+                         struct sb_error *err);
 
 #endif
