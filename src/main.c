@@ -11,12 +11,14 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "front/front.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
@@ -38,39 +40,8 @@ struct serve_args {
     int workers;        /* --workers, 0 = from config or cores */
 };
 
-/* ======================================================================
- * Worker hooks: one upstream client per loop
- * ==================================================================== */
-
 static struct sb_gateway gateway;
-
-static void *worker_start(uv_loop_t *loop, int index, void *ud)
-{
-    struct sb_gw_worker *w = sb_xcalloc(1, sizeof(*w));
-    struct sb_upstream_opts o = {
-        .max_connections = 0,
-        .max_host_connections = 0,
-        /* Client connections already bound what runs; the FIFO behind this
-         * cap only matters if a loop ever holds more streams than this. */
-        .max_transfers = 65536,
-        .http2 = true,
-    };
-    w->gw = &gateway;
-    w->loop = loop;
-    w->up = sb_upstream_create(loop, &o);
-    return w;
-}
-
-static void upstream_closed(void *ud)
-{
-    free(ud);
-}
-
-static void worker_stop(void *ctx)
-{
-    struct sb_gw_worker *w = ctx;
-    sb_upstream_close(w->up, upstream_closed, w);
-}
+static struct sb_front front = {.gw = &gateway};
 
 /* ======================================================================
  * serve
@@ -145,39 +116,37 @@ static int wait_for_signal(void)
     return sig;
 }
 
-static bool ping_store(void *ud)
-{
-    /* /ready runs on a worker: a short lock keeps the store handle single-threaded. */
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    struct sb_error err;
-    pthread_mutex_lock(&lock);
-    bool ok = sb_store_ping(ud, &err) == SB_OK;
-    pthread_mutex_unlock(&lock);
-    return ok;
-}
-
 struct serve_state {
     struct sb_config *cfg;
     struct sb_master_key *mk;
     struct sb_store *store;
     struct sb_usage_writer *usage;
+    struct sb_api *api;
+    struct sb_secret *metrics_token;
     struct sb_server *server;
 };
 
+/* The start-up connection migrates and seeds; the usage writer and the
+ * control plane then open their own (one thread per connection). */
 static sb_err open_store(struct serve_state *s, const char *db, struct sb_error *err)
 {
-    struct sb_registry *reg = NULL;
     struct sb_store *wstore = NULL;
     if (sb_store_open(db, &s->store, err) != SB_OK || sb_store_migrate(s->store, err) != SB_OK ||
         sb_store_sync_system(s->store, &s->cfg->system, err) != SB_OK ||
-        setup_admin(s->store, err) != SB_OK ||
-        sb_registry_build_from_store_key(s->store, s->mk, &reg, err) != SB_OK)
+        setup_admin(s->store, err) != SB_OK)
         return err->code;
-    sb_registry_publish(reg);
     if (sb_store_open(db, &wstore, err) != SB_OK)
         return err->code;
     s->usage = sb_usage_writer_start(wstore, err);
-    return s->usage ? SB_OK : err->code;
+    if (!s->usage)
+        return err->code;
+    struct sb_api_opts o = {
+        .db_url = db,
+        .mk = s->mk,
+        .admin = &gateway.admin,
+        .writer = s->usage,
+    };
+    return sb_api_create(&o, &s->api, err); /* publishes the first snapshot */
 }
 
 static sb_err start_server(struct serve_state *s, const char *listen, int workers,
@@ -204,13 +173,19 @@ static sb_err start_server(struct serve_state *s, const char *listen, int worker
         .max_connections = (unsigned)l->max_connections,
         .shutdown_timeout_ms = (unsigned)l->shutdown_timeout_ms,
         .handler = sb_front_handle,
-        .worker_start = worker_start,
-        .worker_stop = worker_stop,
+        .worker_start = sb_front_worker_start,
+        .worker_stop = sb_front_worker_stop,
+        .error_body = sb_front_error_body,
+        .ud = &front,
     };
+    front.api = s->api;
+    front.usage = s->usage;
+    if (sb_config_resolve_secret(s->cfg->metrics_token, &s->metrics_token, err) != SB_OK)
+        return err->code;
+    front.metrics_token = s->metrics_token;
     if (sb_server_start(&o, &s->server, err) != SB_OK)
         return err->code;
-    struct sb_ops_state ops = {s->server, s->usage, ping_store, s->store};
-    sb_front_set_ops(&ops);
+    atomic_store(&front.server, s->server);
     sb_info("msg=\"listening\" addr=%s:%d workers=%d config=\"%s\"", host,
             sb_server_port(s->server), workers, s->cfg->path);
     print_new_token(host, sb_server_port(s->server));
@@ -222,6 +197,8 @@ static void serve_cleanup(struct serve_state *s)
     /* Start failed after the token's hash was stored: show it all the same. */
     print_new_token(NULL, 0);
     sb_server_free(s->server);
+    sb_api_free(s->api);
+    sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();
     sb_store_close(s->store);

@@ -457,3 +457,8 @@ sb_err sb_keys_admin_setup(const char *stored, struct sb_admin_setup *out, struc
     sb_secret_wipe(tok, sizeof(tok));
     return SB_OK;
 }
+
+bool sb_keys_equal(struct sb_slice a, struct sb_slice b)
+{
+    return a.len == b.len && (a.len == 0 || CRYPTO_memcmp(a.p, b.p, a.len) == 0);
+}

@@ -90,6 +90,8 @@ struct sb_admin_setup {
 sb_err sb_keys_admin_setup(const char *stored, struct sb_admin_setup *out, struct sb_error *err);
 /* Parses "sha256:<64 hex>"; false on anything else. */
 bool sb_keys_admin_parse(const char *stored, struct sb_admin_hash *out);
+/* a == b, in time that depends only on the lengths (for tokens and secrets). */
+bool sb_keys_equal(struct sb_slice a, struct sb_slice b);
 /* true when token is the admin token. Constant time in the token's bytes. Borrows both. */
 bool sb_keys_check_admin(const struct sb_admin_hash *h, struct sb_slice token);
 

@@ -1,19 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * front.c - the front door: method + path dispatch, the operational endpoints, and the
- * error answers for unknown paths and methods.
+ * front.c - the front door: method + path dispatch, the operational
+ * endpoints, and the per-loop worker context.
+ *
+ * /api/... goes whole to the control plane, which authenticates and answers
+ * unknown paths in its own error shape. /v1 needs a client credential
+ * (gateway/client_auth.c) before anything is said about what exists.
  */
 #include "front/front.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+#include "crypto/keys.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
 #include "store/usage.h"
+#include "upstream/client.h"
 
-enum auth_need { PUBLIC, AUTHED };
+struct worker {
+    struct sb_gw_worker gw; /* must be first: the data plane's view */
+    struct sb_front *front;
+};
 
-typedef void (*route_fn)(struct sb_http_req *req, struct sb_gw_worker *w);
+enum auth_need { PUBLIC, CLIENT };
+
+typedef void (*route_fn)(struct sb_http_req *req, struct worker *w);
 
 struct route {
     const char *method;
@@ -22,25 +36,24 @@ struct route {
     route_fn fn;
 };
 
-static struct sb_ops_state ops;
-
-void sb_front_set_ops(const struct sb_ops_state *s)
-{
-    ops = *s;
-}
-
 static const struct sb_http_header json_h[] = {
     {SB_SLICE("content-type"), SB_SLICE("application/json")}};
 
-static void health(struct sb_http_req *req, struct sb_gw_worker *w)
+/* ======================================================================
+ * Operational endpoints
+ * ==================================================================== */
+
+static void health(struct sb_http_req *req, struct worker *w)
 {
     sb_http_respond(req, 200, json_h, 1, SB_SLICE("{\"status\":\"ok\"}"));
 }
 
-static void ready(struct sb_http_req *req, struct sb_gw_worker *w)
+/* Never touches the store from the loop: the control plane's poller checks
+ * it every second and we read its verdict. */
+static void ready(struct sb_http_req *req, struct worker *w)
 {
     struct sb_registry *r = sb_registry_acquire();
-    bool store_ok = !ops.store_ping || ops.store_ping(ops.store_ud);
+    bool store_ok = !w->front->api || sb_api_store_ok(w->front->api);
     if (r)
         sb_registry_release(r);
     if (r && store_ok)
@@ -50,37 +63,87 @@ static void ready(struct sb_http_req *req, struct sb_gw_worker *w)
                               r ? "store unreachable" : "registry not loaded");
 }
 
-static void metrics(struct sb_http_req *req, struct sb_gw_worker *w)
+static bool metrics_allowed(struct sb_http_req *req, const struct sb_secret *token)
 {
+    struct sb_slice a = sb_http_header(req, "authorization");
+    if (!token)
+        return true;
+    return a.len > 7 && sb_slice_caseeq((struct sb_slice){a.p, 7}, SB_SLICE("Bearer ")) &&
+           sb_keys_equal((struct sb_slice){a.p + 7, a.len - 7}, sb_secret_reveal(token));
+}
+
+static void metrics(struct sb_http_req *req, struct worker *w)
+{
+    struct sb_front *f = w->front;
+    if (!metrics_allowed(req, f->metrics_token)) {
+        sb_http_respond_error(req, 401, "authentication_error", "invalid_api_key",
+                              "/metrics needs 'Authorization: Bearer <metrics_token>'");
+        return;
+    }
     struct sb_buf b;
     sb_buf_init(&b, 0);
-    sb_metrics_render(&b, ops.server ? sb_server_connections(ops.server) : 0,
-                      ops.usage ? sb_usage_written(ops.usage) : 0,
-                      ops.usage ? sb_usage_failed(ops.usage) : 0);
+    struct sb_server *srv = atomic_load(&f->server);
+    sb_metrics_render(&b, srv ? sb_server_connections(srv) : 0,
+                      f->usage ? sb_usage_written(f->usage) : 0,
+                      f->usage ? sb_usage_failed(f->usage) : 0);
     static const struct sb_http_header h[] = {
         {SB_SLICE("content-type"), SB_SLICE("text/plain; version=0.0.4")}};
     sb_http_respond(req, 200, h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));
     sb_buf_free(&b);
 }
 
+static void chat(struct sb_http_req *req, struct worker *w)
+{
+    sb_gateway_chat(req, &w->gw);
+}
+
+static void embeddings(struct sb_http_req *req, struct worker *w)
+{
+    sb_gateway_embeddings(req, &w->gw);
+}
+
+static void models(struct sb_http_req *req, struct worker *w)
+{
+    sb_gateway_models(req, &w->gw);
+}
+
 static const struct route table[] = {
     {"GET", "/health", PUBLIC, health},
     {"GET", "/ready", PUBLIC, ready},
     {"GET", "/metrics", PUBLIC, metrics},
-    {"POST", "/v1/chat/completions", AUTHED, sb_gateway_chat},
-    {"POST", "/v1/embeddings", AUTHED, sb_gateway_embeddings},
-    {"GET", "/v1/models", AUTHED, sb_gateway_models},
+    {"POST", "/v1/chat/completions", CLIENT, chat},
+    {"POST", "/v1/embeddings", CLIENT, embeddings},
+    {"GET", "/v1/models", CLIENT, models},
 };
 
-static bool needs_auth(struct sb_slice path)
+/* ======================================================================
+ * Dispatch
+ * ==================================================================== */
+
+static void api_unavailable(struct sb_http_req *req)
 {
-    return sb_slice_starts_with(path, SB_SLICE("/v1/")) ||
-           sb_slice_starts_with(path, SB_SLICE("/api/"));
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_api_error_body(&b, "unavailable", "the control plane is not running", req->id);
+    sb_http_respond(req, 503, json_h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));
+    sb_buf_free(&b);
+}
+
+static bool is_api(struct sb_slice path)
+{
+    return sb_slice_starts_with(path, SB_SLICE("/api/")) || sb_slice_eq_cstr(path, "/api");
 }
 
 void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
 {
-    struct sb_gw_worker *w = worker_ctx;
+    struct worker *w = worker_ctx;
+    if (is_api(req->path)) {
+        if (w->front->api)
+            sb_api_handle(w->front->api, req, w->gw.loop);
+        else
+            api_unavailable(req);
+        return;
+    }
     const struct route *hit = NULL;
     bool path_known = false;
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -91,18 +154,58 @@ void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
             (sb_slice_eq_cstr(req->method, "HEAD") && strcmp(table[i].method, "GET") == 0))
             hit = &table[i];
     }
-    /* Authenticate before saying anything about what exists under /v1 and /api. */
-    if ((hit ? hit->auth == AUTHED : needs_auth(req->path)) && !sb_gateway_authorized(w->gw, req)) {
+    bool v1 = sb_slice_starts_with(req->path, SB_SLICE("/v1/"));
+    /* Authenticate before saying anything about what exists under /v1. */
+    if ((hit ? hit->auth == CLIENT : v1) && !sb_gateway_authenticate(w->gw.gw, req)) {
         sb_http_respond_error(req, 401, "authentication_error", "invalid_api_key",
                               "missing or invalid API key: send 'Authorization: Bearer <key>'");
         return;
     }
-    if (hit) {
+    if (hit)
         hit->fn(req, w);
-    } else if (path_known) {
+    else if (path_known)
         sb_http_respond_error(req, 405, "invalid_request_error", "method_not_allowed",
                               "method not allowed for this path");
-    } else {
+    else
         sb_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path");
-    }
+}
+
+void sb_front_error_body(struct sb_buf *out, struct sb_slice path, const char *type,
+                         const char *code, const char *msg)
+{
+    if (is_api(path))
+        sb_api_error_body(out, code, msg, NULL);
+    else
+        sb_http_error_body(out, type, code, msg);
+}
+
+/* ======================================================================
+ * Worker context: one per loop
+ * ==================================================================== */
+
+void *sb_front_worker_start(uv_loop_t *loop, int index, void *ud)
+{
+    struct worker *w = sb_xcalloc(1, sizeof(*w));
+    struct sb_upstream_opts o = {
+        /* Client connections already bound what runs; the FIFO behind this
+         * cap only matters if a loop ever holds more streams than this. */
+        .max_transfers = 65536,
+        .http2 = true,
+    };
+    w->front = ud;
+    w->gw.gw = w->front->gw;
+    w->gw.loop = loop;
+    w->gw.up = sb_upstream_create(loop, &o);
+    return w;
+}
+
+static void upstream_closed(void *ud)
+{
+    free(ud);
+}
+
+void sb_front_worker_stop(void *ctx)
+{
+    struct worker *w = ctx;
+    sb_upstream_close(w->gw.up, upstream_closed, w);
 }

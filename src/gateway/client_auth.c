@@ -21,7 +21,7 @@ static struct sb_slice bearer(const struct sb_http_req *req)
     return sb_http_header(req, "x-api-key");
 }
 
-bool sb_gateway_authorized(const struct sb_gateway *gw, const struct sb_http_req *req)
+bool sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_http_req *req)
 {
     struct sb_slice t = bearer(req);
     return gw->has_admin && t.len > 0 && sb_keys_check_admin(&gw->admin, t);

@@ -36,7 +36,7 @@ struct sb_gw_worker {
 };
 
 /* True when the request carries the admin token (Bearer, or x-api-key). */
-bool sb_gateway_authorized(const struct sb_gateway *gw, const struct sb_http_req *req);
+bool sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_http_req *req);
 
 /* Handlers for the /v1 endpoints; each answers req (now or later). */
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w);

@@ -664,6 +664,7 @@ static const struct field top_fields[] = {
     STR("database", CFG, database),
     STR("redis", CFG, redis),
     INT("workers", CFG, workers, 0, 1024),
+    CRED("metrics_token", CFG, metrics_token),
     MAP("server", server_table),
     ARR("providers", F_LIST, CFG, system.providers, system.nproviders, &provider_table),
     ARR("models", F_LIST, CFG, system.models, system.nmodels, &model_table),

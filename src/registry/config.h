@@ -15,6 +15,7 @@
  *   database: sqlite:./switchboard.db
  *   redis: (none)                   redis://...
  *   workers: 0                      0 = one per core, at most 1024
+ *   metrics_token: (none)           env:NAME | file:PATH; /metrics then needs Bearer <token>
  *   server:                         connection limits of the listener
  *     max_body_bytes: 8388608       request body, 1 KiB .. 1 GiB      (8 MiB)
  *     max_header_bytes: 16384       request header block, 1 KiB .. 1 MiB (16 KiB)
@@ -52,6 +53,7 @@ struct sb_config {
     const char *database; /* sqlite:PATH | postgres://... */
     const char *redis;    /* redis://..., NULL = none */
     int64_t workers;      /* 0 = number of cores */
+    const char *metrics_token; /* reference (env:NAME | file:PATH) to the /metrics token, or NULL */
     struct sb_server_limits server;
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
     struct sb_arena *arena;          /* owns every string and array above */

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - what the control plane's files share (src/api/ only).
+ *
+ * A handler gets a struct sb_api_call: the request as copied off the worker
+ * loop, its path parameters, the parsed body, the authenticated actor, and
+ * a JSON writer for the answer. It runs on a thread-pool thread holding the
+ * api mutex, so it may use c->api->store freely. It returns SB_OK (the
+ * answer is in c->out, status c->status or 200) or an error in c->err,
+ * which the dispatcher turns into the /api error shape. A handler that
+ * changed the registry sets c->changed: the dispatcher then rebuilds and
+ * publishes the snapshot before answering.
+ */
+#ifndef SB_API_INTERNAL_H
+#define SB_API_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "api/api.h"
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/slice.h"
+#include "store/store.h"
+
+/* Roles as bits, so a route lists who may call it. */
+enum sb_role {
+    SB_ROLE_USER = 1u << 0,
+    SB_ROLE_DEVELOPER = 1u << 1,
+    SB_ROLE_ADMIN = 1u << 2,
+};
+#define SB_ROLES_ALL (SB_ROLE_USER | SB_ROLE_DEVELOPER | SB_ROLE_ADMIN)
+#define SB_ROLES_STAFF (SB_ROLE_DEVELOPER | SB_ROLE_ADMIN)
+#define SB_ROLE_PUBLIC 0u /* no credential needed (login) */
+
+struct sb_api {
+    pthread_mutex_t lock;   /* one handler (or the poller) at a time */
+    struct sb_store *store; /* the control plane's own connection */
+    const struct sb_master_key *mk;
+    struct sb_admin_hash admin;
+    bool has_admin;
+    struct sb_usage_writer *writer;
+    int64_t version;             /* registry_version the published snapshot was built at */
+    int64_t loaded_at_ms;        /* when it was published */
+    _Atomic int64_t store_ok_ms; /* when the poller last read the store, 0 = it failed */
+    unsigned poll_ms;
+    pthread_t poller;
+    bool poller_started;
+    pthread_mutex_t stop_lock; /* guards stop, with stop_cond */
+    pthread_cond_t stop_cond;
+    bool stop;
+};
+
+struct sb_api_actor {
+    char name[72];    /* username, or "admin-token" */
+    unsigned role;    /* one SB_ROLE_* bit */
+    bool via_session; /* cookie-authenticated: writes need the CSRF token */
+};
+
+#define SB_API_MAX_PARAMS 3
+#define SB_API_MAX_EXTRA 3
+
+struct sb_api_call {
+    struct sb_api *api;
+    struct sb_arena *arena;             /* the job's; lives until the answer is written */
+    struct sb_slice method;             /* copied */
+    struct sb_slice path;               /* copied */
+    struct sb_slice query;              /* copied, undecoded */
+    struct sb_slice body;               /* copied */
+    struct sb_slice auth, cookie, csrf; /* the headers auth needs, copied */
+    const char *request_id;
+    struct sb_slice param[SB_API_MAX_PARAMS]; /* path parameters, in pattern order */
+    size_t nparam;
+    const struct sb_json *json; /* the parsed body; NULL when there is none */
+    struct sb_api_actor actor;
+    /* the answer */
+    int status;             /* 0 = 200 */
+    struct sb_buf out;      /* JSON body */
+    struct sb_jw jw;        /* writes into out */
+    struct sb_error err;    /* when the handler failed */
+    const char *suggest[3]; /* the error's "suggestions" */
+    size_t nsuggest;
+    struct sb_http_header extra[SB_API_MAX_EXTRA]; /* set-cookie and such; arena */
+    size_t nextra;
+    bool changed; /* the registry changed: rebuild and publish before answering */
+};
+
+typedef sb_err (*sb_api_fn)(struct sb_api_call *c);
+
+struct sb_api_route {
+    const char *method;  /* "GET" (also answers HEAD) */
+    const char *pattern; /* "/api/models/{id}": {x} matches one non-empty segment */
+    unsigned roles;      /* who may call it: SB_ROLE_* bits, or SB_ROLE_PUBLIC */
+    sb_api_fn fn;
+};
+
+/* ---- table.c ---- */
+
+extern const struct sb_api_route sb__api_routes[];
+extern const size_t sb__api_nroutes;
+/* Matches path against pattern, filling params (decoded? no: raw segments). */
+bool sb__api_match(const char *pattern, struct sb_slice path, struct sb_slice *param,
+                   size_t *nparam);
+
+/* ---- reply.c: answers and inputs ---- */
+
+/* An error with the field at fault (may be NULL); returns code. */
+sb_err sb__api_fail(struct sb_api_call *c, sb_err code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The value of query parameter name, percent-decoded into the arena; NULL when absent. */
+const char *sb__api_query(struct sb_api_call *c, const char *name);
+/* limit (1..500, default 50) and offset (>= 0) from the query; fails with a clear message. */
+sb_err sb__api_paging(struct sb_api_call *c, int64_t *limit, int64_t *offset);
+/* Path parameter i as an arena string (percent-decoded). */
+const char *sb__api_param(struct sb_api_call *c, size_t i);
+/* A required body member of a JSON type, or a field error. */
+sb_err sb__api_body_str(struct sb_api_call *c, const char *key, bool required, const char **out);
+/* Writes the list envelope's head: {"data":[ ... ; end with sb__api_list_end. */
+void sb__api_list_begin(struct sb_api_call *c);
+void sb__api_list_end(struct sb_api_call *c, int64_t total, int64_t limit, int64_t offset);
+/* "admin" | "developer" | "user" */
+const char *sb__api_role_name(unsigned role);
+/* Unix ms now. */
+int64_t sb__api_now_ms(void);
+/* ISO-8601 UTC of ms into out (25 bytes). */
+void sb__api_iso(int64_t ms, char out[32]);
+/* Writes "key": ISO time, or null when ms <= 0. */
+void sb__api_time(struct sb_jw *j, const char *key, int64_t ms);
+
+/* Writes the /api error shape of c->err (and c->suggest) into c->out, replacing it. */
+void sb__api_error_json(struct sb_api_call *c);
+
+/* ---- session.c: console sessions ---- */
+
+/* Fills c->actor from a valid session cookie; false when there is none. */
+bool sb__api_session_auth(struct sb_api_call *c);
+/* The x-csrf-token header matches the session's token. */
+bool sb__api_csrf_ok(const struct sb_api_call *c);
+
+/* ---- api.c ---- */
+
+/* Rebuilds the snapshot from the store and publishes it (holding a->lock). */
+sb_err sb__api_reload(struct sb_api *a, struct sb_error *err);
+/* Records one audit row (secrets removed by the caller) through the batched writer. */
+void sb__api_audit(struct sb_api_call *c, const char *action, const char *target_type,
+                   const char *target_id, struct sb_slice before, struct sb_slice after,
+                   const char *outcome);
+
+/* ---- endpoints (one file per subject) ---- */
+
+sb_err sb__api_registry_status(struct sb_api_call *c);
+sb_err sb__api_registry_refresh(struct sb_api_call *c);
+sb_err sb__api_me(struct sb_api_call *c);
+
+#endif

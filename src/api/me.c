@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * me.c - /api/me: who the caller is.
+ */
+#include "api/internal.h"
+
+sb_err sb__api_me(struct sb_api_call *c)
+{
+    struct sb_jw *j = &c->jw;
+    sb_jw_obj_begin(j);
+    sb_jw_key(j, "user");
+    sb_jw_cstr(j, c->actor.name);
+    sb_jw_key(j, "role");
+    sb_jw_cstr(j, sb__api_role_name(c->actor.role));
+    sb_jw_key(j, "via");
+    sb_jw_cstr(j, c->actor.via_session ? "session" : "admin_token");
+    sb_jw_obj_end(j);
+    return SB_OK;
+}

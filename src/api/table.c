@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * table.c - every /api endpoint in one table: method, path pattern, the
+ * roles allowed, and the handler (DESIGN.md §4).
+ *
+ * The roles column is the access policy: a role missing from a row gets 403
+ * before any handler runs. Finer rules (a developer edits only their own
+ * models) live in the handlers, which know the row. Patterns are literal
+ * segments and {name} parameters; the first row whose pattern and method
+ * match wins, so a literal row (/api/models/reorder) comes before the
+ * parameter row it would otherwise match (/api/models/{id}).
+ */
+#include <string.h>
+
+#include "api/internal.h"
+
+#define ALL SB_ROLES_ALL
+#define STAFF SB_ROLES_STAFF
+#define ADMIN SB_ROLE_ADMIN
+#define PUBLIC SB_ROLE_PUBLIC
+
+const struct sb_api_route sb__api_routes[] = {
+    /* sessions and the caller */
+    {"GET", "/api/me", ALL, sb__api_me},
+    /* registry */
+    {"GET", "/api/registry/status", STAFF, sb__api_registry_status},
+    {"POST", "/api/registry/refresh", ADMIN, sb__api_registry_refresh},
+};
+
+const size_t sb__api_nroutes = sizeof(sb__api_routes) / sizeof(sb__api_routes[0]);
+
+/* The next '/'-separated segment of s after *pos, or false at the end. */
+static bool next_segment(struct sb_slice s, size_t *pos, struct sb_slice *seg)
+{
+    if (*pos >= s.len)
+        return false;
+    if (s.p[*pos] == '/')
+        (*pos)++;
+    const char *slash = memchr(s.p + *pos, '/', s.len - *pos);
+    size_t end = slash ? (size_t)(slash - s.p) : s.len;
+    *seg = (struct sb_slice){s.p + *pos, end - *pos};
+    *pos = end;
+    return true;
+}
+
+bool sb__api_match(const char *pattern, struct sb_slice path, struct sb_slice *param,
+                   size_t *nparam)
+{
+    struct sb_slice pat = sb_slice_cstr(pattern), ps, ss;
+    size_t pp = 0, sp = 0;
+    *nparam = 0;
+    if (path.len > 1 && path.p[path.len - 1] == '/')
+        path.len--; /* a trailing slash names the same resource */
+    for (;;) {
+        bool more_p = next_segment(pat, &pp, &ps), more_s = next_segment(path, &sp, &ss);
+        if (!more_p || !more_s)
+            return more_p == more_s;
+        if (ps.len > 2 && ps.p[0] == '{') {
+            if (ss.len == 0 || *nparam == SB_API_MAX_PARAMS)
+                return false;
+            param[(*nparam)++] = ss;
+        } else if (!sb_slice_eq(ps, ss)) {
+            return false;
+        }
+    }
+}
