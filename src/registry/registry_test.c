@@ -69,7 +69,12 @@ static struct sb_store_route routes[] = {
     {.id = "default", .strategy = "priority", .targets = route_targets, .ntargets = 4},
 };
 
-static const struct sb_store_entities ents = {providers, 4, models, 7, routes, 1, NULL};
+static const struct sb_store_entities ents = {.providers = providers,
+                                              .nproviders = 4,
+                                              .models = models,
+                                              .nmodels = 7,
+                                              .routes = routes,
+                                              .nroutes = 1};
 
 static struct sb_registry *build(const struct sb_store_entities *e, const struct sb_master_key *mk)
 {
@@ -141,7 +146,7 @@ static void test_unset_env_and_bad_file(void **state)
                                   .base_url = "http://h",
                                   .api_key = "env:SB_REG_SURELY_UNSET",
                                   .enabled = true};
-    struct sb_store_entities e = {&p, 1, NULL, 0, NULL, 0, NULL};
+    struct sb_store_entities e = {.providers = &p, .nproviders = 1};
     struct sb_registry *r = NULL;
     struct sb_error err = {0};
     (void)state;
@@ -176,7 +181,7 @@ static void test_encrypted_credential(void **state)
                                   .enabled = true,
                                   .key_ciphertext = ct,
                                   .key_id = kid};
-    struct sb_store_entities e = {&p, 1, NULL, 0, NULL, 0, NULL};
+    struct sb_store_entities e = {.providers = &p, .nproviders = 1};
     struct sb_registry *r = build(&e, mk);
     const struct sb_provider *bp = sb_registry_find_provider(r, SB_SLICE("api"));
     assert_true(sb_slice_eq_cstr(sb_secret_reveal(bp->api_key), "sk-stored"));

@@ -96,3 +96,218 @@ sb_err sb_store_ping(struct sb_store *s, struct sb_error *err)
 {
     return s->ops->ping(s, err);
 }
+
+/* ---- the registry ---- */
+
+/* A backend that has not implemented an operation yet fails clearly instead
+ * of calling through a NULL pointer. */
+#define CALL(s, op, err, ...)                                                                      \
+    ((s)->ops->op                                                                                  \
+         ? (s)->ops->op(s, __VA_ARGS__, err)                                                       \
+         : sb_fail(err, SB_E_INTERNAL, "store %s: %s is not implemented", (s)->ops->name, #op))
+
+sb_err sb_store_provider_create(struct sb_store *s, const struct sb_store_provider *p,
+                                const struct sb_store_model *models, size_t nmodels,
+                                struct sb_error *err)
+{
+    return CALL(s, provider_create, err, p, models, nmodels);
+}
+
+sb_err sb_store_provider_update(struct sb_store *s, const char *id,
+                                const struct sb_store_provider *p, struct sb_error *err)
+{
+    return CALL(s, provider_update, err, id, p);
+}
+
+sb_err sb_store_provider_delete(struct sb_store *s, const char *id, bool cascade,
+                                struct sb_error *err)
+{
+    return CALL(s, provider_delete, err, id, cascade);
+}
+
+sb_err sb_store_provider_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                             struct sb_store_provider *out, struct sb_error *err)
+{
+    return CALL(s, provider_get, err, id, a, out);
+}
+
+sb_err sb_store_provider_list(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_provider **out,
+                              struct sb_store_page *page, struct sb_error *err)
+{
+    return CALL(s, provider_list, err, f, a, out, page);
+}
+
+sb_err sb_store_provider_set_enabled(struct sb_store *s, const char *id, bool on,
+                                     struct sb_error *err)
+{
+    return CALL(s, provider_set_enabled, err, id, on);
+}
+
+sb_err sb_store_provider_set_test(struct sb_store *s, const char *id, int64_t when_ms,
+                                  const char *result, struct sb_error *err)
+{
+    return CALL(s, provider_set_test, err, id, when_ms, result);
+}
+
+sb_err sb_store_provider_stats(struct sb_store *s, const char *provider, int64_t from_ms,
+                               int64_t to_ms, struct sb_arena *a,
+                               struct sb_store_provider_stats **out, size_t *n,
+                               struct sb_error *err)
+{
+    return CALL(s, provider_stats, err, provider, from_ms, to_ms, a, out, n);
+}
+
+sb_err sb_store_model_create(struct sb_store *s, const struct sb_store_model *m,
+                             struct sb_error *err)
+{
+    return CALL(s, model_create, err, m);
+}
+
+sb_err sb_store_model_update(struct sb_store *s, const char *id, const struct sb_store_model *m,
+                             struct sb_error *err)
+{
+    return CALL(s, model_update, err, id, m);
+}
+
+sb_err sb_store_model_delete(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, model_delete, err, id);
+}
+
+sb_err sb_store_model_get(struct sb_store *s, const char *id, const char *visible_to,
+                          struct sb_arena *a, struct sb_store_model *out, struct sb_error *err)
+{
+    return CALL(s, model_get, err, id, visible_to, a, out);
+}
+
+sb_err sb_store_model_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                           struct sb_store_model **out, struct sb_store_page *page,
+                           struct sb_error *err)
+{
+    return CALL(s, model_list, err, f, a, out, page);
+}
+
+sb_err sb_store_model_set_enabled(struct sb_store *s, const char *id, bool on, struct sb_error *err)
+{
+    return CALL(s, model_set_enabled, err, id, on);
+}
+
+sb_err sb_store_model_set_priority(struct sb_store *s, const char *id, int64_t priority,
+                                   struct sb_error *err)
+{
+    return CALL(s, model_set_priority, err, id, priority);
+}
+
+sb_err sb_store_model_reorder(struct sb_store *s, const char *const *ids, size_t n,
+                              struct sb_error *err)
+{
+    return CALL(s, model_reorder, err, ids, n);
+}
+
+sb_err sb_store_model_set_champion(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, model_set_champion, err, id);
+}
+
+sb_err sb_store_model_set_default(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, model_set_default, err, id);
+}
+
+sb_err sb_store_route_create(struct sb_store *s, const struct sb_store_route *r,
+                             struct sb_error *err)
+{
+    return CALL(s, route_create, err, r);
+}
+
+sb_err sb_store_route_update(struct sb_store *s, const char *id, const struct sb_store_route *r,
+                             struct sb_error *err)
+{
+    return CALL(s, route_update, err, id, r);
+}
+
+sb_err sb_store_route_delete(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, route_delete, err, id);
+}
+
+sb_err sb_store_route_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                          struct sb_store_route *out, struct sb_error *err)
+{
+    return CALL(s, route_get, err, id, a, out);
+}
+
+sb_err sb_store_route_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                           struct sb_store_route **out, struct sb_store_page *page,
+                           struct sb_error *err)
+{
+    return CALL(s, route_list, err, f, a, out, page);
+}
+
+sb_err sb_store_template_create(struct sb_store *s, const struct sb_store_template *t,
+                                struct sb_error *err)
+{
+    return CALL(s, template_create, err, t);
+}
+
+sb_err sb_store_template_update(struct sb_store *s, const char *id,
+                                const struct sb_store_template *t, struct sb_error *err)
+{
+    return CALL(s, template_update, err, id, t);
+}
+
+sb_err sb_store_template_delete(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, template_delete, err, id);
+}
+
+sb_err sb_store_template_get(struct sb_store *s, const char *id, const char *visible_to,
+                             struct sb_arena *a, struct sb_store_template *out,
+                             struct sb_error *err)
+{
+    return CALL(s, template_get, err, id, visible_to, a, out);
+}
+
+sb_err sb_store_template_list(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_template **out,
+                              struct sb_store_page *page, struct sb_error *err)
+{
+    return CALL(s, template_list, err, f, a, out, page);
+}
+
+sb_err sb_store_credential_put(struct sb_store *s, const struct sb_store_credential *c,
+                               struct sb_error *err)
+{
+    return CALL(s, credential_put, err, c);
+}
+
+sb_err sb_store_credential_delete(struct sb_store *s, const char *provider, const char *user,
+                                  struct sb_error *err)
+{
+    return CALL(s, credential_delete, err, provider, user);
+}
+
+sb_err sb_store_credential_get(struct sb_store *s, const char *provider, const char *user,
+                               struct sb_arena *a, struct sb_store_credential *out,
+                               struct sb_error *err)
+{
+    return CALL(s, credential_get, err, provider, user, a, out);
+}
+
+sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
+                                struct sb_store_credential **out, size_t *n, struct sb_error *err)
+{
+    return CALL(s, credential_list, err, user, a, out, n);
+}
+
+sb_err sb_store_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
+                      struct sb_error *err)
+{
+    return CALL(s, rekey, err, fn, ud, n);
+}
+
+sb_err sb_store_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err)
+{
+    return CALL(s, registry_version, err, out);
+}

@@ -9,7 +9,47 @@
  *
  * The entity structs below are the plain data the config file produces and
  * the store loads back; the router turns them into a registry snapshot. They
- * carry credential *references* (env:NAME, file:PATH), never secrets.
+ * carry credential *references* (env:NAME, file:PATH), never secrets; an
+ * API-stored credential reaches the store only as ciphertext plus its masked
+ * display form (struct sb_store_credential).
+ *
+ * The registry operations (the control plane's CRUD, backed by
+ * sqlite_registry.c):
+ *   - create / update / delete / get / list for providers, models, routes and
+ *     templates; lists filter (struct sb_store_filter) and page, and report
+ *     the total number of matches;
+ *   - toggle (provider, model), model priority, bulk reorder, per-provider
+ *     champion and default model;
+ *   - credentials: put (upsert by provider + user), delete, get, list;
+ *   - the provider test result, provider stats from usage_logs;
+ *   - rekey: re-encrypt every credential in one transaction through a
+ *     callback, so the store never sees a plaintext key;
+ *   - registry_version: a counter in settings that every registry mutation
+ *     (sync_system included) bumps in the same transaction; a second process
+ *     polls it to notice changes.
+ * Rules every backend keeps:
+ *   - identifiers: providers and templates [a-z0-9][a-z0-9._-]* (at most 64
+ *     characters); models and routes [A-Za-z0-9._:-]+ (at most 128), as the
+ *     config file allows. A bad one is SB_E_BAD_REQUEST with field "id";
+ *   - a duplicate identifier is SB_E_CONFLICT with field "id"; an unknown one
+ *     is SB_E_NOT_FOUND; a model naming an unknown provider is
+ *     SB_E_BAD_REQUEST with field "provider";
+ *   - system entries (is_system, from the config file) refuse update and
+ *     delete with SB_E_CONFLICT ("comes from the config file"), but accept
+ *     toggle, priority, reorder, champion and default; those choices are
+ *     recorded as API overrides and survive the next sync_system;
+ *   - API writes never create system entries: is_system in the input is
+ *     ignored and stored as 0;
+ *   - deleting a provider that still has models fails with SB_E_CONFLICT
+ *     unless the caller asks for cascade; cascade removes its models and
+ *     credentials, but never a system model (still SB_E_CONFLICT). Routes
+ *     name targets by string and are left alone (a dangling target is skipped
+ *     when the registry is built);
+ *   - visibility: `visible_to` = a user id shows global rows (owner NULL)
+ *     plus that user's own; NULL shows everything (admins). A row hidden by
+ *     visibility reads as SB_E_NOT_FOUND.
+ * Unless a prototype says otherwise, results are allocated from the arena
+ * the caller passes (valid until it is freed) and inputs are borrowed.
  *
  * A store handle is not thread-safe: one thread uses it at a time (the
  * usage writer opens its own). The data plane never calls it.
@@ -60,6 +100,16 @@ struct sb_store_provider {
     /* Filled by load only: the system credential stored encrypted (API-created providers). */
     const char *key_ciphertext; /* base64 nonce||ct||tag, NULL = none */
     const char *key_id;         /* which master key encrypted it */
+    /* Added for the control plane (issue 5); zero/NULL from the config file. */
+    const char *description; /* NULL = none */
+    const char *created_by;  /* user id that created it over the API, NULL = config/admin token */
+    int64_t created_at;      /* Unix ms; read-only (the store sets it) */
+    int64_t updated_at;      /* Unix ms; read-only */
+    int64_t last_tested;     /* Unix ms of the last connection test, 0 = never; read-only */
+    const char *test_result; /* JSON text the tester wrote, NULL = never; read-only */
+    const char *key_masked;  /* the system credential's display form (sk-...abcd), NULL =
+                                none; read-only (written by credential_put) */
+    bool personal_keys_required; /* no system-key fallback for users (stored in options) */
 };
 
 struct sb_store_model {
@@ -72,8 +122,16 @@ struct sb_store_model {
     struct sb_store_caps caps;
     double input_per_mtok, output_per_mtok; /* USD per million tokens */
     int64_t fallback_priority;              /* lower is tried first */
-    bool enabled;
+    bool enabled; /* = status != "inactive" on read; on write used only when status is NULL */
     bool is_system;
+    /* Added for the control plane (issue 5); zero/NULL from the config file. */
+    const char *description; /* NULL = none */
+    const char *status;      /* active | inactive | deprecated; NULL on write = from enabled */
+    bool is_default;         /* the provider's default model (at most one per provider) */
+    bool is_champion;        /* the provider's champion model (at most one per provider) */
+    const char *owner;       /* user id of a personal model, NULL = global */
+    int64_t created_at;      /* Unix ms; read-only */
+    int64_t updated_at;      /* Unix ms; read-only */
 };
 
 struct sb_store_route {
@@ -82,6 +140,74 @@ struct sb_store_route {
     const char **targets; /* model id or provider/upstream_model */
     size_t ntargets;
     bool is_system;
+    /* Added for the control plane (issue 5). */
+    const int64_t *weights; /* ntargets weights (>= 0) for strategy weighted, NULL = all 1 */
+    int64_t created_at;     /* Unix ms; read-only */
+    int64_t updated_at;     /* Unix ms; read-only */
+};
+
+/* A provider blueprint: applying it creates a provider and its models. */
+struct sb_store_template {
+    const char *id;          /* identifier */
+    const char *name;        /* display name, NULL on write = id */
+    const char *description; /* NULL = none */
+    const char *type;        /* wire format of the provider it creates */
+    const char *base_url;    /* NULL = the user supplies it on apply */
+    const char *auth_method; /* NULL on write = bearer */
+    const char *options;     /* JSON object text (provider options), NULL = {} */
+    const char *models;      /* JSON array text of model entries to create, NULL = [] */
+    bool is_system;          /* shipped with switchboard; read-only */
+    const char *owner;       /* user id, NULL = global */
+    int64_t created_at;      /* Unix ms; read-only */
+    int64_t updated_at;      /* Unix ms; read-only */
+};
+
+/* An API-stored provider key. Only ever ciphertext: the caller encrypts with
+ * the master key (AAD built from provider identifier + user) and masks. */
+#define SB_STORE_KEY_ID_MAX 64 /* room for a key id, NUL included */
+struct sb_store_credential {
+    const char *provider;       /* provider identifier */
+    const char *user;           /* user id, NULL = the system credential */
+    const char *key_ciphertext; /* base64 nonce||ct||tag */
+    const char *key_id;         /* master key id, shorter than SB_STORE_KEY_ID_MAX */
+    const char *masked;         /* display form, sk-...abcd */
+    int64_t created_at;         /* Unix ms; read-only */
+    int64_t updated_at;         /* Unix ms; read-only */
+};
+
+/* Usage of one provider over a time window (from usage_logs). */
+struct sb_store_provider_stats {
+    const char *provider;  /* identifier */
+    int64_t requests;      /* rows in the window */
+    int64_t errors;        /* rows whose status is not "ok" */
+    double latency_p50_ms; /* nearest-rank percentiles, 0 when no rows */
+    double latency_p95_ms;
+    int64_t prompt_tokens; /* sums over rows that know them (-1 = unknown is skipped) */
+    int64_t completion_tokens;
+    double cost_usd;
+};
+
+/* A tri-state list filter; zero means "any". */
+enum sb_store_tri { SB_STORE_ANY = 0, SB_STORE_YES, SB_STORE_NO };
+
+/*
+ * List filters. Each list honours only some members (see its prototype);
+ * setting one it does not honour fails with SB_E_BAD_REQUEST rather than
+ * being silently ignored.
+ */
+struct sb_store_filter {
+    const char *provider;      /* models: this provider identifier only */
+    enum sb_store_tri enabled; /* providers, models */
+    const char *capability;    /* models: streaming | tools | vision | json_mode | embeddings */
+    const char *visible_to;    /* models, templates: global rows + this user's; NULL = all */
+    int64_t limit;             /* rows to return, 0 = all */
+    int64_t offset;            /* rows to skip first */
+};
+
+/* What a list returns besides its rows. */
+struct sb_store_page {
+    size_t n;      /* rows returned */
+    int64_t total; /* rows matching the filter before limit/offset */
 };
 
 /* A set of entities. When returned by sb_store_load everything lives in arena. */
@@ -93,6 +219,11 @@ struct sb_store_entities {
     struct sb_store_route *routes;
     size_t nroutes;
     struct sb_arena *arena; /* owner of all of the above, or NULL if borrowed */
+    /* Added for the control plane; filled by sb_store_load, ignored by sync_system. */
+    struct sb_store_template *templates;
+    size_t ntemplates;
+    struct sb_store_credential *credentials; /* personal ones (user != NULL), every user's */
+    size_t ncredentials;
 };
 
 /* Frees a set returned by sb_store_load (its arena). Accepts NULL. */
@@ -101,6 +232,17 @@ void sb_store_entities_free(struct sb_store_entities *e);
 /* ---- the plug point ---- */
 
 struct sb_store;
+
+/*
+ * The rekey callback: re-encrypts one credential. c is borrowed for the call
+ * (its strings die after it returns). On success *new_ciphertext is owned by
+ * the store (allocated with malloc; it frees it) and new_key_id_out holds a
+ * NUL-terminated key id (room: SB_STORE_KEY_ID_MAX). Any failure aborts the
+ * whole rekey, and every row keeps its old ciphertext.
+ */
+typedef sb_err (*sb_store_rekey_fn)(void *ud, const struct sb_store_credential *c,
+                                    char **new_ciphertext, char *new_key_id_out,
+                                    struct sb_error *err);
 
 struct sb_store_ops {
     const char *name; /* "sqlite" */
@@ -115,6 +257,75 @@ struct sb_store_ops {
                           struct sb_error *err);
     sb_err (*ping)(struct sb_store *s, struct sb_error *err);
     void (*close)(struct sb_store *s);
+    /* The registry (issue 5); the sb_store_* wrappers below document each. */
+    sb_err (*provider_create)(struct sb_store *s, const struct sb_store_provider *p,
+                              const struct sb_store_model *models, size_t nmodels,
+                              struct sb_error *err);
+    sb_err (*provider_update)(struct sb_store *s, const char *id, const struct sb_store_provider *p,
+                              struct sb_error *err);
+    sb_err (*provider_delete)(struct sb_store *s, const char *id, bool cascade,
+                              struct sb_error *err);
+    sb_err (*provider_get)(struct sb_store *s, const char *id, struct sb_arena *a,
+                           struct sb_store_provider *out, struct sb_error *err);
+    sb_err (*provider_list)(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                            struct sb_store_provider **out, struct sb_store_page *page,
+                            struct sb_error *err);
+    sb_err (*provider_set_enabled)(struct sb_store *s, const char *id, bool on,
+                                   struct sb_error *err);
+    sb_err (*provider_set_test)(struct sb_store *s, const char *id, int64_t when_ms,
+                                const char *result, struct sb_error *err);
+    sb_err (*provider_stats)(struct sb_store *s, const char *provider, int64_t from_ms,
+                             int64_t to_ms, struct sb_arena *a,
+                             struct sb_store_provider_stats **out, size_t *n, struct sb_error *err);
+    sb_err (*model_create)(struct sb_store *s, const struct sb_store_model *m,
+                           struct sb_error *err);
+    sb_err (*model_update)(struct sb_store *s, const char *id, const struct sb_store_model *m,
+                           struct sb_error *err);
+    sb_err (*model_delete)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*model_get)(struct sb_store *s, const char *id, const char *visible_to,
+                        struct sb_arena *a, struct sb_store_model *out, struct sb_error *err);
+    sb_err (*model_list)(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                         struct sb_store_model **out, struct sb_store_page *page,
+                         struct sb_error *err);
+    sb_err (*model_set_enabled)(struct sb_store *s, const char *id, bool on, struct sb_error *err);
+    sb_err (*model_set_priority)(struct sb_store *s, const char *id, int64_t priority,
+                                 struct sb_error *err);
+    sb_err (*model_reorder)(struct sb_store *s, const char *const *ids, size_t n,
+                            struct sb_error *err);
+    sb_err (*model_set_champion)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*model_set_default)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*route_create)(struct sb_store *s, const struct sb_store_route *r,
+                           struct sb_error *err);
+    sb_err (*route_update)(struct sb_store *s, const char *id, const struct sb_store_route *r,
+                           struct sb_error *err);
+    sb_err (*route_delete)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*route_get)(struct sb_store *s, const char *id, struct sb_arena *a,
+                        struct sb_store_route *out, struct sb_error *err);
+    sb_err (*route_list)(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                         struct sb_store_route **out, struct sb_store_page *page,
+                         struct sb_error *err);
+    sb_err (*template_create)(struct sb_store *s, const struct sb_store_template *t,
+                              struct sb_error *err);
+    sb_err (*template_update)(struct sb_store *s, const char *id, const struct sb_store_template *t,
+                              struct sb_error *err);
+    sb_err (*template_delete)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*template_get)(struct sb_store *s, const char *id, const char *visible_to,
+                           struct sb_arena *a, struct sb_store_template *out, struct sb_error *err);
+    sb_err (*template_list)(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                            struct sb_store_template **out, struct sb_store_page *page,
+                            struct sb_error *err);
+    sb_err (*credential_put)(struct sb_store *s, const struct sb_store_credential *c,
+                             struct sb_error *err);
+    sb_err (*credential_delete)(struct sb_store *s, const char *provider, const char *user,
+                                struct sb_error *err);
+    sb_err (*credential_get)(struct sb_store *s, const char *provider, const char *user,
+                             struct sb_arena *a, struct sb_store_credential *out,
+                             struct sb_error *err);
+    sb_err (*credential_list)(struct sb_store *s, const char *user, struct sb_arena *a,
+                              struct sb_store_credential **out, size_t *n, struct sb_error *err);
+    sb_err (*rekey)(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
+                    struct sb_error *err);
+    sb_err (*registry_version)(struct sb_store *s, int64_t *out, struct sb_error *err);
 };
 
 /* The base every backend embeds as its first member. */
@@ -138,11 +349,15 @@ sb_err sb_store_migrate(struct sb_store *s, struct sb_error *err);
  * inserts or updates each entry of e, deletes system entries that e no longer
  * has. Entries created through the API (is_system = 0) are never touched; a
  * config entry whose id an API entry already holds is skipped with a warning.
- * Borrows e.
+ * What the API changed on a system entry (status by toggle, fallback_priority
+ * by priority/reorder; champion and default are never in the file) is kept:
+ * the file's value applies only until the API first sets it. Bumps
+ * registry_version. Borrows e.
  */
 sb_err sb_store_sync_system(struct sb_store *s, const struct sb_store_entities *e,
                             struct sb_error *err);
-/* Loads every provider, model and route. Returns owned *out (free with sb_store_entities_free). */
+/* Loads every provider (with its system credential), model, route, template
+ * and personal credential. Returns owned *out (free with sb_store_entities_free). */
 sb_err sb_store_load(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err);
 /* Inserts rows[0..n) in one transaction with one prepared statement. Borrows rows. */
 sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, size_t n,
@@ -155,6 +370,143 @@ sb_err sb_store_setting_set(struct sb_store *s, const char *key, const char *val
                             struct sb_error *err);
 /* A cheap round trip (for /ready). */
 sb_err sb_store_ping(struct sb_store *s, struct sb_error *err);
+
+/* ---- the registry (control plane) ---- */
+
+/*
+ * Providers. create inserts p (is_system forced to 0; key_* and test fields
+ * ignored: use credential_put and provider_set_test) together with
+ * models[0..n) attached to it (their provider member is ignored), all in one
+ * transaction: a template apply either creates everything or nothing.
+ * update replaces every editable field of provider id (p->id must be NULL or
+ * equal to id: identifiers never change; created_*, is_system, credentials
+ * and test fields are kept). delete: see "Rules" above for cascade. All
+ * borrow their inputs.
+ */
+sb_err sb_store_provider_create(struct sb_store *s, const struct sb_store_provider *p,
+                                const struct sb_store_model *models, size_t nmodels,
+                                struct sb_error *err);
+sb_err sb_store_provider_update(struct sb_store *s, const char *id,
+                                const struct sb_store_provider *p, struct sb_error *err);
+sb_err sb_store_provider_delete(struct sb_store *s, const char *id, bool cascade,
+                                struct sb_error *err);
+/* *out filled with strings in a (valid until a is freed), key_masked included. */
+sb_err sb_store_provider_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                             struct sb_store_provider *out, struct sb_error *err);
+/* Honours f->enabled and paging (f may be NULL: everything). *out: array in a,
+ * ordered by identifier. */
+sb_err sb_store_provider_list(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_provider **out,
+                              struct sb_store_page *page, struct sb_error *err);
+/* Toggle: status active/inactive. Allowed on system entries (an API override). */
+sb_err sb_store_provider_set_enabled(struct sb_store *s, const char *id, bool on,
+                                     struct sb_error *err);
+/* Records a connection test: last_tested = when_ms, test_result = result
+ * (JSON text, borrowed; must never contain a secret). */
+sb_err sb_store_provider_set_test(struct sb_store *s, const char *id, int64_t when_ms,
+                                  const char *result, struct sb_error *err);
+/*
+ * Usage per provider over [from_ms, to_ms) from usage_logs: one row for each
+ * provider in the providers table (zeros when it has no usage), or only for
+ * `provider` when not NULL (SB_E_NOT_FOUND if unknown). *out: array in a,
+ * ordered by identifier, *n rows.
+ */
+sb_err sb_store_provider_stats(struct sb_store *s, const char *provider, int64_t from_ms,
+                               int64_t to_ms, struct sb_arena *a,
+                               struct sb_store_provider_stats **out, size_t *n,
+                               struct sb_error *err);
+
+/*
+ * Models. create/update borrow m; m->provider must name an existing provider
+ * (else SB_E_BAD_REQUEST, field "provider"); m->status, when set, must be
+ * active | inactive | deprecated (field "status"); is_default/is_champion are
+ * not written here (use set_default / set_champion). update keeps id, owner,
+ * created_*, is_system, is_default and is_champion.
+ */
+sb_err sb_store_model_create(struct sb_store *s, const struct sb_store_model *m,
+                             struct sb_error *err);
+sb_err sb_store_model_update(struct sb_store *s, const char *id, const struct sb_store_model *m,
+                             struct sb_error *err);
+sb_err sb_store_model_delete(struct sb_store *s, const char *id, struct sb_error *err);
+/* visible_to: see "Rules"; a hidden model is SB_E_NOT_FOUND. Strings in a. */
+sb_err sb_store_model_get(struct sb_store *s, const char *id, const char *visible_to,
+                          struct sb_arena *a, struct sb_store_model *out, struct sb_error *err);
+/* Honours every filter member. *out: array in a, ordered by
+ * (fallback_priority, identifier). */
+sb_err sb_store_model_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                           struct sb_store_model **out, struct sb_store_page *page,
+                           struct sb_error *err);
+/* on: inactive -> active (a deprecated model stays deprecated); off: inactive. */
+sb_err sb_store_model_set_enabled(struct sb_store *s, const char *id, bool on,
+                                  struct sb_error *err);
+sb_err sb_store_model_set_priority(struct sb_store *s, const char *id, int64_t priority,
+                                   struct sb_error *err);
+/* ids[i] gets fallback_priority i + 1, in one transaction; an unknown or
+ * repeated id fails the whole call (field "ids[i]") and changes nothing.
+ * Models not listed keep their priority. Borrows ids. */
+sb_err sb_store_model_reorder(struct sb_store *s, const char *const *ids, size_t n,
+                              struct sb_error *err);
+/* Makes id the only champion (default) among its provider's models. */
+sb_err sb_store_model_set_champion(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb_store_model_set_default(struct sb_store *s, const char *id, struct sb_error *err);
+
+/* Routes: r->targets must be non-empty; r->weights, when set, has ntargets
+ * entries >= 0 (field "weights"). Lists honour paging only; ordered by
+ * identifier. Same conventions as providers. */
+sb_err sb_store_route_create(struct sb_store *s, const struct sb_store_route *r,
+                             struct sb_error *err);
+sb_err sb_store_route_update(struct sb_store *s, const char *id, const struct sb_store_route *r,
+                             struct sb_error *err);
+sb_err sb_store_route_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb_store_route_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                          struct sb_store_route *out, struct sb_error *err);
+sb_err sb_store_route_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                           struct sb_store_route **out, struct sb_store_page *page,
+                           struct sb_error *err);
+
+/* Templates: options/models are JSON text the caller validated; the store
+ * checks only that they are a JSON object / array (field "options" /
+ * "models"). Lists honour visible_to and paging; ordered by identifier.
+ * update keeps id, owner, created_* and is_system. */
+sb_err sb_store_template_create(struct sb_store *s, const struct sb_store_template *t,
+                                struct sb_error *err);
+sb_err sb_store_template_update(struct sb_store *s, const char *id,
+                                const struct sb_store_template *t, struct sb_error *err);
+sb_err sb_store_template_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb_store_template_get(struct sb_store *s, const char *id, const char *visible_to,
+                             struct sb_arena *a, struct sb_store_template *out,
+                             struct sb_error *err);
+sb_err sb_store_template_list(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_template **out,
+                              struct sb_store_page *page, struct sb_error *err);
+
+/*
+ * Credentials, keyed by (provider, user); user NULL is the system credential.
+ * put inserts or replaces (provider must exist: else SB_E_NOT_FOUND, field
+ * "provider"); the ciphertext, key id and masked form are the only key
+ * material the store ever writes. delete and get fail with SB_E_NOT_FOUND
+ * when there is none. list returns the credentials of user (NULL = the
+ * system ones), ordered by provider identifier; *out is an array in a.
+ */
+sb_err sb_store_credential_put(struct sb_store *s, const struct sb_store_credential *c,
+                               struct sb_error *err);
+sb_err sb_store_credential_delete(struct sb_store *s, const char *provider, const char *user,
+                                  struct sb_error *err);
+sb_err sb_store_credential_get(struct sb_store *s, const char *provider, const char *user,
+                               struct sb_arena *a, struct sb_store_credential *out,
+                               struct sb_error *err);
+sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
+                                struct sb_store_credential **out, size_t *n, struct sb_error *err);
+/*
+ * Re-encrypts every credential (system and personal) in ONE transaction:
+ * fn is called for each row, and the new ciphertext and key id are written
+ * only if every call succeeds and the commit does; otherwise nothing
+ * changes. *n (may be NULL) = rows re-encrypted. Bumps registry_version.
+ */
+sb_err sb_store_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
+                      struct sb_error *err);
+/* The registry version counter (settings.registry_version); 0 on a fresh database. */
+sb_err sb_store_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err);
 
 /* ---- inside the store layer only ---- */
 

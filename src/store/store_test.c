@@ -210,7 +210,12 @@ static struct sb_store_route routes[] = {
     {.id = "default", .strategy = "priority", .targets = targets, .ntargets = 2, .is_system = true},
 };
 
-static const struct sb_store_entities config = {providers, 2, models, 2, routes, 1, NULL};
+static const struct sb_store_entities config = {.providers = providers,
+                                                .nproviders = 2,
+                                                .models = models,
+                                                .nmodels = 2,
+                                                .routes = routes,
+                                                .nroutes = 1};
 
 static const struct sb_store_provider *find_p(const struct sb_store_entities *e, const char *id)
 {
@@ -308,7 +313,8 @@ static void test_sync_keeps_api_entries(void **state)
     assert_int_equal(scalar("SELECT is_system FROM providers WHERE identifier = 'p2'"), 0);
     assert_int_equal(scalar("SELECT COUNT(*) FROM providers WHERE name = 'API p2'"), 1);
     /* Remove p1 (and so m1) from the config: system rows go, API rows stay. */
-    struct sb_store_entities smaller = {&providers[1], 1, &models[1], 1, NULL, 0, NULL};
+    struct sb_store_entities smaller = {
+        .providers = &providers[1], .nproviders = 1, .models = &models[1], .nmodels = 1};
     assert_int_equal(sb_store_sync_system(s, &smaller, &err), SB_OK);
     assert_int_equal(sb_store_load(s, &e, &err), SB_OK);
     assert_null(find_p(e, "p1"));
