@@ -112,6 +112,8 @@ sb_err sb__api_fail(struct sb_api_call *c, sb_err code, const char *field, const
 const char *sb__api_query(struct sb_api_call *c, const char *name);
 /* limit (1..500, default 50) and offset (>= 0) from the query; fails with a clear message. */
 sb_err sb__api_paging(struct sb_api_call *c, int64_t *limit, int64_t *offset);
+/* A true|false query parameter as a list filter (absent = any). */
+sb_err sb__api_query_tri(struct sb_api_call *c, const char *name, enum sb_store_tri *out);
 /* Path parameter i as an arena string (percent-decoded). */
 const char *sb__api_param(struct sb_api_call *c, size_t i);
 /* A required body member of a JSON type, or a field error. */
@@ -147,7 +149,57 @@ void sb__api_audit(struct sb_api_call *c, const char *action, const char *target
                    const char *target_id, struct sb_slice before, struct sb_slice after,
                    const char *outcome);
 
+/* ---- entity_json.c: registry rows as /api JSON (never a secret) ---- */
+
+void sb__api_write_provider(struct sb_jw *j, const struct sb_store_provider *p);
+void sb__api_write_model(struct sb_jw *j, const struct sb_store_model *m);
+void sb__api_write_route(struct sb_jw *j, const struct sb_store_route *r);
+void sb__api_write_caps(struct sb_jw *j, const struct sb_store_caps *c);
+/* The same as documents in c's arena, for audit before/after; NULL gives an empty slice. */
+struct sb_slice sb__api_doc_provider(struct sb_api_call *c, const struct sb_store_provider *p);
+struct sb_slice sb__api_doc_model(struct sb_api_call *c, const struct sb_store_model *m);
+struct sb_slice sb__api_doc_route(struct sb_api_call *c, const struct sb_store_route *r);
+
+/* ---- creds.c ---- */
+
+/* A warning (arena) when key does not look like the provider's format, else NULL. */
+const char *sb__api_key_format_warning(struct sb_api_call *c, const char *type,
+                                       const char *base_url, const char *key);
+/* Encrypts key for (provider, user NULL = system) and stores it; masked gets its display form. */
+sb_err sb__api_put_credential(struct sb_api_call *c, const char *provider, const char *user,
+                              const char *key, char masked[32]);
+
 /* ---- endpoints (one file per subject) ---- */
+
+/* {"enabled": bool} sets *on; no body flips current. */
+sb_err sb__api_toggle_value(struct sb_api_call *c, bool current, bool *on);
+
+sb_err sb__api_providers_list(struct sb_api_call *c);
+sb_err sb__api_provider_get(struct sb_api_call *c);
+sb_err sb__api_provider_create(struct sb_api_call *c);
+sb_err sb__api_provider_update(struct sb_api_call *c);
+sb_err sb__api_provider_delete(struct sb_api_call *c);
+sb_err sb__api_provider_toggle(struct sb_api_call *c);
+sb_err sb__api_provider_credentials(struct sb_api_call *c);
+sb_err sb__api_provider_models(struct sb_api_call *c);
+sb_err sb__api_provider_model_create(struct sb_api_call *c);
+sb_err sb__api_provider_capabilities(struct sb_api_call *c);
+sb_err sb__api_providers_stats(struct sb_api_call *c);
+sb_err sb__api_models_list(struct sb_api_call *c);
+sb_err sb__api_model_get(struct sb_api_call *c);
+sb_err sb__api_model_create(struct sb_api_call *c);
+sb_err sb__api_model_update(struct sb_api_call *c);
+sb_err sb__api_model_delete(struct sb_api_call *c);
+sb_err sb__api_model_toggle(struct sb_api_call *c);
+sb_err sb__api_model_priority(struct sb_api_call *c);
+sb_err sb__api_models_reorder(struct sb_api_call *c);
+sb_err sb__api_model_champion(struct sb_api_call *c);
+sb_err sb__api_model_default(struct sb_api_call *c);
+sb_err sb__api_routes_list(struct sb_api_call *c);
+sb_err sb__api_route_get(struct sb_api_call *c);
+sb_err sb__api_route_create(struct sb_api_call *c);
+sb_err sb__api_route_update(struct sb_api_call *c);
+sb_err sb__api_route_delete(struct sb_api_call *c);
 
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);

@@ -178,6 +178,21 @@ sb_err sb__api_paging(struct sb_api_call *c, int64_t *limit, int64_t *offset)
     return query_int(c, "offset", 0, INT32_MAX, offset);
 }
 
+sb_err sb__api_query_tri(struct sb_api_call *c, const char *name, enum sb_store_tri *out)
+{
+    const char *v = sb__api_query(c, name);
+    *out = SB_STORE_ANY;
+    if (!v)
+        return SB_OK;
+    if (strcmp(v, "true") == 0)
+        *out = SB_STORE_YES;
+    else if (strcmp(v, "false") == 0)
+        *out = SB_STORE_NO;
+    else
+        return sb__api_fail(c, SB_E_BAD_REQUEST, name, "%s: expected true or false", name);
+    return SB_OK;
+}
+
 const char *sb__api_param(struct sb_api_call *c, size_t i)
 {
     const char *s = i < c->nparam ? decode(c->arena, c->param[i], false) : NULL;

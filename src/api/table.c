@@ -22,6 +22,35 @@
 const struct sb_api_route sb__api_routes[] = {
     /* sessions and the caller */
     {"GET", "/api/me", ALL, sb__api_me},
+    /* providers */
+    {"GET", "/api/providers", STAFF, sb__api_providers_list},
+    {"POST", "/api/providers", ADMIN, sb__api_provider_create},
+    {"GET", "/api/providers/stats", STAFF, sb__api_providers_stats},
+    {"GET", "/api/providers/{id}", STAFF, sb__api_provider_get},
+    {"PUT", "/api/providers/{id}", ADMIN, sb__api_provider_update},
+    {"DELETE", "/api/providers/{id}", ADMIN, sb__api_provider_delete},
+    {"POST", "/api/providers/{id}/toggle", ADMIN, sb__api_provider_toggle},
+    {"PUT", "/api/providers/{id}/credentials", ADMIN, sb__api_provider_credentials},
+    {"GET", "/api/providers/{id}/models", ALL, sb__api_provider_models},
+    {"POST", "/api/providers/{id}/models", ALL, sb__api_provider_model_create},
+    {"GET", "/api/providers/{id}/capabilities", STAFF, sb__api_provider_capabilities},
+    /* models */
+    {"GET", "/api/models", ALL, sb__api_models_list},
+    {"POST", "/api/models", ALL, sb__api_model_create},
+    {"POST", "/api/models/reorder", ALL, sb__api_models_reorder},
+    {"GET", "/api/models/{id}", ALL, sb__api_model_get},
+    {"PUT", "/api/models/{id}", ALL, sb__api_model_update},
+    {"DELETE", "/api/models/{id}", ALL, sb__api_model_delete},
+    {"POST", "/api/models/{id}/toggle", ALL, sb__api_model_toggle},
+    {"PUT", "/api/models/{id}/priority", ALL, sb__api_model_priority},
+    {"POST", "/api/models/{id}/champion", ADMIN, sb__api_model_champion},
+    {"POST", "/api/models/{id}/default", ADMIN, sb__api_model_default},
+    /* routes */
+    {"GET", "/api/routes", STAFF, sb__api_routes_list},
+    {"POST", "/api/routes", ADMIN, sb__api_route_create},
+    {"GET", "/api/routes/{id}", STAFF, sb__api_route_get},
+    {"PUT", "/api/routes/{id}", ADMIN, sb__api_route_update},
+    {"DELETE", "/api/routes/{id}", ADMIN, sb__api_route_delete},
     /* registry */
     {"GET", "/api/registry/status", STAFF, sb__api_registry_status},
     {"POST", "/api/registry/refresh", ADMIN, sb__api_registry_refresh},

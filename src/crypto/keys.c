@@ -462,3 +462,11 @@ bool sb_keys_equal(struct sb_slice a, struct sb_slice b)
 {
     return a.len == b.len && (a.len == 0 || CRYPTO_memcmp(a.p, b.p, a.len) == 0);
 }
+
+void sb_keys_credential_aad(const char *provider, const char *user, char out[SB_KEYS_AAD_MAX])
+{
+    if (user)
+        snprintf(out, SB_KEYS_AAD_MAX, "%s/%s", provider, user);
+    else
+        snprintf(out, SB_KEYS_AAD_MAX, "%s", provider);
+}

@@ -67,6 +67,15 @@ sb_err sb_keys_encrypt(const struct sb_master_key *k, struct sb_slice plaintext,
 sb_err sb_keys_decrypt(const struct sb_master_key *k, struct sb_slice b64, struct sb_slice aad,
                        struct sb_secret **out, struct sb_error *err);
 
+/*
+ * The associated data of a stored provider credential: its row identity,
+ * "<provider>" for the system credential and "<provider>/<user>" for a
+ * user's own (provider ids hold no '/'), so a ciphertext copied into another
+ * row fails to decrypt. Writes a NUL-terminated string into out.
+ */
+#define SB_KEYS_AAD_MAX 200
+void sb_keys_credential_aad(const char *provider, const char *user, char out[SB_KEYS_AAD_MAX]);
+
 /* ---- admin token ---- */
 
 struct sb_admin_hash {

@@ -516,6 +516,11 @@ static sb_err check_model(struct walk *w, void *elem, const struct sb__ynode *n)
         return ffail(w, n, "upstream_model", "expected a model name without spaces");
     if (!m->name || !*m->name)
         m->name = m->id;
+    if (m->status && strcmp(m->status, "active") && strcmp(m->status, "inactive") &&
+        strcmp(m->status, "deprecated"))
+        return ffail(w, n, "status", "expected active, inactive or deprecated");
+    if (m->status)
+        m->enabled = strcmp(m->status, "inactive") != 0;
     return SB_OK;
 }
 
@@ -587,6 +592,8 @@ static const struct field provider_fields[] = {
     CRED("aws_secret_access_key", PROV, aws_secret_access_key),
     CRED("aws_session_token", PROV, aws_session_token),
     BOOL("enabled", PROV, enabled),
+    STR("description", PROV, description),
+    BOOL("personal_keys_required", PROV, personal_keys_required),
 };
 
 static void init_provider(void *elem)
@@ -623,6 +630,8 @@ static const struct field model_fields[] = {
     MAP("pricing", pricing_table),
     INT("fallback_priority", MODEL, fallback_priority, -1000000, 1000000),
     BOOL("enabled", MODEL, enabled),
+    STR("description", MODEL, description),
+    STR("status", MODEL, status),
 };
 
 /* A model that says nothing about capabilities can at least stream. */
