@@ -30,6 +30,16 @@ static const struct {
     {"embeddings", offsetof(struct sb_store_caps, embeddings)},
 };
 
+/* ---- capabilities by name ---- */
+
+int sb__cap_value(const struct sb_store_caps *c, const char *name)
+{
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+        if (strcmp(caps[i].key, name) == 0)
+            return *(const bool *)((const char *)c + caps[i].off) ? 1 : 0;
+    return -1;
+}
+
 /* ---- encoding ---- */
 
 static void put_str(struct sb_jw *w, const char *key, const char *v)
@@ -75,6 +85,10 @@ void sb__enc_options(const struct sb_store_provider *p, struct sb_buf *out)
     put_int(&w, "idle_timeout_ms", p->idle_timeout_ms);
     put_str(&w, "api_version", p->api_version);
     put_str(&w, "region", p->region);
+    if (p->personal_keys_required) {
+        sb_jw_key(&w, "personal_keys_required");
+        sb_jw_bool(&w, true);
+    }
     if (p->nheaders) {
         sb_jw_key(&w, "headers");
         sb_jw_obj_begin(&w);
@@ -126,6 +140,20 @@ void sb__enc_targets(const struct sb_store_route *r, struct sb_buf *out)
     sb_jw_arr_begin(&w);
     for (size_t i = 0; i < r->ntargets; i++)
         sb_jw_cstr(&w, r->targets[i]);
+    sb_jw_arr_end(&w);
+}
+
+/* NULL weights are stored as SQL NULL (every target weighs 1): out stays empty. */
+void sb__enc_weights(const struct sb_store_route *r, struct sb_buf *out)
+{
+    struct sb_jw w;
+    sb_buf_reset(out);
+    if (!r->weights)
+        return;
+    sb_jw_init(&w, out);
+    sb_jw_arr_begin(&w);
+    for (size_t i = 0; i < r->ntargets; i++)
+        sb_jw_int(&w, r->weights[i]);
     sb_jw_arr_end(&w);
 }
 
@@ -235,6 +263,8 @@ sb_err sb__dec_options(struct sb_arena *a, const char *text, struct sb_store_pro
         rc = get_str(a, o, "region", &p->region, "options", err);
     if (rc == SB_OK)
         rc = dec_headers(a, o, p, err);
+    if (rc == SB_OK)
+        p->personal_keys_required = sb_json_bool(sb_json_get(o, "personal_keys_required"));
     return rc;
 }
 
@@ -292,5 +322,27 @@ sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_rou
             return sb_fail(err, SB_E_STORE, "column targets: an element is not a string");
         r->targets[r->ntargets++] = sb_arena_strndup(a, t->str.p, t->str.len);
     }
+    return SB_OK;
+}
+
+sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                       struct sb_error *err)
+{
+    struct sb_json *arr = NULL;
+    r->weights = NULL;
+    if (!text || !*text)
+        return SB_OK;
+    sb_err rc = parse(a, text, "weights", true, &arr, err);
+    if (rc != SB_OK)
+        return rc;
+    if (arr->count != r->ntargets)
+        return sb_fail(err, SB_E_STORE, "column weights: %zu weights for %zu targets", arr->count,
+                       r->ntargets);
+    int64_t *w = sb_arena_calloc(a, (arr->count ? arr->count : 1) * sizeof(*w));
+    size_t i = 0;
+    for (const struct sb_json *t = arr->child; t; t = t->next)
+        if (!sb_json_int64(t, &w[i++]))
+            return sb_fail(err, SB_E_STORE, "column weights: an element is not an integer");
+    r->weights = w;
     return SB_OK;
 }

@@ -111,8 +111,51 @@ static const char m1_sql[] =
     " error_code TEXT);"
     "CREATE INDEX usage_logs_ts ON usage_logs(ts);";
 
+/*
+ * Migration 2: the registry edited through the API (issue 5).
+ * - templates: provider blueprints; `models` lists the model entries to
+ *   create when one is applied.
+ * - routes.weights: a JSON array parallel to targets (NULL = all 1), so the
+ *   targets column keeps the config file's shape (a list of strings).
+ * - api_set on providers and models: a bit set of the fields the API has set
+ *   on a system row (1 = status, 2 = fallback_priority); sync_system keeps
+ *   those fields instead of taking the config file's value.
+ * - at most one credential per (provider, user), the system one (user NULL)
+ *   included: the index is on COALESCE(user_id, ''), because a UNIQUE over a
+ *   nullable column lets NULLs repeat on both SQLite and PostgreSQL.
+ *   Duplicates cannot exist yet (nothing wrote the table), but are removed
+ *   first, keeping the newest, so the index can always be built.
+ * - settings.registry_version, bumped by every registry write.
+ */
+static const char m2_sql[] =
+    "CREATE TABLE templates ("
+    " id {id},"
+    " identifier TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " description TEXT,"
+    " type TEXT NOT NULL,"
+    " base_url TEXT,"
+    " auth_method TEXT NOT NULL DEFAULT 'bearer',"
+    " options {json} NOT NULL DEFAULT '{}',"
+    " models {json} NOT NULL DEFAULT '[]'," /* [{model entry}, ...] created on apply */
+    " is_system SMALLINT NOT NULL DEFAULT 0,"
+    " owner_user_id TEXT," /* NULL = global */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "ALTER TABLE routes ADD COLUMN weights {json};"
+    "ALTER TABLE providers ADD COLUMN api_set BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE models ADD COLUMN api_set BIGINT NOT NULL DEFAULT 0;"
+    "DELETE FROM provider_credentials WHERE id NOT IN (SELECT MAX(id) FROM provider_credentials"
+    " GROUP BY provider_id, COALESCE(user_id, ''));"
+    "CREATE UNIQUE INDEX provider_credentials_owner"
+    " ON provider_credentials(provider_id, COALESCE(user_id, ''));"
+    "CREATE INDEX models_owner ON models(owner_user_id);"
+    "INSERT INTO settings(key, value, updated_at) VALUES('registry_version', '0', 0);";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
+    {2, "templates, route weights, API overrides, one credential per user, registry_version",
+     m2_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

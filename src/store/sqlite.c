@@ -9,8 +9,9 @@
  * placeholders. Secrets never reach this file: providers carry credential
  * references, and encrypted credentials are opaque base64 text.
  *
- * Chapters: connection · migrations · settings · system entries · loading ·
- * usage.
+ * Chapters: connection · migrations · settings · system entries · usage.
+ * Loading and the API's registry operations are in sqlite_registry*.c and
+ * sqlite_credentials.c.
  */
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -255,8 +256,11 @@ static sb_err sqlite_setting_set(struct sb_store *s, const char *key, const char
 /*
  * Each upsert updates only rows with is_system = 1: a row the API created
  * under the same identifier keeps winning, and sqlite3_changes() == 0 tells
- * us so (we warn). The config file is authoritative for system entries, so
- * a restart also resets their status to what the file says.
+ * us so (we warn). The config file is authoritative for system entries,
+ * except for the fields the API has set on them (api_set bits, sqlite_int.h):
+ * an administrator who disabled a system model or moved it in the fallback
+ * order through the API keeps that choice across restarts. is_champion and
+ * is_default are not in the file, so the upserts never touch them.
  */
 static const char provider_upsert[] =
     "INSERT INTO providers(identifier, name, type, base_url, auth_method, auth_config, options,"
@@ -265,7 +269,9 @@ static const char provider_upsert[] =
     " ON CONFLICT(identifier) DO UPDATE SET name = excluded.name, type = excluded.type,"
     " base_url = excluded.base_url, auth_method = excluded.auth_method,"
     " auth_config = excluded.auth_config, options = excluded.options,"
-    " rate_limits = excluded.rate_limits, status = excluded.status,"
+    " rate_limits = excluded.rate_limits,"
+    " status = CASE WHEN (providers.api_set & 1) <> 0 THEN providers.status"
+    " ELSE excluded.status END,"
     " updated_at = excluded.updated_at WHERE providers.is_system = 1";
 
 static const char model_upsert[] =
@@ -277,9 +283,11 @@ static const char model_upsert[] =
     " ON CONFLICT(identifier) DO UPDATE SET provider_id = excluded.provider_id,"
     " upstream_model = excluded.upstream_model, name = excluded.name,"
     " context_length = excluded.context_length, max_output_tokens = excluded.max_output_tokens,"
-    " capabilities = excluded.capabilities, pricing = excluded.pricing, status = excluded.status,"
-    " fallback_priority = excluded.fallback_priority, updated_at = excluded.updated_at"
-    " WHERE models.is_system = 1";
+    " capabilities = excluded.capabilities, pricing = excluded.pricing,"
+    " status = CASE WHEN (models.api_set & 1) <> 0 THEN models.status ELSE excluded.status END,"
+    " fallback_priority = CASE WHEN (models.api_set & 2) <> 0 THEN models.fallback_priority"
+    " ELSE excluded.fallback_priority END,"
+    " updated_at = excluded.updated_at WHERE models.is_system = 1";
 
 static const char route_upsert[] =
     "INSERT INTO routes(identifier, strategy, targets, is_system, created_at, updated_at)"
@@ -477,159 +485,11 @@ static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entit
     if (rc == SB_OK)
         rc = delete_stale(db, "providers", &providers, err);
     if (rc == SB_OK)
+        rc = sb__sq_bump_version(db, err);
+    if (rc == SB_OK)
         rc = sb__sq_exec(db, "COMMIT", err);
     if (rc != SB_OK)
         sb__sq_rollback(db);
-    return rc;
-}
-
-/* ---- loading ---- */
-
-struct loader {
-    sqlite3 *db;
-    struct sb_arena *a;
-    struct sb__vec providers; /* struct sb_store_provider */
-    struct sb__vec rowids;    /* int64_t, the providers' row ids, same order */
-    struct sb__vec models;    /* struct sb_store_model */
-    struct sb__vec routes;    /* struct sb_store_route */
-};
-
-static sb_err load_provider_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
-{
-    struct loader *l = ud;
-    struct sb_store_provider *p = sb__vec_push(&l->providers);
-    *(int64_t *)sb__vec_push(&l->rowids) = sqlite3_column_int64(st, 0);
-    p->id = sb__sq_col_str(l->a, st, 1);
-    p->name = sb__sq_col_str(l->a, st, 2);
-    p->type = sb__sq_col_str(l->a, st, 3);
-    p->base_url = sb__sq_col_str(l->a, st, 4);
-    p->auth_method = sb__sq_col_str(l->a, st, 5);
-    const char *status = sb__sq_col_str(l->a, st, 9);
-    p->enabled = status && strcmp(status, "active") == 0;
-    p->is_system = sqlite3_column_int(st, 10) != 0;
-    sb_err rc = sb__dec_auth(l->a, sb__sq_col_str(l->a, st, 6), p, err);
-    if (rc == SB_OK)
-        rc = sb__dec_options(l->a, sb__sq_col_str(l->a, st, 7), p, err);
-    if (rc == SB_OK)
-        rc = sb__dec_rate_limits(l->a, sb__sq_col_str(l->a, st, 8), p, err);
-    return rc;
-}
-
-static sb_err load_providers(struct loader *l, struct sb_error *err)
-{
-    return sb__sq_query(l->db,
-                        "SELECT id, identifier, name, type, base_url, auth_method, auth_config,"
-                        " options, rate_limits, status, is_system FROM providers ORDER BY id",
-                        load_provider_row, l, err);
-}
-
-/* The system credential (user_id NULL) of a provider; the newest row wins. */
-static sb_err load_credential_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
-{
-    struct loader *l = ud;
-    int64_t pid = sqlite3_column_int64(st, 0);
-    const int64_t *ids = l->rowids.p;
-    (void)err;
-    for (size_t i = 0; i < l->rowids.n; i++) {
-        if (ids[i] != pid)
-            continue;
-        struct sb_store_provider *p = (struct sb_store_provider *)l->providers.p + i;
-        p->key_ciphertext = sb__sq_col_str(l->a, st, 1);
-        p->key_id = sb__sq_col_str(l->a, st, 2);
-    }
-    return SB_OK;
-}
-
-static sb_err load_credentials(struct loader *l, struct sb_error *err)
-{
-    return sb__sq_query(l->db,
-                        "SELECT provider_id, key_ciphertext, key_id FROM provider_credentials"
-                        " WHERE user_id IS NULL ORDER BY id",
-                        load_credential_row, l, err);
-}
-
-static sb_err load_model_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
-{
-    struct loader *l = ud;
-    struct sb_store_model *m = sb__vec_push(&l->models);
-    m->provider = sb__sq_col_str(l->a, st, 0);
-    m->id = sb__sq_col_str(l->a, st, 1);
-    m->upstream_model = sb__sq_col_str(l->a, st, 2);
-    m->name = sb__sq_col_str(l->a, st, 3);
-    m->context_length = sqlite3_column_int64(st, 4);
-    m->max_output_tokens = sqlite3_column_int64(st, 5);
-    const char *status = sb__sq_col_str(l->a, st, 8);
-    /* deprecated models still serve; only inactive ones are switched off. */
-    m->enabled = status && strcmp(status, "inactive") != 0;
-    m->fallback_priority = sqlite3_column_int64(st, 9);
-    m->is_system = sqlite3_column_int(st, 10) != 0;
-    m->caps.streaming = true;
-    sb_err rc = sb__dec_caps(l->a, sb__sq_col_str(l->a, st, 6), m, err);
-    if (rc == SB_OK)
-        rc = sb__dec_pricing(l->a, sb__sq_col_str(l->a, st, 7), m, err);
-    return rc;
-}
-
-static sb_err load_models(struct loader *l, struct sb_error *err)
-{
-    return sb__sq_query(l->db,
-                        "SELECT p.identifier, m.identifier, m.upstream_model, m.name,"
-                        " m.context_length, m.max_output_tokens, m.capabilities, m.pricing,"
-                        " m.status, m.fallback_priority, m.is_system"
-                        " FROM models m JOIN providers p ON p.id = m.provider_id"
-                        " ORDER BY m.fallback_priority, m.id",
-                        load_model_row, l, err);
-}
-
-static sb_err load_route_row(void *ud, sqlite3_stmt *st, struct sb_error *err)
-{
-    struct loader *l = ud;
-    struct sb_store_route *r = sb__vec_push(&l->routes);
-    r->id = sb__sq_col_str(l->a, st, 0);
-    r->strategy = sb__sq_col_str(l->a, st, 1);
-    r->is_system = sqlite3_column_int(st, 3) != 0;
-    return sb__dec_targets(l->a, sb__sq_col_str(l->a, st, 2), r, err);
-}
-
-static sb_err load_routes(struct loader *l, struct sb_error *err)
-{
-    return sb__sq_query(l->db,
-                        "SELECT identifier, strategy, targets, is_system FROM routes ORDER BY id",
-                        load_route_row, l, err);
-}
-
-static sb_err sqlite_load(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err)
-{
-    struct loader l = {.db = sb__sq_db(s), .a = sb_arena_create(16384)};
-    l.providers.size = sizeof(struct sb_store_provider);
-    l.rowids.size = sizeof(int64_t);
-    l.models.size = sizeof(struct sb_store_model);
-    l.routes.size = sizeof(struct sb_store_route);
-    *out = NULL;
-    /* One read transaction: the four queries see the same state. */
-    sb_err rc = sb__sq_exec(l.db, "BEGIN", err);
-    if (rc == SB_OK)
-        rc = load_providers(&l, err);
-    if (rc == SB_OK)
-        rc = load_credentials(&l, err);
-    if (rc == SB_OK)
-        rc = load_models(&l, err);
-    if (rc == SB_OK)
-        rc = load_routes(&l, err);
-    sb__sq_rollback(l.db); /* read-only: ending it either way is the same */
-    struct sb_store_entities *e = sb_arena_calloc(l.a, sizeof(*e));
-    e->arena = l.a;
-    e->nproviders = l.providers.n;
-    e->providers = sb__vec_to_arena(&l.providers, l.a);
-    e->nmodels = l.models.n;
-    e->models = sb__vec_to_arena(&l.models, l.a);
-    e->nroutes = l.routes.n;
-    e->routes = sb__vec_to_arena(&l.routes, l.a);
-    free(l.rowids.p);
-    if (rc == SB_OK)
-        *out = e;
-    else
-        sb_arena_free(l.a);
     return rc;
 }
 
@@ -701,10 +561,44 @@ static const struct sb_store_ops sqlite_ops = {
     .name = "sqlite",
     .migrate = sqlite_migrate,
     .sync_system = sqlite_sync_system,
-    .load = sqlite_load,
+    .load = sb__sq_load,
     .insert_usage = sqlite_insert_usage,
     .setting_get = sqlite_setting_get,
     .setting_set = sqlite_setting_set,
     .ping = sqlite_ping,
     .close = sqlite_close,
+    .provider_create = sb__sq_provider_create,
+    .provider_update = sb__sq_provider_update,
+    .provider_delete = sb__sq_provider_delete,
+    .provider_get = sb__sq_provider_get,
+    .provider_list = sb__sq_provider_list,
+    .provider_set_enabled = sb__sq_provider_set_enabled,
+    .provider_set_test = sb__sq_provider_set_test,
+    .provider_stats = sb__sq_provider_stats,
+    .model_create = sb__sq_model_create,
+    .model_update = sb__sq_model_update,
+    .model_delete = sb__sq_model_delete,
+    .model_get = sb__sq_model_get,
+    .model_list = sb__sq_model_list,
+    .model_set_enabled = sb__sq_model_set_enabled,
+    .model_set_priority = sb__sq_model_set_priority,
+    .model_reorder = sb__sq_model_reorder,
+    .model_set_champion = sb__sq_model_set_champion,
+    .model_set_default = sb__sq_model_set_default,
+    .route_create = sb__sq_route_create,
+    .route_update = sb__sq_route_update,
+    .route_delete = sb__sq_route_delete,
+    .route_get = sb__sq_route_get,
+    .route_list = sb__sq_route_list,
+    .template_create = sb__sq_template_create,
+    .template_update = sb__sq_template_update,
+    .template_delete = sb__sq_template_delete,
+    .template_get = sb__sq_template_get,
+    .template_list = sb__sq_template_list,
+    .credential_put = sb__sq_credential_put,
+    .credential_delete = sb__sq_credential_delete,
+    .credential_get = sb__sq_credential_get,
+    .credential_list = sb__sq_credential_list,
+    .rekey = sb__sq_rekey,
+    .registry_version = sb__sq_registry_version,
 };

@@ -11,6 +11,7 @@
 #define SB_STORE_SQLITE_INT_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/arena.h"
@@ -53,5 +54,105 @@ struct sb__vec {
 void *sb__vec_push(struct sb__vec *v);
 /* Moves the elements into a (at least one element's room) and frees the heap copy. */
 void *sb__vec_to_arena(struct sb__vec *v, struct sb_arena *a);
+
+/* ---- the registry (sqlite_registry*.c, sqlite_credentials.c) ---- */
+
+/* Fields the API set on a system row, kept by sync_system (column api_set). */
+#define SB__API_SET_STATUS 1
+#define SB__API_SET_PRIORITY 2
+
+/* Adds one to settings.registry_version; call inside the write transaction. */
+sb_err sb__sq_bump_version(sqlite3 *db, struct sb_error *err);
+typedef sb_err (*sb__sq_write_fn)(sqlite3 *db, void *ud, struct sb_error *err);
+/* Runs fn in one BEGIN IMMEDIATE transaction that also bumps
+ * registry_version; commits if both succeed, rolls back otherwise. */
+sb_err sb__sq_write(sqlite3 *db, sb__sq_write_fn fn, void *ud, struct sb_error *err);
+/* Steps an INSERT/UPDATE/DELETE to the end. A UNIQUE violation is
+ * SB_E_CONFLICT naming field "id" and the noun ("provider 'x' already
+ * exists"); anything else SB_E_STORE. Does not reset st. */
+sb_err sb__sq_step_write(sqlite3 *db, sqlite3_stmt *st, const char *noun, const char *id,
+                         struct sb_error *err);
+/* The row id and is_system of identifier id in table (one of ours, never
+ * input); SB_E_NOT_FOUND "<noun> 'id' not found" when absent. */
+sb_err sb__sq_find(sqlite3 *db, const char *table, const char *noun, const char *id, int64_t *rowid,
+                   bool *is_system, struct sb_error *err);
+/* The whole registry for sb_store_load (sqlite_registry.c). */
+sb_err sb__sq_load(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err);
+/* Reads credential columns (sqlite_credentials.c's SELECT list) into c. */
+void sb__sq_read_credential(struct sb_arena *a, sqlite3_stmt *st, struct sb_store_credential *c);
+/* The personal credentials of every user, for sb_store_load. */
+sb_err sb__sq_personal_credentials(sqlite3 *db, struct sb_arena *a,
+                                   struct sb_store_credential **out, size_t *n,
+                                   struct sb_error *err);
+
+/* The backend's registry ops (same contracts as the sb_store_* wrappers). */
+sb_err sb__sq_provider_create(struct sb_store *s, const struct sb_store_provider *p,
+                              const struct sb_store_model *models, size_t nmodels,
+                              struct sb_error *err);
+sb_err sb__sq_provider_update(struct sb_store *s, const char *id, const struct sb_store_provider *p,
+                              struct sb_error *err);
+sb_err sb__sq_provider_delete(struct sb_store *s, const char *id, bool cascade,
+                              struct sb_error *err);
+sb_err sb__sq_provider_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                           struct sb_store_provider *out, struct sb_error *err);
+sb_err sb__sq_provider_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                            struct sb_store_provider **out, struct sb_store_page *page,
+                            struct sb_error *err);
+sb_err sb__sq_provider_set_enabled(struct sb_store *s, const char *id, bool on,
+                                   struct sb_error *err);
+sb_err sb__sq_provider_set_test(struct sb_store *s, const char *id, int64_t when_ms,
+                                const char *result, struct sb_error *err);
+sb_err sb__sq_provider_stats(struct sb_store *s, const char *provider, int64_t from_ms,
+                             int64_t to_ms, struct sb_arena *a,
+                             struct sb_store_provider_stats **out, size_t *n, struct sb_error *err);
+sb_err sb__sq_model_create(struct sb_store *s, const struct sb_store_model *m,
+                           struct sb_error *err);
+sb_err sb__sq_model_update(struct sb_store *s, const char *id, const struct sb_store_model *m,
+                           struct sb_error *err);
+sb_err sb__sq_model_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_model_get(struct sb_store *s, const char *id, const char *visible_to,
+                        struct sb_arena *a, struct sb_store_model *out, struct sb_error *err);
+sb_err sb__sq_model_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                         struct sb_store_model **out, struct sb_store_page *page,
+                         struct sb_error *err);
+sb_err sb__sq_model_set_enabled(struct sb_store *s, const char *id, bool on, struct sb_error *err);
+sb_err sb__sq_model_set_priority(struct sb_store *s, const char *id, int64_t priority,
+                                 struct sb_error *err);
+sb_err sb__sq_model_reorder(struct sb_store *s, const char *const *ids, size_t n,
+                            struct sb_error *err);
+sb_err sb__sq_model_set_champion(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_model_set_default(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_route_create(struct sb_store *s, const struct sb_store_route *r,
+                           struct sb_error *err);
+sb_err sb__sq_route_update(struct sb_store *s, const char *id, const struct sb_store_route *r,
+                           struct sb_error *err);
+sb_err sb__sq_route_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_route_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                        struct sb_store_route *out, struct sb_error *err);
+sb_err sb__sq_route_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                         struct sb_store_route **out, struct sb_store_page *page,
+                         struct sb_error *err);
+sb_err sb__sq_template_create(struct sb_store *s, const struct sb_store_template *t,
+                              struct sb_error *err);
+sb_err sb__sq_template_update(struct sb_store *s, const char *id, const struct sb_store_template *t,
+                              struct sb_error *err);
+sb_err sb__sq_template_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_template_get(struct sb_store *s, const char *id, const char *visible_to,
+                           struct sb_arena *a, struct sb_store_template *out, struct sb_error *err);
+sb_err sb__sq_template_list(struct sb_store *s, const struct sb_store_filter *f, struct sb_arena *a,
+                            struct sb_store_template **out, struct sb_store_page *page,
+                            struct sb_error *err);
+sb_err sb__sq_credential_put(struct sb_store *s, const struct sb_store_credential *c,
+                             struct sb_error *err);
+sb_err sb__sq_credential_delete(struct sb_store *s, const char *provider, const char *user,
+                                struct sb_error *err);
+sb_err sb__sq_credential_get(struct sb_store *s, const char *provider, const char *user,
+                             struct sb_arena *a, struct sb_store_credential *out,
+                             struct sb_error *err);
+sb_err sb__sq_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
+                              struct sb_store_credential **out, size_t *n, struct sb_error *err);
+sb_err sb__sq_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
+                    struct sb_error *err);
+sb_err sb__sq_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err);
 
 #endif

@@ -531,12 +531,15 @@ sb_err sb__sqlite_open(const char *path, struct sb_store **out, struct sb_error 
  * empty text means "{}" / "[]". They fail with SB_E_STORE naming the column.
  */
 struct sb_buf;
+/* The capability called name in c: 1 or 0, or -1 when no capability has that name. */
+int sb__cap_value(const struct sb_store_caps *c, const char *name);
 void sb__enc_auth(const struct sb_store_provider *p, struct sb_buf *out);
 void sb__enc_options(const struct sb_store_provider *p, struct sb_buf *out);
 void sb__enc_rate_limits(const struct sb_store_provider *p, struct sb_buf *out);
 void sb__enc_caps(const struct sb_store_model *m, struct sb_buf *out);
 void sb__enc_pricing(const struct sb_store_model *m, struct sb_buf *out);
 void sb__enc_targets(const struct sb_store_route *r, struct sb_buf *out);
+void sb__enc_weights(const struct sb_store_route *r, struct sb_buf *out); /* empty = NULL */
 sb_err sb__dec_auth(struct sb_arena *a, const char *text, struct sb_store_provider *p,
                     struct sb_error *err);
 sb_err sb__dec_options(struct sb_arena *a, const char *text, struct sb_store_provider *p,
@@ -548,6 +551,9 @@ sb_err sb__dec_caps(struct sb_arena *a, const char *text, struct sb_store_model 
 sb_err sb__dec_pricing(struct sb_arena *a, const char *text, struct sb_store_model *m,
                        struct sb_error *err);
 sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                       struct sb_error *err);
+/* After sb__dec_targets (needs ntargets); NULL text leaves weights NULL. */
+sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
 
 #endif
