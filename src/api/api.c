@@ -30,25 +30,11 @@
  * Reload and poller
  * ==================================================================== */
 
-/* The store's registry_version (settings row; absent = 0). */
-static sb_err read_version(struct sb_api *a, int64_t *v, struct sb_error *err)
-{
-    char *text = NULL;
-    unsigned long long u = 0;
-    *v = 0;
-    if (sb_store_setting_get(a->store, "registry_version", &text, err) != SB_OK)
-        return err->code;
-    if (text && sb_slice_to_u64(sb_slice_cstr(text), &u))
-        *v = (int64_t)u;
-    free(text);
-    return SB_OK;
-}
-
 sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
 {
     struct sb_registry *reg = NULL;
     int64_t v = 0;
-    if (read_version(a, &v, err) != SB_OK ||
+    if (sb_store_registry_version(a->store, &v, err) != SB_OK ||
         sb_registry_build_from_store_key(a->store, a->mk, &reg, err) != SB_OK)
         return err->code;
     sb_registry_publish(reg);
@@ -64,7 +50,7 @@ static void poll_once(struct sb_api *a)
     struct sb_error err = {0};
     int64_t v = 0;
     pthread_mutex_lock(&a->lock);
-    bool ok = read_version(a, &v, &err) == SB_OK;
+    bool ok = sb_store_registry_version(a->store, &v, &err) == SB_OK;
     atomic_store(&a->store_ok_ms, ok ? sb__api_now_ms() : 0);
     if (ok && v != a->version) {
         if (sb__api_reload(a, &err) == SB_OK)

@@ -118,6 +118,10 @@ sb_err sb__api_query_tri(struct sb_api_call *c, const char *name, enum sb_store_
 const char *sb__api_param(struct sb_api_call *c, size_t i);
 /* A required body member of a JSON type, or a field error. */
 sb_err sb__api_body_str(struct sb_api_call *c, const char *key, bool required, const char **out);
+/* obj (a JSON object) with members (JSON text "\"k\":v,...", trusted) put first, parsed
+ * again into c's arena: how a path parameter joins a body checked by the config walker. */
+sb_err sb__api_json_with(struct sb_api_call *c, const struct sb_json *obj, const char *members,
+                         const struct sb_json **out);
 /* Writes the list envelope's head: {"data":[ ... ; end with sb__api_list_end. */
 void sb__api_list_begin(struct sb_api_call *c);
 void sb__api_list_end(struct sb_api_call *c, int64_t total, int64_t limit, int64_t offset);

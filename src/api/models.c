@@ -85,21 +85,12 @@ sb_err sb__api_model_get(struct sb_api_call *c)
  * safe to splice), so the config walker checks it like any other entry. */
 static sb_err with_provider(struct sb_api_call *c, const char *provider, const struct sb_json **out)
 {
-    const struct sb_json *j = c->json;
-    struct sb_json *nj = NULL;
-    struct sb_json_limits lim = {.max_depth = 32};
-    if (!j || j->type != SB_JSON_OBJECT)
-        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "the body must be a JSON object");
-    if (sb_json_get(j, "provider"))
+    if (c->json && c->json->type == SB_JSON_OBJECT && sb_json_get(c->json, "provider"))
         return sb__api_fail(c, SB_E_BAD_REQUEST, "provider",
                             "provider: comes from the path here (/api/providers/%s/models)",
                             provider);
-    char *text = sb_arena_printf(c->arena, "{\"provider\":\"%s\"%s%.*s", provider,
-                                 j->count ? "," : "", (int)(j->raw.len - 1), j->raw.p + 1);
-    if (sb_json_parse(c->arena, text, strlen(text), &lim, &nj, &c->err) != SB_OK)
-        return c->err.code;
-    *out = nj;
-    return SB_OK;
+    return sb__api_json_with(c, c->json, sb_arena_printf(c->arena, "\"provider\":\"%s\"", provider),
+                             out);
 }
 
 /* The body as a config model entry (provider from the path when given). */

@@ -72,6 +72,8 @@ static sb_err parse(struct sb_api_call *c, struct sb_store_provider *p,
                             "AWS credentials are set in the config file for now "
                             "(aws_access_key_id: env:NAME); over the API only api_key is stored");
     p->created_by = c->actor.name;
+    if (creds->api_key) /* the walker saw no key reference: the type's own method */
+        p->auth_method = sb_config_type_find(sb_slice_cstr(p->type))->auth_method;
     return SB_OK;
 }
 

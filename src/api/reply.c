@@ -236,3 +236,18 @@ void sb__api_list_end(struct sb_api_call *c, int64_t total, int64_t limit, int64
     sb_jw_int(&c->jw, offset);
     sb_jw_obj_end(&c->jw);
 }
+
+sb_err sb__api_json_with(struct sb_api_call *c, const struct sb_json *obj, const char *members,
+                         const struct sb_json **out)
+{
+    struct sb_json *nj = NULL;
+    struct sb_json_limits lim = {.max_depth = 32};
+    if (!obj || obj->type != SB_JSON_OBJECT)
+        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "expected a JSON object");
+    char *text = sb_arena_printf(c->arena, "{%s%s%.*s", members, obj->count ? "," : "",
+                                 (int)(obj->raw.len - 1), obj->raw.p + 1);
+    if (sb_json_parse(c->arena, text, strlen(text), &lim, &nj, &c->err) != SB_OK)
+        return c->err.code;
+    *out = nj;
+    return SB_OK;
+}

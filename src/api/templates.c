@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * templates.c - /api/templates: provider blueprints, and applying one.
+ *
+ * The built-in templates (builtin_templates.c) are listed first, read-only;
+ * the database's follow, global ones plus the caller's own. A template body
+ * is {id, name, description, type, base_url, auth_method, options: {provider
+ * keys}, models: [model entries]}; every part is checked by the config
+ * file's key tables at write time, so applying cannot fail on shape.
+ * Applying creates the provider and all its models in one transaction, then
+ * stores the key (or removes everything again if that fails).
+ */
+#include <string.h>
+
+#include "api/internal.h"
+#include "net/ssrf.h"
+#include "registry/config.h"
+
+static const struct sb_store_template *builtin(const char *id)
+{
+    for (size_t i = 0; i < sb__api_nbuiltin_templates; i++)
+        if (strcmp(sb__api_builtin_templates[i].id, id) == 0)
+            return &sb__api_builtin_templates[i];
+    return NULL;
+}
+
+static const char *viewer(const struct sb_api_call *c)
+{
+    return c->actor.role == SB_ROLE_ADMIN ? NULL : c->actor.name;
+}
+
+static void write_template(struct sb_jw *j, const struct sb_store_template *t, bool system)
+{
+    sb_jw_obj_begin(j);
+    sb_jw_key(j, "id");
+    sb_jw_cstr(j, t->id);
+    sb_jw_key(j, "name");
+    sb_jw_cstr(j, t->name ? t->name : t->id);
+    sb_jw_key(j, "description");
+    sb_jw_cstr(j, t->description);
+    sb_jw_key(j, "type");
+    sb_jw_cstr(j, t->type);
+    sb_jw_key(j, "base_url");
+    sb_jw_cstr(j, t->base_url);
+    sb_jw_key(j, "options");
+    sb_jw_raw(j, sb_slice_cstr(t->options && *t->options ? t->options : "{}"));
+    sb_jw_key(j, "models");
+    sb_jw_raw(j, sb_slice_cstr(t->models && *t->models ? t->models : "[]"));
+    sb_jw_key(j, "is_system");
+    sb_jw_bool(j, system || t->is_system);
+    sb_jw_key(j, "owner");
+    sb_jw_cstr(j, t->owner);
+    sb__api_time(j, "created_at", t->created_at);
+    sb__api_time(j, "updated_at", t->updated_at);
+    sb_jw_obj_end(j);
+}
+
+/* Template {id} (param 0): built-in, or the database's as the caller may see it. */
+static sb_err load(struct sb_api_call *c, struct sb_store_template *t, bool *system)
+{
+    const struct sb_store_template *b = builtin(sb__api_param(c, 0));
+    *system = b != NULL;
+    if (b) {
+        *t = *b;
+        return SB_OK;
+    }
+    return sb_store_template_get(c->api->store, sb__api_param(c, 0), viewer(c), c->arena, t,
+                                 &c->err);
+}
+
+sb_err sb__api_templates_list(struct sb_api_call *c)
+{
+    struct sb_store_filter f = {.visible_to = viewer(c)};
+    struct sb_store_template *ts = NULL;
+    struct sb_store_page page = {0};
+    int64_t limit, offset;
+    if (sb__api_paging(c, &limit, &offset) != SB_OK ||
+        sb_store_template_list(c->api->store, &f, c->arena, &ts, &page, &c->err) != SB_OK)
+        return c->err.code;
+    int64_t total = (int64_t)sb__api_nbuiltin_templates + page.total;
+    sb__api_list_begin(c);
+    for (int64_t i = offset; i < total && i < offset + limit; i++) {
+        bool sys = i < (int64_t)sb__api_nbuiltin_templates;
+        const struct sb_store_template *t =
+            sys ? &sb__api_builtin_templates[i] : &ts[i - (int64_t)sb__api_nbuiltin_templates];
+        write_template(&c->jw, t, sys);
+    }
+    sb__api_list_end(c, total, limit, offset);
+    return SB_OK;
+}
+
+sb_err sb__api_template_get(struct sb_api_call *c)
+{
+    struct sb_store_template t;
+    bool sys;
+    if (load(c, &t, &sys) != SB_OK)
+        return c->err.code;
+    write_template(&c->jw, &t, sys);
+    return SB_OK;
+}
+
+/* ---- writing templates ---- */
+
+#define CHECK_ID "template-check" /* a provider id for checking a template's parts */
+
+/* options: provider keys, checked as a provider entry with the template's type and URL. */
+static sb_err check_provider_part(struct sb_api_call *c, const char *type, const char *base_url,
+                                  const struct sb_json *options)
+{
+    static const char *const owned[] = {"id", "type", "base_url", "api_key", "name"};
+    const struct sb_json *doc = NULL;
+    struct sb_store_provider p;
+    struct sb_config_creds creds;
+    struct sb_json empty = {.type = SB_JSON_OBJECT, .raw = SB_SLICE("{}")};
+    if (!options)
+        options = &empty;
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (sb_json_get(options, owned[i]))
+            return sb__api_fail(c, SB_E_BAD_REQUEST, "options",
+                                "options: %s is not an option (it belongs to the template or "
+                                "to apply)",
+                                owned[i]);
+    const char *head = sb_arena_printf(c->arena, "\"id\":\"" CHECK_ID "\",\"type\":\"%s\",\"base_url\":\"%s\"",
+                                       type, base_url ? base_url : "https://example.invalid");
+    if (sb__api_json_with(c, options, head, &doc) != SB_OK ||
+        sb_config_entry_from_json(c->arena, SB_CONFIG_PROVIDER, doc, &p, &creds, &c->err) != SB_OK)
+        return c->err.code;
+    return SB_OK;
+}
+
+/* models: each a model entry (provider supplied at apply). */
+static sb_err check_models_part(struct sb_api_call *c, const struct sb_json *models)
+{
+    size_t i = 0;
+    if (models && models->type != SB_JSON_ARRAY)
+        return sb__api_fail(c, SB_E_BAD_REQUEST, "models", "models: expected a list of models");
+    for (const struct sb_json *m = models ? models->child : NULL; m; m = m->next, i++) {
+        const struct sb_json *doc = NULL;
+        struct sb_store_model sm;
+        if (m->type == SB_JSON_OBJECT && sb_json_get(m, "provider"))
+            return sb__api_fail(c, SB_E_BAD_REQUEST, "models",
+                                "models[%zu]: provider is set when the template is applied", i);
+        if (sb__api_json_with(c, m, "\"provider\":\"" CHECK_ID "\"", &doc) != SB_OK ||
+            sb_config_entry_from_json(c->arena, SB_CONFIG_MODEL, doc, &sm, NULL, &c->err) != SB_OK)
+            return sb__api_fail(c, c->err.code, "models", "models[%zu]: %s", i, c->err.msg);
+    }
+    return SB_OK;
+}
+
+static sb_err parse(struct sb_api_call *c, struct sb_store_template *t)
+{
+    static const char *const keys[] = {"id", "name", "description", "type",
+                                       "base_url", "options", "models"};
+    memset(t, 0, sizeof(*t));
+    if (!c->json || c->json->type != SB_JSON_OBJECT)
+        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "the body must be a JSON object");
+    for (const struct sb_json *m = c->json->child; m; m = m->next) {
+        size_t i = 0;
+        while (i < sizeof(keys) / sizeof(keys[0]) && !sb_slice_eq_cstr(m->key, keys[i]))
+            i++;
+        if (i == sizeof(keys) / sizeof(keys[0]))
+            return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "unknown key '%.*s'",
+                                (int)(m->key.len > 40 ? 40 : m->key.len), m->key.p);
+    }
+    if (sb__api_body_str(c, "id", true, &t->id) != SB_OK ||
+        sb__api_body_str(c, "name", false, &t->name) != SB_OK ||
+        sb__api_body_str(c, "description", false, &t->description) != SB_OK ||
+        sb__api_body_str(c, "type", true, &t->type) != SB_OK ||
+        sb__api_body_str(c, "base_url", false, &t->base_url) != SB_OK)
+        return c->err.code;
+    if (builtin(t->id))
+        return sb__api_fail(c, SB_E_CONFLICT, "id", "'%s' is a built-in template", t->id);
+    const struct sb_json *opts = sb_json_get(c->json, "options"), *models = sb_json_get(c->json, "models");
+    if (check_provider_part(c, t->type, t->base_url, opts) != SB_OK ||
+        check_models_part(c, models) != SB_OK)
+        return c->err.code;
+    /* A non-admin's URL must not point into our own network (SSRF). */
+    if (t->base_url && c->actor.role != SB_ROLE_ADMIN &&
+        sb_ssrf_check_url(t->base_url, false, &c->err) != SB_OK)
+        return c->err.code;
+    t->options = opts ? sb_arena_strndup(c->arena, opts->raw.p, opts->raw.len) : NULL;
+    t->models = models ? sb_arena_strndup(c->arena, models->raw.p, models->raw.len) : NULL;
+    t->owner = c->actor.role == SB_ROLE_ADMIN ? NULL : c->actor.name;
+    return SB_OK;
+}
+
+static sb_err load_own(struct sb_api_call *c, struct sb_store_template *t)
+{
+    bool sys;
+    if (load(c, t, &sys) != SB_OK)
+        return c->err.code;
+    if (sys)
+        return sb__api_fail(c, SB_E_CONFLICT, NULL, "'%s' is a built-in template (read-only)",
+                            t->id);
+    if (c->actor.role != SB_ROLE_ADMIN && (!t->owner || strcmp(t->owner, c->actor.name) != 0))
+        return sb__api_fail(c, SB_E_FORBIDDEN, NULL, "template %s is not yours", t->id);
+    return SB_OK;
+}
+
+static sb_err answer_saved(struct sb_api_call *c, const char *action, const char *id)
+{
+    struct sb_store_template t;
+    if (sb_store_template_get(c->api->store, id, NULL, c->arena, &t, &c->err) != SB_OK)
+        return c->err.code;
+    write_template(&c->jw, &t, false);
+    sb__api_audit(c, action, "template", id, SB_SLICE_NULL, sb_buf_slice(&c->out), "ok");
+    return SB_OK;
+}
+
+sb_err sb__api_template_create(struct sb_api_call *c)
+{
+    struct sb_store_template t;
+    if (parse(c, &t) != SB_OK || sb_store_template_create(c->api->store, &t, &c->err) != SB_OK)
+        return c->err.code;
+    c->status = 201;
+    return answer_saved(c, "template.create", t.id);
+}
+
+sb_err sb__api_template_update(struct sb_api_call *c)
+{
+    struct sb_store_template before, t;
+    if (load_own(c, &before) != SB_OK || parse(c, &t) != SB_OK)
+        return c->err.code;
+    if (strcmp(t.id, before.id) != 0)
+        return sb__api_fail(c, SB_E_BAD_REQUEST, "id", "id: identifiers never change (%s)",
+                            before.id);
+    if (sb_store_template_update(c->api->store, before.id, &t, &c->err) != SB_OK)
+        return c->err.code;
+    return answer_saved(c, "template.update", before.id);
+}
+
+sb_err sb__api_template_delete(struct sb_api_call *c)
+{
+    struct sb_store_template t;
+    if (load_own(c, &t) != SB_OK ||
+        sb_store_template_delete(c->api->store, t.id, &c->err) != SB_OK)
+        return c->err.code;
+    c->status = 204;
+    sb__api_audit(c, "template.delete", "template", t.id, SB_SLICE_NULL, SB_SLICE_NULL, "ok");
+    return SB_OK;
+}
