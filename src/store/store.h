@@ -101,6 +101,7 @@ void sb_store_entities_free(struct sb_store_entities *e);
 /* ---- the plug point ---- */
 
 struct sb_store;
+struct sb_store_identity_ops; /* store/identity.h: users, sessions, keys, audit */
 
 struct sb_store_ops {
     const char *name; /* "sqlite" */
@@ -115,6 +116,10 @@ struct sb_store_ops {
                           struct sb_error *err);
     sb_err (*ping)(struct sb_store *s, struct sb_error *err);
     void (*close)(struct sb_store *s);
+    /* Appended for the control plane's identity tables (store/identity.h): a
+     * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
+     * from the registry's ops. */
+    const struct sb_store_identity_ops *identity;
 };
 
 /* The base every backend embeds as its first member. */
