@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "store/identity.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -707,4 +708,5 @@ static const struct sb_store_ops sqlite_ops = {
     .setting_set = sqlite_setting_set,
     .ping = sqlite_ping,
     .close = sqlite_close,
+    .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
 };
