@@ -108,7 +108,7 @@ static void test_migrate(void **state)
     sb_store_close(s);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(scalar("SELECT COUNT(*) FROM schema_migrations"), 1);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM schema_migrations"), (long long)sb__nmigrations);
     assert_int_equal(scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
                             "('providers', 'provider_credentials', 'models', 'routes', "
                             "'usage_logs', 'settings', 'api_keys')"),
