@@ -8,7 +8,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv libcurl sqlite3 yaml-0.1 libcrypto
+PKGS    := libuv libcurl sqlite3 yaml-0.1 libcrypto libargon2
 TPKGS   := cmocka jansson
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter

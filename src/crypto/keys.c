@@ -9,7 +9,8 @@
  * deprecated low-level calls). Base64 is our own strict codec: OpenSSL's
  * EVP_DecodeBlock accepts junk and miscounts padding.
  *
- * Chapters: base64 · master key · encryption · admin token.
+ * Chapters: base64 · master key · encryption · admin token. The keyring
+ * and rotation protocol built on these live in keyring.c.
  */
 #include "crypto/keys.h"
 
@@ -176,40 +177,56 @@ void sb_keys_master_id(const struct sb_master_key *k, char out[17])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+sb_err sb_keys_master_generate(struct sb_master_key **out, struct sb_error *err)
+{
+    *out = sb_xmalloc(sizeof(**out));
+    if (RAND_bytes((*out)->k, KEY_LEN) == 1)
+        return SB_OK;
+    free(*out);
+    *out = NULL;
+    return sb_fail(err, SB_E_INTERNAL, "master key: no randomness available");
+}
+
+sb_err sb_keys_master_write_file(const struct sb_master_key *k, const char *path,
+                                 struct sb_error *err)
+{
+    char *text = b64_encode(k->k, KEY_LEN);
+    size_t len = strlen(text);
+    sb_err rc = SB_OK;
+    text[len] = '\n'; /* overwrites the NUL: written as len + 1 bytes, never read as a string */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = errno == EEXIST
+                 ? sb_fail(err, SB_E_CONFLICT, "key file %s: already exists", path)
+                 : sb_fail(err, SB_E_IO, "key file %s: create: %s", path, strerror(errno));
+        goto out;
+    }
+    bool ok = write(fd, text, len + 1) == (ssize_t)(len + 1) && fsync(fd) == 0;
+    if (close(fd) != 0 || !ok) {
+        rc = sb_fail(err, SB_E_IO, "key file %s: write: %s", path, strerror(errno));
+        unlink(path);
+    }
+out:
+    sb_secret_wipe(text, len + 1);
+    free(text);
+    return rc;
+}
+
 /* Writes a fresh random key to path, failing if the file exists (O_EXCL).
  * SB_AGAIN when someone else created it first. */
 static sb_err create_key_file(const char *path, struct sb_error *err)
 {
-    unsigned char raw[KEY_LEN];
-    char line[(KEY_LEN + 2) / 3 * 4 + 2]; /* base64 + newline + NUL */
-    sb_err rc = SB_OK;
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        return sb_fail(err, SB_E_INTERNAL, "key file %s: no randomness available", path);
-    char *text = b64_encode(raw, sizeof(raw));
-    size_t len = strlen(text);
-    memcpy(line, text, len);
-    line[len++] = '\n';
-    sb_secret_wipe(raw, sizeof(raw));
-    sb_secret_wipe(text, len - 1);
-    free(text);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = errno == EEXIST
-                 ? SB_AGAIN
-                 : sb_fail(err, SB_E_IO, "key file %s: create: %s", path, strerror(errno));
-        goto out;
-    }
-    bool ok = write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
-    if (close(fd) != 0 || !ok) {
-        rc = sb_fail(err, SB_E_IO, "key file %s: write: %s", path, strerror(errno));
-        unlink(path);
-        goto out;
-    }
-    sb_warn("msg=\"created a new master key file; back it up: without it stored credentials "
-            "cannot be decrypted\" path=%s mode=0600",
-            path);
-out:
-    sb_secret_wipe(line, sizeof(line));
+    struct sb_master_key *k = NULL;
+    sb_err rc = sb_keys_master_generate(&k, err);
+    if (rc == SB_OK)
+        rc = sb_keys_master_write_file(k, path, err);
+    sb_keys_master_free(k);
+    if (rc == SB_E_CONFLICT)
+        return SB_AGAIN;
+    if (rc == SB_OK)
+        sb_warn("msg=\"created a new master key file; back it up: without it stored credentials "
+                "cannot be decrypted\" path=%s mode=0600",
+                path);
     return rc;
 }
 
@@ -253,6 +270,19 @@ static sb_err read_key_file(int fd, const char *path, struct sb_master_key **out
     else
         rc = sb_keys_master_from_base64((struct sb_slice){buf, (size_t)n}, what, out, err);
     sb_secret_wipe(buf, sizeof(buf));
+    return rc;
+}
+
+sb_err sb_keys_master_read_file(const char *path, struct sb_master_key **out,
+                                struct sb_error *err)
+{
+    sb_err rc = SB_OK;
+    *out = NULL;
+    int fd = open_key_file(path, err, &rc);
+    if (fd < 0)
+        return rc != SB_OK ? rc : sb_fail(err, SB_E_NOT_FOUND, "key file %s: not found", path);
+    rc = read_key_file(fd, path, out, err);
+    close(fd);
     return rc;
 }
 

@@ -105,3 +105,97 @@ bool sb_keys_equal(struct sb_slice a, struct sb_slice b);
 bool sb_keys_check_admin(const struct sb_admin_hash *h, struct sb_slice token);
 
 #endif
+
+/* ---- key files (used by the keyring) ---- */
+
+/* A fresh random key. Returns owned *out (free with sb_keys_master_free). */
+sb_err sb_keys_master_generate(struct sb_master_key **out, struct sb_error *err);
+/* Reads an existing key file (same safety checks as load; never creates).
+ * SB_E_NOT_FOUND when it does not exist. Returns owned *out. */
+sb_err sb_keys_master_read_file(const char *path, struct sb_master_key **out, struct sb_error *err);
+/* Writes k to a new file path: O_EXCL, mode 0600, fsync. SB_E_CONFLICT when
+ * path exists. Borrows k. */
+sb_err sb_keys_master_write_file(const struct sb_master_key *k, const char *path,
+                                 struct sb_error *err);
+
+/* ---- keyring and rotation (keyring.c) ----
+ *
+ * A keyring holds the current master key and, while a rotation is under
+ * way, the next one. Every ciphertext is stored with the id of the key that
+ * made it (provider_credentials.key_id), and decryption picks the key by
+ * that id, so rows under either key decrypt at any moment of a rotation.
+ *
+ * Rotation, file mode (no SWITCHBOARD_MASTER_KEY), crash-safe at every step:
+ *  1. begin: the next key is written to "<keyfile>.new.tmp" (O_EXCL, 0600,
+ *     fsync), renamed to "<keyfile>.new", directory fsynced. A crash leaves
+ *     either no .new (a stale .tmp is removed at load: nothing used it) or
+ *     a complete one. From here new encryptions use the next key.
+ *  2. the store re-encrypts every credential in ONE transaction, calling
+ *     sb_keys_keyring_reencrypt per row (old key + AAD → next key + AAD).
+ *     Before the commit every row is under the old key, after it every row
+ *     is under the next; both keys are loaded either way.
+ *  3. finish: "<keyfile>.new" is renamed over the key file, directory
+ *     fsynced. Before the rename, load sees both files; after, only the new.
+ * At load, a present .new means a rotation did not finish: both keys are
+ * loaded (sb_keys_keyring_pending) and the caller completes it by running
+ * steps 2 (idempotent: rows already under the next key are left alone)
+ * and 3.
+ *
+ * Env mode (SWITCHBOARD_MASTER_KEY set): the current key comes from it and
+ * the next from SWITCHBOARD_NEW_MASTER_KEY when set; nothing is written.
+ * After the re-encryption commits, the operator moves the new value to
+ * SWITCHBOARD_MASTER_KEY (finish says so in the log).
+ *
+ * One process rotates at a time; a second instance running on the old key
+ * during a rotation would write rows under it (not handled here).
+ */
+
+#define SB_KEYS_NEW_MASTER_ENV "SWITCHBOARD_NEW_MASTER_KEY"
+
+struct sb_keyring;
+
+/*
+ * Loads the keyring by the rules above. path: the key file (NULL =
+ * ./switchboard.key), created on first start as sb_keys_master_load does.
+ * Returns owned *out (free with sb_keys_keyring_free).
+ */
+sb_err sb_keys_keyring_load(const char *path, struct sb_keyring **out, struct sb_error *err);
+/* Wipes and frees; accepts NULL. */
+void sb_keys_keyring_free(struct sb_keyring *kr);
+/* true while a next key is loaded: a rotation to run or finish. */
+bool sb_keys_keyring_pending(const struct sb_keyring *kr);
+/* true when the keys came from the environment (nothing is ever written). */
+bool sb_keys_keyring_from_env(const struct sb_keyring *kr);
+/* The key new encryptions use: the next key while pending, else the current. Borrowed. */
+const struct sb_master_key *sb_keys_keyring_active(const struct sb_keyring *kr);
+/* Its id (16 hex + NUL). */
+void sb_keys_keyring_active_id(const struct sb_keyring *kr, char out[17]);
+/* Encrypts under the active key; key_id gets that key's id. Returns owned *out (free()). */
+sb_err sb_keys_keyring_encrypt(const struct sb_keyring *kr, struct sb_slice plaintext,
+                               struct sb_slice aad, char **out, char key_id[17],
+                               struct sb_error *err);
+/* Decrypts with the key whose id is key_id. SB_E_CONFIG naming the id when
+ * no loaded key has it. Returns owned *out (free with sb_secret_free). */
+sb_err sb_keys_keyring_decrypt(const struct sb_keyring *kr, const char *key_id, struct sb_slice b64,
+                               struct sb_slice aad, struct sb_secret **out, struct sb_error *err);
+/*
+ * Step 1. File mode: writes the next key (SWITCHBOARD_NEW_MASTER_KEY when
+ * set, else a random one) as "<keyfile>.new" and loads it. Env mode: needs
+ * SWITCHBOARD_NEW_MASTER_KEY loaded already (SB_E_CONFIG otherwise). When a
+ * rotation is already pending, keeps its next key (SB_OK): that is how a
+ * crashed rotation resumes. SB_E_CONFLICT when the next key equals the current.
+ */
+sb_err sb_keys_keyring_begin_rotation(struct sb_keyring *kr, struct sb_error *err);
+/*
+ * Step 2, one row: *out gets ciphertext re-encrypted from the key named by
+ * key_id to the active key (owned, free()), and new_key_id its id; *out is
+ * NULL when the row is already under the active key (nothing to write).
+ * No plaintext leaves this function; it is wiped before return.
+ */
+sb_err sb_keys_keyring_reencrypt(const struct sb_keyring *kr, const char *key_id,
+                                 struct sb_slice ciphertext, struct sb_slice aad, char **out,
+                                 char new_key_id[17], struct sb_error *err);
+/* Step 3 (call only after the store committed step 2). File mode: renames
+ * "<keyfile>.new" over the key file and fsyncs the directory; the next key
+ * becomes the current one. Env mode: writes nothing, logs what to do. */
+sb_err sb_keys_keyring_finish_rotation(struct sb_keyring *kr, struct sb_error *err);

@@ -152,10 +152,56 @@ static const char m2_sql[] =
     "CREATE INDEX models_owner ON models(owner_user_id);"
     "INSERT INTO settings(key, value, updated_at) VALUES('registry_version', '0', 0);";
 
+/* Migration 3: identities. Users are named by username in every other
+ * table (store/identity.h). api_keys gains its allowed models (a JSON array
+ * of model or route ids, [] = all the owner may see) and revoked_at.
+ * Sessions keep only the hash of the cookie; the CSRF token is derived from
+ * the cookie (crypto/session.h), so it needs no column. */
+static const char m3_sql[] =
+    "CREATE TABLE users ("
+    " id {id},"
+    " username TEXT NOT NULL UNIQUE," /* [a-z0-9._-]{1,64} */
+    " password_hash TEXT NOT NULL,"   /* argon2id encoded string */
+    " role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('admin', 'developer', 'user')),"
+    " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " last_login_at BIGINT);"
+    "CREATE TABLE sessions ("
+    " id {id},"
+    " token_hash TEXT NOT NULL UNIQUE," /* sha256:<hex> of the cookie value */
+    " username TEXT NOT NULL,"
+    " ip TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL,"
+    " last_seen_at BIGINT NOT NULL);"
+    "CREATE INDEX sessions_username ON sessions(username);"
+    "CREATE INDEX sessions_expires ON sessions(expires_at);"
+    "ALTER TABLE api_keys ADD COLUMN models {json} NOT NULL DEFAULT '[]';"
+    "ALTER TABLE api_keys ADD COLUMN revoked_at BIGINT;"
+    "CREATE INDEX api_keys_user ON api_keys(user_id);"
+    "CREATE TABLE audit_log ("
+    " id {id},"
+    " ts BIGINT NOT NULL," /* Unix ms */
+    " actor TEXT NOT NULL,"
+    " actor_role TEXT,"
+    " action TEXT NOT NULL,"
+    " target_type TEXT,"
+    " target_id TEXT,"
+    " before_json {json}," /* secrets removed by the caller */
+    " after_json {json},"
+    " ip TEXT,"
+    " request_id TEXT,"
+    " outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'failed')));"
+    "CREATE INDEX audit_log_ts ON audit_log(ts);"
+    "CREATE INDEX audit_log_actor ON audit_log(actor, ts);"
+    "CREATE INDEX audit_log_target ON audit_log(target_type, target_id, ts);";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
      m2_sql},
+    {3, "users, sessions, virtual key scopes, audit log", m3_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

@@ -25,6 +25,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "store/identity.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -601,4 +602,5 @@ static const struct sb_store_ops sqlite_ops = {
     .credential_list = sb__sq_credential_list,
     .rekey = sb__sq_rekey,
     .registry_version = sb__sq_registry_version,
+    .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
 };

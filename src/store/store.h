@@ -232,6 +232,7 @@ void sb_store_entities_free(struct sb_store_entities *e);
 /* ---- the plug point ---- */
 
 struct sb_store;
+struct sb_store_identity_ops; /* store/identity.h: users, sessions, keys, audit */
 
 /*
  * The rekey callback: re-encrypts one credential. c is borrowed for the call
@@ -326,6 +327,10 @@ struct sb_store_ops {
     sb_err (*rekey)(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
                     struct sb_error *err);
     sb_err (*registry_version)(struct sb_store *s, int64_t *out, struct sb_error *err);
+    /* Appended for the control plane's identity tables (store/identity.h): a
+     * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
+     * from the registry's ops. */
+    const struct sb_store_identity_ops *identity;
 };
 
 /* The base every backend embeds as its first member. */

@@ -6,6 +6,12 @@
  * queue under a short mutex and never waits on the database. A writer thread
  * drains the queue in batches (one transaction per batch). Nothing is dropped:
  * the queue grows as needed, and stop() flushes it before returning.
+ *
+ * The same writer carries the audit log (sb_usage_submit_audit): control
+ * plane changes are rare, so they share the thread and its batches rather
+ * than getting their own. After each usage batch the writer also raises
+ * api_keys.last_used_at for the keys in it (usage key_id is the key's row
+ * id in decimal), one UPDATE per distinct key per batch.
  */
 #ifndef SB_STORE_USAGE_H
 #define SB_STORE_USAGE_H
@@ -17,6 +23,7 @@
 
 struct sb_store;
 struct sb_usage_writer;
+struct sb_audit;
 
 struct sb_usage {
     char request_id[40];
@@ -43,10 +50,20 @@ struct sb_usage {
 struct sb_usage_writer *sb_usage_writer_start(struct sb_store *store, struct sb_error *err);
 /* Copies u into the queue. Thread-safe, never blocks on I/O. */
 void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u);
+/*
+ * Copies audit record a (its strings too) into the same queue; the writer
+ * inserts it in the same batch loop as usage rows, and stop() flushes it.
+ * Thread-safe, never blocks on I/O. Borrows a. Strings longer than 64 KiB
+ * (before/after JSON) are replaced by {"truncated":true}.
+ */
+void sb_usage_submit_audit(struct sb_usage_writer *w, const struct sb_audit *a);
 /* Flushes everything queued, joins the thread, closes the store. Accepts NULL. */
 void sb_usage_writer_stop(struct sb_usage_writer *w);
 /* Rows written so far and rows that failed to write (for /metrics and tests). */
 uint64_t sb_usage_written(const struct sb_usage_writer *w);
 uint64_t sb_usage_failed(const struct sb_usage_writer *w);
+/* Audit records written and lost (after retries) so far. */
+uint64_t sb_usage_audit_written(const struct sb_usage_writer *w);
+uint64_t sb_usage_audit_failed(const struct sb_usage_writer *w);
 
 #endif
