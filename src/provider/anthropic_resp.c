@@ -139,60 +139,75 @@ void sb__anth_excerpt(const struct sb_call *c, char *dst, size_t n, struct sb_sl
 }
 
 /*
- * Anthropic's error types (their HTTP status in the comment) and the OpenAI
- * meaning we give them. billing_error is OpenAI's insufficient_quota, which
- * OpenAI sends as a 429; overloaded (529) is a 503 to OpenAI clients.
+ * Anthropic's error types with their HTTP status, and the OpenAI meaning we
+ * give them. billing_error is OpenAI's insufficient_quota, which OpenAI
+ * sends as a 429; overloaded (529) is a 503 to OpenAI clients.
  */
 static const struct {
     const char *type;
-    sb_err code;
+    int upstream_status;  /* what Anthropic sends it with */
+    sb_err code;          /* our meaning */
     int status;           /* what the client gets */
     const char *api_code; /* OpenAI "code", or NULL for the code's name */
 } error_map[] = {
-    {"invalid_request_error", SB_E_BAD_REQUEST, 400, NULL},              /* 400 */
-    {"authentication_error", SB_E_UNAUTHORIZED, 401, "invalid_api_key"}, /* 401 */
-    {"billing_error", SB_E_RATE_LIMITED, 429, "insufficient_quota"},     /* 402 */
-    {"permission_error", SB_E_FORBIDDEN, 403, NULL},                     /* 403 */
-    {"not_found_error", SB_E_NOT_FOUND, 404, NULL},                      /* 404 */
-    {"request_too_large", SB_E_TOO_LARGE, 413, NULL},                    /* 413 */
-    {"rate_limit_error", SB_E_RATE_LIMITED, 429, NULL},                  /* 429 */
-    {"api_error", SB_E_UPSTREAM, 500, NULL},                             /* 500 */
-    {"timeout_error", SB_E_UPSTREAM_TIMEOUT, 504, NULL},                 /* 504 */
-    {"overloaded_error", SB_E_UNAVAILABLE, 503, NULL},                   /* 529 */
+    {"invalid_request_error", 400, SB_E_BAD_REQUEST, 400, NULL},
+    {"authentication_error", 401, SB_E_UNAUTHORIZED, 401, "invalid_api_key"},
+    {"billing_error", 402, SB_E_RATE_LIMITED, 429, "insufficient_quota"},
+    {"permission_error", 403, SB_E_FORBIDDEN, 403, NULL},
+    {"not_found_error", 404, SB_E_NOT_FOUND, 404, NULL},
+    {"request_too_large", 413, SB_E_TOO_LARGE, 413, NULL},
+    {"rate_limit_error", 429, SB_E_RATE_LIMITED, 429, NULL},
+    {"api_error", 500, SB_E_UPSTREAM, 500, NULL},
+    {"timeout_error", 504, SB_E_UPSTREAM_TIMEOUT, 504, NULL},
+    {"overloaded_error", 529, SB_E_UNAVAILABLE, 503, NULL},
 };
+#define NERRORS (sizeof(error_map) / sizeof(error_map[0]))
 
-/* For a body we cannot read: the meaning of the status alone. */
-static size_t by_status(int status)
+/* The row for the error's type, else for the status alone, else NERRORS. */
+static size_t error_row(struct sb_slice type, int status)
 {
-    static const int statuses[] = {400, 401, 402, 403, 404, 413, 429, 500, 504, 529};
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-        if (statuses[i] == status)
+    size_t by_status = NERRORS;
+    for (size_t i = 0; i < NERRORS; i++) {
+        if (sb_slice_eq_cstr(type, error_map[i].type))
             return i;
-    return status >= 400 && status < 500 ? 0 : 7;
+        if (error_map[i].upstream_status == status)
+            by_status = i;
+    }
+    return by_status;
+}
+
+/* The OpenAI code of what the message says, when more precise than the row's. */
+static const char *api_code(size_t row, struct sb_slice msg)
+{
+    if (error_map[row].code == SB_E_BAD_REQUEST && memmem(msg.p, msg.len, "prompt is too long", 18))
+        return "context_length_exceeded";
+    if (error_map[row].code == SB_E_NOT_FOUND && memmem(msg.p, msg.len, "model", 5))
+        return "model_not_found";
+    return error_map[row].api_code;
 }
 
 void sb__anth_error(const struct sb_call *c, int status, const struct sb_json *error,
                     struct sb_slice raw, struct sb_error *err)
 {
     struct sb_slice type = sb__anth_str(error, "type"), msg = sb__anth_str(error, "message");
-    size_t row = by_status(status ? status : 500);
-    for (size_t i = 0; i < sizeof(error_map) / sizeof(error_map[0]); i++)
-        if (sb_slice_eq_cstr(type, error_map[i].type))
-            row = i;
+    size_t row = error_row(type, status);
     char text[SB_ANTH_MAX_EXCERPT + 1];
+    sb_err code = row < NERRORS                   ? error_map[row].code
+                  : status >= 400 && status < 500 ? SB_E_BAD_REQUEST
+                                                  : SB_E_UPSTREAM;
     sb__anth_excerpt(c, text, sizeof(text), msg.len ? msg : raw);
     if (text[0])
-        sb_fail(err, error_map[row].code, "upstream %s: %s", sb__anth_pname(c), text);
+        sb_fail(err, code, "upstream %s: %s", sb__anth_pname(c), text);
     else
-        sb_fail(err, error_map[row].code, "upstream %s: HTTP %d", sb__anth_pname(c), status);
+        sb_fail(err, code, "upstream %s: HTTP %d", sb__anth_pname(c), status);
+    if (row == NERRORS) {
+        err->http_status = status >= 400 && status < 600 ? status : 502;
+        return;
+    }
     err->http_status = error_map[row].status;
-    const char *code = error_map[row].api_code;
-    if (error_map[row].code == SB_E_BAD_REQUEST && memmem(msg.p, msg.len, "prompt is too long", 18))
-        code = "context_length_exceeded";
-    if (error_map[row].code == SB_E_NOT_FOUND && memmem(msg.p, msg.len, "model", 5))
-        code = "model_not_found";
-    if (code)
-        snprintf(err->api_code, sizeof(err->api_code), "%s", code);
+    const char *ac = api_code(row, msg);
+    if (ac)
+        snprintf(err->api_code, sizeof(err->api_code), "%s", ac);
 }
 
 void sb__anth_map_error(const struct sb_call *c, int status, struct sb_slice body,
