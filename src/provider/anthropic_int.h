@@ -33,11 +33,17 @@ static inline bool sb__anth_is_str(const struct sb_json *j)
     return j && j->type == SB_JSON_STRING;
 }
 
-/* The decoded string at o[key], or an empty slice. */
+/* s, or "" when it has no bytes at all: the JSON writer must never see a NULL pointer. */
+static inline struct sb_slice sb__anth_nz(struct sb_slice s)
+{
+    return s.p ? s : SB_SLICE("");
+}
+
+/* The decoded string at o[key], or "" (never a NULL pointer). */
 static inline struct sb_slice sb__anth_str(const struct sb_json *o, const char *key)
 {
     const struct sb_json *s = sb__anth_get(o, key);
-    return sb__anth_is_str(s) ? s->str : SB_SLICE_NULL;
+    return sb__anth_is_str(s) ? sb__anth_nz(s->str) : SB_SLICE("");
 }
 
 /* Token counts of a Messages API `usage` object; -1 = not reported. */

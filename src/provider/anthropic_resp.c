@@ -176,12 +176,17 @@ static size_t error_row(struct sb_slice type, int status)
     return by_status;
 }
 
+static bool says(struct sb_slice msg, const char *what)
+{
+    return msg.len && memmem(msg.p, msg.len, what, strlen(what));
+}
+
 /* The OpenAI code of what the message says, when more precise than the row's. */
 static const char *api_code(size_t row, struct sb_slice msg)
 {
-    if (error_map[row].code == SB_E_BAD_REQUEST && memmem(msg.p, msg.len, "prompt is too long", 18))
+    if (error_map[row].code == SB_E_BAD_REQUEST && says(msg, "prompt is too long"))
         return "context_length_exceeded";
-    if (error_map[row].code == SB_E_NOT_FOUND && memmem(msg.p, msg.len, "model", 5))
+    if (error_map[row].code == SB_E_NOT_FOUND && says(msg, "model"))
         return "model_not_found";
     return error_map[row].api_code;
 }
@@ -250,7 +255,8 @@ static void scan_blocks(const struct sb_json *content, struct answer *a)
 
 struct sb_slice sb__anth_chat_id(const struct sb_call *c, struct sb_slice msg_id)
 {
-    char *id = sb_arena_printf(c->arena, "chatcmpl-%.*s", SB_FMT(msg_id));
+    char *id =
+        sb_arena_printf(c->arena, "chatcmpl-%.*s", (int)msg_id.len, msg_id.p ? msg_id.p : "");
     return sb_slice_cstr(id);
 }
 
@@ -261,10 +267,10 @@ void sb__anth_thinking_block(struct sb_jw *w, bool redacted, struct sb_slice tex
     sb_jw_key(w, "type");
     sb_jw_cstr(w, redacted ? "redacted_thinking" : "thinking");
     sb_jw_key(w, redacted ? "data" : "thinking");
-    sb_jw_str(w, text);
+    sb_jw_str(w, sb__anth_nz(text));
     if (!redacted) {
         sb_jw_key(w, "signature");
-        sb_jw_str(w, signature);
+        sb_jw_str(w, sb__anth_nz(signature));
     }
     sb_jw_obj_end(w);
 }
@@ -316,12 +322,12 @@ static void write_message(struct sb_jw *w, const struct sb_json *content, struct
     sb_jw_cstr(w, "assistant");
     sb_jw_key(w, "content");
     if (a->text.len || !a->ntools)
-        sb_jw_str(w, sb_buf_slice(&a->text));
+        sb_jw_str(w, sb__anth_nz(sb_buf_slice(&a->text)));
     else
         sb_jw_null(w);
     if (a->nthinking) {
         sb_jw_key(w, "reasoning_content");
-        sb_jw_str(w, sb_buf_slice(&a->reasoning));
+        sb_jw_str(w, sb__anth_nz(sb_buf_slice(&a->reasoning)));
         write_thinking_blocks(w, content);
     }
     if (a->ntools)

@@ -341,7 +341,7 @@ static int on_message_start(struct stream *st, const struct sb_json *ev)
         return 0;
     st->started = true;
     st->id = sb__anth_chat_id(st->c, sb__anth_str(msg, "id"));
-    st->model = sb_arena_slice(st->c->arena, sb__anth_str(msg, "model"));
+    st->model = sb__anth_nz(sb_arena_slice(st->c->arena, sb__anth_str(msg, "model")));
     sb__anth_usage_read(&st->usage, sb__anth_get(msg, "usage"));
     delta_open(st);
     sb_jw_key(&st->w, "role");
