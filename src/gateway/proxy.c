@@ -48,6 +48,7 @@ struct proxy {
     bool saw_done;                /* [DONE] or a finish_reason arrived */
     bool sent_error;              /* an SSE error event was written */
     const char *err_code;         /* OpenAI error "code" when more precise than the table's */
+    const char *adjusted;         /* the adapter's x-switchboard-adjusted value, or NULL */
     uint64_t ttft_ns;             /* first relayed byte, 0 if none */
 };
 
@@ -57,7 +58,7 @@ struct proxy {
 
 static const struct sb_http_header *route_headers(struct proxy *x, const char *ctype, size_t *n)
 {
-    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 5 * sizeof(*h));
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 6 * sizeof(*h));
     size_t k = 0;
     h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
     if (x->call.provider) {
@@ -69,6 +70,9 @@ static const struct sb_http_header *route_headers(struct proxy *x, const char *c
     }
     if (x->retry_after.len)
         h[k++] = (struct sb_http_header){SB_SLICE("retry-after"), x->retry_after};
+    if (x->adjusted)
+        h[k++] =
+            (struct sb_http_header){SB_SLICE("x-switchboard-adjusted"), sb_slice_cstr(x->adjusted)};
     *n = k;
     return h;
 }
@@ -165,7 +169,10 @@ static void fail(struct proxy *x, const struct sb_error *e)
 {
     int status = sb_err_status(e);
     char code[40];
-    copy_field(code, sizeof(code), x->err_code ? x->err_code : sb_err_name(e->code));
+    copy_field(code, sizeof(code),
+               x->err_code      ? x->err_code
+               : e->api_code[0] ? e->api_code
+                                : sb_err_name(e->code));
     for (char *p = code; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     account(x, status, "error", e->code, e->msg);
@@ -472,8 +479,10 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
 {
     const struct sb_provider *p = x->call.provider;
     struct sb_upstream_req ur;
+    memset(&ur, 0, sizeof(ur));
     if (p->ops->build_request(&x->call, &ur, err) != SB_OK)
         return err->code;
+    x->adjusted = ur.adjusted;
     struct sb_ureq_spec spec = {
         .method = ur.method,
         .url = ur.url,

@@ -108,6 +108,10 @@ struct sb_upstream_req {
     struct sb_kv *headers; /* arena; includes auth and content-type */
     size_t nheaders;
     struct sb_slice body; /* arena or borrowed from the call */
+    /* Appended: request settings the adapter had to change (Anthropic thinking needs
+     * temperature 1 and room in max_tokens), as "name=value,..." for the client's
+     * x-switchboard-adjusted header; NULL when nothing was changed. Arena memory. */
+    const char *adjusted;
 };
 
 struct sb_usage_counts {
