@@ -54,6 +54,10 @@ struct sb_error {
     int http_status; /* 0 = the table's default for code */
     char msg[256];   /* human-readable, never contains a secret */
     char field[64];  /* the input field at fault ("providers[0].base_url", "base_url"), or "" */
+    /* Appended for provider adapters: the OpenAI error "code" when more precise than the
+     * table's name ("context_length_exceeded", "model_not_found"); a static string or NULL.
+     * sb_fail clears it; set it after. */
+    const char *oai_code;
 };
 
 /* Records code and message in err (which may be NULL); returns code. */
