@@ -10,6 +10,7 @@
 #ifndef SB_PROVIDER_BEDROCK_INT_H
 #define SB_PROVIDER_BEDROCK_INT_H
 
+#include "core/buf.h"
 #include "core/json.h"
 #include "provider/provider.h"
 
@@ -26,6 +27,12 @@ static inline bool sb__bedrock_is(const struct sb_json *j, enum sb_json_type t)
     return j && j->type == t;
 }
 
+/* A buffer's bytes as a slice that is never NULL (an empty buffer has no memory yet). */
+static inline struct sb_slice sb__bedrock_bytes(const struct sb_buf *b)
+{
+    return b->len ? sb_buf_slice(b) : SB_SLICE("");
+}
+
 /* Embedding model families on InvokeModel: their request and response bodies differ. */
 enum sb__bedrock_embed { SB__BEDROCK_TITAN, SB__BEDROCK_COHERE };
 
@@ -34,6 +41,16 @@ enum sb__bedrock_embed sb__bedrock_embed_family(const struct sb_call *c);
 
 /* The upstream model id (upstream_model, else the client-facing id). Borrows c. */
 const char *sb__bedrock_model(const struct sb_call *c);
+
+/* Shared by whole answers and streams (bedrock_reply.c). */
+/* Writes "chatcmpl-" and 24 random hex digits (Converse answers carry no id) into out. */
+void sb__bedrock_new_id(char out[40]);
+/* OpenAI's finish_reason for a Bedrock stopReason (a static string; unknown ones are "stop"). */
+const char *sb__bedrock_finish_reason(const struct sb_json *stop);
+/* prompt/completion counts of a Bedrock usage object (-1 unknown); cache tokens join the prompt. */
+struct sb_usage_counts sb__bedrock_usage_counts(const struct sb_json *usage);
+/* Writes "usage": {...} in OpenAI's shape from a Bedrock usage object. Borrows both. */
+void sb__bedrock_put_usage(struct sb_jw *w, const struct sb_json *usage);
 
 /* Response half (bedrock_reply.c), wired into the ops table by bedrock.c. */
 sb_err sb__bedrock_parse_response(const struct sb_call *c, struct sb_slice body,

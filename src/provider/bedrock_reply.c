@@ -40,7 +40,7 @@ static const char *pname(const struct sb_call *c)
 }
 
 /* "chatcmpl-" and 24 random hex digits: Converse answers carry no id of their own. */
-static void new_id(char out[40])
+void sb__bedrock_new_id(char out[40])
 {
     unsigned char r[12] = {0};
     static const char hex[] = "0123456789abcdef";
@@ -72,7 +72,7 @@ static const struct {
 };
 
 /* Unknown or malformed stop reasons (malformed_model_output...) end as "stop". */
-static const char *finish_reason(const struct sb_json *stop)
+const char *sb__bedrock_finish_reason(const struct sb_json *stop)
 {
     for (size_t i = 0;
          jis(stop, SB_JSON_STRING) && i < sizeof(stop_reasons) / sizeof(*stop_reasons); i++)
@@ -98,7 +98,7 @@ static int64_t nonneg(int64_t v)
  * input_tokens does); OpenAI's prompt_tokens includes cached tokens, so
  * they are added in and the reads reported as cached_tokens.
  */
-static struct sb_usage_counts usage_counts(const struct sb_json *usage)
+struct sb_usage_counts sb__bedrock_usage_counts(const struct sb_json *usage)
 {
     struct sb_usage_counts u = {count(usage, "inputTokens"), count(usage, "outputTokens")};
     if (u.prompt_tokens >= 0)
@@ -107,9 +107,9 @@ static struct sb_usage_counts usage_counts(const struct sb_json *usage)
     return u;
 }
 
-static void put_usage(struct sb_jw *w, const struct sb_json *usage)
+void sb__bedrock_put_usage(struct sb_jw *w, const struct sb_json *usage)
 {
-    struct sb_usage_counts u = usage_counts(usage);
+    struct sb_usage_counts u = sb__bedrock_usage_counts(usage);
     int64_t cached = count(usage, "cacheReadInputTokens");
     sb_jw_key(w, "usage");
     sb_jw_obj_begin(w);
@@ -164,7 +164,7 @@ static void put_reasoning(struct sb_jw *w, const struct sb_json *content)
             if (jis(t, SB_JSON_STRING))
                 sb_buf_append_slice(&all, t->str);
         }
-        sb_jw_str(w, sb_buf_slice(&all));
+        sb_jw_str(w, sb__bedrock_bytes(&all));
         sb_buf_free(&all);
     }
     if (!any_block)
@@ -246,7 +246,7 @@ static void put_message(struct sb_jw *w, const struct sb_json *content)
     sb_jw_cstr(w, "assistant");
     sb_jw_key(w, "content");
     if (any_text || !any_tool)
-        sb_jw_str(w, sb_buf_slice(&text));
+        sb_jw_str(w, sb__bedrock_bytes(&text));
     else
         sb_jw_null(w);
     put_reasoning(w, content);
@@ -264,10 +264,10 @@ static sb_err chat_response(const struct sb_call *c, const struct sb_json *root,
         return sb_fail(err, SB_E_UPSTREAM, "upstream %s: answer has no output.message.content",
                        pname(c));
     char id[40];
-    const char *fr = finish_reason(jget(root, "stopReason"));
+    const char *fr = sb__bedrock_finish_reason(jget(root, "stopReason"));
     struct sb_buf b;
     struct sb_jw w;
-    new_id(id);
+    sb__bedrock_new_id(id);
     sb_buf_init(&b, 0);
     sb_jw_init(&w, &b);
     sb_jw_obj_begin(&w);
@@ -282,10 +282,10 @@ static sb_err chat_response(const struct sb_call *c, const struct sb_json *root,
     sb_jw_cstr(&w, fr);
     sb_jw_obj_end(&w);
     sb_jw_arr_end(&w);
-    put_usage(&w, usage);
+    sb__bedrock_put_usage(&w, usage);
     sb_jw_obj_end(&w);
     out->body = sb_arena_slice(c->arena, sb_buf_slice(&b));
-    out->usage = usage_counts(usage);
+    out->usage = sb__bedrock_usage_counts(usage);
     out->finish_reason = sb_slice_cstr(fr);
     sb_buf_free(&b);
     return SB_OK;
@@ -347,7 +347,7 @@ static sb_err put_vector(struct sb_jw *w, const struct sb_call *c, const struct 
         struct sb_buf b64;
         sb_buf_init(&b64, 0);
         base64_floats(&b64, vec);
-        sb_jw_str(w, sb_buf_slice(&b64));
+        sb_jw_str(w, sb__bedrock_bytes(&b64));
         sb_buf_free(&b64);
     } else {
         sb_jw_raw(w, vec->raw);

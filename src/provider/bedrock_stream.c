@@ -20,7 +20,6 @@
  * frame, is an error; after messageStop, the end of the body is DONE.
  */
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/arena.h"
@@ -139,8 +138,6 @@ static void stream_free(void *ud)
 void *sb__bedrock_stream_open(const struct sb_call *c)
 {
     struct stream *st = sb_arena_calloc(c->arena, sizeof(*st));
-    unsigned char r[12] = {0};
-    static const char hex[] = "0123456789abcdef";
     st->c = c;
     sb_eventstream_init(&st->es, MAX_FRAME);
     st->scratch = sb_arena_create(SCRATCH_BLOCK);
@@ -150,13 +147,7 @@ void *sb__bedrock_stream_open(const struct sb_call *c)
     sb_buf_init(&st->r.redacted, MAX_REASONING);
     st->r.block = -1;
     st->created = (int64_t)time(NULL);
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        memset(r, 0, sizeof(r)); /* an id, not a secret */
-    memcpy(st->id, "chatcmpl-", 9);
-    for (size_t i = 0; i < sizeof(r); i++) {
-        st->id[9 + 2 * i] = hex[r[i] >> 4];
-        st->id[10 + 2 * i] = hex[r[i] & 15];
-    }
+    sb__bedrock_new_id(st->id);
     sb_arena_on_free(c->arena, stream_free, st);
     return st;
 }
@@ -372,87 +363,42 @@ static int on_block_stop(struct stream *st, const struct sb_json *p)
     sb_jw_cstr(w, redacted ? "redacted_thinking" : "thinking");
     if (redacted) {
         sb_jw_key(w, "data");
-        sb_jw_str(w, sb_buf_slice(&st->r.redacted));
+        sb_jw_str(w, sb__bedrock_bytes(&st->r.redacted));
     } else {
         sb_jw_key(w, "thinking");
-        sb_jw_str(w, sb_buf_slice(&st->r.text));
+        sb_jw_str(w, sb__bedrock_bytes(&st->r.text));
         sb_jw_key(w, "signature");
-        sb_jw_str(w, sb_buf_slice(&st->r.signature));
+        sb_jw_str(w, sb__bedrock_bytes(&st->r.signature));
     }
     sb_jw_obj_end(w);
     sb_jw_arr_end(w);
     return chunk_end(st, &ev, NULL);
 }
 
-static const struct {
-    const char *bedrock;
-    const char *openai;
-} stop_reasons[] = {
-    {"end_turn", "stop"},
-    {"stop_sequence", "stop"},
-    {"max_tokens", "length"},
-    {"model_context_window_exceeded", "length"},
-    {"tool_use", "tool_calls"},
-    {"content_filtered", "content_filter"},
-    {"guardrail_intervened", "content_filter"},
-};
-
 static int on_message_stop(struct stream *st, const struct sb_json *p)
 {
-    const struct sb_json *stop = jget(p, "stopReason");
-    const char *fr = "stop"; /* malformed_model_output and unknown reasons */
-    for (size_t i = 0;
-         jis(stop, SB_JSON_STRING) && i < sizeof(stop_reasons) / sizeof(*stop_reasons); i++)
-        if (sb_slice_eq_cstr(stop->str, stop_reasons[i].bedrock))
-            fr = stop_reasons[i].openai;
     struct sb_event ev;
     memset(&ev, 0, sizeof(ev));
     st->stopped = true;
     chunk_begin(st, false);
-    return chunk_end(st, &ev, fr);
+    return chunk_end(st, &ev, sb__bedrock_finish_reason(jget(p, "stopReason")));
 }
 
-static int64_t count(const struct sb_json *usage, const char *name)
-{
-    int64_t v;
-    const struct sb_json *n = jget(usage, name);
-    return n && sb_json_int64(n, &v) && v >= 0 ? v : -1;
-}
-
-/* Same arithmetic as the whole answer's usage (bedrock_reply.c): cache tokens join the prompt. */
+/* The usage-only chunk (choices: []); the proxy shows it to clients that asked. */
 static int on_metadata(struct stream *st, const struct sb_json *p)
 {
     const struct sb_json *usage = jget(p, "usage");
     if (!jis(usage, SB_JSON_OBJECT))
         return 0;
-    int64_t in = count(usage, "inputTokens"), out = count(usage, "outputTokens");
-    int64_t cr = count(usage, "cacheReadInputTokens"), cw = count(usage, "cacheWriteInputTokens");
     struct sb_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.has_usage = true;
     ev.usage_only = true;
-    ev.usage.prompt_tokens = in < 0 ? -1 : in + (cr > 0 ? cr : 0) + (cw > 0 ? cw : 0);
-    ev.usage.completion_tokens = out;
+    ev.usage = sb__bedrock_usage_counts(usage);
     chunk_begin(st, true);
-    struct sb_jw *w = &st->w;
-    sb_jw_arr_end(w);
-    sb_jw_key(w, "usage");
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "prompt_tokens");
-    sb_jw_int(w, ev.usage.prompt_tokens < 0 ? 0 : ev.usage.prompt_tokens);
-    sb_jw_key(w, "completion_tokens");
-    sb_jw_int(w, out < 0 ? 0 : out);
-    sb_jw_key(w, "total_tokens");
-    sb_jw_int(w, (ev.usage.prompt_tokens < 0 ? 0 : ev.usage.prompt_tokens) + (out < 0 ? 0 : out));
-    if (cr >= 0) {
-        sb_jw_key(w, "prompt_tokens_details");
-        sb_jw_obj_begin(w);
-        sb_jw_key(w, "cached_tokens");
-        sb_jw_int(w, cr);
-        sb_jw_obj_end(w);
-    }
-    sb_jw_obj_end(w);
-    sb_jw_obj_end(w);
+    sb_jw_arr_end(&st->w);
+    sb__bedrock_put_usage(&st->w, usage);
+    sb_jw_obj_end(&st->w);
     ev.kind = SB_EV_CHUNK;
     ev.chunk = sb_buf_slice(&st->chunk);
     return st->fn(st->ud, &ev);
