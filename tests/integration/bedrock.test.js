@@ -318,4 +318,8 @@ describe('bedrock adapter (Converse / ConverseStream)', () => {
         const data = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: 'Hi' }] });
         assert.equal(data.choices[0].finish_reason, 'stop');
     });
+
+    it('stops on SIGTERM with exit code 0 and no sanitizer report', async () => {
+        await h.assertCleanStop(gw);
+    });
 });
