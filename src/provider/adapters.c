@@ -10,9 +10,11 @@
 #include "provider/provider.h"
 
 extern const struct sb_provider_ops sb_openai_ops;
+extern const struct sb_provider_ops sb_gemini_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
+    &sb_gemini_ops,
     NULL,
 };
 
