@@ -188,8 +188,7 @@ static sb_err part_audio(struct req *r, const struct sb_json *p)
     const struct sb_json *a = GET(p, "input_audio");
     const struct sb_json *data = GET(a, "data"), *fmt = GET(a, "format");
     if (!ISSTR(data) || !ISSTR(fmt))
-        return bad(r, "messages", "an input_audio part needs input_audio.data and .format%s",
-                   NULL);
+        return bad(r, "messages", "an input_audio part needs input_audio.data and .format%s", NULL);
     sb_jw_obj_begin(r->w);
     sb_jw_key(r->w, "inlineData");
     sb_jw_obj_begin(r->w);
@@ -206,8 +205,9 @@ static sb_err part_file(struct req *r, const struct sb_json *p)
 {
     const struct sb_json *data = GET(GET(p, "file"), "file_data");
     if (!ISSTR(data))
-        return bad(r, "messages", "file parts need file.file_data (file_id is not supported by "
-                                  "gemini)%s",
+        return bad(r, "messages",
+                   "file parts need file.file_data (file_id is not supported by "
+                   "gemini)%s",
                    NULL);
     return write_media(r, data->str, "file");
 }
@@ -297,8 +297,9 @@ static sb_err write_call(struct req *r, const struct sb_json *call)
     struct sb_json_limits lim = {.max_depth = SB_GEMINI_MAX_DEPTH, .max_bytes = 0};
     struct sb_error jerr;
     if (!ISSTR(name) || (present(args) && !ISSTR(args)))
-        return bad(r, "messages", "an assistant tool call needs function.name and string "
-                                  "function.arguments%s",
+        return bad(r, "messages",
+                   "an assistant tool call needs function.name and string "
+                   "function.arguments%s",
                    NULL);
     struct sb_slice text = present(args) ? args->str : SB_SLICE("");
     if (text.len && (sb_json_parse(r->c->arena, text.p, text.len, &lim, (struct sb_json **)&parsed,
@@ -658,8 +659,9 @@ static sb_err gen_format(struct req *r, struct sb_jw *g)
         return SB_OK;
     bool is_schema = sb_slice_eq_cstr(type->str, "json_schema");
     if (!is_schema && !sb_slice_eq_cstr(type->str, "json_object"))
-        return bad(r, "response_format", "response_format type must be text, json_object or "
-                                         "json_schema%s",
+        return bad(r, "response_format",
+                   "response_format type must be text, json_object or "
+                   "json_schema%s",
                    NULL);
     if (is_schema && (!schema || schema->type != SB_JSON_OBJECT))
         return bad(r, "response_format", "json_schema needs a 'schema' object%s", NULL);
@@ -778,9 +780,9 @@ static sb_err check_refusals(struct req *r)
 
 static sb_err chat_body(struct req *r)
 {
-    static sb_err (*const steps[])(struct req *) = {check_refusals, write_contents, write_system,
-                                                   write_tools,    write_tool_choice,
-                                                   write_generation};
+    static sb_err (*const steps[])(struct req *) = {check_refusals,    write_contents,
+                                                    write_system,      write_tools,
+                                                    write_tool_choice, write_generation};
     r->msgs = GET(r->c->json, "messages");
     if (!r->msgs || r->msgs->type != SB_JSON_ARRAY || !r->msgs->count)
         return bad(r, "messages", "'messages' must be a non-empty array%s", NULL);
@@ -830,8 +832,9 @@ static sb_err embed_body(struct req *r)
         return bad(r, "input", "'input' must be a string or a non-empty array of strings%s", NULL);
     for (size_t i = 0; in->type == SB_JSON_ARRAY && i < in->count; i++)
         if (!ISSTR(AT(in, i)))
-            return bad(r, "input", "gemini embeds text only: 'input' must hold strings, not "
-                                   "token arrays%s",
+            return bad(r, "input",
+                       "gemini embeds text only: 'input' must hold strings, not "
+                       "token arrays%s",
                        NULL);
     sb_jw_obj_begin(r->w);
     sb_jw_key(r->w, "requests");
@@ -848,8 +851,8 @@ static sb_err embed_body(struct req *r)
 static const char *url_for(const struct sb_call *c)
 {
     const char *verb = c->op == SB_OP_EMBEDDINGS ? "batchEmbedContents"
-                       : c->stream              ? "streamGenerateContent?alt=sse"
-                                                : "generateContent";
+                       : c->stream               ? "streamGenerateContent?alt=sse"
+                                                 : "generateContent";
     return sb_arena_printf(c->arena, "%s/models/%s:%s", c->provider->base_url, sb__gm_model(c),
                            verb);
 }

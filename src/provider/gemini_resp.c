@@ -48,7 +48,7 @@
 #define MAX_EXCERPT 200                       /* bytes of an upstream message we quote */
 
 static const struct sb_json_limits upstream_json = {.max_depth = SB_GEMINI_MAX_DEPTH,
-                                                     .max_bytes = 0};
+                                                    .max_bytes = 0};
 
 /* ==================================================================
  * Facts shared by whole answers and streams
@@ -244,7 +244,7 @@ static bool malformed(const struct sb_json *root)
 
 /* What the parts of a whole answer add up to. */
 struct whole {
-    struct sb_buf text, reasoning, calls; /* calls: the tool_calls array's elements */
+    struct sb_buf text, reasoning, calls; /* calls: the tool_calls array, written by cw */
     struct sb_jw cw;
     struct sb_slice sig; /* a text part's signature (the last one) */
     size_t ncalls;
@@ -283,9 +283,8 @@ static void write_message(struct sb_jw *w, struct whole *h)
     }
     if (h->ncalls) {
         sb_jw_key(w, "tool_calls");
-        sb_jw_arr_begin(w);
+        sb_jw_arr_end(&h->cw);
         sb_jw_raw(w, sb_buf_slice(&h->calls));
-        sb_jw_arr_end(w);
     }
     if (h->sig.len)
         write_signature(w, h->sig);
@@ -343,6 +342,7 @@ static sb_err parse_chat(const struct sb_call *c, const struct sb_json *root, st
     sb_buf_init(&h.reasoning, 0);
     sb_buf_init(&h.calls, 0);
     sb_jw_init(&h.cw, &h.calls);
+    sb_jw_arr_begin(&h.cw);
     sb_buf_init(&b, 0);
     sb_jw_init(&w, &b);
     read_usage(root, &u);
@@ -779,8 +779,8 @@ static const struct {
     int http;
     sb_err code;
 } by_http[] = {
-    {400, SB_E_BAD_REQUEST}, {401, SB_E_UNAUTHORIZED},   {403, SB_E_FORBIDDEN},
-    {404, SB_E_NOT_FOUND},   {413, SB_E_TOO_LARGE},      {429, SB_E_RATE_LIMITED},
+    {400, SB_E_BAD_REQUEST}, {401, SB_E_UNAUTHORIZED},     {403, SB_E_FORBIDDEN},
+    {404, SB_E_NOT_FOUND},   {413, SB_E_TOO_LARGE},        {429, SB_E_RATE_LIMITED},
     {503, SB_E_UNAVAILABLE}, {504, SB_E_UPSTREAM_TIMEOUT},
 };
 
