@@ -146,7 +146,8 @@ class Gateway {
 
 /**
  * Starts build/switchboard in front of `fake`. opts.server overrides the
- * server: section; opts.env adds environment variables.
+ * server: section; opts.env adds environment variables; opts.config replaces the
+ * generated config text (its server: section should match opts.server).
  */
 async function startGateway(fake, opts = {}) {
     if (!fs.existsSync(BIN)) {
@@ -159,7 +160,8 @@ async function startGateway(fake, opts = {}) {
     gw.fakeKey = FAKE_KEY;
     gw.dbPath = path.join(gw.dir, 'sb.db');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
-    fs.writeFileSync(gw.configPath, configYaml(fake.port, gw.server, fake.scheme));
+    // opts.config: a whole config text instead of the default one (other provider types).
+    fs.writeFileSync(gw.configPath, opts.config || configYaml(fake.port, gw.server, fake.scheme));
 
     for (let attempt = 0; attempt < 3; attempt++) {
         gw.port = await freePort();
