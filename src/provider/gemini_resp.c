@@ -267,6 +267,12 @@ static void gather(struct whole *h, const struct sb_call *c, const struct sb_jso
     }
 }
 
+/* A buffer's bytes; never a NULL pointer (an empty sb_buf has none, and the writer adds to it). */
+static struct sb_slice bytes(const struct sb_buf *b)
+{
+    return b->len ? sb_buf_slice(b) : SB_SLICE("");
+}
+
 static void write_message(struct sb_jw *w, struct whole *h)
 {
     sb_jw_obj_begin(w);
@@ -274,12 +280,12 @@ static void write_message(struct sb_jw *w, struct whole *h)
     sb_jw_cstr(w, "assistant");
     sb_jw_key(w, "content");
     if (h->text.len || !h->ncalls)
-        sb_jw_str(w, sb_buf_slice(&h->text));
+        sb_jw_str(w, bytes(&h->text));
     else
         sb_jw_null(w);
     if (h->reasoning.len) {
         sb_jw_key(w, "reasoning_content");
-        sb_jw_str(w, sb_buf_slice(&h->reasoning));
+        sb_jw_str(w, bytes(&h->reasoning));
     }
     if (h->ncalls) {
         sb_jw_key(w, "tool_calls");
@@ -649,7 +655,7 @@ static int emit_finish(struct stream *st, const char *fr)
 static void start(struct stream *st, const struct sb_json *root)
 {
     struct sb_slice rid = response_id(root);
-    st->rid = sb_arena_slice(st->c->arena, rid);
+    st->rid = rid.len ? sb_arena_slice(st->c->arena, rid) : SB_SLICE_NULL;
     st->id = completion_id(st->c->arena, root);
     st->started = true;
 }
