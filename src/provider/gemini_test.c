@@ -136,6 +136,7 @@ static json_t *J(struct fx *f, const char *s)
     return j;
 }
 
+/* Compares; takes ownership of want (borrows got). */
 static void expect_json(json_t *got, json_t *want)
 {
     if (!json_equal(got, want)) {
@@ -143,6 +144,7 @@ static void expect_json(json_t *got, json_t *want)
         char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
         fail_msg("JSON differs\n got: %s\nwant: %s", g, w);
     }
+    json_decref(want);
 }
 
 /* ==================================================================
@@ -600,7 +602,7 @@ static void expect_stream(struct fx *f, const char *up, sb_err result, const cha
             fail_msg("mode %d: result %d, want %d (%s)", mode, rc, result, err.msg);
         if (err_contains && !strstr(err.msg, err_contains))
             fail_msg("mode %d: error '%s' lacks '%s'", mode, err.msg, err_contains);
-        expect_json(r.events, w);
+        expect_json(r.events, json_incref(w));
         json_decref(r.events);
     }
     json_decref(w);
@@ -729,9 +731,10 @@ static void test_stream_equals_whole(void **state)
         const char *c = json_string_value(json_object_get(d, "content"));
         const char *rc = json_string_value(json_object_get(d, "reasoning_content"));
         if (c)
-            strcat(text, c);
+            snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s", c);
         if (rc)
-            strcat(reasoning, rc);
+            snprintf(reasoning + strlen(reasoning), sizeof(reasoning) - strlen(reasoning), "%s",
+                     rc);
         if (json_object_get(d, "tool_calls"))
             call0 = json_array_get(json_object_get(d, "tool_calls"), 0);
     }
@@ -739,7 +742,7 @@ static void test_stream_equals_whole(void **state)
     assert_string_equal(reasoning, json_string_value(json_object_get(msg, "reasoning_content")));
     json_t *wc = json_deep_copy(call0);
     json_object_del(wc, "index");
-    expect_json(wc, json_array_get(json_object_get(msg, "tool_calls"), 0));
+    expect_json(wc, json_incref(json_array_get(json_object_get(msg, "tool_calls"), 0)));
     json_decref(wc);
     json_decref(r.events);
     json_decref(w);
