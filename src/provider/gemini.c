@@ -586,6 +586,12 @@ static sb_err write_tool_choice(struct req *r)
  * generationConfig
  * ================================================================== */
 
+/* DESIGN.md §6: low | medium | high → a thinking budget; summaries come back as reasoning. */
+static const struct {
+    const char *effort;
+    int budget;
+} efforts[] = {{"low", 1024}, {"medium", 4096}, {"high", 16384}};
+
 static const struct {
     const char *openai, *gemini;
     bool integer;
@@ -609,9 +615,29 @@ static sb_err gen_numbers(struct req *r, struct sb_jw *g)
         sb_jw_key(g, numbers[i].gemini);
         sb_jw_raw(g, v->raw);
     }
+    return SB_OK;
+}
+
+/* The thinking budget reasoning_effort asks for, or 0 (none, or a value gen_thinking refuses). */
+static int64_t thinking_budget(const struct sb_call *c)
+{
+    const struct sb_json *re = GET(c->json, "reasoning_effort");
+    for (size_t i = 0; ISSTR(re) && i < sizeof(efforts) / sizeof(efforts[0]); i++)
+        if (sb_slice_eq_cstr(re->str, efforts[i].effort))
+            return efforts[i].budget;
+    return 0;
+}
+
+/*
+ * Gemini counts thinking tokens inside maxOutputTokens, so with a thinking
+ * budget the budget is added to the asked-for output (DESIGN.md §6), capped
+ * at the model's max_output_tokens when the registry knows it.
+ */
+static sb_err gen_max_tokens(struct req *r, struct sb_jw *g)
+{
     const struct sb_json *mt = GET(r->c->json, "max_completion_tokens");
     const char *mt_name = "max_completion_tokens";
-    int64_t max;
+    int64_t max, budget = thinking_budget(r->c), cap = r->c->model->max_output_tokens;
     if (!present(mt)) {
         mt = GET(r->c->json, "max_tokens");
         mt_name = "max_tokens";
@@ -620,6 +646,9 @@ static sb_err gen_numbers(struct req *r, struct sb_jw *g)
         return SB_OK;
     if (!sb_json_int64(mt, &max) || max < 1)
         return bad(r, mt_name, "'%s' must be a positive integer", mt_name);
+    max += budget;
+    if (budget && cap > 0 && max > cap)
+        max = cap;
     sb_jw_key(g, "maxOutputTokens");
     sb_jw_int(g, max);
     return SB_OK;
@@ -674,12 +703,6 @@ static sb_err gen_format(struct req *r, struct sb_jw *g)
     return SB_OK;
 }
 
-/* DESIGN.md §6: low | medium | high → a thinking budget; summaries come back as reasoning. */
-static const struct {
-    const char *effort;
-    int budget;
-} efforts[] = {{"low", 1024}, {"medium", 4096}, {"high", 16384}};
-
 static sb_err gen_thinking(struct req *r, struct sb_jw *g)
 {
     const struct sb_json *re = GET(r->c->json, "reasoning_effort");
@@ -702,8 +725,8 @@ static sb_err gen_thinking(struct req *r, struct sb_jw *g)
 
 static sb_err write_generation(struct req *r)
 {
-    static sb_err (*const parts[])(struct req *, struct sb_jw *) = {gen_numbers, gen_stop,
-                                                                    gen_format, gen_thinking};
+    static sb_err (*const parts[])(struct req *, struct sb_jw *) = {
+        gen_numbers, gen_max_tokens, gen_stop, gen_format, gen_thinking};
     struct sb_buf b;
     struct sb_jw g;
     sb_err rc = SB_OK;

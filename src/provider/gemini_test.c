@@ -272,7 +272,7 @@ static void test_request_generation_config(void **state)
                 "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
                 "'toolConfig':{'functionCallingConfig':{'mode':'ANY'}},"
                 "'generationConfig':{'temperature':0.2,'topP':1,'presencePenalty':0.5,"
-                "'frequencyPenalty':-0.5,'seed':7,'maxOutputTokens':100,"
+                "'frequencyPenalty':-0.5,'seed':7,'maxOutputTokens':16484,"
                 "'stopSequences':['END','##'],'responseMimeType':'application/json',"
                 "'responseJsonSchema':{'type':'object','properties':{'a':{'type':'integer'}}},"
                 "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
@@ -282,9 +282,20 @@ static void test_request_generation_config(void **state)
                 "'tool_choice':'auto'}",
                 "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
                 "'toolConfig':{'functionCallingConfig':{'mode':'AUTO'}},"
-                "'generationConfig':{'maxOutputTokens':9,'stopSequences':['Z'],"
+                "'generationConfig':{'maxOutputTokens':1033,'stopSequences':['Z'],"
                 "'responseMimeType':'application/json',"
                 "'thinkingConfig':{'thinkingBudget':1024,'includeThoughts':true}}}");
+    /* Budget plus output is capped at the model's max_output_tokens; no effort, no change. */
+    f->m.max_output_tokens = 2000;
+    expect_body(f,
+                "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100,"
+                "'reasoning_effort':'high'}",
+                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                "'generationConfig':{'maxOutputTokens':2000,"
+                "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
+    expect_body(f, "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100}",
+                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                "'generationConfig':{'maxOutputTokens':100}}");
 }
 
 static void test_request_refused(void **state)

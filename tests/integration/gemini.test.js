@@ -81,7 +81,7 @@ describe('gemini adapter through the openai SDK', () => {
             contents: [{ role: 'user', parts: [{ text: m }] }],
             systemInstruction: { parts: [{ text: 'Be brief.' }] },
             generationConfig: {
-                temperature: 0.3, maxOutputTokens: 64, stopSequences: ['END'],
+                temperature: 0.3, maxOutputTokens: 64 + 4096, stopSequences: ['END'],
                 thinkingConfig: { thinkingBudget: 4096, includeThoughts: true },
             },
         }));
