@@ -12,11 +12,13 @@
 extern const struct sb_provider_ops sb_openai_ops;
 extern const struct sb_provider_ops sb_anthropic_ops;
 extern const struct sb_provider_ops sb_bedrock_ops;
+extern const struct sb_provider_ops sb_gemini_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
     &sb_anthropic_ops,
     &sb_bedrock_ops,
+    &sb_gemini_ops,
     NULL,
 };
 

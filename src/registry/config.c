@@ -400,10 +400,10 @@ static sb_err walk_map(struct walk *w, const struct table *t, void *base,
 #define MODEL_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 
 static const struct sb_config_type types[] = {
-    {"openai", "bearer", SB_AUTH_BEARER},  {"anthropic", "api_key", SB_AUTH_API_KEY},
-    {"gemini", "api_key", SB_AUTH_QUERY},  {"cohere", "bearer", SB_AUTH_BEARER},
-    {"ollama", "bearer", SB_AUTH_BEARER},  {"huggingface", "bearer", SB_AUTH_BEARER},
-    {"azure", "api_key", SB_AUTH_API_KEY}, {"bedrock", "aws_sigv4", SB_AUTH_SIGV4},
+    {"openai", "bearer", SB_AUTH_BEARER},   {"anthropic", "api_key", SB_AUTH_API_KEY},
+    {"gemini", "api_key", SB_AUTH_API_KEY}, {"cohere", "bearer", SB_AUTH_BEARER},
+    {"ollama", "bearer", SB_AUTH_BEARER},   {"huggingface", "bearer", SB_AUTH_BEARER},
+    {"azure", "api_key", SB_AUTH_API_KEY},  {"bedrock", "aws_sigv4", SB_AUTH_SIGV4},
 };
 #define TYPE_NAMES "openai, anthropic, gemini, cohere, ollama, huggingface, azure, bedrock"
 

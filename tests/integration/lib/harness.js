@@ -150,7 +150,8 @@ class Gateway {
 /**
  * Starts build/switchboard in front of `fake`. opts.server overrides the
  * server: section; opts.env adds environment variables; opts.providers and
- * opts.models add config entries after the built-in ones.
+ * opts.models add config entries after the built-in ones; opts.config replaces
+ * the generated config text (its server: section should match opts.server).
  */
 async function startGateway(fake, opts = {}) {
     if (!fs.existsSync(BIN)) {
@@ -163,7 +164,8 @@ async function startGateway(fake, opts = {}) {
     gw.fakeKey = FAKE_KEY;
     gw.dbPath = path.join(gw.dir, 'sb.db');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
-    fs.writeFileSync(gw.configPath, configYaml(fake.port, gw.server, fake.scheme,
+    // opts.config: a whole config text instead of the default one (other provider types).
+    fs.writeFileSync(gw.configPath, opts.config || configYaml(fake.port, gw.server, fake.scheme,
         { providers: opts.providers, models: opts.models }));
 
     for (let attempt = 0; attempt < 3; attempt++) {
