@@ -48,11 +48,11 @@ struct sb_server_limits {
 };
 
 struct sb_config {
-    const char *path;     /* file it came from, "(defaults)" when none */
-    const char *listen;   /* HOST:PORT */
-    const char *database; /* sqlite:PATH | postgres://... */
-    const char *redis;    /* redis://..., NULL = none */
-    int64_t workers;      /* 0 = number of cores */
+    const char *path;          /* file it came from, "(defaults)" when none */
+    const char *listen;        /* HOST:PORT */
+    const char *database;      /* sqlite:PATH | postgres://... */
+    const char *redis;         /* redis://..., NULL = none */
+    int64_t workers;           /* 0 = number of cores */
     const char *metrics_token; /* reference (env:NAME | file:PATH) to the /metrics token, or NULL */
     struct sb_server_limits server;
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
