@@ -43,7 +43,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libsb.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcsP $@ $^
 
 $(BIN): $(BUILD)/src/main.o $(BUILD)/libsb.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

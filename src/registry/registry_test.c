@@ -90,9 +90,9 @@ static void test_build_and_find(void **state)
     (void)state;
     setenv("SB_REG_TEST_KEY", "sk-test-1234567890", 1);
     struct sb_registry *r = build(&ents, NULL);
-    /* Kept: openai and local; skipped: anth (no adapter yet), off (disabled). */
-    assert_int_equal(sb_registry_provider_count(r), 2);
-    assert_null(sb_registry_find_provider(r, SB_SLICE("anth")));
+    /* Kept: openai, anth and local; skipped: off (disabled). */
+    assert_int_equal(sb_registry_provider_count(r), 3);
+    assert_non_null(sb_registry_find_provider(r, SB_SLICE("anth")));
     assert_null(sb_registry_find_provider(r, SB_SLICE("off")));
     const struct sb_provider *p = sb_registry_find_provider(r, SB_SLICE("openai"));
     assert_non_null(p);
@@ -117,11 +117,11 @@ static void test_build_and_find(void **state)
     assert_string_equal(sb_registry_find_model(r, SB_SLICE("local/gpt-4o"))->id, "gpt-4o");
     assert_null(sb_registry_find_model(r, SB_SLICE("m-disabled")));
     assert_null(sb_registry_find_model(r, SB_SLICE("m-off")));
-    assert_null(sb_registry_find_model(r, SB_SLICE("claude")));
+    assert_string_equal(sb_registry_find_model(r, SB_SLICE("claude"))->provider->id, "anth");
     assert_null(sb_registry_find_model(r, SB_SLICE("openai/")));
     assert_null(sb_registry_find_model(r, SB_SLICE("")));
-    assert_int_equal(sb_registry_model_count(r), 4);
-    assert_null(sb_registry_model_at(r, 4));
+    assert_int_equal(sb_registry_model_count(r), 5);
+    assert_null(sb_registry_model_at(r, 5));
 
     /* Routes keep their targets as written; provider/upstream targets resolve. */
     const struct sb_route_entry *re = sb_registry_find_route(r, SB_SLICE("default"));
@@ -133,7 +133,7 @@ static void test_build_and_find(void **state)
     assert_string_equal(imp->upstream_model, "not-listed");
     assert_ptr_equal(imp->provider, p);
     assert_null(sb_registry_find_model(r, SB_SLICE("nope/x")));
-    assert_null(sb_registry_find_model(r, SB_SLICE("anth/claude")));
+    assert_string_equal(sb_registry_find_model(r, SB_SLICE("anth/claude-3"))->id, "claude");
     assert_int_equal(sb_registry_route_count(r), 1);
     sb_registry_release(r);
     unsetenv("SB_REG_TEST_KEY");
