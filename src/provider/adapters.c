@@ -10,9 +10,12 @@
 #include "provider/provider.h"
 
 extern const struct sb_provider_ops sb_openai_ops;
+extern const struct sb_provider_ops sb_azure_ops;
+extern const struct sb_provider_ops sb_huggingface_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
+    &sb_azure_ops,
     NULL,
 };
 
