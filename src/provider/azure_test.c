@@ -103,8 +103,8 @@ static void test_chat_url_headers_body(void **state)
     assert_null(header(&r, "Authorization").p);
     assert_slice(header(&r, "Content-Type"), "application/json");
     assert_slice(header(&r, "Accept"), "application/json");
-    assert_slice(r.body,
-                 "{\"model\":\"prod-gpt4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+    assert_slice(
+        r.body, "{\"model\":\"prod-gpt4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
 }
 
 static void test_stream_usage_by_version(void **state)
@@ -162,8 +162,8 @@ static void test_embeddings(void **state)
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
     assert_string_equal(r.url, "https://my-res.openai.azure.com/openai/deployments/emb-small/"
                                "embeddings?api-version=2024-10-21");
-    assert_slice(r.body,
-                 "{\"model\":\"emb-small\",\"input\":[\"a\",\"b\"],\"encoding_format\":\"base64\"}");
+    assert_slice(
+        r.body, "{\"model\":\"emb-small\",\"input\":[\"a\",\"b\"],\"encoding_format\":\"base64\"}");
     const char *resp = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
                        "\"embedding\":\"AAAA\"}],\"model\":\"text-embedding-3-small\","
                        "\"usage\":{\"prompt_tokens\":2,\"total_tokens\":2}}";
@@ -232,7 +232,8 @@ static sb_err run_stream(struct fx *f, const char *s, size_t step, struct log *l
     return rc == SB_OK ? f->ops->stream_finish(st, on_event, l, &err) : rc;
 }
 
-#define HEAD "{\"id\":\"chatcmpl-A\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+#define HEAD                                                                                       \
+    "{\"id\":\"chatcmpl-A\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
 
 /* As Azure sends it: prompt annotations first, choices with content_filter_results, usage last. */
 static const char azure_stream[] =
@@ -252,13 +253,12 @@ static const char azure_stream[] =
     "\"total_tokens\":9}}\n\n"
     "data: [DONE]\n\n";
 
-static const char azure_expect[] =
-    "CHUNK text=[] fr=[] usage=0:-1/-1 only=0\n"
-    "CHUNK text=[Hé] fr=[] usage=0:-1/-1 only=0\n"
-    "CHUNK text=[llo] fr=[] usage=0:-1/-1 only=0\n"
-    "CHUNK text=[] fr=[content_filter] usage=0:-1/-1 only=0\n"
-    "CHUNK text=[] fr=[] usage=1:7/2 only=1\n"
-    "DONE\n";
+static const char azure_expect[] = "CHUNK text=[] fr=[] usage=0:-1/-1 only=0\n"
+                                   "CHUNK text=[Hé] fr=[] usage=0:-1/-1 only=0\n"
+                                   "CHUNK text=[llo] fr=[] usage=0:-1/-1 only=0\n"
+                                   "CHUNK text=[] fr=[content_filter] usage=0:-1/-1 only=0\n"
+                                   "CHUNK text=[] fr=[] usage=1:7/2 only=1\n"
+                                   "DONE\n";
 
 static void test_stream_drops_annotations_every_split(void **state)
 {
@@ -287,8 +287,9 @@ static void test_stream_error_and_truncation(void **state)
     assert_non_null(strstr(l.out.p, "ERROR upstream azure-east: filtered ****"));
     assert_null(strstr(l.out.p, "azure-secret"));
     sb_buf_free(&l.out);
-    assert_int_equal(run_stream(f, "data: {\"choices\":[],\"prompt_filter_results\":[]}\n\n", 3, &l),
-                     SB_E_UPSTREAM);
+    assert_int_equal(
+        run_stream(f, "data: {\"choices\":[],\"prompt_filter_results\":[]}\n\n", 3, &l),
+        SB_E_UPSTREAM);
     assert_string_equal(l.out.p, "");
     sb_buf_free(&l.out);
 }
@@ -347,8 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_escaping_and_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embeddings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_response_content_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_drops_annotations_every_split, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_drops_annotations_every_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_error_and_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_error, setup, teardown),
     };

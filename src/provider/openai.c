@@ -126,8 +126,7 @@ static sb_err model_edits(const struct sb_call *c, struct edits *ed, struct sb_e
  * A streamed chat call always asks upstream for the usage chunk; the
  * relay hides that chunk again from a client that did not ask for it.
  */
-static sb_err usage_edit(const struct sb_call *c, bool want, struct edits *ed,
-                         struct sb_error *err)
+static sb_err usage_edit(const struct sb_call *c, bool want, struct edits *ed, struct sb_error *err)
 {
     const struct sb_json *so = jget(c->json, "stream_options");
     const struct sb_json *iu = jget(so, "include_usage");
