@@ -16,6 +16,7 @@ extern const struct sb_provider_ops sb_huggingface_ops;
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
     &sb_azure_ops,
+    &sb_huggingface_ops,
     NULL,
 };
 
