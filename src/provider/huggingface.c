@@ -362,7 +362,7 @@ static sb_err native_body(const struct sb_call *c, struct sb_slice *out, struct 
     sb_jw_init(&w, &b);
     sb_jw_obj_begin(&w);
     sb_jw_key(&w, "inputs");
-    sb_jw_str(&w, sb_buf_slice(&prompt));
+    sb_jw_str(&w, prompt.p ? sb_buf_slice(&prompt) : SB_SLICE("")); /* empty after an error */
     sb_jw_key(&w, "parameters");
     sb_jw_obj_begin(&w);
     if (rc == SB_OK)

@@ -46,6 +46,12 @@ static struct sb_slice block_type(const struct sb_json *blk)
     return jstr(t) ? t->str : SB_SLICE_NULL;
 }
 
+/* A buffer's bytes as a slice that is never NULL (sb_jw_str needs a pointer even for ""). */
+static struct sb_slice bytes(const struct sb_buf *b)
+{
+    return b->p ? sb_buf_slice(b) : SB_SLICE("");
+}
+
 static struct sb_slice copy_out(struct sb_arena *a, struct sb_buf *b)
 {
     struct sb_slice s = sb_arena_slice(a, sb_buf_slice(b));
@@ -104,7 +110,7 @@ static sb_err put_system(struct rq *r, const struct sb_json *sys)
         sb_jw_key(r->w, "role");
         sb_jw_cstr(r->w, "system");
         sb_jw_key(r->w, "content");
-        sb_jw_str(r->w, sb_buf_slice(&b));
+        sb_jw_str(r->w, bytes(&b));
         sb_jw_obj_end(r->w);
     }
     sb_buf_free(&b);
@@ -134,7 +140,7 @@ static sb_err put_image(struct rq *r, const struct sb_json *blk, const char *fie
     sb_jw_key(r->w, "image_url");
     sb_jw_obj_begin(r->w);
     sb_jw_key(r->w, "url");
-    sb_jw_str(r->w, sb_buf_slice(&b));
+    sb_jw_str(r->w, bytes(&b));
     sb_jw_obj_end(r->w);
     sb_jw_obj_end(r->w);
     sb_buf_free(&b);
@@ -168,7 +174,7 @@ static sb_err put_tool_result(struct rq *r, const struct sb_json *blk, const cha
         sb_jw_key(r->w, "tool_call_id");
         sb_jw_str(r->w, id->str);
         sb_jw_key(r->w, "content");
-        sb_jw_str(r->w, sb_buf_slice(&b));
+        sb_jw_str(r->w, bytes(&b));
         sb_jw_obj_end(r->w);
     }
     sb_buf_free(&b);
@@ -347,12 +353,12 @@ static sb_err put_assistant(struct rq *r, const struct sb_json *content, size_t 
     sb_jw_cstr(r->w, "assistant");
     sb_jw_key(r->w, "content");
     if (has_text)
-        sb_jw_str(r->w, sb_buf_slice(&text));
+        sb_jw_str(r->w, bytes(&text));
     else
         sb_jw_null(r->w);
     if (join_blocks(content, "thinking", "thinking", true, &reasoning)) {
         sb_jw_key(r->w, "reasoning_content"); /* unsigned: a non-Anthropic model's reasoning */
-        sb_jw_str(r->w, sb_buf_slice(&reasoning));
+        sb_jw_str(r->w, bytes(&reasoning));
     }
     put_thinking_blocks(r, content);
     put_tool_calls(r, content);

@@ -146,6 +146,18 @@ static void test_request_unsigned_reasoning(void **state)
            "\"call_1\",\"content\":\"2\"}],\"max_tokens\":9}");
 }
 
+/* Found by messages_front_fuzz: empty texts (no tool_result content, an empty system). */
+static void test_request_empty_texts(void **state)
+{
+    req_ok(*state,
+           "{\"model\":\"m\",\"max_tokens\":1,\"system\":\"\",\"messages\":[{\"role\":\"user\","
+           "\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t\"}]},{\"role\":"
+           "\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"\"}]}]}",
+           "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"\"},{\"role\":"
+           "\"tool\",\"tool_call_id\":\"t\",\"content\":\"\"},{\"role\":\"assistant\","
+           "\"content\":\"\"}],\"max_tokens\":1}");
+}
+
 static void test_request_tools_and_thinking(void **state)
 {
     struct sb_arena *a = *state;
@@ -551,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_unsigned_reasoning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_empty_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_tools_and_thinking, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response, setup, teardown),
