@@ -54,9 +54,10 @@ struct sb_error {
     int http_status; /* 0 = the table's default for code */
     char msg[256];   /* human-readable, never contains a secret */
     char field[64];  /* the input field at fault ("providers[0].base_url", "base_url"), or "" */
-    /* Appended for provider adapters: the OpenAI error "code" when it says more than the
-     * code's name ("context_length_exceeded", "model_not_found"), or "". sb_fail clears it. */
-    char api_code[40];
+    /* Appended for the adapters (issue 6): the OpenAI error "code" an upstream gave, when it is
+     * more precise than the table's name ("context_length_exceeded", "content_filter"), or "".
+     * sb_fail clears it; map_error sets it after sb_fail. */
+    char api_code[48];
 };
 
 /* Records code and message in err (which may be NULL); returns code. */

@@ -168,10 +168,10 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
 static void fail(struct proxy *x, const struct sb_error *e)
 {
     int status = sb_err_status(e);
-    char code[40];
+    char code[48]; /* sized for sb_error.api_code */
     copy_field(code, sizeof(code),
-               x->err_code      ? x->err_code
-               : e->api_code[0] ? e->api_code
+               x->err_code     ? x->err_code
+               : e->api_code[0] ? e->api_code /* the upstream's own code, kept (issue 6) */
                                 : sb_err_name(e->code));
     for (char *p = code; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);

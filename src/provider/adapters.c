@@ -13,12 +13,16 @@ extern const struct sb_provider_ops sb_openai_ops;
 extern const struct sb_provider_ops sb_anthropic_ops;
 extern const struct sb_provider_ops sb_bedrock_ops;
 extern const struct sb_provider_ops sb_gemini_ops;
+extern const struct sb_provider_ops sb_azure_ops;
+extern const struct sb_provider_ops sb_huggingface_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
     &sb_anthropic_ops,
     &sb_bedrock_ops,
     &sb_gemini_ops,
+    &sb_azure_ops,
+    &sb_huggingface_ops,
     NULL,
 };
 

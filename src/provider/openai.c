@@ -13,14 +13,16 @@
  * Like every adapter this file is a pure transformation of bytes: no
  * sockets, no timers, no logging, and no credential ever reaches a message.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/json.h"
 #include "crypto/secret.h"
-#include "provider/upstream_auth.h"
+#include "provider/openai_int.h"
 #include "provider/provider.h"
+#include "provider/upstream_auth.h"
 #include "provider/sse.h"
 
 #define STREAM_MAX_LINE (1024u * 1024u)       /* one SSE line of a chunk */
@@ -124,11 +126,11 @@ static sb_err model_edits(const struct sb_call *c, struct edits *ed, struct sb_e
  * A streamed chat call always asks upstream for the usage chunk; the
  * relay hides that chunk again from a client that did not ask for it.
  */
-static sb_err usage_edit(const struct sb_call *c, struct edits *ed, struct sb_error *err)
+static sb_err usage_edit(const struct sb_call *c, bool want, struct edits *ed, struct sb_error *err)
 {
     const struct sb_json *so = jget(c->json, "stream_options");
     const struct sb_json *iu = jget(so, "include_usage");
-    if (!c->stream || c->client_wants_usage || (iu && iu->type == SB_JSON_TRUE))
+    if (!want || !c->stream || c->client_wants_usage || (iu && iu->type == SB_JSON_TRUE))
         return SB_OK;
     if (!so) {
         const char *ins = c->json->count ? "\"stream_options\":{\"include_usage\":true},"
@@ -171,7 +173,8 @@ static struct sb_slice apply_edits(const struct sb_call *c, struct edits *ed)
     return (struct sb_slice){out, total};
 }
 
-static sb_err rewrite_body(const struct sb_call *c, struct sb_slice *out, struct sb_error *err)
+sb_err sb__openai_rewrite_body(const struct sb_call *c, bool usage, struct sb_slice *out,
+                               struct sb_error *err)
 {
     struct edits ed = {.n = 0};
     if (!c->json || c->json->type != SB_JSON_OBJECT)
@@ -180,7 +183,7 @@ static sb_err rewrite_body(const struct sb_call *c, struct sb_slice *out, struct
         return sb_fail(err, SB_E_INTERNAL, "parsed request does not point into its body");
     sb_err rc = model_edits(c, &ed, err);
     if (rc == SB_OK)
-        rc = usage_edit(c, &ed, err);
+        rc = usage_edit(c, usage, &ed, err);
     if (rc != SB_OK)
         return rc;
     /* Edits never overlap: they touch distinct members, or insert right after a '{'. */
@@ -192,7 +195,7 @@ static sb_err openai_build_request(const struct sb_call *c, struct sb_upstream_r
                                    struct sb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    sb_err rc = rewrite_body(c, &out->body, err);
+    sb_err rc = sb__openai_rewrite_body(c, true, &out->body, err);
     if (rc != SB_OK)
         return rc;
     out->method = "POST";
@@ -300,6 +303,12 @@ static void scrub(const struct sb_call *c, char *msg)
         memset(hit, '*', key.len);
         hit = memmem(msg, strlen(msg), key.p, key.len);
     }
+}
+
+void sb__openai_excerpt(const struct sb_call *c, char *dst, size_t n, struct sb_slice s)
+{
+    printable(dst, n, s);
+    scrub(c, dst);
 }
 
 /* The human message of an OpenAI-style error value (object, or a bare string). */
@@ -451,6 +460,51 @@ static struct sb_slice upstream_message(const struct sb_call *c, struct sb_slice
     return m.len ? m : body;
 }
 
+/* Upstream codes renamed to the OpenAI code of the same meaning (Azure's own names). */
+static const struct {
+    const char *upstream, *openai;
+} code_names[] = {
+    {"DeploymentNotFound", "model_not_found"},
+    {"ResponsibleAIPolicyViolation", "content_filter"},
+};
+
+/* A code worth keeping: a short identifier, not a bare number such as Azure's "401". */
+static bool code_word(struct sb_slice s)
+{
+    bool alpha = false;
+    if (!s.len || s.len >= sizeof(((struct sb_error *)0)->api_code))
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        char ch = s.p[i];
+        bool a = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (!a && !(ch >= '0' && ch <= '9') && ch != '-' && ch != '.')
+            return false;
+        alpha = alpha || a;
+    }
+    return alpha;
+}
+
+void sb__openai_keep_code(const struct sb_call *c, int status, struct sb_slice body,
+                          struct sb_error *err)
+{
+    struct sb_json_limits lim = {.max_depth = MAX_DEPTH, .max_bytes = 1024 * 1024};
+    struct sb_json *root = NULL;
+    struct sb_error jerr;
+    const struct sb_json *code = NULL;
+    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) == SB_OK)
+        code = jget(jget(root, "error"), "code");
+    const char *word = status == 401 ? "invalid_api_key" : status == 404 ? "model_not_found" : "";
+    if (jstr(code) && code_word(code->str)) {
+        snprintf(err->api_code, sizeof(err->api_code), "%.*s", SB_FMT(code->str));
+        word = err->api_code;
+    }
+    for (size_t i = 0; i < sizeof(code_names) / sizeof(code_names[0]); i++)
+        if (strcmp(word, code_names[i].upstream) == 0)
+            word = code_names[i].openai;
+    if (word != err->api_code)
+        snprintf(err->api_code, sizeof(err->api_code), "%s", word);
+}
+
 static void openai_map_error(const struct sb_call *c, int status, struct sb_slice body,
                              struct sb_error *err)
 {
@@ -463,6 +517,7 @@ static void openai_map_error(const struct sb_call *c, int status, struct sb_slic
     else
         sb_fail(err, code_for_status(status), "upstream %s: %s", pname(c), msg);
     err->http_status = (status >= 400 && status < 600) ? status : 502;
+    sb__openai_keep_code(c, status, body, err);
 }
 
 /* ==================================================================
