@@ -21,10 +21,10 @@
 /* ---- classification ---- */
 
 struct range {
-    int family;            /* 4 or 6 */
-    unsigned char p[16];   /* prefix bytes */
-    int bits;              /* prefix length */
-    int embed;             /* offset of an embedded IPv4 address, or -1 */
+    int family;          /* 4 or 6 */
+    unsigned char p[16]; /* prefix bytes */
+    int bits;            /* prefix length */
+    int embed;           /* offset of an embedded IPv4 address, or -1 */
     enum sb_netaddr_class cls;
     const char *why;
 };
@@ -35,7 +35,11 @@ static const struct range ranges[] = {
     {4, {10}, 8, -1, SB_NETADDR_PRIVATE, "private (10.0.0.0/8)"},
     {4, {100, 64}, 10, -1, SB_NETADDR_CGNAT, "carrier-grade NAT (100.64.0.0/10)"},
     {4, {127}, 8, -1, SB_NETADDR_LOOPBACK, "loopback (127.0.0.0/8)"},
-    {4, {169, 254}, 16, -1, SB_NETADDR_LINK_LOCAL,
+    {4,
+     {169, 254},
+     16,
+     -1,
+     SB_NETADDR_LINK_LOCAL,
      "link-local (169.254.0.0/16, where cloud metadata lives)"},
     {4, {172, 16}, 12, -1, SB_NETADDR_PRIVATE, "private (172.16.0.0/12)"},
     {4, {192, 0, 0}, 24, -1, SB_NETADDR_RESERVED, "reserved (192.0.0.0/24)"},

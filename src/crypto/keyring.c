@@ -156,9 +156,8 @@ sb_err sb_keys_keyring_encrypt(const struct sb_keyring *kr, struct sb_slice plai
     return sb_keys_encrypt(sb_keys_keyring_active(kr), plaintext, aad, out, err);
 }
 
-sb_err sb_keys_keyring_decrypt(const struct sb_keyring *kr, const char *key_id,
-                               struct sb_slice b64, struct sb_slice aad, struct sb_secret **out,
-                               struct sb_error *err)
+sb_err sb_keys_keyring_decrypt(const struct sb_keyring *kr, const char *key_id, struct sb_slice b64,
+                               struct sb_slice aad, struct sb_secret **out, struct sb_error *err)
 {
     *out = NULL;
     if (key_id && strcmp(key_id, kr->cur_id) == 0)
@@ -184,8 +183,7 @@ static sb_err pick_next(struct sb_master_key **k, struct sb_error *err)
 }
 
 /* Step 1, file mode: .tmp written and synced, renamed to .new, directory synced. */
-static sb_err write_next(struct sb_keyring *kr, const struct sb_master_key *k,
-                         struct sb_error *err)
+static sb_err write_next(struct sb_keyring *kr, const struct sb_master_key *k, struct sb_error *err)
 {
     sb_err rc = sb_keys_master_write_file(k, kr->tmp_path, err);
     if (rc != SB_OK)

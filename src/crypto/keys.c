@@ -273,8 +273,7 @@ static sb_err read_key_file(int fd, const char *path, struct sb_master_key **out
     return rc;
 }
 
-sb_err sb_keys_master_read_file(const char *path, struct sb_master_key **out,
-                                struct sb_error *err)
+sb_err sb_keys_master_read_file(const char *path, struct sb_master_key **out, struct sb_error *err)
 {
     sb_err rc = SB_OK;
     *out = NULL;

@@ -41,8 +41,7 @@ sb_err sb_password_check_rules(struct sb_slice pw, struct sb_error *err)
             blank = false;
     }
     if (blank)
-        return sb_fail_field(err, SB_E_BAD_REQUEST, "password",
-                             "password must not be only spaces");
+        return sb_fail_field(err, SB_E_BAD_REQUEST, "password", "password must not be only spaces");
     return SB_OK;
 }
 

@@ -6,16 +6,19 @@
  * memory-hard hash (libargon2, argon2id) in the standard encoded form
  * "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>". The parameters follow
  * OWASP's first argon2id recommendation (19 MiB, 2 passes, 1 lane): on
- * this 2-core server one hash costs ~25-35 ms of one core (measured in
- * password_test.c's log line), so a login attempt limiter, not the CPU,
- * bounds guessing; p=1 because a lane per core would let one login take
- * both cores. Verification re-reads the parameters from the stored string
+ * this 2-core server one verification costs ~23 ms of one core (measured
+ * by password_test.c, which logs it; the first hash of a process ~100 ms
+ * while its 19 MiB are faulted in), so a login attempt limiter, not the
+ * CPU, bounds guessing; p=1 because a lane per core would let one login
+ * take both cores, and 19 MiB per concurrent login stays small. Verification re-reads the parameters from the stored string
  * (so old hashes keep working after a change) but refuses parameters far
  * beyond ours: a tampered row must not make one login allocate gigabytes.
  *
  * Logins for unknown usernames call sb_password_verify_dummy(), which
  * costs the same as a real verification, so response time does not tell
- * which usernames exist. Nothing here touches the store or logs a password.
+ * which usernames exist. Its first call builds the dummy hash (one extra
+ * hash): call it once at start-up so the first unknown-user login is not
+ * slower than the rest. Nothing here touches the store or logs a password.
  */
 #ifndef SB_CRYPTO_PASSWORD_H
 #define SB_CRYPTO_PASSWORD_H

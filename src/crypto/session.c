@@ -34,8 +34,7 @@ void sb_session_token_hash(struct sb_slice token, char out[SB_HASH_TEXT_LEN + 1]
 
 void sb_session_csrf(struct sb_slice token, char out[SB_CSRF_LEN + 1])
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     HMAC(EVP_sha256(), token.p ? token.p : "", (int)token.len, (const unsigned char *)CSRF_LABEL,

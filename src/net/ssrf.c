@@ -36,8 +36,7 @@ sb_err sb_ssrf_check_addrs(const char *host, const struct sb_netaddr *addrs, siz
 static bool is_localhost(const char *host)
 {
     size_t n = strlen(host);
-    return strcmp(host, "localhost") == 0 ||
-           (n > 10 && strcmp(host + n - 10, ".localhost") == 0);
+    return strcmp(host, "localhost") == 0 || (n > 10 && strcmp(host + n - 10, ".localhost") == 0);
 }
 
 static sb_err resolve(const char *host, struct sb_netaddr *out, size_t *n, struct sb_error *err)

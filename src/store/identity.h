@@ -77,6 +77,7 @@ struct sb_store_api_key {
     int64_t last_used_at; /* 0 = never */
     int64_t expires_at;   /* 0 = never */
     int64_t revoked_at;   /* 0 = not revoked */
+    bool owner_disabled;  /* key_load_all only: the owner is disabled or deleted */
 };
 
 /* One use of a key, for last_used_at (batched by the usage writer). */
@@ -237,7 +238,8 @@ sb_err sb_store_key_revoke(struct sb_store *s, int64_t id, int64_t now, struct s
 /* SB_E_NOT_FOUND when absent. */
 sb_err sb_store_key_delete(struct sb_store *s, int64_t id, struct sb_error *err);
 /* Every key, revoked and expired ones included (the snapshot says why a key
- * fails), ordered by id; the owner's user status is not consulted here. */
+ * fails), ordered by id, with owner_disabled set for keys whose owner is
+ * disabled or no longer exists (such a key must not authenticate). */
 sb_err sb_store_key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_store_api_key **out,
                              size_t *n, struct sb_error *err);
 /* Raises last_used_at to each use's ts (never lowers it), one transaction. */

@@ -315,6 +315,20 @@ static void test_keys(void **state)
     assert_true(list[0].revoked);
     assert_false(list[1].revoked);
     assert_int_equal(list[2].last_used_at, 10);
+    assert_false(list[2].owner_disabled);
+    /* a disabled owner's keys are flagged; a key without an owner never is */
+    struct sb_store_user_update off = {.status = "disabled"};
+    assert_int_equal(sb_store_user_update(s, "bob", &off, &err), SB_OK);
+    char k4[SB_VKEY_LEN + 1];
+    int64_t id4 = new_key(NULL, NULL, 0, 0, k4);
+    assert_int_equal(sb_store_key_load_all(s, a, &list, &n, &err), SB_OK);
+    assert_int_equal(n, 4);
+    assert_false(list[1].owner_disabled);
+    assert_true(list[2].owner_disabled);
+    assert_int_equal(list[3].id, id4);
+    assert_null(list[3].user_id);
+    assert_false(list[3].owner_disabled);
+    assert_int_equal(sb_store_key_delete(s, id4, &err), SB_OK);
 
     assert_int_equal(sb_store_key_delete(s, id3, &err), SB_OK);
     assert_int_equal(sb_store_key_delete(s, id3, &err), SB_E_NOT_FOUND);

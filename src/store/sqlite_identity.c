@@ -484,6 +484,12 @@ static void read_key(struct sb_arena *a, sqlite3_stmt *st, void *elem)
     k->revoked_at = col_i64(st, 10);
 }
 
+static void read_key_owner(struct sb_arena *a, sqlite3_stmt *st, void *elem)
+{
+    read_key(a, st, elem);
+    ((struct sb_store_api_key *)elem)->owner_disabled = sqlite3_column_int(st, 11) != 0;
+}
+
 static sb_err check_key(const struct sb_store_api_key *k, struct sb_error *err)
 {
     size_t n = k->name ? strlen(k->name) : 0;
@@ -621,9 +627,18 @@ static sb_err key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_sto
     sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL;
     struct sb__vec v = {.size = sizeof(struct sb_store_api_key)};
-    sb_err rc = sb__sq_prepare(db, "SELECT " KEY_COLS " FROM api_keys ORDER BY id", &st, err);
+    /* Column 11: 1 when the key has an owner who is not an active user. */
+    sb_err rc =
+        sb__sq_prepare(db,
+                       "SELECT k.id, k.name, k.key_hash, k.key_prefix, k.user_id, k.status,"
+                       " k.models, k.created_at, k.last_used_at, k.expires_at, k.revoked_at,"
+                       " CASE WHEN k.user_id IS NOT NULL AND (u.status IS NULL OR"
+                       " u.status <> 'active') THEN 1 ELSE 0 END"
+                       " FROM api_keys k LEFT JOIN users u ON u.username = k.user_id"
+                       " ORDER BY k.id",
+                       &st, err);
     if (rc == SB_OK)
-        rc = collect(db, st, a, read_key, &v, err);
+        rc = collect(db, st, a, read_key_owner, &v, err);
     sqlite3_finalize(st);
     *n = v.n;
     *out = sb__vec_to_arena(&v, a);
