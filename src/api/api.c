@@ -35,7 +35,7 @@ sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
     struct sb_registry *reg = NULL;
     int64_t v = 0;
     if (sb_store_registry_version(a->store, &v, err) != SB_OK ||
-        sb_registry_build_from_store_key(a->store, a->mk, &reg, err) != SB_OK)
+        sb_registry_load(a->store, &(struct sb_registry_keys){.mk = a->mk}, &reg, err) != SB_OK)
         return err->code;
     sb_registry_publish(reg);
     a->version = v;

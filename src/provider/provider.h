@@ -58,6 +58,9 @@ struct sb_provider {
     long rpm, tpm; /* rate limits, 0 = none (enforced later) */
     bool enabled;
     bool is_system; /* came from the config file */
+    /* Appended for the control plane (issue 5): users must bring their own key
+     * (no fallback to api_key); the personal keys live in the registry. */
+    bool personal_keys_required;
 };
 
 enum sb_capability {
@@ -79,6 +82,7 @@ struct sb_model {
     int fallback_priority;
     bool enabled;
     bool is_system;
+    const char *owner; /* appended (issue 5): a personal model's user; NULL = global */
 };
 
 /* ---- one call through an adapter ---- */

@@ -12,7 +12,9 @@
 #ifndef SB_REGISTRY_REGISTRY_H
 #define SB_REGISTRY_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/slice.h"
 #include "provider/provider.h"
@@ -24,6 +26,16 @@ struct sb_route_entry {
     const char *strategy; /* priority | weighted | least-latency | cost */
     const char **targets; /* model id or provider/upstream_model, as written */
     size_t ntargets;
+};
+
+/* A live virtual key (revoked keys and keys of disabled users are not in a snapshot). */
+struct sb_client_key {
+    const char *id;        /* the row id in decimal: usage_logs.key_id */
+    const char *name;      /* free text */
+    const char *user;      /* owner's username; NULL = created with the admin token, no user */
+    const char **models;   /* allowed model or route ids; nmodels == 0: all the owner sees */
+    size_t nmodels;
+    int64_t expires_at_ms; /* Unix ms, 0 = never; checked per request */
 };
 
 /* Publishes r as the current snapshot, taking ownership; the previous one is
@@ -49,6 +61,17 @@ const struct sb_model *sb_registry_model_at(const struct sb_registry *r, size_t 
 /* Up to max model ids closest to name (edit distance / common prefix), best first. */
 size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char **out,
                            size_t max);
+/* The live key whose stored hash is hash_text ("sha256:<hex>", sb_vkey_hash_format), or NULL. */
+const struct sb_client_key *sb_registry_find_key(const struct sb_registry *r,
+                                                 struct sb_slice hash_text);
+/* Whether key k may call name (a model or route id as the client sent it). */
+bool sb_registry_key_allows(const struct sb_client_key *k, struct sb_slice name);
+/* user's own credential for provider, or NULL. */
+const struct sb_secret *sb_registry_personal_key(const struct sb_registry *r, const char *provider,
+                                                 const char *user);
+/* A personal model is visible to its owner only; user NULL (the admin token) sees all. */
+bool sb_registry_model_visible(const struct sb_model *m, const char *user);
+
 /* A counter that grows with every publish (for /api/registry/status and tests). */
 unsigned long sb_registry_generation(const struct sb_registry *r);
 

@@ -11,17 +11,6 @@
 
 /* ---- building ---- */
 
-#define MAX_SKIPPED_TYPES 16
-
-struct builder {
-    struct sb_registry *r;
-    struct sb_arena *a;
-    const struct sb_master_key *mk;
-    const char *skipped[MAX_SKIPPED_TYPES]; /* types without an adapter, for one warning each */
-    size_t nskipped_by_type[MAX_SKIPPED_TYPES];
-    size_t nskipped;
-};
-
 static const char *dup(struct sb_arena *a, const char *s)
 {
     return s ? sb_arena_strndup(a, s, strlen(s)) : NULL;
@@ -51,27 +40,54 @@ static sb_err resolve_ref(struct builder *b, const char *pid, const char *what, 
     return SB_OK;
 }
 
+/* Decrypts one stored credential with the keyring (by the row's key id) or
+ * the single master key; *out NULL and why set on failure. */
+static sb_err decrypt(const struct sb_registry_keys *k, const char *provider, const char *user,
+                      const char *key_id, const char *ct, struct sb_secret **out,
+                      struct sb_error *why)
+{
+    char aad[SB_KEYS_AAD_MAX], kid[17];
+    *out = NULL;
+    sb_keys_credential_aad(provider, user, aad);
+    if (k && k->kr)
+        return sb_keys_keyring_decrypt(k->kr, key_id ? key_id : "", sb_slice_cstr(ct),
+                                       sb_slice_cstr(aad), out, why);
+    if (!k || !k->mk)
+        return sb_fail(why, SB_E_CONFIG, "no master key was given");
+    sb_keys_master_id(k->mk, kid);
+    if (key_id && strcmp(key_id, kid) != 0)
+        return sb_fail(why, SB_E_CONFIG,
+                       "encrypted with master key %.16s, the current key is %s (run rotate-key "
+                       "with the old key)",
+                       key_id, kid);
+    return sb_keys_decrypt(k->mk, sb_slice_cstr(ct), sb_slice_cstr(aad), out, why);
+}
+
+void sb__registry_decrypt(struct builder *b, const char *provider, const char *user,
+                          const char *key_id, const char *ct, struct sb_secret **out)
+{
+    struct sb_error why = {0};
+    struct sb_secret *s = NULL;
+    if (decrypt(b->keys, provider, user, key_id, ct, &s, &why) != SB_OK)
+        sb_warn("msg=\"stored credential skipped\" provider=%s user=%s why=\"%s\"", provider,
+                user ? user : "-", why.msg);
+    *out = keep_secret(b, s);
+}
+
+/* The system credential: a failure fails the build (the old snapshot keeps serving). */
 static sb_err decrypt_credential(struct builder *b, const struct sb_store_provider *sp,
                                  struct sb_secret **out, struct sb_error *err)
 {
     struct sb_error why = {0};
     struct sb_secret *s = NULL;
-    char kid[17];
-    if (!b->mk) {
+    if (!b->keys || (!b->keys->kr && !b->keys->mk)) {
         sb_warn("msg=\"provider has an encrypted credential but no master key was given\" "
                 "provider=%s",
                 sp->id);
         return SB_OK;
     }
-    sb_keys_master_id(b->mk, kid);
-    if (sp->key_id && strcmp(sp->key_id, kid) != 0)
-        return sb_fail(err, SB_E_CONFIG,
-                       "provider %s: credential was encrypted with master key %.16s, the current "
-                       "key is %s (run rotate-key with the old key)",
-                       sp->id, sp->key_id, kid);
-    if (sb_keys_decrypt(b->mk, sb_slice_cstr(sp->key_ciphertext), sb_slice_cstr(sp->id), &s,
-                        &why) != SB_OK)
-        return sb_fail(err, SB_E_CONFIG, "provider %s: %s", sp->id, why.msg);
+    if (decrypt(b->keys, sp->id, NULL, sp->key_id, sp->key_ciphertext, &s, &why) != SB_OK)
+        return sb_fail(err, SB_E_CONFIG, "provider %s: credential %s", sp->id, why.msg);
     *out = keep_secret(b, s);
     return SB_OK;
 }
@@ -118,6 +134,7 @@ static void provider_fields(struct builder *b, const struct sb_store_provider *s
     p->tpm = (long)sp->tpm;
     p->enabled = sp->enabled;
     p->is_system = sp->is_system;
+    p->personal_keys_required = sp->personal_keys_required;
 }
 
 static void note_skipped_type(struct builder *b, const char *type)
@@ -204,6 +221,7 @@ static void build_models(struct builder *b, const struct sb_store_entities *e)
         m->fallback_priority = (int)sm->fallback_priority;
         m->enabled = true;
         m->is_system = sm->is_system;
+        m->owner = dup(b->a, sm->owner);
         index_model(b, m);
     }
 }
@@ -250,34 +268,49 @@ static void build_routes(struct builder *b, const struct sb_store_entities *e)
     }
 }
 
-sb_err sb_registry_build(const struct sb_store_entities *e, const struct sb_master_key *mk,
-                         struct sb_registry **out, struct sb_error *err)
+sb_err sb_registry_build_source(const struct sb_registry_source *src,
+                                const struct sb_registry_keys *keys, struct sb_registry **out,
+                                struct sb_error *err)
 {
     struct sb_arena *a = sb_arena_create(64 * 1024);
     struct sb_registry *r = sb_arena_calloc(a, sizeof(*r));
-    struct builder b = {.r = r, .a = a, .mk = mk};
+    struct builder b = {.r = r, .a = a, .keys = keys};
     *out = NULL;
     r->arena = a;
     atomic_init(&r->refs, 1);
-    sb_err rc = build_providers(&b, e, err);
+    sb_err rc = build_providers(&b, src->e, err);
     if (rc != SB_OK) {
         sb_arena_free(a);
         return rc;
     }
-    build_models(&b, e);
-    build_routes(&b, e);
+    build_models(&b, src->e);
+    build_routes(&b, src->e);
+    sb__registry_build_identity(&b, src);
     *out = r;
     return SB_OK;
 }
 
-sb_err sb_registry_build_from_store_key(struct sb_store *s, const struct sb_master_key *mk,
-                                        struct sb_registry **out, struct sb_error *err)
+sb_err sb_registry_build(const struct sb_store_entities *e, const struct sb_master_key *mk,
+                         struct sb_registry **out, struct sb_error *err)
+{
+    struct sb_registry_source src = {.e = e};
+    struct sb_registry_keys keys = {.mk = mk};
+    return sb_registry_build_source(&src, &keys, out, err);
+}
+
+sb_err sb_registry_load(struct sb_store *s, const struct sb_registry_keys *keys,
+                        struct sb_registry **out, struct sb_error *err)
 {
     struct sb_store_entities *e = NULL;
+    struct sb_registry_source src = {0};
     *out = NULL;
     sb_err rc = sb_store_load(s, &e, err);
     if (rc == SB_OK)
-        rc = sb_registry_build(e, mk, out, err);
+        rc = sb_store_key_load_all(s, e->arena, (struct sb_store_api_key **)&src.keys, &src.nkeys,
+                                   err);
+    src.e = e;
+    if (rc == SB_OK)
+        rc = sb_registry_build_source(&src, keys, out, err);
     sb_store_entities_free(e);
     return rc;
 }
@@ -285,5 +318,5 @@ sb_err sb_registry_build_from_store_key(struct sb_store *s, const struct sb_mast
 sb_err sb_registry_build_from_store(struct sb_store *s, struct sb_registry **out,
                                     struct sb_error *err)
 {
-    return sb_registry_build_from_store_key(s, NULL, out, err);
+    return sb_registry_load(s, NULL, out, err);
 }

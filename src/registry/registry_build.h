@@ -21,23 +21,43 @@
 
 #include "crypto/keys.h"
 #include "registry/registry.h"
+#include "store/identity.h"
 #include "store/store.h"
 
+/* How stored credentials are decrypted: with a keyring (each row names the
+ * key that encrypted it; both keys of a rotation are loaded), or a single
+ * master key (tests, tools). Neither: stored credentials are skipped. */
+struct sb_registry_keys {
+    const struct sb_keyring *kr;
+    const struct sb_master_key *mk;
+};
+
+/* What a snapshot is built from; borrowed, everything is copied. */
+struct sb_registry_source {
+    const struct sb_store_entities *e;   /* providers, models, routes, personal credentials */
+    const struct sb_store_api_key *keys; /* virtual keys; revoked, expired-owner ones skipped */
+    size_t nkeys;
+};
+
 /*
- * Builds a snapshot from e (borrowed; everything is copied). mk may be NULL:
- * a provider whose only credential is encrypted then gets none (warned).
- * Returns owned *out holding one reference: hand it to sb_registry_publish
- * (which takes it) or drop it with sb_registry_release. Fails only on a
- * credential that cannot be read (file: missing, undecryptable ciphertext).
+ * Builds a snapshot. Returns owned *out holding one reference: hand it to
+ * sb_registry_publish (which takes it) or drop it with sb_registry_release.
+ * Fails only on a system credential that cannot be read (file: missing,
+ * undecryptable ciphertext); a user's undecryptable credential is skipped
+ * with a warning, so one bad row cannot stop every other change.
  */
+sb_err sb_registry_build_source(const struct sb_registry_source *src,
+                                const struct sb_registry_keys *keys, struct sb_registry **out,
+                                struct sb_error *err);
+/* The same from entities alone, with one master key (may be NULL). */
 sb_err sb_registry_build(const struct sb_store_entities *e, const struct sb_master_key *mk,
                          struct sb_registry **out, struct sb_error *err);
-/* Loads every row of s (sb_store_load), then sb_registry_build(rows, NULL, ...). */
+/* Loads every row of s (registry and virtual keys) and builds from them. */
+sb_err sb_registry_load(struct sb_store *s, const struct sb_registry_keys *keys,
+                        struct sb_registry **out, struct sb_error *err);
+/* sb_registry_load without keys. */
 sb_err sb_registry_build_from_store(struct sb_store *s, struct sb_registry **out,
                                     struct sb_error *err);
-/* The same with the master key, for providers whose credential is stored encrypted. */
-sb_err sb_registry_build_from_store_key(struct sb_store *s, const struct sb_master_key *mk,
-                                        struct sb_registry **out, struct sb_error *err);
 
 /* Enumeration (for /api/registry/status and listings); valid while the reference is held. */
 size_t sb_registry_provider_count(const struct sb_registry *r);

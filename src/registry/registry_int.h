@@ -39,7 +39,30 @@ struct sb_registry {
     struct index by_model; /* model id and provider/upstream_model */
     struct index by_provider;
     struct index by_route;
+    struct sb_client_key *keys; /* live virtual keys (registry_identity.c) */
+    size_t nkeys;
+    struct index by_key;      /* "sha256:<hex>" of a key -> struct sb_client_key */
+    struct index by_personal; /* "provider/user" -> struct sb_secret (a user's own key) */
 };
+
+/* The builder's state (registry_build.c, registry_identity.c). */
+#define MAX_SKIPPED_TYPES 16
+struct builder {
+    struct sb_registry *r;
+    struct sb_arena *a;
+    const struct sb_registry_keys *keys; /* how stored credentials are decrypted */
+    const char *skipped[MAX_SKIPPED_TYPES]; /* types without an adapter, for one warning each */
+    size_t nskipped_by_type[MAX_SKIPPED_TYPES];
+    size_t nskipped;
+};
+
+/* Decrypts a stored credential of (provider, user NULL = system) into an
+ * arena-owned secret (wiped with the snapshot), or *out NULL with a warning
+ * when no key can (a bad row must not stop the rest of the registry). */
+void sb__registry_decrypt(struct builder *b, const char *provider, const char *user,
+                          const char *key_id, const char *ciphertext, struct sb_secret **out);
+/* Adds the personal credentials of e and the live virtual keys to b's snapshot. */
+void sb__registry_build_identity(struct builder *b, const struct sb_registry_source *src);
 
 /* ---- hash index (registry.c) ---- */
 
