@@ -22,6 +22,7 @@ sb_err sb_vfail(struct sb_error *err, sb_err code, const char *fmt, va_list ap)
         err->code = code;
         err->http_status = 0;
         err->field[0] = '\0';
+        err->oai_code[0] = '\0';
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     }
     return code;

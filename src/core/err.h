@@ -54,6 +54,9 @@ struct sb_error {
     int http_status; /* 0 = the table's default for code */
     char msg[256];   /* human-readable, never contains a secret */
     char field[64];  /* the input field at fault ("providers[0].base_url", "base_url"), or "" */
+    /* Appended for provider adapters: the OpenAI error "code" when it says more than the
+     * table's name ("model_not_found", "context_length_exceeded"), or "". sb_fail clears it. */
+    char oai_code[40];
 };
 
 /* Records code and message in err (which may be NULL); returns code. */

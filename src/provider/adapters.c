@@ -10,9 +10,13 @@
 #include "provider/provider.h"
 
 extern const struct sb_provider_ops sb_openai_ops;
+extern const struct sb_provider_ops sb_cohere_ops;
+extern const struct sb_provider_ops sb_ollama_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
+    &sb_cohere_ops,
+    &sb_ollama_ops,
     NULL,
 };
 
