@@ -146,7 +146,8 @@ class Gateway {
 
 /**
  * Starts build/switchboard in front of `fake`. opts.server overrides the
- * server: section; opts.env adds environment variables.
+ * server: section; opts.env adds environment variables; opts.configYaml
+ * (a function of the server section) replaces the whole config text.
  */
 async function startGateway(fake, opts = {}) {
     if (!fs.existsSync(BIN)) {
@@ -159,7 +160,9 @@ async function startGateway(fake, opts = {}) {
     gw.fakeKey = FAKE_KEY;
     gw.dbPath = path.join(gw.dir, 'sb.db');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
-    fs.writeFileSync(gw.configPath, configYaml(fake.port, gw.server, fake.scheme));
+    // opts.configYaml(server): a whole config text instead of the default (adapter tests).
+    fs.writeFileSync(gw.configPath, opts.configYaml ? opts.configYaml(gw.server)
+        : configYaml(fake.port, gw.server, fake.scheme));
 
     for (let attempt = 0; attempt < 3; attempt++) {
         gw.port = await freePort();
@@ -475,6 +478,6 @@ async function eventually(fn, timeoutMs = 5000, stepMs = 50) {
 }
 
 module.exports = {
-    BIN, REPO, FAKE_KEY, freePort, configYaml, startGateway, assertCleanStop, request, chat, stream, streamText,
+    BIN, REPO, FAKE_KEY, DEFAULT_SERVER, flow, freePort, configYaml, startGateway, assertCleanStop, request, chat, stream, streamText,
     RawConn, rawConnect, httpRequestText, assertOpenAIError, sql, eventually, now, sleep,
 };
