@@ -352,7 +352,7 @@ static void test_stream_failures(void **state)
     /* A last error line without its LF still counts (at finish). */
     s = fx_stream_all(f, "{\"error\":\"out of memory\"}");
     fx_expect_json(s, "error", "\"upstream ollama: out of memory\"");
-    assert_false(json_equal(json_object_get(s, "result"), json_string("ok")));
+    assert_string_not_equal(json_string_value(json_object_get(s, "result")), "ok");
     json_decref(s);
     s = fx_stream_all(f, LINE("{\"role\":\"assistant\",\"content\":\"par\"}", "\"done\":false"));
     fx_expect_json(s, "result", "\"finish_error\"");
