@@ -193,4 +193,8 @@ describe('cohere adapter', () => {
         const s2 = await client.chat.completions.create({ model: 'command', stream: true, messages: [{ role: 'user', content: m2 }] });
         await assert.rejects((async () => { for await (const c of s2) void c; })());
     });
+
+    it('the gateway stops cleanly (no sanitizer report)', async () => {
+        await h.assertCleanStop(gw);
+    });
 });

@@ -192,4 +192,8 @@ describe('ollama adapter', () => {
         const s2 = await client.chat.completions.create({ model: 'llama', stream: true, messages: [{ role: 'user', content: m2 }] });
         await assert.rejects((async () => { for await (const c of s2) void c; })());
     });
+
+    it('the gateway stops cleanly (no sanitizer report)', async () => {
+        await h.assertCleanStop(gw);
+    });
 });
