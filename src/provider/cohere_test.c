@@ -534,6 +534,13 @@ static void test_errors(void **state)
     fx_expect_error(f, 503, "Service\nUnavailable", SB_E_UPSTREAM, 503, "",
                     "upstream cohere: Service Unavailable");
     fx_expect_error(f, 502, "", SB_E_UPSTREAM, 502, "", "HTTP 502");
+    /* A reused error loses the previous precise code (sb_fail clears oai_code). */
+    struct sb_error err = {0};
+    f->ops->map_error(&f->c, 404, SB_SLICE("{\"message\":\"model x not found\"}"), &err);
+    assert_string_equal(err.oai_code, "model_not_found");
+    f->ops->map_error(&f->c, 400, SB_SLICE("{\"message\":\"bad\"}"), &err);
+    assert_string_equal(err.oai_code, "");
+    assert_int_equal(err.http_status, 400);
 }
 
 int main(void)
