@@ -165,10 +165,8 @@ static void fail(struct proxy *x, const struct sb_error *e)
 {
     int status = sb_err_status(e);
     char code[40];
-    copy_field(code, sizeof(code),
-               x->err_code     ? x->err_code
-               : e->oai_code[0] ? e->oai_code /* an adapter's precise code */
-                                : sb_err_name(e->code));
+    const char *name = e->oai_code[0] ? e->oai_code : sb_err_name(e->code); /* adapter's code */
+    copy_field(code, sizeof(code), x->err_code ? x->err_code : name);
     for (char *p = code; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     account(x, status, "error", e->code, e->msg);
