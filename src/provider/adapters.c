@@ -15,6 +15,8 @@ extern const struct sb_provider_ops sb_bedrock_ops;
 extern const struct sb_provider_ops sb_gemini_ops;
 extern const struct sb_provider_ops sb_azure_ops;
 extern const struct sb_provider_ops sb_huggingface_ops;
+extern const struct sb_provider_ops sb_cohere_ops;
+extern const struct sb_provider_ops sb_ollama_ops;
 
 const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_openai_ops,
@@ -23,6 +25,8 @@ const struct sb_provider_ops *const sb_provider_ops_all[] = {
     &sb_gemini_ops,
     &sb_azure_ops,
     &sb_huggingface_ops,
+    &sb_cohere_ops,
+    &sb_ollama_ops,
     NULL,
 };
 

@@ -873,7 +873,7 @@ static void test_map_error(void **state)
         const char *body;
         sb_err code;
         int client;
-        const char *oai_code;
+        const char *api_code;
         const char *msg;
     } cases[] = {
         {400, "{\"message\":\"Input is too long for requested model.\"}", SB_E_BAD_REQUEST, 400,
@@ -903,8 +903,8 @@ static void test_map_error(void **state)
         f->ops->map_error(&f->c, cases[i].status, sb_slice_cstr(cases[i].body), &err);
         assert_int_equal(err.code, cases[i].code);
         assert_int_equal(sb_err_status(&err), cases[i].client);
-        if (cases[i].oai_code)
-            assert_string_equal(err.api_code, cases[i].oai_code);
+        if (cases[i].api_code)
+            assert_string_equal(err.api_code, cases[i].api_code);
         else
             assert_string_equal(err.api_code, "");
         if (cases[i].msg)

@@ -150,8 +150,8 @@ class Gateway {
 /**
  * Starts build/switchboard in front of `fake`. opts.server overrides the
  * server: section; opts.env adds environment variables; opts.providers and
- * opts.models add config entries after the built-in ones; opts.config replaces
- * the generated config text (its server: section should match opts.server).
+ * opts.models add config entries after the built-in ones; opts.config (text) or
+ * opts.configYaml (a function of the server section) replaces the config text.
  */
 async function startGateway(fake, opts = {}) {
     if (!fs.existsSync(BIN)) {
@@ -164,9 +164,10 @@ async function startGateway(fake, opts = {}) {
     gw.fakeKey = FAKE_KEY;
     gw.dbPath = path.join(gw.dir, 'sb.db');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
-    // opts.config: a whole config text instead of the default one (other provider types).
-    fs.writeFileSync(gw.configPath, opts.config || configYaml(fake.port, gw.server, fake.scheme,
-        { providers: opts.providers, models: opts.models }));
+    // opts.config / opts.configYaml(server): a whole config text instead of the default one.
+    fs.writeFileSync(gw.configPath, opts.configYaml ? opts.configYaml(gw.server)
+        : opts.config || configYaml(fake.port, gw.server, fake.scheme,
+            { providers: opts.providers, models: opts.models }));
 
     for (let attempt = 0; attempt < 3; attempt++) {
         gw.port = await freePort();
@@ -482,6 +483,6 @@ async function eventually(fn, timeoutMs = 5000, stepMs = 50) {
 }
 
 module.exports = {
-    BIN, REPO, FAKE_KEY, freePort, configYaml, startGateway, assertCleanStop, request, chat, stream, streamText,
+    BIN, REPO, FAKE_KEY, DEFAULT_SERVER, flow, freePort, configYaml, startGateway, assertCleanStop, request, chat, stream, streamText,
     RawConn, rawConnect, httpRequestText, assertOpenAIError, sql, eventually, now, sleep,
 };
