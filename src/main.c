@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "front/front.h"
+#include "gateway/sessions.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/log.h"
@@ -122,6 +123,7 @@ struct serve_state {
     struct sb_store *store;
     struct sb_usage_writer *usage;
     struct sb_api *api;
+    struct sb_sessions *sessions;
     struct sb_secret *metrics_token;
     struct sb_server *server;
 };
@@ -140,8 +142,11 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     s->usage = sb_usage_writer_start(wstore, err);
     if (!s->usage)
         return err->code;
+    s->sessions = sb_sessions_create();
+    gateway.sessions = s->sessions;
     struct sb_api_opts o = {
         .db_url = db,
+        .sessions = s->sessions,
         .mk = s->mk,
         .admin = &gateway.admin,
         .writer = s->usage,
@@ -198,6 +203,7 @@ static void serve_cleanup(struct serve_state *s)
     print_new_token(NULL, 0);
     sb_server_free(s->server);
     sb_api_free(s->api);
+    sb_sessions_free(s->sessions);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();

@@ -98,6 +98,7 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
     pthread_cond_init(&a->stop_cond, NULL);
     a->mk = o->mk;
     a->writer = o->writer;
+    a->sessions = o->sessions;
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
     if (o->admin) {
         a->admin = *o->admin;

@@ -24,6 +24,7 @@
 
 struct sb_api;
 struct sb_usage_writer;
+struct sb_sessions;
 
 struct sb_api_opts {
     const char *db_url;                /* the control plane opens its own connection */
@@ -31,6 +32,7 @@ struct sb_api_opts {
     const struct sb_admin_hash *admin; /* the admin token's hash; NULL = none */
     struct sb_usage_writer *writer;    /* audit rows; borrowed, may be NULL in tests */
     unsigned poll_ms;                  /* registry_version poll period; 0 = 1000 */
+    struct sb_sessions *sessions;      /* live console sessions the data plane reads; borrowed */
 };
 
 /* Opens the store, loads and publishes the first snapshot, starts the

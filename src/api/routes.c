@@ -33,7 +33,7 @@ static sb_err check_targets(struct sb_api_call *c, const struct sb_store_route *
                                            c->arena, &p, &ignore) == SB_OK)
             continue;
         struct sb_registry *reg = sb_registry_acquire();
-        c->nsuggest = reg ? sb_registry_suggest(reg, sb_slice_cstr(t), c->suggest, 3) : 0;
+        c->nsuggest = reg ? sb_registry_suggest(reg, sb_slice_cstr(t), NULL, c->suggest, 3) : 0;
         for (size_t k = 0; k < c->nsuggest; k++) /* outlive the snapshot reference */
             c->suggest[k] = sb_arena_strndup(c->arena, c->suggest[k], strlen(c->suggest[k]));
         if (reg)

@@ -120,8 +120,9 @@ static sb_err check_provider_part(struct sb_api_call *c, const char *type, const
                                 "options: %s is not an option (it belongs to the template or "
                                 "to apply)",
                                 owned[i]);
-    const char *head = sb_arena_printf(c->arena, "\"id\":\"" CHECK_ID "\",\"type\":\"%s\",\"base_url\":\"%s\"",
-                                       type, base_url ? base_url : "https://example.invalid");
+    const char *head =
+        sb_arena_printf(c->arena, "\"id\":\"" CHECK_ID "\",\"type\":\"%s\",\"base_url\":\"%s\"",
+                        type, base_url ? base_url : "https://example.invalid");
     if (sb__api_json_with(c, options, head, &doc) != SB_OK ||
         sb_config_entry_from_json(c->arena, SB_CONFIG_PROVIDER, doc, &p, &creds, &c->err) != SB_OK)
         return c->err.code;
@@ -149,7 +150,7 @@ static sb_err check_models_part(struct sb_api_call *c, const struct sb_json *mod
 
 static sb_err parse(struct sb_api_call *c, struct sb_store_template *t)
 {
-    static const char *const keys[] = {"id", "name", "description", "type",
+    static const char *const keys[] = {"id",       "name",    "description", "type",
                                        "base_url", "options", "models"};
     memset(t, 0, sizeof(*t));
     if (!c->json || c->json->type != SB_JSON_OBJECT)
@@ -170,7 +171,8 @@ static sb_err parse(struct sb_api_call *c, struct sb_store_template *t)
         return c->err.code;
     if (builtin(t->id))
         return sb__api_fail(c, SB_E_CONFLICT, "id", "'%s' is a built-in template", t->id);
-    const struct sb_json *opts = sb_json_get(c->json, "options"), *models = sb_json_get(c->json, "models");
+    const struct sb_json *opts = sb_json_get(c->json, "options"),
+                         *models = sb_json_get(c->json, "models");
     if (check_provider_part(c, t->type, t->base_url, opts) != SB_OK ||
         check_models_part(c, models) != SB_OK)
         return c->err.code;
@@ -232,8 +234,7 @@ sb_err sb__api_template_update(struct sb_api_call *c)
 sb_err sb__api_template_delete(struct sb_api_call *c)
 {
     struct sb_store_template t;
-    if (load_own(c, &t) != SB_OK ||
-        sb_store_template_delete(c->api->store, t.id, &c->err) != SB_OK)
+    if (load_own(c, &t) != SB_OK || sb_store_template_delete(c->api->store, t.id, &c->err) != SB_OK)
         return c->err.code;
     c->status = 204;
     sb__api_audit(c, "template.delete", "template", t.id, SB_SLICE_NULL, SB_SLICE_NULL, "ok");

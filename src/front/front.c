@@ -25,14 +25,11 @@ struct worker {
     struct sb_front *front;
 };
 
-enum auth_need { PUBLIC, CLIENT };
-
 typedef void (*route_fn)(struct sb_http_req *req, struct worker *w);
 
 struct route {
     const char *method;
     const char *path;
-    enum auth_need auth;
     route_fn fn;
 };
 
@@ -108,12 +105,12 @@ static void models(struct sb_http_req *req, struct worker *w)
 }
 
 static const struct route table[] = {
-    {"GET", "/health", PUBLIC, health},
-    {"GET", "/ready", PUBLIC, ready},
-    {"GET", "/metrics", PUBLIC, metrics},
-    {"POST", "/v1/chat/completions", CLIENT, chat},
-    {"POST", "/v1/embeddings", CLIENT, embeddings},
-    {"GET", "/v1/models", CLIENT, models},
+    {"GET", "/health", health},
+    {"GET", "/ready", ready},
+    {"GET", "/metrics", metrics},
+    {"POST", "/v1/chat/completions", chat},
+    {"POST", "/v1/embeddings", embeddings},
+    {"GET", "/v1/models", models},
 };
 
 /* ======================================================================
@@ -127,6 +124,22 @@ static void api_unavailable(struct sb_http_req *req)
     sb_api_error_body(&b, "unavailable", "the control plane is not running", req->id);
     sb_http_respond(req, 503, json_h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));
     sb_buf_free(&b);
+}
+
+/* Answers 401/403 and returns false when req carries no valid /v1 credential. */
+static bool client_ok(struct worker *w, struct sb_http_req *req)
+{
+    struct sb_registry *reg = sb_registry_acquire();
+    struct sb_client who;
+    struct sb_error err = {0};
+    sb_err rc = sb_gateway_authenticate(w->gw.gw, reg, req, &who, &err);
+    if (reg)
+        sb_registry_release(reg);
+    if (rc == SB_OK)
+        return true;
+    sb_http_respond_error(req, sb_err_status(&err), sb_err_type(rc),
+                          rc == SB_E_UNAUTHORIZED ? "invalid_api_key" : "forbidden", err.msg);
+    return false;
 }
 
 static bool is_api(struct sb_slice path)
@@ -154,13 +167,10 @@ void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
             (sb_slice_eq_cstr(req->method, "HEAD") && strcmp(table[i].method, "GET") == 0))
             hit = &table[i];
     }
-    bool v1 = sb_slice_starts_with(req->path, SB_SLICE("/v1/"));
-    /* Authenticate before saying anything about what exists under /v1. */
-    if ((hit ? hit->auth == CLIENT : v1) && !sb_gateway_authenticate(w->gw.gw, req)) {
-        sb_http_respond_error(req, 401, "authentication_error", "invalid_api_key",
-                              "missing or invalid API key: send 'Authorization: Bearer <key>'");
+    /* The /v1 handlers authenticate against the snapshot they hold; an
+     * unknown /v1 path is answered only to a caller with a credential. */
+    if (!hit && sb_slice_starts_with(req->path, SB_SLICE("/v1/")) && !client_ok(w, req))
         return;
-    }
     if (hit)
         hit->fn(req, w);
     else if (path_known)

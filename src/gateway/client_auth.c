@@ -1,15 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client_auth.c - who may call /v1 and /api.
+ * client_auth.c - who is calling /v1: the admin token, a virtual key, or a
+ * console session; and what that caller may use.
  *
- * For now the only credential is the admin token (virtual keys arrive with
- * their own issue). We keep only its SHA-256: tokens are long and random,
- * so a slow hash buys nothing, and the comparison is constant-time.
+ * Credentials, in order: `Authorization: Bearer X` (or `x-api-key: X`,
+ * Anthropic's header) holding the admin token (master key) or a virtual
+ * key (sk-sb-...); else the console's session cookie, for which a write
+ * also needs the session's CSRF token (x-csrf-token), since a browser sends
+ * cookies by itself. Only hashes are compared: SHA-256 of a presented key
+ * is looked up in the snapshot, which holds only live keys; the admin
+ * token's hash is compared in constant time. Nothing here touches the store.
  */
-#include "crypto/keys.h"
-#include "gateway/gateway.h"
+#include <string.h>
+#include <time.h>
 
-static struct sb_slice bearer(const struct sb_http_req *req)
+#include "crypto/keys.h"
+#include "crypto/session.h"
+#include "crypto/vkey.h"
+#include "gateway/gateway.h"
+#include "gateway/sessions.h"
+
+static struct sb_slice presented(const struct sb_http_req *req)
 {
     struct sb_slice a = sb_http_header(req, "authorization");
     if (a.len > 7 && sb_slice_caseeq((struct sb_slice){a.p, 7}, SB_SLICE("Bearer "))) {
@@ -21,8 +32,68 @@ static struct sb_slice bearer(const struct sb_http_req *req)
     return sb_http_header(req, "x-api-key");
 }
 
-bool sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_http_req *req)
+static int64_t now_ms(void)
 {
-    struct sb_slice t = bearer(req);
-    return gw->has_admin && t.len > 0 && sb_keys_check_admin(&gw->admin, t);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sb_err by_key(const struct sb_registry *reg, struct sb_slice t, struct sb_client *out,
+                     struct sb_error *err)
+{
+    struct sb_vkey_hash h;
+    char text[SB_HASH_TEXT_LEN + 1];
+    const struct sb_client_key *k = NULL;
+    if (reg && sb_vkey_looks_valid(t)) {
+        sb_vkey_hash(t, &h);
+        sb_vkey_hash_format(&h, text);
+        k = sb_registry_find_key(reg, (struct sb_slice){text, SB_HASH_TEXT_LEN});
+    }
+    if (!k)
+        return sb_fail(err, SB_E_UNAUTHORIZED,
+                       "invalid API key: send 'Authorization: Bearer <virtual key>'");
+    if (k->expires_at_ms && k->expires_at_ms <= now_ms())
+        return sb_fail(err, SB_E_UNAUTHORIZED, "this API key has expired");
+    out->kind = SB_CLIENT_KEY;
+    out->key = k;
+    out->user = k->user;
+    return SB_OK;
+}
+
+static sb_err by_session(const struct sb_gateway *gw, const struct sb_http_req *req,
+                         struct sb_client *out, struct sb_error *err)
+{
+    struct sb_slice tok = sb_http_cookie(sb_http_header(req, "cookie"), SB_SESSION_COOKIE);
+    struct sb_session_info info;
+    struct sb_vkey_hash d;
+    if (!gw->sessions || !sb_session_token_looks_valid(tok))
+        return sb_fail(err, SB_E_UNAUTHORIZED,
+                       "missing or invalid API key: send 'Authorization: Bearer <key>'");
+    sb_vkey_hash(tok, &d); /* the table is keyed by SHA-256 of the cookie, as the store */
+    if (!sb_sessions_get(gw->sessions, d.digest, now_ms(), &info))
+        return sb_fail(err, SB_E_UNAUTHORIZED, "the session has expired: log in again");
+    if (!sb_slice_eq_cstr(req->method, "GET") &&
+        !sb_session_csrf_check(tok, sb_http_header(req, SB_CSRF_HEADER)))
+        return sb_fail(err, SB_E_FORBIDDEN,
+                       "a session-authenticated request needs its x-csrf-token header");
+    out->kind = SB_CLIENT_SESSION;
+    memcpy(out->user_buf, info.username, sizeof(out->user_buf));
+    out->user = out->user_buf;
+    return SB_OK;
+}
+
+sb_err sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_registry *reg,
+                               const struct sb_http_req *req, struct sb_client *out,
+                               struct sb_error *err)
+{
+    struct sb_slice t = presented(req);
+    memset(out, 0, sizeof(*out));
+    if (t.len && gw->has_admin && sb_keys_check_admin(&gw->admin, t)) {
+        out->kind = SB_CLIENT_ADMIN;
+        return SB_OK;
+    }
+    if (t.len)
+        return by_key(reg, t, out, err);
+    return by_session(gw, req, out, err);
 }

@@ -17,12 +17,15 @@
 
 #include "crypto/keys.h"
 #include "net/http.h"
+#include "registry/registry.h"
 
 struct sb_usage_writer;
+struct sb_sessions;
 struct sb_upstream;
 
 struct sb_gateway {
     struct sb_usage_writer *usage; /* borrowed; may be NULL in tests */
+    struct sb_sessions *sessions;  /* console sessions (sessions.h); borrowed, may be NULL */
     struct sb_admin_hash admin;    /* the admin token's hash */
     bool has_admin;                /* false: every /v1 request is refused */
     size_t max_body_bytes;         /* client limit, reused for parsing */
@@ -35,8 +38,25 @@ struct sb_gw_worker {
     struct sb_upstream *up; /* this loop's upstream client */
 };
 
-/* True when the request carries the admin token (Bearer, or x-api-key). */
-bool sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_http_req *req);
+/* Who called /v1 (client_auth.c). */
+enum sb_client_kind { SB_CLIENT_ADMIN, SB_CLIENT_KEY, SB_CLIENT_SESSION };
+
+struct sb_client {
+    enum sb_client_kind kind;
+    const char *user;                /* username; NULL for the admin token or a user-less key */
+    const struct sb_client_key *key; /* KEY: its scope; valid while the snapshot is held */
+    char user_buf[72];               /* SESSION: the username, copied from the session table */
+};
+
+/*
+ * Authenticates req against the snapshot reg (may be NULL: then only the
+ * admin token passes). SB_OK and *out, or SB_E_UNAUTHORIZED (no, unknown or
+ * expired credential) / SB_E_FORBIDDEN (a session write without its CSRF
+ * token) with err's message fit for the client.
+ */
+sb_err sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_registry *reg,
+                               const struct sb_http_req *req, struct sb_client *out,
+                               struct sb_error *err);
 
 /* Handlers for the /v1 endpoints; each answers req (now or later). */
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w);

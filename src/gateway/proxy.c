@@ -35,6 +35,7 @@ struct proxy {
     struct sb_gw_worker *w;
     struct sb_registry *reg;      /* snapshot reference, released by the arena hook */
     struct sb_call call;          /* what the adapter sees */
+    struct sb_client client;      /* who is calling (client_auth.c) */
     struct sb_ureq *ureq;         /* in flight, or NULL */
     int status;                   /* upstream HTTP status */
     struct sb_slice retry_after;  /* from the upstream, copied */
@@ -131,6 +132,8 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
     copy_field(u.request_id, sizeof(u.request_id), x->req->id);
     double latency_ms = ms_since(x->req->start_ns, now);
     u.ts_ms = (int64_t)time(NULL) * 1000 - (int64_t)latency_ms;
+    copy_field(u.user_id, sizeof(u.user_id), x->client.user);
+    copy_field(u.key_id, sizeof(u.key_id), x->client.key ? x->client.key->id : NULL);
     copy_field(u.provider, sizeof(u.provider), m ? m->provider->id : "");
     copy_field(u.model, sizeof(u.model), m ? m->id : "");
     copy_field(u.status, sizeof(u.status), status);
@@ -170,7 +173,7 @@ static void fail(struct proxy *x, const struct sb_error *e)
     int status = sb_err_status(e);
     char code[48]; /* sized for sb_error.api_code */
     copy_field(code, sizeof(code),
-               x->err_code     ? x->err_code
+               x->err_code      ? x->err_code
                : e->api_code[0] ? e->api_code /* the upstream's own code, kept (issue 6) */
                                 : sb_err_name(e->code));
     for (char *p = code; *p; p++)
@@ -457,13 +460,20 @@ static sb_err resolve_model(struct proxy *x, struct sb_error *err)
     if (m->type != SB_JSON_STRING || m->str.len == 0)
         return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
     const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, m->str) : NULL;
+    if (model && !sb_registry_model_visible(model, x->client.user))
+        model = NULL; /* another user's personal model does not exist for this caller */
+    if (model && x->client.key && !sb_registry_key_allows(x->client.key, m->str)) {
+        x->err_code = "model_not_allowed";
+        return sb_fail(err, SB_E_FORBIDDEN, "this API key may not use the model '%.*s'",
+                       (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p);
+    }
     if (model) {
         x->call.model = model;
         x->call.provider = model->provider;
         return SB_OK;
     }
     const char *near[3];
-    size_t n = x->reg ? sb_registry_suggest(x->reg, m->str, near, 3) : 0;
+    size_t n = x->reg ? sb_registry_suggest(x->reg, m->str, x->client.user, near, 3) : 0;
     char hint[160] = "";
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(hint);
@@ -473,6 +483,39 @@ static sb_err resolve_model(struct proxy *x, struct sb_error *err)
     sb_fail(err, SB_E_NOT_FOUND, "The model '%.*s' does not exist or is not enabled.%s%s",
             (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p, hint, n ? "?" : "");
     return SB_E_NOT_FOUND;
+}
+
+/* A user's own key for the provider replaces the system key; a provider
+ * that requires one refuses users without it (the admin token, which has no
+ * user, keeps the system key). */
+static sb_err choose_credential(struct proxy *x, struct sb_error *err)
+{
+    const struct sb_provider *p = x->call.provider;
+    const struct sb_secret *own =
+        x->client.user ? sb_registry_personal_key(x->reg, p->id, x->client.user) : NULL;
+    if (own) {
+        struct sb_provider *mine = sb_arena_alloc(x->req->arena, sizeof(*mine));
+        *mine = *p;
+        mine->api_key = (struct sb_secret *)own; /* the snapshot's, held as long as x->reg */
+        mine->auth = p->keyed_auth;
+        x->call.provider = mine;
+        return SB_OK;
+    }
+    if (p->personal_keys_required && x->client.kind != SB_CLIENT_ADMIN) {
+        x->err_code = "personal_key_required";
+        return sb_fail(err, SB_E_FORBIDDEN,
+                       "provider '%s' needs your own API key: PUT /api/me/credentials/%s", p->id,
+                       p->id);
+    }
+    return SB_OK;
+}
+
+static sb_err authenticate(struct proxy *x, struct sb_error *err)
+{
+    sb_err rc = sb_gateway_authenticate(x->w->gw, x->reg, x->req, &x->client, err);
+    if (rc == SB_E_UNAUTHORIZED)
+        x->err_code = "invalid_api_key";
+    return rc;
 }
 
 static sb_err start_upstream(struct proxy *x, struct sb_error *err)
@@ -507,7 +550,8 @@ static void proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_o
     struct proxy *x = proxy_new(req, w);
     struct sb_error err = {0};
     x->call.op = op;
-    if (parse_body(x, &err) != SB_OK || resolve_model(x, &err) != SB_OK ||
+    if (authenticate(x, &err) != SB_OK || parse_body(x, &err) != SB_OK ||
+        resolve_model(x, &err) != SB_OK || choose_credential(x, &err) != SB_OK ||
         start_upstream(x, &err) != SB_OK)
         fail(x, &err);
 }
@@ -525,8 +569,17 @@ void sb_gateway_embeddings(struct sb_http_req *req, struct sb_gw_worker *w)
 void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w)
 {
     struct sb_registry *r = sb_registry_acquire();
+    struct sb_client who;
+    struct sb_error err = {0};
     struct sb_buf b;
     struct sb_jw j;
+    if (sb_gateway_authenticate(w->gw, r, req, &who, &err) != SB_OK) {
+        sb_http_respond_error(req, sb_err_status(&err), sb_err_type(err.code), "invalid_api_key",
+                              err.msg);
+        if (r)
+            sb_registry_release(r);
+        return;
+    }
     sb_buf_init(&b, 0);
     sb_jw_init(&j, &b);
     sb_jw_obj_begin(&j);
@@ -537,7 +590,8 @@ void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w)
     size_t n = r ? sb_registry_model_count(r) : 0;
     for (size_t i = 0; i < n; i++) {
         const struct sb_model *m = sb_registry_model_at(r, i);
-        if (!m->enabled || !m->provider->enabled)
+        if (!m->enabled || !m->provider->enabled || !sb_registry_model_visible(m, who.user) ||
+            (who.key && !sb_registry_key_allows(who.key, sb_slice_cstr(m->id))))
             continue;
         sb_jw_obj_begin(&j);
         sb_jw_key(&j, "id");

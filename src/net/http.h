@@ -101,6 +101,9 @@ struct sb_http_req {
 /* Header value by case-insensitive name, or an empty slice with p == NULL. */
 struct sb_slice sb_http_header(const struct sb_http_req *req, const char *name);
 
+/* The value of cookie name in a Cookie header value (RFC 6265 "a=b; c=d"), or a NULL slice. */
+struct sb_slice sb_http_cookie(struct sb_slice header, const char *name);
+
 /* Whole response with Content-Length. Copies headers; borrows body until the write completes (arena
  * memory is fine). */
 void sb_http_respond(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,

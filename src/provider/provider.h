@@ -61,6 +61,8 @@ struct sb_provider {
     /* Appended for the control plane (issue 5): users must bring their own key
      * (no fallback to api_key); the personal keys live in the registry. */
     bool personal_keys_required;
+    enum sb_auth_method keyed_auth; /* how a key is sent when there is one (auth is NONE
+                                       without a system key; a user's own key uses this) */
 };
 
 enum sb_capability {

@@ -258,8 +258,8 @@ static void consider(struct candidate *c, size_t *n, size_t max, const char *id,
         (*n)++;
 }
 
-size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char **out,
-                           size_t max)
+size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char *user,
+                           const char **out, size_t max)
 {
     struct candidate best[16];
     size_t n = 0, s = 0;
@@ -268,7 +268,7 @@ size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, co
     if (max == 0 || name.len == 0)
         return 0;
     for (size_t i = 0; i < r->nmodels; i++)
-        if (score(name, r->models[i].id, &s))
+        if (sb_registry_model_visible(&r->models[i], user) && score(name, r->models[i].id, &s))
             consider(best, &n, max, r->models[i].id, s);
     for (size_t i = 0; i < r->nroutes; i++)
         if (score(name, r->routes[i].id, &s))

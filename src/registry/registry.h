@@ -30,10 +30,10 @@ struct sb_route_entry {
 
 /* A live virtual key (revoked keys and keys of disabled users are not in a snapshot). */
 struct sb_client_key {
-    const char *id;        /* the row id in decimal: usage_logs.key_id */
-    const char *name;      /* free text */
-    const char *user;      /* owner's username; NULL = created with the admin token, no user */
-    const char **models;   /* allowed model or route ids; nmodels == 0: all the owner sees */
+    const char *id;      /* the row id in decimal: usage_logs.key_id */
+    const char *name;    /* free text */
+    const char *user;    /* owner's username; NULL = created with the admin token, no user */
+    const char **models; /* allowed model or route ids; nmodels == 0: all the owner sees */
     size_t nmodels;
     int64_t expires_at_ms; /* Unix ms, 0 = never; checked per request */
 };
@@ -58,9 +58,10 @@ const struct sb_route_entry *sb_registry_find_route(const struct sb_registry *r,
                                                     struct sb_slice id);
 size_t sb_registry_model_count(const struct sb_registry *r);
 const struct sb_model *sb_registry_model_at(const struct sb_registry *r, size_t i);
-/* Up to max model ids closest to name (edit distance / common prefix), best first. */
-size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char **out,
-                           size_t max);
+/* Up to max model and route ids closest to name (edit distance / common prefix), best first,
+ * among those user may see (NULL: all). */
+size_t sb_registry_suggest(const struct sb_registry *r, struct sb_slice name, const char *user,
+                           const char **out, size_t max);
 /* The live key whose stored hash is hash_text ("sha256:<hex>", sb_vkey_hash_format), or NULL. */
 const struct sb_client_key *sb_registry_find_key(const struct sb_registry *r,
                                                  struct sb_slice hash_text);

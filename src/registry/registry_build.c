@@ -119,6 +119,7 @@ static void provider_fields(struct builder *b, const struct sb_store_provider *s
     p->ops = ops;
     p->base_url = dup(b->a, sp->base_url);
     p->auth = t ? t->auth : SB_AUTH_BEARER;
+    p->keyed_auth = p->auth;
     p->headers = sb_arena_calloc(b->a, (sp->nheaders + 1) * sizeof(*p->headers));
     p->nheaders = sp->nheaders;
     for (size_t i = 0; i < sp->nheaders; i++) {

@@ -50,7 +50,7 @@ struct sb_registry {
 struct builder {
     struct sb_registry *r;
     struct sb_arena *a;
-    const struct sb_registry_keys *keys; /* how stored credentials are decrypted */
+    const struct sb_registry_keys *keys;    /* how stored credentials are decrypted */
     const char *skipped[MAX_SKIPPED_TYPES]; /* types without an adapter, for one warning each */
     size_t nskipped_by_type[MAX_SKIPPED_TYPES];
     size_t nskipped;

@@ -209,17 +209,17 @@ static void test_suggest(void **state)
     const char *out[4];
     (void)state;
     struct sb_registry *r = build(&ents, NULL);
-    size_t n = sb_registry_suggest(r, SB_SLICE("gpt-4o-mni"), out, 4);
+    size_t n = sb_registry_suggest(r, SB_SLICE("gpt-4o-mni"), NULL, out, 4);
     assert_true(n >= 1);
     assert_string_equal(out[0], "gpt-4o");
-    n = sb_registry_suggest(r, SB_SLICE("M1"), out, 4);
+    n = sb_registry_suggest(r, SB_SLICE("M1"), NULL, out, 4);
     assert_true(n >= 1);
     assert_string_equal(out[0], "m1");
-    n = sb_registry_suggest(r, SB_SLICE("defualt"), out, 1);
+    n = sb_registry_suggest(r, SB_SLICE("defualt"), NULL, out, 1);
     assert_int_equal(n, 1);
     assert_string_equal(out[0], "default");
-    assert_int_equal(sb_registry_suggest(r, SB_SLICE("zzzzzzzzzzzz"), out, 4), 0);
-    assert_int_equal(sb_registry_suggest(r, SB_SLICE("m1"), out, 0), 0);
+    assert_int_equal(sb_registry_suggest(r, SB_SLICE("zzzzzzzzzzzz"), NULL, out, 4), 0);
+    assert_int_equal(sb_registry_suggest(r, SB_SLICE("m1"), NULL, out, 0), 0);
     char longname[300];
     memset(longname, 'a', sizeof(longname));
     sb_registry_suggest(r, (struct sb_slice){longname, sizeof(longname)}, out, 4);
@@ -293,7 +293,7 @@ static void *reader(void *arg)
         assert_string_equal(m->provider->id, "openai");
         assert_true(sb_slice_eq_cstr(sb_secret_reveal(m->provider->api_key), "sk-stress"));
         const char *out[2];
-        sb_registry_suggest(r, SB_SLICE("m2"), out, 2);
+        sb_registry_suggest(r, SB_SLICE("m2"), NULL, out, 2);
         sb_registry_release(r);
         atomic_fetch_add(&lookups, 1);
     }
