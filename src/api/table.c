@@ -45,6 +45,13 @@ const struct sb_api_route sb__api_routes[] = {
     {"PUT", "/api/models/{id}/priority", ALL, sb__api_model_priority},
     {"POST", "/api/models/{id}/champion", ADMIN, sb__api_model_champion},
     {"POST", "/api/models/{id}/default", ADMIN, sb__api_model_default},
+    /* templates */
+    {"GET", "/api/templates", STAFF, sb__api_templates_list},
+    {"POST", "/api/templates", STAFF, sb__api_template_create},
+    {"GET", "/api/templates/{id}", STAFF, sb__api_template_get},
+    {"PUT", "/api/templates/{id}", STAFF, sb__api_template_update},
+    {"DELETE", "/api/templates/{id}", STAFF, sb__api_template_delete},
+    {"POST", "/api/templates/{id}/apply", ADMIN, sb__api_template_apply},
     /* routes */
     {"GET", "/api/routes", STAFF, sb__api_routes_list},
     {"POST", "/api/routes", ADMIN, sb__api_route_create},
