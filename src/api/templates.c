@@ -358,8 +358,12 @@ sb_err sb__api_template_apply(struct sb_api_call *c)
     p.created_by = c->actor.name;
     if (creds.api_key)
         p.auth_method = sb_config_type_find(sb_slice_cstr(p.type))->auth_method;
-    if (sb_store_provider_create(s, &p, models, n, &c->err) != SB_OK)
+    if (sb_store_provider_create(s, &p, models, n, &c->err) != SB_OK) {
+        if (c->err.code == SB_E_CONFLICT && strstr(c->err.msg, "model"))
+            c->suggest[c->nsuggest++] = "set \"model_prefix\" to give this provider's models "
+                                        "ids of their own";
         return c->err.code;
+    }
     if (creds.api_key) {
         warning = sb__api_key_format_warning(c, p.type, p.base_url, creds.api_key);
         if (sb__api_put_credential(c, p.id, NULL, creds.api_key, masked) != SB_OK) {
