@@ -310,6 +310,8 @@ static sb_err unsaved_target(struct sb_api_call *c, const char *model, struct ta
     if (rc == SB_OK && creds.api_key) {
         t->key = sb_secret_new(creds.api_key, strlen(creds.api_key));
         t->prov.api_key = t->key;
+        /* Built keyless, the provider got SB_AUTH_NONE: give it its type's method back. */
+        t->prov.auth = sb_config_type_find(sb_slice_cstr(p.type))->auth;
     }
     wipe_body_key(c, &creds);
     return rc;

@@ -97,12 +97,15 @@ static void timeout_failure(bool https, const struct sb_probe_times *tm, long ti
                             const char *hostport, enum sb_probe_stage at_request,
                             struct sb_probe_result *r)
 {
-    if (tm->connect_us == 0)
+    if (tm->pretransfer_us > 0) /* sent (on a new or a reused connection) */
+        say(r, at_request, "timed out after %ld s waiting for the answer",
+            (timeout_ms + 999) / 1000);
+    else if (tm->connect_us == 0)
         say(r, SB_PROBE_CONNECT, "connection to %s timed out", hostport);
-    else if (https && tm->appconnect_us == 0)
+    else if (https)
         say(r, SB_PROBE_TLS, "TLS handshake with %s timed out", hostport);
     else
-        say(r, at_request, "timed out after %ld s waiting for the answer",
+        say(r, at_request, "timed out after %ld s before the request was sent",
             (timeout_ms + 999) / 1000);
 }
 
