@@ -187,8 +187,8 @@ sb_err sb__api_provider_test(struct sb_api_call *c)
     struct target t = {0};
     struct sb_probe_result r;
     const char *id = sb__api_param(c, 0);
-    if (c->json)
-        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "this endpoint takes no body");
+    if (c->json && (c->json->type != SB_JSON_OBJECT || c->json->count))
+        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "this endpoint takes no body (or {})");
     if (take_turn(c) != SB_OK)
         return c->err.code;
     pthread_mutex_lock(&c->api->lock);
