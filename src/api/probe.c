@@ -526,7 +526,7 @@ static void read_answer(struct probe *p, struct sb_slice body)
     if (text && text->type == SB_JSON_STRING) {
         struct sb_slice s = text->str;
         s.len = s.len > SB_PROBE_ANSWER_BYTES ? SB_PROBE_ANSWER_BYTES : s.len;
-        p->r->answer = s;
+        p->r->answer = sb_arena_slice(p->a, s); /* res.body may borrow p->body, freed soon */
     }
 }
 
