@@ -26,6 +26,7 @@
 #include "crypto/keys.h"
 #include "registry/config.h"
 #include "gateway/gateway.h"
+#include "gateway/sessions.h"
 #include "registry/registry.h"
 #include "registry/registry_build.h"
 #include "store/store.h"
@@ -118,7 +119,8 @@ static int wait_for_signal(void)
 
 struct serve_state {
     struct sb_config *cfg;
-    struct sb_master_key *mk;
+    struct sb_keyring *keyring;
+    struct sb_sessions *sessions; /* console sessions, mirrored for the data plane */
     struct sb_store *store;
     struct sb_usage_writer *usage;
     struct sb_api *api;
@@ -142,7 +144,8 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         return err->code;
     struct sb_api_opts o = {
         .db_url = db,
-        .mk = s->mk,
+        .keyring = s->keyring,
+        .sessions = s->sessions,
         .admin = &gateway.admin,
         .writer = s->usage,
     };
@@ -202,7 +205,8 @@ static void serve_cleanup(struct serve_state *s)
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();
     sb_store_close(s->store);
-    sb_keys_master_free(s->mk);
+    sb_sessions_free(s->sessions);
+    sb_keys_keyring_free(s->keyring);
     sb_config_free(s->cfg);
 }
 
@@ -214,8 +218,9 @@ static int serve(const struct serve_args *a)
     if (a->config ? sb_config_load(a->config, &s.cfg, &err) != SB_OK
                   : !(s.cfg = sb_config_default()))
         goto out;
-    if (sb_keys_master_load(NULL, &s.mk, &err) != SB_OK)
+    if (sb_keys_keyring_load(NULL, &s.keyring, &err) != SB_OK)
         goto out;
+    s.sessions = sb_sessions_create();
     if (open_store(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK)
         goto out;
     if (a->redis || s.cfg->redis)
@@ -261,6 +266,14 @@ static const char usage_text[] =
     "                    [--workers N]\n"
     "  switchboard migrate [--db URL]\n"
     "  switchboard chat -m MODEL [--url URL] \"prompt\"\n"
+    "  switchboard users add --username U --role admin|developer|user [--db URL]\n"
+    "                   (password from SWITCHBOARD_PASSWORD, else asked on the terminal)\n"
+    "  switchboard users list [--db URL]\n"
+    "  switchboard keys create --name N [--user U] [--models a,b] [--expires ISO] [--db URL]\n"
+    "  switchboard keys list [--user U] [--db URL]\n"
+    "  switchboard keys revoke ID [--db URL]\n"
+    "  switchboard rotate-key [--db URL]   (new key: SWITCHBOARD_NEW_MASTER_KEY or generated;\n"
+    "                   stop the server first)\n"
     "  switchboard version\n"
     "\n"
     "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
@@ -368,6 +381,9 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "chat") == 0) {
         code = sb_cli_chat(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "users") == 0 || strcmp(cmd, "keys") == 0 ||
+               strcmp(cmd, "rotate-key") == 0) {
+        code = sb_cli_admin(argc - 1, argv + 1, usage_text);
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("switchboard %s\n", SB_VERSION);
         code = 0;
