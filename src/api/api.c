@@ -358,8 +358,8 @@ static void respond(struct job *j)
         status = sb_err_status(&c->err);
         sb__api_error_json(c);
     }
-    if (status == 204)
-        sb_http_respond(req, status, h, 0, SB_SLICE_NULL);
+    if (status == 204) /* no body, no content-type; set-cookie (logout) still goes */
+        sb_http_respond(req, status, h + 1, n - 1, SB_SLICE_NULL);
     else
         sb_http_respond(req, status, h, n, sb_arena_slice(req->arena, sb_buf_slice(&c->out)));
 }
