@@ -224,6 +224,8 @@ static sb_err open_session(struct sb_api_call *c, const struct sb_store_user *u)
         .last_seen_at = now,
         .ip = c->ip && *c->ip ? c->ip : NULL,
     };
+    struct sb_error ignore;
+    sb_store_session_purge(c->api->store, now, NULL, &ignore); /* expired rows, now and then */
     sb_err rc = sb_store_session_create(c->api->store, &ss, &c->err);
     if (rc == SB_OK) {
         mirror_put(c->api, t, u->username, u->role, ss.expires_at);
