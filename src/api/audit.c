@@ -42,6 +42,7 @@ void sb__api_audit(struct sb_api_call *c, const char *action, const char *target
                    const char *outcome)
 {
     struct sb_audit row = {
+        .ts_ms = sb__api_now_ms(), /* when it happened, not when the writer got to it */
         .actor = c->actor.name[0] ? c->actor.name : "anonymous",
         .actor_role = c->actor.role ? sb__api_role_name(c->actor.role) : NULL,
         .action = action,
