@@ -84,7 +84,9 @@ static sb_err build_one(struct sb_api_call *c, const struct sb_store_provider *s
     m.status = NULL;
     struct sb_store_entities one = {
         .providers = &p, .nproviders = 1, .models = &m, .nmodels = sm ? 1 : 0};
-    if (sb_registry_build(&one, c->api->mk, &t->snap, &c->err) != SB_OK)
+    struct sb_registry_source src = {.e = &one};
+    struct sb_registry_keys keys = {.kr = c->api->keyring};
+    if (sb_registry_build_source(&src, &keys, &t->snap, &c->err) != SB_OK)
         return c->err.code;
     const struct sb_provider *rp = sb_registry_find_provider(t->snap, sb_slice_cstr(p.id));
     if (!rp)

@@ -23,7 +23,12 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/slice.h"
+#include "store/identity.h"
 #include "store/store.h"
+
+struct sb_keyring;
+struct sb_sessions;
+struct sb__api_limiter;
 
 /* Roles as bits, so a route lists who may call it. */
 enum sb_role {
@@ -62,13 +67,14 @@ sb_err sb__api_rate_take(struct sb__api_rate *r, const char *name, int64_t now_m
 void sb__api_rate_done(struct sb__api_rate *r);
 
 struct sb_api {
-    pthread_mutex_t lock;   /* one handler (or the poller) at a time */
-    struct sb_store *store; /* the control plane's own connection */
-    const struct sb_master_key *mk;
+    pthread_mutex_t lock;         /* one handler (or the poller) at a time */
+    struct sb_store *store;       /* the control plane's own connection */
+    struct sb_keyring *keyring;   /* borrowed: encrypts credentials, rotates (admin.c) */
+    struct sb_sessions *sessions; /* borrowed, may be NULL: the data plane's session mirror */
+    struct sb__api_limiter *login_limit; /* owned: failed logins per user and client */
     struct sb_admin_hash admin;
     bool has_admin;
     struct sb_usage_writer *writer;
-    struct sb_sessions *sessions; /* mirrored for the data plane (gateway/sessions.h) */
     int64_t version;              /* registry_version the published snapshot was built at */
     int64_t loaded_at_ms;         /* when it was published */
     _Atomic int64_t store_ok_ms;  /* when the poller last read the store, 0 = it failed */
@@ -99,6 +105,8 @@ struct sb_api_call {
     struct sb_slice body;               /* copied */
     struct sb_slice auth, cookie, csrf; /* the headers auth needs, copied */
     const char *request_id;
+    const char *ip;          /* the client's address ("" when unknown), for limits and audit */
+    struct sb_slice session; /* the session cookie's value when the caller came by session */
     struct sb_slice param[SB_API_MAX_PARAMS]; /* path parameters, in pattern order */
     size_t nparam;
     const struct sb_json *json; /* the parsed body; NULL when there is none */
@@ -175,19 +183,68 @@ void sb__api_error_json(struct sb_api_call *c);
 
 /* ---- session.c: console sessions ---- */
 
-/* Fills c->actor from a valid session cookie; false when there is none. */
+/* Fills c->actor (and c->session) from a valid session cookie; false when
+ * there is none, or it expired (absolute or idle) or its user is disabled. */
 bool sb__api_session_auth(struct sb_api_call *c);
-/* The x-csrf-token header matches the session's token. */
+/* The x-csrf-token header matches the session's derived token. */
 bool sb__api_csrf_ok(const struct sb_api_call *c);
+/* The role bit of "admin" | "developer" | "user"; 0 for anything else. */
+unsigned sb__api_role_bit(const char *name);
+/* Ends every session of username, in the store and the data plane's mirror. */
+sb_err sb__api_kill_sessions(struct sb_api_call *c, const char *username);
+/* Copies the live sessions of the store into a->sessions (at start). */
+sb_err sb__api_sessions_load(struct sb_api *a, struct sb_error *err);
+sb_err sb__api_login(struct sb_api_call *c);
+sb_err sb__api_logout(struct sb_api_call *c);
+
+/* ---- users.c ---- */
+
+/* Refuses a body that is not an object or has a member not in keys (NULL-terminated). */
+sb_err sb__api_body_only(struct sb_api_call *c, const char *const *keys);
+
+/* ---- limiter.c: the login attempt limit (pure; tested in limiter_test.c) ---- */
+
+#define SB_LOGIN_WINDOW_MS (15 * 60 * 1000)
+#define SB_LOGIN_MAX_PER_USER 5    /* failures per user per window */
+#define SB_LOGIN_MAX_PER_CLIENT 30 /* per client address: several people behind one NAT */
+#define SB_LIMITER_SLOTS 4096      /* keys tracked at once; the oldest window is evicted */
+
+/* Returns owned (free with sb__api_limiter_free). Not thread-safe: the api mutex guards it. */
+struct sb__api_limiter *sb__api_limiter_create(void);
+void sb__api_limiter_free(struct sb__api_limiter *l); /* accepts NULL */
+/* true when key has max failures inside the window at now; *retry_s gets the
+ * seconds until the window ends (at least 1). Borrows key. */
+bool sb__api_limiter_blocked(struct sb__api_limiter *l, const char *key, int max, int64_t now,
+                             int64_t *retry_s);
+/* Counts one failure of key at now (a window starts at its first failure). */
+void sb__api_limiter_fail(struct sb__api_limiter *l, const char *key, int64_t now);
+/* Forgets key (a successful login). */
+void sb__api_limiter_reset(struct sb__api_limiter *l, const char *key);
+
+/* ---- when.c: times given by clients (pure; tested in when_test.c, fuzzed) ---- */
+
+/* ISO-8601 ("2030-01-31", "2030-01-31T12:00:00Z", "...T12:00:00.250+02:00")
+ * or Unix ms digits into *ms. SB_E_BAD_REQUEST with a message naming what
+ * was expected otherwise. Borrows s. */
+sb_err sb__api_parse_time(struct sb_slice s, int64_t *ms, struct sb_error *err);
+/* A body member that is a time: a string (above), a number of Unix ms, or
+ * null/absent (*ms = 0). Field errors name key. */
+sb_err sb__api_body_time(struct sb_api_call *c, const char *key, int64_t *ms);
 
 /* ---- api.c ---- */
 
 /* Rebuilds the snapshot from the store and publishes it (holding a->lock). */
 sb_err sb__api_reload(struct sb_api *a, struct sb_error *err);
-/* Records one audit row (secrets removed by the caller) through the batched writer. */
+
+/* ---- audit.c ---- */
+
+/* Records one audit row (secrets removed by the caller) through the batched
+ * writer: actor, role, client address and request id come from c; outcome
+ * is ok | denied | failed. Borrows everything. */
 void sb__api_audit(struct sb_api_call *c, const char *action, const char *target_type,
                    const char *target_id, struct sb_slice before, struct sb_slice after,
                    const char *outcome);
+sb_err sb__api_audit_list(struct sb_api_call *c);
 
 /* ---- entity_json.c: registry rows as /api JSON (never a secret) ---- */
 
@@ -257,5 +314,19 @@ sb_err sb__api_provider_test_unsaved(struct sb_api_call *c);
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);
 sb_err sb__api_me(struct sb_api_call *c);
+sb_err sb__api_users_list(struct sb_api_call *c);
+sb_err sb__api_user_get(struct sb_api_call *c);
+sb_err sb__api_user_create(struct sb_api_call *c);
+sb_err sb__api_user_update(struct sb_api_call *c);
+sb_err sb__api_user_delete(struct sb_api_call *c);
+sb_err sb__api_keys_list(struct sb_api_call *c);
+sb_err sb__api_key_get(struct sb_api_call *c);
+sb_err sb__api_key_create(struct sb_api_call *c);
+sb_err sb__api_key_delete(struct sb_api_call *c);
+sb_err sb__api_key_revoke(struct sb_api_call *c);
+sb_err sb__api_me_credentials_list(struct sb_api_call *c);
+sb_err sb__api_me_credential_put(struct sb_api_call *c);
+sb_err sb__api_me_credential_delete(struct sb_api_call *c);
+sb_err sb__api_rotate_key(struct sb_api_call *c);
 
 #endif

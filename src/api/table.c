@@ -22,7 +22,27 @@
 
 const struct sb_api_route sb__api_routes[] = {
     /* sessions and the caller */
+    {"POST", "/api/auth/login", PUBLIC, sb__api_login},
+    {"POST", "/api/auth/logout", ALL, sb__api_logout},
     {"GET", "/api/me", ALL, sb__api_me},
+    {"GET", "/api/me/credentials", ALL, sb__api_me_credentials_list},
+    {"PUT", "/api/me/credentials/{provider}", ALL, sb__api_me_credential_put},
+    {"DELETE", "/api/me/credentials/{provider}", ALL, sb__api_me_credential_delete},
+    /* users */
+    {"GET", "/api/users", ADMIN, sb__api_users_list},
+    {"POST", "/api/users", ADMIN, sb__api_user_create},
+    {"GET", "/api/users/{id}", ADMIN, sb__api_user_get},
+    {"PUT", "/api/users/{id}", ADMIN, sb__api_user_update},
+    {"DELETE", "/api/users/{id}", ADMIN, sb__api_user_delete},
+    /* virtual keys: non-admins see only their own (keys.c) */
+    {"GET", "/api/keys", ALL, sb__api_keys_list},
+    {"POST", "/api/keys", ALL, sb__api_key_create},
+    {"GET", "/api/keys/{id}", ALL, sb__api_key_get},
+    {"DELETE", "/api/keys/{id}", ALL, sb__api_key_delete},
+    {"POST", "/api/keys/{id}/revoke", ALL, sb__api_key_revoke},
+    /* audit and administration */
+    {"GET", "/api/audit", ADMIN, sb__api_audit_list},
+    {"POST", "/api/admin/rotate-key", ADMIN, sb__api_rotate_key},
     /* providers */
     {"GET", "/api/providers", STAFF, sb__api_providers_list},
     {"POST", "/api/providers", ADMIN, sb__api_provider_create},
