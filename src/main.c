@@ -77,10 +77,15 @@ static void print_new_token(const char *host, int port)
         return;
     struct sb_slice t = sb_secret_reveal(new_admin_token);
     /* To the terminal only, never through the logger. */
-    printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
+    printf("\n  admin token (shown once, store it now): %.*s\n"
+           "  It administers the gateway; do not give it to applications.\n\n",
+           SB_FMT(t));
     if (host)
-        printf("  try:  curl -s http://%s:%d/v1/models -H 'Authorization: Bearer %.*s'\n\n", host,
-               port, SB_FMT(t));
+        printf("  Create a virtual key for an application (shown once):\n"
+               "    curl -s http://%s:%d/api/keys -H 'Authorization: Bearer %.*s' \\\n"
+               "      -H 'content-type: application/json' -d '{\"name\":\"my-app\"}'\n"
+               "  or: build/switchboard keys create --name my-app\n\n",
+               host, port, SB_FMT(t));
     fflush(stdout);
     sb_secret_free(new_admin_token);
     new_admin_token = NULL;
