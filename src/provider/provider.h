@@ -71,6 +71,9 @@ enum sb_capability {
     SB_CAP_VISION = 1u << 2,
     SB_CAP_JSON_MODE = 1u << 3,
     SB_CAP_EMBEDDINGS = 1u << 4,
+    /* Appended (issue 6): the model declared its capabilities. Without this bit the
+     * others are unknown and the proxy's capability checks refuse nothing. */
+    SB_CAP_DECLARED = 1u << 5,
 };
 
 struct sb_model {
