@@ -178,6 +178,12 @@ struct sb_provider_ops {
      */
     void (*map_error)(const struct sb_call *c, int status, struct sb_slice body,
                       struct sb_error *err);
+    /* Appended (issue 6, POST /v1/messages/count_tokens): the upstream's own token count for
+     * an Anthropic Messages body (c->json, not translated; its model is the client's), whose
+     * 2xx answer is {"input_tokens": N}. NULL when the upstream has no such endpoint: the
+     * gateway then estimates. All memory from c->arena. */
+    sb_err (*build_count_tokens)(const struct sb_call *c, struct sb_upstream_req *out,
+                                 struct sb_error *err);
 };
 
 /* The adapter for a wire format name, or NULL (adapters.c). */
