@@ -65,7 +65,7 @@ struct sb__conn {
     uint32_t url_len;
     bool in_value;           /* the last header callback was a value */
     bool complete;           /* on_message_complete ran: parser paused */
-    bool saw_bytes;          /* a request has started on this connection */
+    bool saw_bytes;          /* a request has started on this connection (ever) */
     int err_status;          /* set by parser callbacks: 413 or 431 */
     struct sb_http_req *req; /* current request, lives in its arena */
     bool handler_done;       /* the response has been fully queued */
@@ -993,12 +993,16 @@ void sb__conn_accept(struct sb__worker *w)
     uv_timer_start(&c->timer, on_timer, opts(c)->header_timeout_ms, 0);
 }
 
+/* Idle keep-alive connections close now. One accepted but with no request yet stays: its
+ * client connected before we stopped listening (or, after a handover, while the sockets were
+ * shared) and is sending; its request is answered with "connection: close", and the header
+ * timeout bounds the wait. Closing it would fail a request that did nothing wrong. */
 void sb__conn_drain_all(struct sb__worker *w)
 {
     struct sb__conn *c = w->conns;
     while (c) {
         struct sb__conn *next = c->next;
-        if (c->state == CS_IDLE)
+        if (c->state == CS_IDLE && c->saw_bytes)
             conn_close(c);
         c = next;
     }
