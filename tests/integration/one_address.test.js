@@ -8,7 +8,8 @@
 // is fine. After the first is SIGKILLed, the address can be claimed again at
 // once (no stale lock). Last, `serve --takeover` replaces a running gateway
 // while clients send requests without pause: no request fails, the old process
-// drains and exits 0, and every answered request has its usage row.
+// drains and exits 0, and every answered request has its usage row; a takeover
+// that fails to start (bad database) leaves the old one serving.
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -109,6 +110,7 @@ describe('one address, one gateway', () => {
             `stderr: ${p.err}`);
         assert.equal(fs.existsSync(db), false, 'the refused gateway created its database');
         assert.equal(p.out, '', 'the refused gateway printed to stdout (an admin token?)');
+        assert.equal(SANITIZER_RE.exec(p.err), null, p.err);
     });
 
     it('the first gateway still answers every request, with one usage row each', async () => {
@@ -153,6 +155,22 @@ describe('one address, one gateway', () => {
         assert.ok(await healthy(next), `no /health 200 on port ${port}\n${next.proc.err}`);
         assert.equal(next.proc.exit, null, next.proc.err);
         assert.equal((await h.chat(next, body('after kill'))).status, 200);
+    });
+
+    it('a --takeover that fails to start leaves the old gateway serving', async () => {
+        assert.ok(next && next.proc.exit === null, 'the previous test did not leave a gateway running');
+        const bad = serve(['--config', next.configPath, '--listen', `127.0.0.1:${next.port}`, '--db', 'postgres://nowhere/x',
+            '--workers', '2', '--takeover'], env);
+        procs.push(bad);
+        const exit = await bad.waitExit(10000);
+        assert.ok(exit, `the failing takeover still runs\n${bad.err}`);
+        assert.equal(exit.code, 1, bad.err);
+        assert.match(bad.err, /msg="taking over"/); // it did get the sockets
+        assert.ok(await h.eventually(() => /takeover abandoned by the new process; still serving/.test(next.proc.err), 5000),
+            next.proc.err);
+        assert.equal(next.proc.exit, null, next.proc.err);
+        for (let i = 0; i < 10; i++) assert.equal((await h.chat(next, body(`after failed takeover ${i}`))).status, 200);
+        assert.equal(SANITIZER_RE.exec(bad.err), null, bad.err);
     });
 
     it('serve --takeover replaces it while requests flow: none fails, the old one drains and exits 0', async () => {
