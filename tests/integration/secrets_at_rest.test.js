@@ -104,8 +104,8 @@ describe('secrets at rest', () => {
         assert.ok(put.status === 200 || put.status === 201 || put.status === 204, put.text);
         const list = cp.ok(await call('GET', '/api/me/credentials', undefined, s), 200);
         const mine = (list.data || list).find((c) => c.provider === 'sec-a');
-        assert.ok(mine, `GET /api/me/credentials misses sec-a: ${JSON.stringify(list)}`);
-        assert.equal(mine.masked, `sk-…${pk.slice(-4)}`);
+        assert.ok(mine && mine.personal_key, `GET /api/me/credentials misses sec-a: ${JSON.stringify(list)}`);
+        assert.equal(mine.personal_key.masked, `sk-…${pk.slice(-4)}`);
 
         const vk = await cp.createKey(gw, { name: 'sec-key', user });
         secrets.set('virtual key', vk.key);
