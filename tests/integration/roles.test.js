@@ -224,6 +224,31 @@ describe('roles', () => {
         });
     });
 
+    it('login, session cookie and CSRF: HttpOnly SameSite=Strict, writes need x-csrf-token, logout ends it', async () => {
+        await cp.createUser(gw, 'roles-csrf', pw('roles-csrf'), 'developer');
+        const bad = await h.request(gw, { method: 'POST', path: '/api/auth/login', body: { username: 'roles-csrf', password: 'wrong-password-1' }, auth: false });
+        cp.assertApiError(bad, 401);
+        assert.ok(!bad.headers['set-cookie'], 'a failed login set a cookie');
+        const nobody = await h.request(gw, { method: 'POST', path: '/api/auth/login', body: { username: 'no-such-user', password: 'x-password-1' }, auth: false });
+        cp.assertApiError(nobody, 401);
+        assert.equal(nobody.json.error.message, bad.json.error.message, 'the answer tells unknown users from wrong passwords');
+        const s = await cp.login(gw, 'roles-csrf', pw('roles-csrf'));
+        const c = s.setCookie.join('\n');
+        assert.match(c, /HttpOnly/i, c);
+        assert.match(c, /SameSite=Strict/i, c);
+        const body = { id: 'csrf-m', provider: 'fake', upstream_model: 'gpt-4o-mini' };
+        cp.assertApiError(await cp.call(gw, 'POST', '/api/models', body, { cookie: s.cookie }), 403, 'forbidden');
+        cp.assertApiError(await cp.call(gw, 'POST', '/api/models', body, { cookie: s.cookie, csrf: `${s.csrf.slice(0, -2)}xx` }), 403, 'forbidden');
+        cp.assertApiError(await cp.api.get(gw, '/api/models/csrf-m', s), 404, 'not_found');
+        cp.ok(await cp.api.post(gw, '/api/models', body, s), 201);
+        // /v1 with the cookie: a write (chat) needs the CSRF token too.
+        const v1 = await h.request(gw, { path: '/v1/chat/completions', body: { model: 'gpt-test', messages: [{ role: 'user', content: 'x' }] }, headers: { cookie: s.cookie }, auth: false });
+        assert.equal(v1.status, 403, v1.text);
+        const out = await cp.api.post(gw, '/api/auth/logout', {}, s);
+        assert.ok(out.status === 200 || out.status === 204, out.text);
+        cp.assertApiError(await cp.api.get(gw, '/api/me', s), 401, 'unauthorized');
+    });
+
     it('stops cleanly (SIGTERM, exit 0, no sanitizer report)', async () => {
         await h.assertCleanStop(gw);
     });
