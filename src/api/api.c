@@ -100,6 +100,7 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
     a->writer = o->writer;
     a->sessions = o->sessions;
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
+    sb__api_rate_init(&a->tests, 10, 60000, 2);
     if (o->admin) {
         a->admin = *o->admin;
         a->has_admin = true;
@@ -131,6 +132,7 @@ void sb_api_free(struct sb_api *a)
     pthread_cond_destroy(&a->stop_cond);
     pthread_mutex_destroy(&a->stop_lock);
     pthread_mutex_destroy(&a->lock);
+    sb__api_rate_destroy(&a->tests);
     free(a);
 }
 
@@ -286,8 +288,14 @@ static void run(uv_work_t *w)
     pthread_mutex_lock(&a->lock);
     const struct sb_api_route *r = admit(c);
     sb_err rc = r ? parse_body(c) : c->err.code;
-    if (rc == SB_OK)
+    if (rc == SB_OK && (r->roles & SB_API_UNLOCKED)) {
+        /* It waits on the network: other /api calls and the poller go on meanwhile. */
+        pthread_mutex_unlock(&a->lock);
         rc = r->fn(c);
+        pthread_mutex_lock(&a->lock);
+    } else if (rc == SB_OK) {
+        rc = r->fn(c);
+    }
     if (rc == SB_OK && c->changed) {
         struct sb_error err = {0};
         if (sb__api_reload(a, &err) != SB_OK)

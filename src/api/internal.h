@@ -5,7 +5,8 @@
  * A handler gets a struct sb_api_call: the request as copied off the worker
  * loop, its path parameters, the parsed body, the authenticated actor, and
  * a JSON writer for the answer. It runs on a thread-pool thread holding the
- * api mutex, so it may use c->api->store freely. It returns SB_OK (the
+ * api mutex, so it may use c->api->store freely (a route flagged
+ * SB_API_UNLOCKED runs without it). It returns SB_OK (the
  * answer is in c->out, status c->status or 200) or an error in c->err,
  * which the dispatcher turns into the /api error shape. A handler that
  * changed the registry sets c->changed: the dispatcher then rebuilds and
@@ -34,6 +35,32 @@ enum sb_role {
 #define SB_ROLES_STAFF (SB_ROLE_DEVELOPER | SB_ROLE_ADMIN)
 #define SB_ROLE_PUBLIC 0u /* no credential needed (login) */
 
+/* ---- ratelimit.c: per-actor fixed windows and a cap on concurrent runs (connection tests) ---- */
+
+#define SB_API_RATE_SLOTS 64 /* actors remembered; the oldest window is evicted past that */
+
+struct sb__api_rate {
+    pthread_mutex_t lock;
+    unsigned limit;       /* runs per window per actor */
+    int64_t window_ms;    /* window length */
+    unsigned running;     /* runs in progress, all actors */
+    unsigned max_running; /* cap on running: tests block pool threads */
+    struct {
+        char name[72];    /* actor name, "" = free */
+        int64_t start_ms; /* window start */
+        unsigned n;       /* runs in this window */
+    } slot[SB_API_RATE_SLOTS];
+};
+
+void sb__api_rate_init(struct sb__api_rate *r, unsigned limit, int64_t window_ms,
+                       unsigned max_running);
+void sb__api_rate_destroy(struct sb__api_rate *r);
+/* SB_OK: a run is counted for name and started (end it with sb__api_rate_done). Else
+ * SB_E_RATE_LIMITED with *retry_after_s (>= 1): name used its window, or too many run. */
+sb_err sb__api_rate_take(struct sb__api_rate *r, const char *name, int64_t now_ms,
+                         int64_t *retry_after_s);
+void sb__api_rate_done(struct sb__api_rate *r);
+
 struct sb_api {
     pthread_mutex_t lock;   /* one handler (or the poller) at a time */
     struct sb_store *store; /* the control plane's own connection */
@@ -51,6 +78,7 @@ struct sb_api {
     pthread_mutex_t stop_lock; /* guards stop, with stop_cond */
     pthread_cond_t stop_cond;
     bool stop;
+    struct sb__api_rate tests; /* connection tests: 10 a minute per actor, 2 at a time */
 };
 
 struct sb_api_actor {
@@ -95,6 +123,13 @@ struct sb_api_route {
     unsigned roles;      /* who may call it: SB_ROLE_* bits, or SB_ROLE_PUBLIC */
     sb_api_fn fn;
 };
+
+/* A flag in a route's roles column, not a role: the handler runs without the api mutex
+ * (auth and the body are done under it), for handlers that wait on the network
+ * (connection tests). Such a handler takes c->api->lock itself around every store use
+ * and never sets c->changed. A bit rather than a fifth member, so that every other row
+ * keeps its four initializers (-Wmissing-field-initializers). */
+#define SB_API_UNLOCKED (1u << 8)
 
 /* ---- table.c ---- */
 
@@ -213,6 +248,11 @@ sb_err sb__api_route_get(struct sb_api_call *c);
 sb_err sb__api_route_create(struct sb_api_call *c);
 sb_err sb__api_route_update(struct sb_api_call *c);
 sb_err sb__api_route_delete(struct sb_api_call *c);
+
+/* conntest.c (routes with unlocked set) */
+sb_err sb__api_provider_test(struct sb_api_call *c);
+sb_err sb__api_model_test(struct sb_api_call *c);
+sb_err sb__api_provider_test_unsaved(struct sb_api_call *c);
 
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);

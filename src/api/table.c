@@ -18,6 +18,7 @@
 #define STAFF SB_ROLES_STAFF
 #define ADMIN SB_ROLE_ADMIN
 #define PUBLIC SB_ROLE_PUBLIC
+#define UNLOCKED SB_API_UNLOCKED
 
 const struct sb_api_route sb__api_routes[] = {
     /* sessions and the caller */
@@ -26,6 +27,9 @@ const struct sb_api_route sb__api_routes[] = {
     {"GET", "/api/providers", STAFF, sb__api_providers_list},
     {"POST", "/api/providers", ADMIN, sb__api_provider_create},
     {"GET", "/api/providers/stats", STAFF, sb__api_providers_stats},
+    /* connection tests wait on the network: UNLOCKED (internal.h) */
+    {"POST", "/api/providers/test", STAFF | UNLOCKED, sb__api_provider_test_unsaved},
+    {"POST", "/api/providers/{id}/test", ADMIN | UNLOCKED, sb__api_provider_test},
     {"GET", "/api/providers/{id}", STAFF, sb__api_provider_get},
     {"PUT", "/api/providers/{id}", ADMIN, sb__api_provider_update},
     {"DELETE", "/api/providers/{id}", ADMIN, sb__api_provider_delete},
@@ -43,8 +47,16 @@ const struct sb_api_route sb__api_routes[] = {
     {"DELETE", "/api/models/{id}", ALL, sb__api_model_delete},
     {"POST", "/api/models/{id}/toggle", ALL, sb__api_model_toggle},
     {"PUT", "/api/models/{id}/priority", ALL, sb__api_model_priority},
+    {"POST", "/api/models/{id}/test", ALL | UNLOCKED, sb__api_model_test},
     {"POST", "/api/models/{id}/champion", ADMIN, sb__api_model_champion},
     {"POST", "/api/models/{id}/default", ADMIN, sb__api_model_default},
+    /* templates */
+    {"GET", "/api/templates", STAFF, sb__api_templates_list},
+    {"POST", "/api/templates", STAFF, sb__api_template_create},
+    {"GET", "/api/templates/{id}", STAFF, sb__api_template_get},
+    {"PUT", "/api/templates/{id}", STAFF, sb__api_template_update},
+    {"DELETE", "/api/templates/{id}", STAFF, sb__api_template_delete},
+    {"POST", "/api/templates/{id}/apply", ADMIN, sb__api_template_apply},
     /* routes */
     {"GET", "/api/routes", STAFF, sb__api_routes_list},
     {"POST", "/api/routes", ADMIN, sb__api_route_create},
