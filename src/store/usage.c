@@ -328,7 +328,12 @@ static bool replay_batch(struct sb_usage_writer *w, struct replay *rp, bool *fai
     struct sb_error err = {0};
     size_t n = 0;
     uint64_t next = 0, skipped = 0;
-    sb_uj_read(w->journal, rp->recs, BATCH, &n, rp->ends, &next, &skipped, &err);
+    if (sb_uj_read(w->journal, rp->recs, BATCH, &n, rp->ends, &next, &skipped, &err) != SB_OK) {
+        sb_error("msg=\"usage journal unreadable: replay waits\" err=\"%s\"", err.msg);
+        w->retry_at = now_ms() + RETRY_MS;
+        *failed = true;
+        return false;
+    }
     if (skipped)
         count_lost(&w->lost, skipped, "journal records (damaged region skipped)", "checksum");
     if (n == 0) {

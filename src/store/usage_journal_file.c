@@ -39,6 +39,7 @@
 struct window {
     struct sb_buf buf;
     uint64_t base;
+    int read_errno; /* a read failed or came up short of limit: the scan stops */
 };
 
 struct sb_uj {
@@ -106,8 +107,10 @@ static const uint8_t *window_get(int fd, struct window *w, uint64_t off, size_t 
             ssize_t r = pread(fd, p + got, size - (size_t)got, (off_t)off + got);
             if (r < 0 && errno == EINTR)
                 continue;
-            if (r <= 0)
+            if (r <= 0) {
+                w->read_errno = r < 0 ? errno : EIO; /* bytes before limit must exist */
                 break;
+            }
             got += r;
         }
         w->buf.len = (size_t)got;
@@ -182,7 +185,11 @@ static void scan(int fd, struct window *w, uint64_t off, uint64_t limit, struct 
             (*n)++;
             continue;
         }
+        if (w->read_errno)
+            break; /* not damage: the caller retries later */
         uint64_t q = resync(fd, w, off, limit);
+        if (w->read_errno)
+            break;
         if (q == limit) {
             *next = off; /* nothing whole after off: a tail, not a region */
             return;
@@ -218,6 +225,9 @@ static sb_err check_file(struct sb_uj *j, uint64_t size, struct sb_error *err)
     uint64_t end = SB_UJ_HEADER, skipped = 0;
     size_t count = 0;
     scan(j->fd, &j->win, end, size, NULL, SIZE_MAX, &count, NULL, &end, &skipped);
+    if (j->win.read_errno)
+        return sb_fail(err, SB_E_IO, "usage journal %s: read: %s", j->path,
+                       strerror(j->win.read_errno));
     if (end < size) {
         sb_warn("msg=\"usage journal: torn tail cut off\" path=\"%s\" bytes=%" PRIu64, j->path,
                 size - end);
@@ -290,7 +300,7 @@ static sb_err create_file(struct sb_uj *j, struct sb_error *err)
     uint8_t h[SB_UJ_HEADER];
     if (getrandom(j->id, sizeof(j->id), 0) != (ssize_t)sizeof(j->id))
         return sb_fail(err, SB_E_IO, "usage journal: no random id: %s", strerror(errno));
-    int fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return sb_fail(err, SB_E_IO, "usage journal %s: create: %s", j->path, strerror(errno));
     sb_uj_encode_header(h, j->id);
@@ -378,7 +388,6 @@ uint64_t sb_uj_mark_offset(struct sb_uj *j, const char *mark)
 sb_err sb_uj_read(struct sb_uj *j, struct sb_uj_rec *recs, size_t max, size_t *n, uint64_t *ends,
                   uint64_t *next, uint64_t *skipped, struct sb_error *err)
 {
-    (void)err;
     pthread_mutex_lock(&j->mu);
     uint64_t from = j->done, limit = j->end;
     int fd = j->fd;
@@ -387,7 +396,17 @@ sb_err sb_uj_read(struct sb_uj *j, struct sb_uj_rec *recs, size_t max, size_t *n
     *next = from;
     if (fd < 0)
         return SB_OK;
+    j->win.read_errno = 0;
     scan(fd, &j->win, from, limit, recs, max, n, ends, next, skipped);
+    if (j->win.read_errno) {
+        for (size_t i = 0; i < *n && recs; i++)
+            free(recs[i].block);
+        *n = 0;
+        *next = from;
+        sb_buf_reset(&j->win.buf); /* read it again next time */
+        return sb_fail(err, SB_E_IO, "usage journal %s: read: %s", j->path,
+                       strerror(j->win.read_errno));
+    }
     if (*n == 0 && *next < limit) {
         *next = limit; /* damage up to limit with no record after it: pass it */
         (*skipped)++;
@@ -417,6 +436,8 @@ bool sb_uj_remove_if_done(struct sb_uj *j)
         j->end = j->done = 0;
         j->recs = 0;
         j->dirty = false;
+        sb_buf_reset(&j->win.buf); /* its bytes were the old file's */
+        j->win.base = 0;
     }
     gone = j->fd < 0;
     pthread_mutex_unlock(&j->mu);
