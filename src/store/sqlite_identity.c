@@ -777,8 +777,8 @@ static void bind_filter(sqlite3_stmt *st, const struct sb_audit_filter *f)
 }
 
 static sb_err audit_query(struct sb_store *s, const struct sb_audit_filter *f,
-                          const struct sb_store_paging *pg, struct sb_arena *a, struct sb_audit **out,
-                          size_t *n, int64_t *total, struct sb_error *err)
+                          const struct sb_store_paging *pg, struct sb_arena *a,
+                          struct sb_audit **out, size_t *n, int64_t *total, struct sb_error *err)
 {
     sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL, *cnt = NULL;

@@ -142,13 +142,16 @@ static int in_int(struct cur *c)
 
 /* ---- usage rows ---- */
 
-#define STR(f) {offsetof(struct sb_usage, f), sizeof(((struct sb_usage *)0)->f)}
+#define STR(f)                                                                                     \
+    {                                                                                              \
+        offsetof(struct sb_usage, f), sizeof(((struct sb_usage *)0)->f)                            \
+    }
 
 /* The string fields of a usage row, in file order. */
 static const struct {
     size_t off, size;
-} usage_strs[] = {STR(request_id), STR(user_id), STR(key_id),  STR(route),     STR(provider),
-                  STR(model),      STR(variant), STR(status),  STR(error_code)};
+} usage_strs[] = {STR(request_id), STR(user_id), STR(key_id), STR(route),     STR(provider),
+                  STR(model),      STR(variant), STR(status), STR(error_code)};
 
 #define NSTRS (sizeof(usage_strs) / sizeof(usage_strs[0]))
 
@@ -210,11 +213,11 @@ static void usage_decode(struct cur *c, struct sb_usage *u)
 
 /* The string fields of an audit record, in file order. */
 static const size_t audit_strs[] = {
-    offsetof(struct sb_audit, actor),       offsetof(struct sb_audit, actor_role),
-    offsetof(struct sb_audit, action),      offsetof(struct sb_audit, target_type),
-    offsetof(struct sb_audit, target_id),   offsetof(struct sb_audit, before),
-    offsetof(struct sb_audit, after),       offsetof(struct sb_audit, ip),
-    offsetof(struct sb_audit, request_id),  offsetof(struct sb_audit, outcome),
+    offsetof(struct sb_audit, actor),      offsetof(struct sb_audit, actor_role),
+    offsetof(struct sb_audit, action),     offsetof(struct sb_audit, target_type),
+    offsetof(struct sb_audit, target_id),  offsetof(struct sb_audit, before),
+    offsetof(struct sb_audit, after),      offsetof(struct sb_audit, ip),
+    offsetof(struct sb_audit, request_id), offsetof(struct sb_audit, outcome),
 };
 
 #define NASTRS (sizeof(audit_strs) / sizeof(audit_strs[0]))

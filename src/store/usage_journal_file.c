@@ -131,8 +131,8 @@ static sb_err parse_at(int fd, struct window *w, uint64_t off, uint64_t limit,
     const uint8_t *p = window_get(fd, w, off, SB_UJ_REC_HEAD, limit, &have);
     sb_err rc = sb_uj_parse(p, have, rec, used, &err);
     if (rc == SB_AGAIN && have >= SB_UJ_REC_HEAD) {
-        uint32_t plen = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                        (uint32_t)p[7] << 24;
+        uint32_t plen =
+            (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
         p = window_get(fd, w, off, SB_UJ_REC_HEAD + (size_t)plen, limit, &have);
         rc = sb_uj_parse(p, have, rec, used, &err);
     }
@@ -327,8 +327,7 @@ sb_err sb_uj_append(struct sb_uj *j, const void *bytes, size_t n, size_t nrecs,
     if (rc == SB_OK && !write_all(j->fd, bytes, n)) {
         rc = sb_fail(err, SB_E_IO, "usage journal %s: write: %s", j->path, strerror(errno));
         if (ftruncate(j->fd, (off_t)j->end) != 0)
-            sb_error("msg=\"usage journal: cannot cut a failed append back\" path=\"%s\"",
-                     j->path);
+            sb_error("msg=\"usage journal: cannot cut a failed append back\" path=\"%s\"", j->path);
     }
     if (rc == SB_OK) {
         j->end += n;

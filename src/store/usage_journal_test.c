@@ -178,8 +178,7 @@ static void test_refused(void **state)
     framed(&bad, pl, (uint32_t)n);
     assert_int_equal(sb_uj_parse((const uint8_t *)bad.p, bad.len, &rec, &used, &err),
                      SB_E_BAD_REQUEST);
-    assert_int_equal(sb_uj_parse((const uint8_t *)"XBUR", 4, &rec, &used, &err),
-                     SB_E_BAD_REQUEST);
+    assert_int_equal(sb_uj_parse((const uint8_t *)"XBUR", 4, &rec, &used, &err), SB_E_BAD_REQUEST);
     sb_buf_free(&b);
     sb_buf_free(&bad);
 }
