@@ -150,7 +150,11 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         return err->code;
     if (sb_store_open(db, &wstore, err) != SB_OK)
         return err->code;
-    s->usage = sb_usage_writer_start(wstore, err);
+    char journal[4096];
+    struct sb_usage_opts uo = {0};
+    if (sb_usage_journal_path(db, journal, sizeof(journal)))
+        uo.journal_path = journal; /* spill file beside the database (usage.h) */
+    s->usage = sb_usage_writer_open(wstore, &uo, err);
     if (!s->usage)
         return err->code;
     gateway.sessions = s->sessions;

@@ -155,4 +155,11 @@ sb_err sb__sq_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *
                     struct sb_error *err);
 sb_err sb__sq_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err);
 
+/* ---- the usage journal's replay (sqlite.c, sqlite_identity.c) ---- */
+
+struct sb_audit;
+/* Inserts audit rows[0..n) inside the caller's open transaction; a record
+ * the schema refuses is SB_E_BAD_REQUEST (sqlite_identity.c). */
+sb_err sb__sq_audit_rows(sqlite3 *db, const struct sb_audit *rows, size_t n, struct sb_error *err);
+
 #endif
