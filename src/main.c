@@ -31,6 +31,7 @@
 #include "gateway/gateway.h"
 #include "gateway/sessions.h"
 #include "registry/registry.h"
+#include "router/router.h"
 #include "registry/registry_build.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -134,6 +135,7 @@ struct serve_state {
     struct sb_usage_writer *usage;
     struct sb_api *api;
     struct sb_secret *metrics_token;
+    struct sb_router *router;      /* health state behind routes and failover */
     struct sb_listen_claim *claim; /* the listen address, until the server takes it */
     char host[256];                /* the listen host, for messages */
     struct sb_server *server;
@@ -158,6 +160,7 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     if (!s->usage)
         return err->code;
     gateway.sessions = s->sessions;
+    gateway.router = s->router = sb_router_create(NULL);
     struct sb_api_opts o = {
         .db_url = db,
         .keyring = s->keyring,
@@ -234,6 +237,7 @@ static void serve_cleanup(struct serve_state *s)
     sb_server_free(s->server);
     sb_listen_claim_free(s->claim); /* start failed before the server took it */
     sb_api_free(s->api);
+    sb_router_free(s->router);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();

@@ -180,7 +180,8 @@ sb_err sb__api_user_update(struct sb_api_call *c)
         return c->err.code;
     if (sb_store_user_get(c->api->store, before.username, c->arena, &after, &c->err) != SB_OK)
         return c->err.code;
-    c->changed = disable || role_changed; /* the snapshot's keys know their owners' status */
+    /* The snapshot's keys know their owners' status: any change of it republishes. */
+    c->changed = role_changed || (up.status && strcmp(up.status, before.status) != 0);
     write_user(&c->jw, &after);
     struct sb_slice a = doc(c, &after);
     if (up.password_hash) /* say that it changed, never what to */

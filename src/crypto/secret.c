@@ -46,15 +46,18 @@ struct sb_slice sb_secret_reveal(const struct sb_secret *s)
 
 void sb_secret_mask(const struct sb_secret *s, char out[32])
 {
-    if (!s || s->len < 8) {
+    if (!s || s->len < 12) { /* shorter: four characters would be too much of it */
         snprintf(out, 32, "****");
         return;
     }
-    /* Keep a short known prefix ("sk-") and the last 4 characters. */
+    /* Keep the vendor's prefix ("sk-", "gsk_", "hf_", "nvapi-": letters then
+     * '-' or '_', at most 6 characters, public by design) and the last 4. */
     size_t pre = 0;
-    while (pre < 3 && pre < s->len && s->bytes[pre] != '-')
+    while (pre < 6 && pre < s->len - 4 &&
+           ((s->bytes[pre] >= 'a' && s->bytes[pre] <= 'z') ||
+            (s->bytes[pre] >= 'A' && s->bytes[pre] <= 'Z')))
         pre++;
-    if (pre < s->len && s->bytes[pre] == '-' && pre < 3)
+    if (pre > 0 && pre + 12 < s->len && (s->bytes[pre] == '-' || s->bytes[pre] == '_'))
         pre++;
     else
         pre = 0;

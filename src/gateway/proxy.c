@@ -32,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
+#include "router/router.h"
 #include "store/usage.h"
 #include "upstream/client.h"
 
@@ -63,7 +64,16 @@ struct proxy {
     void *front_st;                    /* the front door's stream state */
     const char *client_model;          /* the model name the client sent (NUL-terminated) */
     const char *local_header;          /* set when the front door answered locally */
+    /* Failover (router.h): the deployments to try, in order */
+    struct sb_plan plan;                /* targets; the current one is plan.t[attempt] */
+    size_t attempt;                     /* index of the current target */
+    int fallbacks;                      /* attempts that failed before the current one */
+    const struct sb_route_entry *route; /* when the client named a route */
+    uint64_t attempt_ns;                /* the current attempt's start */
+    struct sb_error last;               /* the last failed attempt's error, for the client */
 };
+
+static bool retry(struct proxy *x, int status, const struct sb_error *e);
 
 /* ======================================================================
  * Small helpers
@@ -79,7 +89,9 @@ static const struct sb_http_header *route_headers(struct proxy *x, const char *c
                                          sb_slice_cstr(x->call.provider->id)};
         h[k++] = (struct sb_http_header){SB_SLICE("x-switchboard-model"),
                                          sb_slice_cstr(x->call.model->id)};
-        h[k++] = (struct sb_http_header){SB_SLICE("x-switchboard-fallbacks"), SB_SLICE("0")};
+        h[k++] = (struct sb_http_header){
+            SB_SLICE("x-switchboard-fallbacks"),
+            sb_slice_cstr(sb_arena_printf(x->req->arena, "%d", x->fallbacks))};
     }
     if (x->retry_after.len)
         h[k++] = (struct sb_http_header){SB_SLICE("retry-after"), x->retry_after};
@@ -100,6 +112,26 @@ static double ms_since(uint64_t start_ns, uint64_t now_ns)
 static void copy_field(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reports the current attempt to the router (once): ok, or a failure that
+ * counts against the deployment; hold_ms from the upstream's Retry-After. */
+static void end_attempt(struct proxy *x, bool ok, int64_t hold_ms)
+{
+    if (!x->attempt_ns || !x->w->gw->router)
+        return;
+    uint64_t now = uv_hrtime();
+    double ttft = x->ttft_ns > x->attempt_ns ? ms_since(x->attempt_ns, x->ttft_ns) : -1;
+    sb_router_end(x->w->gw->router, x->call.model, ok, ms_since(x->attempt_ns, now), ttft, hold_ms,
+                  wall_ms());
+    x->attempt_ns = 0;
 }
 
 /* ======================================================================
@@ -139,6 +171,8 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
     if (x->done)
         return;
     x->done = true;
+    /* The attempt that ends the request: a 5xx or 429 counts against it. */
+    end_attempt(x, http_status < 500 && http_status != 429, 0);
     uint64_t now = uv_hrtime();
     const struct sb_model *m = x->call.model;
     struct sb_usage u;
@@ -150,6 +184,8 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
     copy_field(u.key_id, sizeof(u.key_id), x->client.key ? x->client.key->id : NULL);
     copy_field(u.provider, sizeof(u.provider), m ? m->provider->id : "");
     copy_field(u.model, sizeof(u.model), m ? m->id : "");
+    copy_field(u.route, sizeof(u.route), x->route ? x->route->id : NULL);
+    u.fallbacks = x->fallbacks;
     copy_field(u.status, sizeof(u.status), status);
     u.http_status = http_status;
     u.prompt_tokens = x->usage.prompt_tokens;
@@ -319,6 +355,7 @@ static void stream_begin(struct proxy *x)
 /* Ends the stream; err is NULL on a clean end. */
 static void stream_end(struct proxy *x, const struct sb_error *err)
 {
+    end_attempt(x, !err, 0); /* a stream that breaks counts against its deployment */
     struct sb_error fe = {.code = SB_E_UPSTREAM, .msg = "the stream ended with an error"};
     if (!err && x->front &&
         (x->sent_error || x->front->stream_finish(x->front_st, &x->out, &fe) != SB_OK))
@@ -411,7 +448,8 @@ static void finish_whole(struct proxy *x)
     struct sb_slice body = sb_buf_slice(&x->body);
     if (x->status < 200 || x->status >= 300) {
         ops->map_error(&x->call, x->status, body, &e);
-        fail(x, &e);
+        if (!retry(x, x->status, &e))
+            fail(x, &e);
         return;
     }
     struct sb_result r = {.usage = x->usage};
@@ -437,7 +475,8 @@ static void on_done(void *ud, sb_err result, const struct sb_error *err)
     if (x->streaming) {
         finish_stream(x, result, err);
     } else if (result != SB_OK) {
-        fail(x, err);
+        if (!retry(x, 0, err))
+            fail(x, err);
     } else {
         finish_whole(x);
     }
@@ -501,38 +540,97 @@ static sb_err parse_body(struct proxy *x, struct sb_error *err)
     return SB_OK;
 }
 
-static sb_err resolve_model(struct proxy *x, struct sb_error *err)
+/* The key may call name (a model or route id as sent), or 403. */
+static sb_err key_allows(struct proxy *x, struct sb_slice name, struct sb_error *err)
 {
-    const struct sb_json *m = sb_json_get(x->call.json, "model");
-    if (!m)
-        return sb_fail(err, SB_E_BAD_REQUEST, "missing required parameter: 'model'");
-    if (m->type != SB_JSON_STRING || m->str.len == 0)
-        return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
-    const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, m->str) : NULL;
-    if (model && !sb_registry_model_visible(model, x->client.user))
-        model = NULL; /* another user's personal model does not exist for this caller */
-    if (model && x->client.key && !sb_registry_key_allows(x->client.key, m->str)) {
-        x->err_code = "model_not_allowed";
-        return sb_fail(err, SB_E_FORBIDDEN, "this API key may not use the model '%.*s'",
-                       (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p);
-    }
-    if (model) {
-        x->call.model = model;
-        x->call.provider = model->provider;
-        x->client_model = sb_arena_strndup(x->req->arena, m->str.p, m->str.len);
+    if (!x->client.key || sb_registry_key_allows(x->client.key, name))
         return SB_OK;
-    }
+    x->err_code = "model_not_allowed";
+    return sb_fail(err, SB_E_FORBIDDEN, "this API key may not use the model '%.*s'",
+                   (int)(name.len > 100 ? 100 : name.len), name.p);
+}
+
+static sb_err not_found(struct proxy *x, struct sb_slice name, struct sb_error *err)
+{
     const char *near[3];
-    size_t n = x->reg ? sb_registry_suggest(x->reg, m->str, x->client.user, near, 3) : 0;
+    size_t n = x->reg ? sb_registry_suggest(x->reg, name, x->client.user, near, 3) : 0;
     char hint[160] = "";
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(hint);
         snprintf(hint + len, sizeof(hint) - len, "%s%s", i ? ", " : " Did you mean: ", near[i]);
     }
     x->err_code = "model_not_found";
-    sb_fail(err, SB_E_NOT_FOUND, "The model '%.*s' does not exist or is not enabled.%s%s",
-            (int)(m->str.len > 100 ? 100 : m->str.len), m->str.p, hint, n ? "?" : "");
-    return SB_E_NOT_FOUND;
+    return sb_fail(err, SB_E_NOT_FOUND, "The model '%.*s' does not exist or is not enabled.%s%s",
+                   (int)(name.len > 100 ? 100 : name.len), name.p, hint, n ? "?" : "");
+}
+
+/* What a route's strategy needs to know of the request. */
+static void plan_request(struct proxy *x, struct sb_plan_req *q)
+{
+    const struct sb_json *j = x->call.json;
+    struct sb_slice conv = sb_http_header(x->req, "x-switchboard-conversation");
+    const struct sb_json *user = sb_json_get(j, "user");
+    int64_t max = 0;
+    memset(q, 0, sizeof(*q));
+    if (!conv.len && sb_json_is_string(user))
+        conv = user->str;
+    for (size_t i = 0; i < conv.len; i++) /* FNV-1a: the same conversation, the same target */
+        q->sticky = (q->sticky ^ (unsigned char)conv.p[i]) * 1099511628211ull;
+    if (!sb_json_int64(sb_json_get(j, "max_completion_tokens"), &max))
+        sb_json_int64(sb_json_get(j, "max_tokens"), &max);
+    q->max_tokens = max > 0 ? max : 0;
+    q->prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(j) : 0;
+    q->user = x->client.user;
+    q->now_ms = wall_ms();
+}
+
+static sb_err plan_route(struct proxy *x, const struct sb_route_entry *re, struct sb_error *err)
+{
+    struct sb_plan_req q;
+    plan_request(x, &q);
+    x->route = re;
+    if (x->w->gw->router)
+        sb_router_plan(x->w->gw->router, x->reg, re, &q, &x->plan);
+    if (x->plan.n > 0)
+        return SB_OK;
+    if (x->plan.open > 0) {
+        x->err_code = "no_healthy_target";
+        return sb_fail(err, SB_E_UNAVAILABLE,
+                       "route '%s': every target that fits is unavailable right now (circuit "
+                       "open after failures); retry later",
+                       re->id);
+    }
+    x->err_code = "no_target_fits";
+    return sb_fail(err, SB_E_BAD_REQUEST,
+                   "route '%s' has no target that can serve this request (visibility, "
+                   "capabilities or context length)",
+                   re->id);
+}
+
+/* The deployments to try: a route's plan, or the one model named. */
+static sb_err resolve_targets(struct proxy *x, struct sb_error *err)
+{
+    const struct sb_json *m = sb_json_get(x->call.json, "model");
+    if (!m)
+        return sb_fail(err, SB_E_BAD_REQUEST, "missing required parameter: 'model'");
+    if (m->type != SB_JSON_STRING || m->str.len == 0)
+        return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
+    x->client_model = sb_arena_strndup(x->req->arena, m->str.p, m->str.len);
+    const struct sb_route_entry *re = x->reg ? sb_registry_find_route(x->reg, m->str) : NULL;
+    if (re)
+        return key_allows(x, m->str, err) == SB_OK ? plan_route(x, re, err) : err->code;
+    const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, m->str) : NULL;
+    if (model && !sb_registry_model_visible(model, x->client.user))
+        model = NULL; /* another user's personal model does not exist for this caller */
+    if (!model)
+        return not_found(x, m->str, err);
+    if (key_allows(x, m->str, err) != SB_OK)
+        return err->code;
+    x->plan.t[0] = model;
+    x->plan.n = 1;
+    x->call.model = model;
+    x->call.provider = model->provider;
+    return SB_OK;
 }
 
 /* A user's own key for the provider replaces the system key; a provider
@@ -619,6 +717,87 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
     return SB_OK;
 }
 
+/* ======================================================================
+ * Attempts: try the plan's targets in order until one answers
+ * ==================================================================== */
+
+#define FAILOVER_BUDGET_NS (120ull * 1000000000ull) /* no new attempt after this */
+
+/* Prepares target plan.t[attempt] and starts it. */
+static sb_err try_target(struct proxy *x, struct sb_error *err)
+{
+    const struct sb_model *m = x->plan.t[x->attempt];
+    x->call.model = m;
+    x->call.provider = m->provider;
+    if (check_caps(x, err) != SB_OK || choose_credential(x, err) != SB_OK)
+        return err->code;
+    x->attempt_ns = uv_hrtime();
+    if (x->w->gw->router)
+        sb_router_begin(x->w->gw->router, m, wall_ms());
+    sb_err rc = start_upstream(x, err);
+    if (rc != SB_OK)
+        end_attempt(x, true, 0); /* never reached the upstream: says nothing of it */
+    return rc;
+}
+
+/* Starts the first target from the current one that can be tried; when none
+ * can, the client gets the last reason. */
+static void run_targets(struct proxy *x)
+{
+    while (x->attempt < x->plan.n) {
+        struct sb_error err = {0};
+        if (try_target(x, &err) == SB_OK)
+            return;
+        x->last = err;
+        x->attempt++;
+    }
+    fail(x, &x->last);
+}
+
+static int64_t retry_after_ms(const struct proxy *x)
+{
+    unsigned long long s = 0;
+    return sb_slice_to_u64(x->retry_after, &s) && s < 86400 ? (int64_t)s * 1000 : 0;
+}
+
+/*
+ * The current attempt failed before anything reached the client (status 0:
+ * no answer at all). Connect errors, timeouts, 408, 429 and 5xx move on to
+ * the next target; so does a context-length error, to a target with a larger
+ * window. Returns true when the request was taken over (another attempt
+ * started, or the client answered); false: the caller answers with e.
+ */
+static bool retry(struct proxy *x, int status, const struct sb_error *e)
+{
+    bool ctx = strcmp(e->api_code, "context_length_exceeded") == 0;
+    bool retryable = status == 0 || status == 408 || status == 429 || status >= 500 || ctx;
+    const struct sb_model *cur = x->call.model;
+    end_attempt(x, !retryable || ctx, status == 429 ? retry_after_ms(x) : 0);
+    if (!retryable || x->attempt + 1 >= x->plan.n ||
+        uv_hrtime() - x->req->start_ns > FAILOVER_BUDGET_NS)
+        return false;
+    sb_log(SB_LOG_WARN, x->req->id,
+           "msg=\"attempt failed; trying the next target\" provider=%s model=%s status=%d "
+           "error=%s",
+           cur->provider->id, cur->id, status, sb_err_name(e->code));
+    x->last = *e;
+    x->fallbacks++;
+    x->attempt++;
+    while (ctx && x->attempt < x->plan.n && cur->context_length > 0 &&
+           x->plan.t[x->attempt]->context_length > 0 &&
+           x->plan.t[x->attempt]->context_length <= cur->context_length)
+        x->attempt++; /* a window no larger fails the same way */
+    x->status = 0;
+    x->retry_after = SB_SLICE_NULL;
+    x->adjusted = NULL;
+    x->usage.prompt_tokens = x->usage.completion_tokens = -1;
+    sb_buf_reset(&x->body);
+    if (x->attempt >= x->plan.n)
+        return false;
+    run_targets(x);
+    return true;
+}
+
 void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op op,
                    const struct sb_front_door *fd)
 {
@@ -627,9 +806,12 @@ void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op o
     x->call.op = op;
     x->front = fd;
     if (authenticate(x, &err) != SB_OK || parse_body(x, &err) != SB_OK ||
-        resolve_model(x, &err) != SB_OK || check_caps(x, &err) != SB_OK ||
-        choose_credential(x, &err) != SB_OK || start_upstream(x, &err) != SB_OK)
+        resolve_targets(x, &err) != SB_OK) {
         fail(x, &err);
+        return;
+    }
+    x->last = err;
+    run_targets(x);
 }
 
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w)

@@ -194,7 +194,7 @@ static double ewma(double avg, double x)
 }
 
 void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, double latency_ms,
-                   double ttft_ms, int64_t now_ms)
+                   double ttft_ms, int64_t hold_ms, int64_t now_ms)
 {
     pthread_mutex_lock(&rt->lock);
     struct health *h = get(rt, m->id);
@@ -212,6 +212,8 @@ void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, doub
         h->open_until = now_ms + rt->cooldown_ms; /* (re)open: no traffic for a cooldown */
         h->failures = 0;
     }
+    if (!ok && hold_ms > 0 && now_ms + hold_ms > h->open_until)
+        h->open_until = now_ms + hold_ms; /* the upstream said when to come back */
     pthread_mutex_unlock(&rt->lock);
 }
 

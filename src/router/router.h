@@ -63,9 +63,10 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
 void sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms);
 /* It ended: ok or a failure that counts against the deployment (connect
  * error, timeout, 429, 5xx), with its latency and time to first token (< 0 =
- * none). */
+ * none). hold_ms > 0 (an upstream's Retry-After) keeps traffic away from the
+ * deployment that long, as an open breaker does. */
 void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, double latency_ms,
-                   double ttft_ms, int64_t now_ms);
+                   double ttft_ms, int64_t hold_ms, int64_t now_ms);
 
 /* A deployment's state, for /metrics and tests. */
 enum sb_breaker { SB_BREAKER_CLOSED, SB_BREAKER_OPEN, SB_BREAKER_HALF_OPEN };

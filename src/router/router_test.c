@@ -126,14 +126,14 @@ static void test_cost_latency_busy(void **state)
     assert_string_equal(plan_ids(rt, "cost", NULL, &q, &p), "b,c,a");
     /* least-latency: unmeasured first (to learn), then fastest */
     sb_router_begin(rt, p.t[0], 1000); /* b */
-    sb_router_end(rt, p.t[0], true, 300, -1, 1000);
+    sb_router_end(rt, p.t[0], true, 300, -1, 0, 1000);
     const struct sb_model *a = sb_registry_find_model(reg, SB_SLICE("a"));
     const struct sb_model *c = sb_registry_find_model(reg, SB_SLICE("c"));
     sb_router_begin(rt, a, 1000);
-    sb_router_end(rt, a, true, 100, 50, 1000);
+    sb_router_end(rt, a, true, 100, 50, 0, 1000);
     assert_string_equal(plan_ids(rt, "least-latency", NULL, &q, &p), "c,a,b");
     sb_router_begin(rt, c, 1000);
-    sb_router_end(rt, c, true, 200, -1, 1000);
+    sb_router_end(rt, c, true, 200, -1, 0, 1000);
     assert_string_equal(plan_ids(rt, "least-latency", NULL, &q, &p), "a,c,b");
     /* least-busy: in-flight counts */
     sb_router_begin(rt, a, 1000);
@@ -183,11 +183,11 @@ static void test_breaker(void **state)
     const struct sb_model *b = sb_registry_find_model(reg, SB_SLICE("b"));
     for (int i = 0; i < 2; i++) {
         sb_router_begin(rt, b, 10000);
-        sb_router_end(rt, b, false, 5, -1, 10000);
+        sb_router_end(rt, b, false, 5, -1, 0, 10000);
     }
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "b,c,a"); /* 2 < 3: closed */
     sb_router_begin(rt, b, 10000);
-    sb_router_end(rt, b, false, 5, -1, 10000);
+    sb_router_end(rt, b, false, 5, -1, 0, 10000);
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "c,a"); /* open: no traffic */
     assert_int_equal(p.open, 1);
     assert_true(sb_router_health(rt, "b", 10500, &h) && h.breaker == SB_BREAKER_OPEN);
@@ -195,12 +195,19 @@ static void test_breaker(void **state)
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "b,c,a");
     sb_router_begin(rt, b, 11001);
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "c,a"); /* probe out */
-    sb_router_end(rt, b, false, 5, -1, 11002); /* probe fails: open again */
+    sb_router_end(rt, b, false, 5, -1, 0, 11002); /* probe fails: open again */
     assert_true(sb_router_health(rt, "b", 11500, &h) && h.breaker == SB_BREAKER_OPEN);
     q.now_ms = 12003;
     sb_router_begin(rt, b, 12003);
-    sb_router_end(rt, b, true, 5, -1, 12004); /* probe succeeds: closed */
+    sb_router_end(rt, b, true, 5, -1, 0, 12004); /* probe succeeds: closed */
     assert_true(sb_router_health(rt, "b", 12005, &h) && h.breaker == SB_BREAKER_CLOSED);
+    assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "b,c,a");
+    /* Retry-After: held away for that long, even below the failure count */
+    sb_router_begin(rt, b, 20000);
+    sb_router_end(rt, b, false, 5, -1, 3000, 20000);
+    q.now_ms = 22999;
+    assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "c,a");
+    q.now_ms = 23000;
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "b,c,a");
     sb_router_free(rt);
 }

@@ -213,9 +213,6 @@ describe('control plane: registry CRUD', () => {
 
     // ---- templates ---------------------------------------------------------
 
-    // NOTE: at the time of writing, src/api/table.c has no /api/templates
-    // rows (templates.c is "wip"), and POST /api/templates/{id}/apply has no
-    // handler: these tests fail with 404 "no such endpoint" until it lands.
     it('templates: built-ins listed; create 201, 409 on a built-in id, update, delete 204', async () => {
         const l = ok(await api.get(gw, '/api/templates?limit=500'), 200);
         const groq = l.data.find((t) => t.id === 'groq');
@@ -233,7 +230,7 @@ describe('control plane: registry CRUD', () => {
         assert.equal(t.id, 'my-tpl');
         assertApiError(await api.post(gw, '/api/templates', { id: 'my-tpl', type: 'openai', base_url: openUrl() }), 409, 'conflict', 'id');
         assertApiError(await api.post(gw, '/api/templates', { id: 'tpl2', type: 'openai', options: { timeout_ms: -1 } }), 400, 'bad_request');
-        assertApiError(await api.post(gw, '/api/templates', { id: 'tpl2', type: 'openai', models: [{ id: 'x' }] }), 400, 'bad_request', 'models');
+        assertApiError(await api.post(gw, '/api/templates', { id: 'tpl2', type: 'openai', models: [{ id: 'x', context_length: -5 }] }), 400, 'bad_request', 'models');
         const u = ok(await api.put(gw, '/api/templates/my-tpl', { id: 'my-tpl', name: 'Renamed', type: 'openai', base_url: openUrl() }), 200);
         assert.equal(u.name, 'Renamed');
         assertApiError(await api.put(gw, '/api/templates/none', { id: 'none', type: 'openai' }), 404, 'not_found');
