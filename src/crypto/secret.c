@@ -57,7 +57,7 @@ void sb_secret_mask(const struct sb_secret *s, char out[32])
            ((s->bytes[pre] >= 'a' && s->bytes[pre] <= 'z') ||
             (s->bytes[pre] >= 'A' && s->bytes[pre] <= 'Z')))
         pre++;
-    if (pre > 0 && pre + 12 < s->len && (s->bytes[pre] == '-' || s->bytes[pre] == '_'))
+    if (pre > 0 && pre + 10 <= s->len && (s->bytes[pre] == '-' || s->bytes[pre] == '_'))
         pre++;
     else
         pre = 0;

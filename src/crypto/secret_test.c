@@ -21,24 +21,24 @@ static void check(const char *key, const char *want)
     sb_secret_free(s);
 }
 
+#define ELL "\xe2\x80\xa6" /* the ellipsis of the masked form */
+
 static void test_mask(void **state)
 {
+    static const char *const cases[][2] = {
+        {"sk-proj-abcdefghijklmnop1234", "sk-" ELL "1234"},
+        {"gsk_abcdefghijklmnop5555", "gsk_" ELL "5555"},
+        {"nvapi-abcdefghijklmnop9999", "nvapi-" ELL "9999"},
+        {"AIzaSyABCDEFGHIJKLMN7777", ELL "7777"}, /* no delimiter: no prefix */
+        {"abcdefghijklm-xyz0", ELL "xyz0"},       /* prefix too long */
+        {"sk-1234567890", "sk-" ELL "7890"},      /* 6 of 13 hidden */
+        {"nvapi-12345678", ELL "5678"},           /* no room for the prefix */
+        {"sk-12345678", "****"},                  /* under 12: nothing */
+        {"ab-cdef", "****"},
+    };
     (void)state;
-    check("sk-proj-abcdefghijklmnop1234", "sk-\xe2\x80\xa6"
-                                          "1234");
-    check("gsk_abcdefghijklmnop5555", "gsk_\xe2\x80\xa6"
-                                      "5555");
-    check("nvapi-abcdefghijklmnop9999", "nvapi-\xe2\x80\xa6"
-                                        "9999");
-    check("AIzaSyABCDEFGHIJKLMN7777", "\xe2\x80\xa6"
-                                      "7777"); /* no delimiter: no prefix */
-    check("abcdefghijklm-xyz0", "\xe2\x80\xa6"
-                                "xyz0"); /* prefix too long */
-    check("ab-cdef", "****");            /* too short to show anything */
-    check("sk-12345678", "****");        /* under 12: nothing */
-    check("sk-1234567890", "\xe2\x80\xa6"
-                           "7890"); /* no room for the prefix */
-    check("hf_1234", "****");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check(cases[i][0], cases[i][1]);
 }
 
 int main(void)
