@@ -6,8 +6,7 @@
  * SQL: neither SQLite nor portable SQL has percentile_cont. The query returns
  * the matching rows ordered by group; we hold one group's latencies and
  * first-token times at a time (16 bytes a row, 32 MB at the row bound), sort
- * them when the group
- * ends, and keep only the sums. The cost is one read of every matching row,
+ * them when the group ends, and keep only the sums. The cost is one read of every matching row,
  * SQLite's sort by group and ours by latency. Measured on the shared 2-core
  * development machine over one million rows in one window: 0.67 s for the
  * total, 1.0-1.4 s grouped (5 to 50 groups); one user's 20,000 rows by day
