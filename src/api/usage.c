@@ -174,6 +174,8 @@ static void json_report(struct sb_api_call *c, const struct sb_store_usage_query
 /* A text cell: quoted when it holds a comma, quote or line break; and, as
  * OWASP advises for CSV that opens in spreadsheets, a leading = + - @ or
  * control character is prefixed with ' so it is never read as a formula. */
+static const char formula_start[] = "=+-@\t\r";
+
 static void csv_text(struct sb_buf *b, const char *s)
 {
     bool quote = s && strpbrk(s, ",\"\r\n") != NULL;
@@ -181,7 +183,7 @@ static void csv_text(struct sb_buf *b, const char *s)
         return;
     if (quote)
         sb_buf_append_char(b, '"');
-    if (s[0] && strchr("=+-@\t\r", s[0]))
+    if (s[0] && strchr(formula_start, s[0]))
         sb_buf_append_char(b, '\'');
     for (const char *p = s; *p; p++) {
         if (*p == '"')
