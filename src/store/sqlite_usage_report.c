@@ -147,13 +147,20 @@ static double rank(const double *v, size_t n, unsigned pct)
     return v[r ? r - 1 : 0];
 }
 
+/* Sorts v[0..n); v may be NULL when n is 0 (qsort's arguments must not be). */
+static void sort(double *v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_double);
+}
+
 static void close_group(struct acc *s)
 {
     struct sb_store_usage_group *g = s->g;
     if (!g)
         return;
-    qsort(s->lat, s->nlat, sizeof(double), cmp_double);
-    qsort(s->ttft, s->nttft, sizeof(double), cmp_double);
+    sort(s->lat, s->nlat);
+    sort(s->ttft, s->nttft);
     g->latency_p50_ms = rank(s->lat, s->nlat, 50);
     g->latency_p95_ms = rank(s->lat, s->nlat, 95);
     g->latency_p99_ms = rank(s->lat, s->nlat, 99);
