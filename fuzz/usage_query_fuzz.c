@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * usage_query_fuzz.c - libFuzzer target for the query string of
- * GET /api/usage (api/usage_query.c) and its time parser.
+ * GET /api/usage (api/usage_query.c).
  *
  * The first byte picks the caller (odd: an admin, even: the user "bob"); the
  * rest is the raw query string. Parsing must not crash or read out of
  * bounds, and what it accepts must hold together: a window with from before
  * to, a known grouping, a group bound in [1, 10000], and, for a user, a
- * report limited to bob's own rows. A refusal is a 400 or a 403. The rest is
- * also run through the time parser: an accepted time lies in 1970..9999 and
- * its ISO-8601 form parses back to the same millisecond.
+ * report limited to bob's own rows. A refusal is a 400 or a 403. (The time
+ * parser itself has its own target, when_fuzz.c.)
  */
 #include <assert.h>
 #include <stdint.h>
@@ -17,18 +16,6 @@
 #include <string.h>
 
 #include "api/internal.h"
-
-static void check_time(struct sb_arena *a, const uint8_t *data, size_t size)
-{
-    char *s = sb_arena_strndup(a, (const char *)data, size);
-    char iso[32];
-    int64_t ms = -1, again = -1;
-    if (!sb__api_parse_time(s, &ms))
-        return;
-    assert(ms >= 0 && ms <= 253402300799999LL);
-    sb__api_iso(ms, iso);
-    assert(sb__api_parse_time(iso, &again) && again == ms);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.actor.role = data[0] & 1 ? SB_ROLE_ADMIN : SB_ROLE_USER;
     snprintf(c.actor.name, sizeof(c.actor.name), "%s", data[0] & 1 ? "admin-token" : "bob");
     if (sb__api_usage_query(&c, &q, &csv) == SB_OK) {
-        assert(q.from_ms < q.to_ms && q.from_ms >= 0);
+        assert(q.from_ms < q.to_ms && q.from_ms >= 0 && q.to_ms <= 253402300799999LL + 1);
         assert((unsigned)q.group_by < SB_STORE_USAGE_NBY);
         assert(q.max_groups >= 1 && q.max_groups <= 10000);
         if (c.actor.role != SB_ROLE_ADMIN)
@@ -52,7 +39,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         assert(c.err.code == SB_E_BAD_REQUEST || c.err.code == SB_E_FORBIDDEN);
     }
-    check_time(c.arena, data + 1, size - 1);
     sb_arena_free(c.arena);
     return 0;
 }

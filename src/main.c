@@ -20,13 +20,13 @@
 
 #include "api/api.h"
 #include "front/front.h"
-#include "gateway/sessions.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "crypto/keys.h"
 #include "registry/config.h"
 #include "gateway/gateway.h"
+#include "gateway/sessions.h"
 #include "registry/registry.h"
 #include "registry/registry_build.h"
 #include "store/store.h"
@@ -77,10 +77,15 @@ static void print_new_token(const char *host, int port)
         return;
     struct sb_slice t = sb_secret_reveal(new_admin_token);
     /* To the terminal only, never through the logger. */
-    printf("\n  admin token (shown once, store it now): %.*s\n\n", SB_FMT(t));
+    printf("\n  admin token (shown once, store it now): %.*s\n"
+           "  It administers the gateway; do not give it to applications.\n\n",
+           SB_FMT(t));
     if (host)
-        printf("  try:  curl -s http://%s:%d/v1/models -H 'Authorization: Bearer %.*s'\n\n", host,
-               port, SB_FMT(t));
+        printf("  Create a virtual key for an application (shown once):\n"
+               "    curl -s http://%s:%d/api/keys -H 'Authorization: Bearer %.*s' \\\n"
+               "      -H 'content-type: application/json' -d '{\"name\":\"my-app\"}'\n"
+               "  or: build/switchboard keys create --name my-app\n\n",
+               host, port, SB_FMT(t));
     fflush(stdout);
     sb_secret_free(new_admin_token);
     new_admin_token = NULL;
@@ -119,11 +124,11 @@ static int wait_for_signal(void)
 
 struct serve_state {
     struct sb_config *cfg;
-    struct sb_master_key *mk;
+    struct sb_keyring *keyring;
+    struct sb_sessions *sessions; /* console sessions, mirrored for the data plane */
     struct sb_store *store;
     struct sb_usage_writer *usage;
     struct sb_api *api;
-    struct sb_sessions *sessions;
     struct sb_secret *metrics_token;
     struct sb_server *server;
 };
@@ -142,12 +147,11 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     s->usage = sb_usage_writer_start(wstore, err);
     if (!s->usage)
         return err->code;
-    s->sessions = sb_sessions_create();
     gateway.sessions = s->sessions;
     struct sb_api_opts o = {
         .db_url = db,
+        .keyring = s->keyring,
         .sessions = s->sessions,
-        .mk = s->mk,
         .admin = &gateway.admin,
         .writer = s->usage,
     };
@@ -203,12 +207,12 @@ static void serve_cleanup(struct serve_state *s)
     print_new_token(NULL, 0);
     sb_server_free(s->server);
     sb_api_free(s->api);
-    sb_sessions_free(s->sessions);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();
     sb_store_close(s->store);
-    sb_keys_master_free(s->mk);
+    sb_sessions_free(s->sessions);
+    sb_keys_keyring_free(s->keyring);
     sb_config_free(s->cfg);
 }
 
@@ -220,8 +224,9 @@ static int serve(const struct serve_args *a)
     if (a->config ? sb_config_load(a->config, &s.cfg, &err) != SB_OK
                   : !(s.cfg = sb_config_default()))
         goto out;
-    if (sb_keys_master_load(NULL, &s.mk, &err) != SB_OK)
+    if (sb_keys_keyring_load(NULL, &s.keyring, &err) != SB_OK)
         goto out;
+    s.sessions = sb_sessions_create();
     if (open_store(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK)
         goto out;
     if (a->redis || s.cfg->redis)
@@ -267,6 +272,14 @@ static const char usage_text[] =
     "                    [--workers N]\n"
     "  switchboard migrate [--db URL]\n"
     "  switchboard chat -m MODEL [--url URL] \"prompt\"\n"
+    "  switchboard users add --username U --role admin|developer|user [--db URL]\n"
+    "                   (password from SWITCHBOARD_PASSWORD, else asked on the terminal)\n"
+    "  switchboard users list [--db URL]\n"
+    "  switchboard keys create --name N [--user U] [--models a,b] [--expires ISO] [--db URL]\n"
+    "  switchboard keys list [--user U] [--db URL]\n"
+    "  switchboard keys revoke ID [--db URL]\n"
+    "  switchboard rotate-key [--db URL]   (new key: SWITCHBOARD_NEW_MASTER_KEY or generated;\n"
+    "                   stop the server first)\n"
     "  switchboard version\n"
     "\n"
     "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
@@ -374,6 +387,9 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "chat") == 0) {
         code = sb_cli_chat(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "users") == 0 || strcmp(cmd, "keys") == 0 ||
+               strcmp(cmd, "rotate-key") == 0) {
+        code = sb_cli_admin(argc - 1, argv + 1, usage_text);
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("switchboard %s\n", SB_VERSION);
         code = 0;

@@ -22,7 +22,7 @@
 #include "core/log.h"
 #include "registry/registry.h"
 #include "registry/registry_build.h"
-#include "store/usage.h"
+#include "crypto/keys.h"
 
 #define MAX_API_BODY (1u << 20) /* an /api body is a config entry, not a prompt */
 
@@ -34,8 +34,11 @@ sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
 {
     struct sb_registry *reg = NULL;
     int64_t v = 0;
+    /* The registry decrypts with one key: the keyring's active one. Outside a
+     * rotation every row is under it; a rotation runs under a->lock and ends
+     * (or is resumed at create) before the next reload. */
     if (sb_store_registry_version(a->store, &v, err) != SB_OK ||
-        sb_registry_load(a->store, &(struct sb_registry_keys){.mk = a->mk}, &reg, err) != SB_OK)
+        sb_registry_load(a->store, &(struct sb_registry_keys){.kr = a->keyring}, &reg, err) != SB_OK)
         return err->code;
     sb_registry_publish(reg);
     a->version = v;
@@ -90,22 +93,40 @@ static void *poller(void *ud)
  * Lifetime
  * ==================================================================== */
 
+/* A rotation that a crash (or a failed rekey) left half done: finish it
+ * before the first snapshot, which decrypts with the next key only. */
+static sb_err resume_rotation(struct sb_api *a, struct sb_error *err)
+{
+    size_t n = 0;
+    char kid[17];
+    if (!sb_keys_keyring_pending(a->keyring))
+        return SB_OK;
+    sb_warn("msg=\"a master key rotation did not finish; finishing it now\"");
+    if (sb_api_rotate(a->store, a->keyring, &n, kid, err) != SB_OK)
+        return err->code;
+    sb_info("msg=\"master key rotation finished\" rows=%zu key_id=%s", n, kid);
+    return SB_OK;
+}
+
 sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb_error *err)
 {
     struct sb_api *a = sb_xcalloc(1, sizeof(*a));
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->stop_lock, NULL);
     pthread_cond_init(&a->stop_cond, NULL);
-    a->mk = o->mk;
+    a->keyring = o->keyring;
+    a->login_limit = sb__api_limiter_create();
     a->writer = o->writer;
     a->sessions = o->sessions;
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
+    sb__api_rate_init(&a->tests, 10, 60000, 2);
     if (o->admin) {
         a->admin = *o->admin;
         a->has_admin = true;
     }
     *out = NULL;
-    if (sb_store_open(o->db_url, &a->store, err) != SB_OK || sb__api_reload(a, err) != SB_OK) {
+    if (sb_store_open(o->db_url, &a->store, err) != SB_OK || resume_rotation(a, err) != SB_OK ||
+        sb__api_reload(a, err) != SB_OK || sb__api_sessions_load(a, err) != SB_OK) {
         sb_api_free(a);
         return err->code;
     }
@@ -128,9 +149,11 @@ void sb_api_free(struct sb_api *a)
         pthread_join(a->poller, NULL);
     }
     sb_store_close(a->store);
+    sb__api_limiter_free(a->login_limit);
     pthread_cond_destroy(&a->stop_cond);
     pthread_mutex_destroy(&a->stop_lock);
     pthread_mutex_destroy(&a->lock);
+    sb__api_rate_destroy(&a->tests);
     free(a);
 }
 
@@ -191,6 +214,21 @@ static bool is_write(struct sb_slice method)
     return !sb_slice_eq_cstr(method, "GET") && !sb_slice_eq_cstr(method, "HEAD");
 }
 
+/* A refused request is audited (outcome denied): who tried what, and why. */
+static void denied(struct sb_api_call *c, const struct sb_api_route *r, const char *why)
+{
+    char *after = sb_arena_printf(c->arena, "{\"reason\":\"%s\",\"path\":", why);
+    struct sb_buf b;
+    struct sb_jw j;
+    sb_buf_init(&b, 0);
+    sb_jw_init(&j, &b);
+    sb_jw_str(&j, c->path);
+    char *doc = sb_arena_printf(c->arena, "%s%.*s}", after, (int)b.len, b.p ? b.p : "");
+    sb_buf_free(&b);
+    sb__api_audit(c, sb_arena_printf(c->arena, "%s %s", r->method, r->pattern), "endpoint",
+                  r->pattern, SB_SLICE_NULL, sb_slice_cstr(doc), "denied");
+}
+
 /* Authenticates, finds the route and checks the role and the CSRF token. */
 static const struct sb_api_route *admit(struct sb_api_call *c)
 {
@@ -209,11 +247,13 @@ static const struct sb_api_route *admit(struct sb_api_call *c)
     if (!(r->roles & c->actor.role)) {
         sb__api_fail(c, SB_E_FORBIDDEN, NULL, "role '%s' may not %s %s",
                      sb__api_role_name(c->actor.role), r->method, r->pattern);
+        denied(c, r, "role");
         return NULL;
     }
     if (c->actor.via_session && is_write(c->method) && !sb__api_csrf_ok(c)) {
         sb__api_fail(c, SB_E_FORBIDDEN, NULL,
                      "missing or wrong x-csrf-token (returned by POST /api/auth/login)");
+        denied(c, r, "csrf");
         return NULL;
     }
     return r;
@@ -265,6 +305,9 @@ static struct job *job_new(struct sb_api *a, struct sb_http_req *req)
     c->cookie = keep(arena, sb_http_header(req, "cookie"));
     c->csrf = keep(arena, sb_http_header(req, "x-csrf-token"));
     c->request_id = sb_arena_strndup(arena, req->id, strlen(req->id));
+    char ip[64];
+    sb_http_peer(req, ip);
+    c->ip = sb_arena_strndup(arena, ip, strlen(ip));
     sb_buf_init(&c->out, 0);
     sb_jw_init(&c->jw, &c->out);
     return j;
@@ -274,6 +317,9 @@ static void job_free(struct job *j)
 {
     /* The body may hold a secret (a credential, a password). */
     sb_secret_wipe((void *)j->call.body.p, j->call.body.len);
+    /* So may the answer (a new virtual key, shown once). */
+    if (j->call.out.p)
+        sb_secret_wipe(j->call.out.p, j->call.out.len);
     sb_buf_free(&j->call.out);
     sb_arena_free(j->call.arena);
 }
@@ -286,8 +332,14 @@ static void run(uv_work_t *w)
     pthread_mutex_lock(&a->lock);
     const struct sb_api_route *r = admit(c);
     sb_err rc = r ? parse_body(c) : c->err.code;
-    if (rc == SB_OK)
+    if (rc == SB_OK && (r->roles & SB_API_UNLOCKED)) {
+        /* It waits on the network: other /api calls and the poller go on meanwhile. */
+        pthread_mutex_unlock(&a->lock);
         rc = r->fn(c);
+        pthread_mutex_lock(&a->lock);
+    } else if (rc == SB_OK) {
+        rc = r->fn(c);
+    }
     if (rc == SB_OK && c->changed) {
         struct sb_error err = {0};
         if (sb__api_reload(a, &err) != SB_OK)
@@ -315,8 +367,8 @@ static void respond(struct job *j)
         status = sb_err_status(&c->err);
         sb__api_error_json(c);
     }
-    if (status == 204)
-        sb_http_respond(req, status, h, 0, SB_SLICE_NULL);
+    if (status == 204) /* no body, no content-type; set-cookie (logout) still goes */
+        sb_http_respond(req, status, h + 1, n - 1, SB_SLICE_NULL);
     else
         sb_http_respond(req, status, h, n, sb_arena_slice(req->arena, sb_buf_slice(&c->out)));
 }
@@ -346,20 +398,6 @@ void sb_api_handle(struct sb_api *a, struct sb_http_req *req, uv_loop_t *loop)
         respond(j);
         job_free(j);
     }
-}
-
-/* ======================================================================
- * Audit
- * ==================================================================== */
-
-void sb__api_audit(struct sb_api_call *c, const char *action, const char *target_type,
-                   const char *target_id, struct sb_slice before, struct sb_slice after,
-                   const char *outcome)
-{
-    sb_info("msg=audit actor=%s action=%s target=%s/%s outcome=%s", c->actor.name, action,
-            target_type, target_id, outcome);
-    (void)before;
-    (void)after;
 }
 
 bool sb_api_store_ok(struct sb_api *a)

@@ -3,7 +3,8 @@
  * creds.c - storing a provider credential sent over the API.
  *
  * The key arrives in the request body, is encrypted at once (AES-256-GCM
- * under the master key, the row identity as associated data) and only the
+ * under the keyring's active master key, whose id is stored beside it, the
+ * row identity as associated data) and only the
  * ciphertext, the key id and a masked form reach the store. A key that does
  * not look like the provider's own format is stored all the same (formats
  * change, proxies re-issue keys) but the answer carries a warning.
@@ -57,8 +58,8 @@ sb_err sb__api_put_credential(struct sb_api_call *c, const char *provider, const
     char *ct = NULL;
     sb_secret_mask(s, masked);
     sb_keys_credential_aad(provider, user, aad);
-    sb_keys_master_id(c->api->mk, kid);
-    sb_err rc = sb_keys_encrypt(c->api->mk, sb_secret_reveal(s), sb_slice_cstr(aad), &ct, &c->err);
+    sb_err rc = sb_keys_keyring_encrypt(c->api->keyring, sb_secret_reveal(s), sb_slice_cstr(aad),
+                                        &ct, kid, &c->err);
     sb_secret_free(s);
     if (rc != SB_OK)
         return rc;

@@ -5,7 +5,8 @@
  * A handler gets a struct sb_api_call: the request as copied off the worker
  * loop, its path parameters, the parsed body, the authenticated actor, and
  * a JSON writer for the answer. It runs on a thread-pool thread holding the
- * api mutex, so it may use c->api->store freely. It returns SB_OK (the
+ * api mutex, so it may use c->api->store freely (a route flagged
+ * SB_API_UNLOCKED runs without it). It returns SB_OK (the
  * answer is in c->out, status c->status or 200) or an error in c->err,
  * which the dispatcher turns into the /api error shape. A handler that
  * changed the registry sets c->changed: the dispatcher then rebuilds and
@@ -22,7 +23,12 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/slice.h"
+#include "store/identity.h"
 #include "store/store.h"
+
+struct sb_keyring;
+struct sb_sessions;
+struct sb__api_limiter;
 
 /* Roles as bits, so a route lists who may call it. */
 enum sb_role {
@@ -34,14 +40,41 @@ enum sb_role {
 #define SB_ROLES_STAFF (SB_ROLE_DEVELOPER | SB_ROLE_ADMIN)
 #define SB_ROLE_PUBLIC 0u /* no credential needed (login) */
 
+/* ---- ratelimit.c: per-actor fixed windows and a cap on concurrent runs (connection tests) ---- */
+
+#define SB_API_RATE_SLOTS 64 /* actors remembered; the oldest window is evicted past that */
+
+struct sb__api_rate {
+    pthread_mutex_t lock;
+    unsigned limit;       /* runs per window per actor */
+    int64_t window_ms;    /* window length */
+    unsigned running;     /* runs in progress, all actors */
+    unsigned max_running; /* cap on running: tests block pool threads */
+    struct {
+        char name[72];    /* actor name, "" = free */
+        int64_t start_ms; /* window start */
+        unsigned n;       /* runs in this window */
+    } slot[SB_API_RATE_SLOTS];
+};
+
+void sb__api_rate_init(struct sb__api_rate *r, unsigned limit, int64_t window_ms,
+                       unsigned max_running);
+void sb__api_rate_destroy(struct sb__api_rate *r);
+/* SB_OK: a run is counted for name and started (end it with sb__api_rate_done). Else
+ * SB_E_RATE_LIMITED with *retry_after_s (>= 1): name used its window, or too many run. */
+sb_err sb__api_rate_take(struct sb__api_rate *r, const char *name, int64_t now_ms,
+                         int64_t *retry_after_s);
+void sb__api_rate_done(struct sb__api_rate *r);
+
 struct sb_api {
-    pthread_mutex_t lock;   /* one handler (or the poller) at a time */
-    struct sb_store *store; /* the control plane's own connection */
-    const struct sb_master_key *mk;
+    pthread_mutex_t lock;         /* one handler (or the poller) at a time */
+    struct sb_store *store;       /* the control plane's own connection */
+    struct sb_keyring *keyring;   /* borrowed: encrypts credentials, rotates (admin.c) */
+    struct sb_sessions *sessions; /* borrowed, may be NULL: the data plane's session mirror */
+    struct sb__api_limiter *login_limit; /* owned: failed logins per user and client */
     struct sb_admin_hash admin;
     bool has_admin;
     struct sb_usage_writer *writer;
-    struct sb_sessions *sessions; /* mirrored for the data plane (gateway/sessions.h) */
     int64_t version;              /* registry_version the published snapshot was built at */
     int64_t loaded_at_ms;         /* when it was published */
     _Atomic int64_t store_ok_ms;  /* when the poller last read the store, 0 = it failed */
@@ -51,6 +84,7 @@ struct sb_api {
     pthread_mutex_t stop_lock; /* guards stop, with stop_cond */
     pthread_cond_t stop_cond;
     bool stop;
+    struct sb__api_rate tests; /* connection tests: 10 a minute per actor, 2 at a time */
 };
 
 struct sb_api_actor {
@@ -71,6 +105,8 @@ struct sb_api_call {
     struct sb_slice body;               /* copied */
     struct sb_slice auth, cookie, csrf; /* the headers auth needs, copied */
     const char *request_id;
+    const char *ip;          /* the client's address ("" when unknown), for limits and audit */
+    struct sb_slice session; /* the session cookie's value when the caller came by session */
     struct sb_slice param[SB_API_MAX_PARAMS]; /* path parameters, in pattern order */
     size_t nparam;
     const struct sb_json *json; /* the parsed body; NULL when there is none */
@@ -97,6 +133,13 @@ struct sb_api_route {
     unsigned roles;      /* who may call it: SB_ROLE_* bits, or SB_ROLE_PUBLIC */
     sb_api_fn fn;
 };
+
+/* A flag in a route's roles column, not a role: the handler runs without the api mutex
+ * (auth and the body are done under it), for handlers that wait on the network
+ * (connection tests). Such a handler takes c->api->lock itself around every store use
+ * and never sets c->changed. A bit rather than a fifth member, so that every other row
+ * keeps its four initializers (-Wmissing-field-initializers). */
+#define SB_API_UNLOCKED (1u << 8)
 
 /* ---- table.c ---- */
 
@@ -142,19 +185,68 @@ void sb__api_error_json(struct sb_api_call *c);
 
 /* ---- session.c: console sessions ---- */
 
-/* Fills c->actor from a valid session cookie; false when there is none. */
+/* Fills c->actor (and c->session) from a valid session cookie; false when
+ * there is none, or it expired (absolute or idle) or its user is disabled. */
 bool sb__api_session_auth(struct sb_api_call *c);
-/* The x-csrf-token header matches the session's token. */
+/* The x-csrf-token header matches the session's derived token. */
 bool sb__api_csrf_ok(const struct sb_api_call *c);
+/* The role bit of "admin" | "developer" | "user"; 0 for anything else. */
+unsigned sb__api_role_bit(const char *name);
+/* Ends every session of username, in the store and the data plane's mirror. */
+sb_err sb__api_kill_sessions(struct sb_api_call *c, const char *username);
+/* Copies the live sessions of the store into a->sessions (at start). */
+sb_err sb__api_sessions_load(struct sb_api *a, struct sb_error *err);
+sb_err sb__api_login(struct sb_api_call *c);
+sb_err sb__api_logout(struct sb_api_call *c);
+
+/* ---- users.c ---- */
+
+/* Refuses a body that is not an object or has a member not in keys (NULL-terminated). */
+sb_err sb__api_body_only(struct sb_api_call *c, const char *const *keys);
+
+/* ---- limiter.c: the login attempt limit (pure; tested in limiter_test.c) ---- */
+
+#define SB_LOGIN_WINDOW_MS (15 * 60 * 1000)
+#define SB_LOGIN_MAX_PER_USER 5    /* failures per user per window */
+#define SB_LOGIN_MAX_PER_CLIENT 30 /* per client address: several people behind one NAT */
+#define SB_LIMITER_SLOTS 4096      /* keys tracked at once; the oldest window is evicted */
+
+/* Returns owned (free with sb__api_limiter_free). Not thread-safe: the api mutex guards it. */
+struct sb__api_limiter *sb__api_limiter_create(void);
+void sb__api_limiter_free(struct sb__api_limiter *l); /* accepts NULL */
+/* true when key has max failures inside the window at now; *retry_s gets the
+ * seconds until the window ends (at least 1). Borrows key. */
+bool sb__api_limiter_blocked(struct sb__api_limiter *l, const char *key, int max, int64_t now,
+                             int64_t *retry_s);
+/* Counts one failure of key at now (a window starts at its first failure). */
+void sb__api_limiter_fail(struct sb__api_limiter *l, const char *key, int64_t now);
+/* Forgets key (a successful login). */
+void sb__api_limiter_reset(struct sb__api_limiter *l, const char *key);
+
+/* ---- when.c: times given by clients (pure; tested in when_test.c, fuzzed) ---- */
+
+/* ISO-8601 ("2030-01-31", "2030-01-31T12:00:00Z", "...T12:00:00.250+02:00")
+ * or Unix ms digits into *ms. SB_E_BAD_REQUEST with a message naming what
+ * was expected otherwise. Borrows s. */
+sb_err sb__api_parse_time(struct sb_slice s, int64_t *ms, struct sb_error *err);
+/* A body member that is a time: a string (above), a number of Unix ms, or
+ * null/absent (*ms = 0). Field errors name key. */
+sb_err sb__api_body_time(struct sb_api_call *c, const char *key, int64_t *ms);
 
 /* ---- api.c ---- */
 
 /* Rebuilds the snapshot from the store and publishes it (holding a->lock). */
 sb_err sb__api_reload(struct sb_api *a, struct sb_error *err);
-/* Records one audit row (secrets removed by the caller) through the batched writer. */
+
+/* ---- audit.c ---- */
+
+/* Records one audit row (secrets removed by the caller) through the batched
+ * writer: actor, role, client address and request id come from c; outcome
+ * is ok | denied | failed. Borrows everything. */
 void sb__api_audit(struct sb_api_call *c, const char *action, const char *target_type,
                    const char *target_id, struct sb_slice before, struct sb_slice after,
                    const char *outcome);
+sb_err sb__api_audit_list(struct sb_api_call *c);
 
 /* ---- entity_json.c: registry rows as /api JSON (never a secret) ---- */
 
@@ -216,12 +308,13 @@ sb_err sb__api_route_create(struct sb_api_call *c);
 sb_err sb__api_route_update(struct sb_api_call *c);
 sb_err sb__api_route_delete(struct sb_api_call *c);
 
+/* conntest.c (routes with unlocked set) */
+sb_err sb__api_provider_test(struct sb_api_call *c);
+sb_err sb__api_model_test(struct sb_api_call *c);
+sb_err sb__api_provider_test_unsaved(struct sb_api_call *c);
+
 /* ---- usage_query.c, usage.c: GET /api/usage ---- */
 
-/* A time as Unix milliseconds (all digits) or ISO-8601 (2026-01-31,
- * 2026-01-31T12:00[:00[.123]], then Z, +hh:mm, -hhmm, +hh or nothing = UTC),
- * from 1970 to 9999; false when s is neither. Borrows s. */
-bool sb__api_parse_time(const char *s, int64_t *ms);
 /* The query string of c as a store query, with c's own-rows rule applied
  * (non-admins see their own usage only); *csv when format=csv. Strings in
  * *q live in c's arena. Fails with a 400 (403 for another user's rows). */
@@ -233,5 +326,19 @@ sb_err sb__api_usage(struct sb_api_call *c);
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);
 sb_err sb__api_me(struct sb_api_call *c);
+sb_err sb__api_users_list(struct sb_api_call *c);
+sb_err sb__api_user_get(struct sb_api_call *c);
+sb_err sb__api_user_create(struct sb_api_call *c);
+sb_err sb__api_user_update(struct sb_api_call *c);
+sb_err sb__api_user_delete(struct sb_api_call *c);
+sb_err sb__api_keys_list(struct sb_api_call *c);
+sb_err sb__api_key_get(struct sb_api_call *c);
+sb_err sb__api_key_create(struct sb_api_call *c);
+sb_err sb__api_key_delete(struct sb_api_call *c);
+sb_err sb__api_key_revoke(struct sb_api_call *c);
+sb_err sb__api_me_credentials_list(struct sb_api_call *c);
+sb_err sb__api_me_credential_put(struct sb_api_call *c);
+sb_err sb__api_me_credential_delete(struct sb_api_call *c);
+sb_err sb__api_rotate_key(struct sb_api_call *c);
 
 #endif

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * me.c - /api/me: who the caller is.
+ * me.c - /api/me: who the caller is, and for a console session its CSRF
+ * token again (a reloaded page has lost it; the cookie is HttpOnly).
  */
 #include "api/internal.h"
+#include "crypto/session.h"
 
 sb_err sb__api_me(struct sb_api_call *c)
 {
@@ -14,6 +16,12 @@ sb_err sb__api_me(struct sb_api_call *c)
     sb_jw_cstr(j, sb__api_role_name(c->actor.role));
     sb_jw_key(j, "via");
     sb_jw_cstr(j, c->actor.via_session ? "session" : "admin_token");
+    if (c->actor.via_session) {
+        char csrf[SB_CSRF_LEN + 1];
+        sb_session_csrf(c->session, csrf);
+        sb_jw_key(j, "csrf_token");
+        sb_jw_cstr(j, csrf);
+    }
     sb_jw_obj_end(j);
     return SB_OK;
 }

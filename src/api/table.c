@@ -18,14 +18,38 @@
 #define STAFF SB_ROLES_STAFF
 #define ADMIN SB_ROLE_ADMIN
 #define PUBLIC SB_ROLE_PUBLIC
+#define UNLOCKED SB_API_UNLOCKED
 
 const struct sb_api_route sb__api_routes[] = {
     /* sessions and the caller */
+    {"POST", "/api/auth/login", PUBLIC, sb__api_login},
+    {"POST", "/api/auth/logout", ALL, sb__api_logout},
     {"GET", "/api/me", ALL, sb__api_me},
+    {"GET", "/api/me/credentials", ALL, sb__api_me_credentials_list},
+    {"PUT", "/api/me/credentials/{provider}", ALL, sb__api_me_credential_put},
+    {"DELETE", "/api/me/credentials/{provider}", ALL, sb__api_me_credential_delete},
+    /* users */
+    {"GET", "/api/users", ADMIN, sb__api_users_list},
+    {"POST", "/api/users", ADMIN, sb__api_user_create},
+    {"GET", "/api/users/{id}", ADMIN, sb__api_user_get},
+    {"PUT", "/api/users/{id}", ADMIN, sb__api_user_update},
+    {"DELETE", "/api/users/{id}", ADMIN, sb__api_user_delete},
+    /* virtual keys: non-admins see only their own (keys.c) */
+    {"GET", "/api/keys", ALL, sb__api_keys_list},
+    {"POST", "/api/keys", ALL, sb__api_key_create},
+    {"GET", "/api/keys/{id}", ALL, sb__api_key_get},
+    {"DELETE", "/api/keys/{id}", ALL, sb__api_key_delete},
+    {"POST", "/api/keys/{id}/revoke", ALL, sb__api_key_revoke},
+    /* audit and administration */
+    {"GET", "/api/audit", ADMIN, sb__api_audit_list},
+    {"POST", "/api/admin/rotate-key", ADMIN, sb__api_rotate_key},
     /* providers */
     {"GET", "/api/providers", STAFF, sb__api_providers_list},
     {"POST", "/api/providers", ADMIN, sb__api_provider_create},
     {"GET", "/api/providers/stats", STAFF, sb__api_providers_stats},
+    /* connection tests wait on the network: UNLOCKED (internal.h) */
+    {"POST", "/api/providers/test", STAFF | UNLOCKED, sb__api_provider_test_unsaved},
+    {"POST", "/api/providers/{id}/test", ADMIN | UNLOCKED, sb__api_provider_test},
     {"GET", "/api/providers/{id}", STAFF, sb__api_provider_get},
     {"PUT", "/api/providers/{id}", ADMIN, sb__api_provider_update},
     {"DELETE", "/api/providers/{id}", ADMIN, sb__api_provider_delete},
@@ -43,8 +67,16 @@ const struct sb_api_route sb__api_routes[] = {
     {"DELETE", "/api/models/{id}", ALL, sb__api_model_delete},
     {"POST", "/api/models/{id}/toggle", ALL, sb__api_model_toggle},
     {"PUT", "/api/models/{id}/priority", ALL, sb__api_model_priority},
+    {"POST", "/api/models/{id}/test", ALL | UNLOCKED, sb__api_model_test},
     {"POST", "/api/models/{id}/champion", ADMIN, sb__api_model_champion},
     {"POST", "/api/models/{id}/default", ADMIN, sb__api_model_default},
+    /* templates */
+    {"GET", "/api/templates", STAFF, sb__api_templates_list},
+    {"POST", "/api/templates", STAFF, sb__api_template_create},
+    {"GET", "/api/templates/{id}", STAFF, sb__api_template_get},
+    {"PUT", "/api/templates/{id}", STAFF, sb__api_template_update},
+    {"DELETE", "/api/templates/{id}", STAFF, sb__api_template_delete},
+    {"POST", "/api/templates/{id}/apply", ADMIN, sb__api_template_apply},
     /* routes */
     {"GET", "/api/routes", STAFF, sb__api_routes_list},
     {"POST", "/api/routes", ADMIN, sb__api_route_create},

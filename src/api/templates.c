@@ -240,3 +240,156 @@ sb_err sb__api_template_delete(struct sb_api_call *c)
     sb__api_audit(c, "template.delete", "template", t.id, SB_SLICE_NULL, SB_SLICE_NULL, "ok");
     return SB_OK;
 }
+
+/* ---- applying a template ---- */
+
+/* The provider document: the template's type, URL and options, with the
+ * body's overrides (id, name, description, base_url, api_version, region). */
+static sb_err apply_doc(struct sb_api_call *c, const struct sb_store_template *t, const char **text)
+{
+    static const char *const allowed[] = {"id",          "name",   "description", "base_url",
+                                          "api_version", "region", "api_key",     "model_prefix"};
+    struct sb_buf b;
+    struct sb_jw j;
+    const struct sb_json *body = c->json, *opts = NULL;
+    struct sb_json_limits lim = {.max_depth = 32};
+    struct sb_json *parsed = NULL;
+    if (body && body->type != SB_JSON_OBJECT)
+        return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "the body must be a JSON object");
+    for (const struct sb_json *m = body ? body->child : NULL; m; m = m->next) {
+        size_t i = 0;
+        while (i < sizeof(allowed) / sizeof(allowed[0]) && !sb_slice_eq_cstr(m->key, allowed[i]))
+            i++;
+        if (i == sizeof(allowed) / sizeof(allowed[0]))
+            return sb__api_fail(c, SB_E_BAD_REQUEST, NULL, "unknown key '%.*s'",
+                                (int)(m->key.len > 40 ? 40 : m->key.len), m->key.p);
+    }
+    if (t->options &&
+        sb_json_parse(c->arena, t->options, strlen(t->options), &lim, &parsed, &c->err) != SB_OK)
+        return c->err.code;
+    opts = parsed;
+    sb_buf_init(&b, 0);
+    sb_jw_init(&j, &b);
+    sb_jw_obj_begin(&j);
+    sb_jw_key(&j, "type");
+    sb_jw_cstr(&j, t->type);
+    /* Body members first: the walker refuses duplicates, so an option the
+     * body overrides is skipped below. */
+    for (const struct sb_json *m = body ? body->child : NULL; m; m = m->next) {
+        if (sb_slice_eq_cstr(m->key, "model_prefix"))
+            continue;
+        sb_jw_key_slice(&j, m->key);
+        sb_jw_raw(&j, m->raw);
+    }
+    if (!sb_json_get(body, "id")) {
+        sb_jw_key(&j, "id");
+        sb_jw_cstr(&j, t->id);
+    }
+    if (!sb_json_get(body, "name") && t->name) {
+        sb_jw_key(&j, "name");
+        sb_jw_cstr(&j, t->name);
+    }
+    if (!sb_json_get(body, "base_url") && t->base_url) {
+        sb_jw_key(&j, "base_url");
+        sb_jw_cstr(&j, t->base_url);
+    }
+    for (const struct sb_json *m = opts ? opts->child : NULL; m; m = m->next) {
+        if (sb_json_get_slice(body, m->key))
+            continue;
+        sb_jw_key_slice(&j, m->key);
+        sb_jw_raw(&j, m->raw);
+    }
+    sb_jw_obj_end(&j);
+    *text = sb_arena_strndup(c->arena, b.p, b.len);
+    sb_buf_free(&b);
+    return SB_OK;
+}
+
+/* The template's models, attached to provider pid, ids prefixed when asked. */
+static sb_err apply_models(struct sb_api_call *c, const struct sb_store_template *t,
+                           const char *pid, const char *prefix, struct sb_store_model **out,
+                           size_t *n)
+{
+    struct sb_json_limits lim = {.max_depth = 32};
+    struct sb_json *models = NULL;
+    const char *text = t->models && *t->models ? t->models : "[]";
+    if (sb_json_parse(c->arena, text, strlen(text), &lim, &models, &c->err) != SB_OK)
+        return c->err.code;
+    *out = sb_arena_calloc(c->arena, (models->count + 1) * sizeof(**out));
+    *n = 0;
+    for (const struct sb_json *m = models->child; m; m = m->next) {
+        const struct sb_json *doc = NULL;
+        const char *head = sb_arena_printf(c->arena, "\"provider\":\"%s\"", pid);
+        struct sb_store_model *sm = &(*out)[*n];
+        if (sb__api_json_with(c, m, head, &doc) != SB_OK ||
+            sb_config_entry_from_json(c->arena, SB_CONFIG_MODEL, doc, sm, NULL, &c->err) != SB_OK)
+            return c->err.code;
+        if (prefix)
+            sm->id = sb_arena_printf(c->arena, "%s%s", prefix, sm->id);
+        (*n)++;
+    }
+    return SB_OK;
+}
+
+sb_err sb__api_template_apply(struct sb_api_call *c)
+{
+    struct sb_store_template t;
+    struct sb_store_provider p, saved;
+    struct sb_config_creds creds;
+    struct sb_store_model *models = NULL;
+    const struct sb_json *doc = NULL;
+    const char *text = NULL, *prefix = NULL, *warning = NULL;
+    struct sb_json_limits lim = {.max_depth = 32};
+    struct sb_json *parsed = NULL;
+    size_t n = 0;
+    bool sys;
+    char masked[32];
+    struct sb_store *s = c->api->store;
+    if (load(c, &t, &sys) != SB_OK || apply_doc(c, &t, &text) != SB_OK ||
+        (c->json && sb__api_body_str(c, "model_prefix", false, &prefix) != SB_OK))
+        return c->err.code;
+    if (sb_json_parse(c->arena, text, strlen(text), &lim, &parsed, &c->err) != SB_OK)
+        return c->err.code;
+    doc = parsed;
+    if (sb_config_entry_from_json(c->arena, SB_CONFIG_PROVIDER, doc, &p, &creds, &c->err) !=
+            SB_OK ||
+        apply_models(c, &t, p.id, prefix, &models, &n) != SB_OK)
+        return c->err.code;
+    p.created_by = c->actor.name;
+    if (creds.api_key)
+        p.auth_method = sb_config_type_find(sb_slice_cstr(p.type))->auth_method;
+    if (sb_store_provider_create(s, &p, models, n, &c->err) != SB_OK) {
+        if (c->err.code == SB_E_CONFLICT && strstr(c->err.msg, "model"))
+            c->suggest[c->nsuggest++] = "set \"model_prefix\" to give this provider's models "
+                                        "ids of their own";
+        return c->err.code;
+    }
+    if (creds.api_key) {
+        warning = sb__api_key_format_warning(c, p.type, p.base_url, creds.api_key);
+        if (sb__api_put_credential(c, p.id, NULL, creds.api_key, masked) != SB_OK) {
+            struct sb_error ignore;
+            sb_store_provider_delete(s, p.id, true, &ignore); /* all or nothing */
+            return c->err.code;
+        }
+    }
+    if (sb_store_provider_get(s, p.id, c->arena, &saved, &c->err) != SB_OK)
+        return c->err.code;
+    c->status = 201;
+    c->changed = true;
+    sb__api_write_provider(&c->jw, &saved);
+    c->out.len--; /* add the models and warnings to the provider document */
+    sb_jw_key(&c->jw, "models");
+    sb_jw_arr_begin(&c->jw);
+    for (size_t i = 0; i < n; i++)
+        sb_jw_cstr(&c->jw, models[i].id);
+    sb_jw_arr_end(&c->jw);
+    sb_jw_key(&c->jw, "warnings");
+    sb_jw_arr_begin(&c->jw);
+    if (warning)
+        sb_jw_cstr(&c->jw, warning);
+    sb_jw_arr_end(&c->jw);
+    sb_buf_append_char(&c->out, '}');
+    sb__api_audit(c, "template.apply", "provider", p.id, SB_SLICE_NULL,
+                  sb__api_doc_provider(c, &saved), "ok");
+    return SB_OK;
+}

@@ -43,122 +43,6 @@ const char *sb__api_usage_by_name(enum sb_store_usage_by by)
 }
 
 /* ======================================================================
- * Times: Unix milliseconds or ISO-8601
- * ==================================================================== */
-
-/* Reads exactly n digits at *p into *v, advancing *p. */
-static bool digits(const char **p, int n, int *v)
-{
-    *v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9')
-            return false;
-        *v = *v * 10 + (**p - '0');
-    }
-    return true;
-}
-
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), for 1970 <= y <= 9999:
- * count from 1 March so the leap day ends the year. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = y / 400, yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int month_days(int y, int m)
-{
-    static const int n[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return n[m - 1] + (m == 2 && leap);
-}
-
-/* Digits after a decimal point as milliseconds (digits past the third are dropped). */
-static bool fraction(const char **p, int *ms)
-{
-    int scale = 1000;
-    *ms = 0;
-    if (**p < '0' || **p > '9')
-        return false;
-    for (; **p >= '0' && **p <= '9'; (*p)++)
-        if (scale > 1) {
-            scale /= 10;
-            *ms += (**p - '0') * scale;
-        }
-    return true;
-}
-
-/* "hh:mm[:ss[.fff...]]" after the date's 'T'; adds its ms to *ms. */
-static bool clock_part(const char **p, int64_t *ms)
-{
-    int h, mi, s = 0, frac = 0;
-    if (!digits(p, 2, &h) || *(*p)++ != ':' || !digits(p, 2, &mi) || h > 23 || mi > 59)
-        return false;
-    if (**p == ':') {
-        (*p)++;
-        if (!digits(p, 2, &s) || s > 59)
-            return false;
-    }
-    if (**p == '.' || **p == ',') {
-        (*p)++;
-        if (!fraction(p, &frac))
-            return false;
-    }
-    *ms += ((int64_t)h * 3600 + mi * 60 + s) * 1000 + frac;
-    return true;
-}
-
-/* "Z", "+hh:mm", "-hhmm", "+hh", or nothing (UTC); subtracts the offset from *ms.
- * A space stands for '+': an unencoded '+' in a query string arrives as one. */
-static bool zone_part(const char **p, int64_t *ms)
-{
-    int h, m = 0, sign;
-    if (**p == '\0')
-        return true;
-    if (**p == 'Z' || **p == 'z')
-        return *++(*p) == '\0';
-    if (**p != '+' && **p != '-' && **p != ' ')
-        return false;
-    sign = *(*p)++ == '-' ? -1 : 1;
-    if (!digits(p, 2, &h) || h > 23)
-        return false;
-    if (**p == ':' && !(*p)[1])
-        return false; /* "+02:" */
-    if (**p == ':')
-        (*p)++;
-    if (**p != '\0' && (!digits(p, 2, &m) || m > 59))
-        return false;
-    *ms -= sign * ((int64_t)h * 60 + m) * 60000;
-    return **p == '\0';
-}
-
-bool sb__api_parse_time(const char *s, int64_t *ms)
-{
-    unsigned long long u;
-    int y, mo, d;
-    const char *p = s;
-    if (sb_slice_to_u64(sb_slice_cstr(s), &u)) { /* all digits: Unix ms */
-        *ms = (int64_t)u;
-        return u <= (unsigned long long)MAX_MS;
-    }
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d))
-        return false;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > month_days(y, mo))
-        return false;
-    *ms = days_from_civil(y, mo, d) * 86400000;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        p++;
-        if (!clock_part(&p, ms) || !zone_part(&p, ms))
-            return false;
-    }
-    return *p == '\0' && *ms >= 0 && *ms <= MAX_MS;
-}
-
-/* ======================================================================
  * The query string
  * ==================================================================== */
 
@@ -194,18 +78,24 @@ static sb_err check_params(struct sb_api_call *c)
     return SB_OK;
 }
 
-/* from/to: Unix ms or ISO-8601. Default: to = now, from = 24 hours before to. */
+/* from/to: Unix ms or ISO-8601 (when.c). Default: to = now, from = 24 hours
+ * before to. Times past 9999 are refused: they have no ISO-8601 form to answer. */
 static sb_err window(struct sb_api_call *c, struct sb_store_usage_query *q)
 {
     const char *names[2] = {"from", "to"};
     const char *v[2] = {sb__api_query(c, "from"), sb__api_query(c, "to")};
     int64_t *dst[2] = {&q->from_ms, &q->to_ms};
-    for (int i = 0; i < 2; i++)
-        if (v[i] && !sb__api_parse_time(v[i], dst[i]))
-            return sb__api_fail(c, SB_E_BAD_REQUEST, names[i],
-                                "%s: expected Unix milliseconds or an ISO-8601 time "
-                                "(2026-01-31, 2026-01-31T12:00:00Z, 2026-01-31T12:00:00+02:00)",
-                                names[i]);
+    struct sb_error e = {0};
+    for (int i = 0; i < 2; i++) {
+        if (!v[i])
+            continue;
+        if (sb__api_parse_time(sb_slice_cstr(v[i]), dst[i], &e) != SB_OK)
+            return sb__api_fail(c, SB_E_BAD_REQUEST, names[i], "%s: %s%s", names[i], e.msg,
+                                strchr(v[i], ' ') ? " (a '+' in a query string is sent as %2B)"
+                                                  : "");
+        if (*dst[i] > MAX_MS)
+            return sb__api_fail(c, SB_E_BAD_REQUEST, names[i], "%s: after the year 9999", names[i]);
+    }
     if (!v[1])
         q->to_ms = sb__api_now_ms() + 1; /* the window is [from, to): now is in it */
     if (!v[0])

@@ -9,4 +9,9 @@
  * Returns the process exit code. */
 int sb_cli_chat(int argc, char **argv);
 
+/* `switchboard users|keys|rotate-key ...` against the database directly
+ * (argv[0] is the subcommand). usage is printed for --help. Returns the
+ * process exit code. */
+int sb_cli_admin(int argc, char **argv, const char *usage);
+
 #endif

@@ -1059,3 +1059,21 @@ const char *sb_http_reason(int status)
         return "Unknown";
     }
 }
+
+/* ======================================================================
+ * Peer address (control plane: login limits and audit)
+ * ==================================================================== */
+
+void sb_http_peer(const struct sb_http_req *req, char out[64])
+{
+    const struct sb__conn *c = req->conn;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    out[0] = '\0';
+    if (!c || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)&ss, out, 64);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)&ss, out, 64);
+}

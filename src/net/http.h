@@ -132,4 +132,9 @@ void sb_http_on_abort(struct sb_http_req *req, sb_http_abort_fn fn, void *ud);
 /* The reason phrase for a status code. */
 const char *sb_http_reason(int status);
 
+/* Appended for the control plane (login attempt limit per client, audit):
+ * the peer address of req's connection as text ("127.0.0.1", "::1") into
+ * out, "" when unknown. Call on req's loop. */
+void sb_http_peer(const struct sb_http_req *req, char out[64]);
+
 #endif

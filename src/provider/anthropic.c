@@ -845,6 +845,7 @@ const struct sb_provider_ops sb_anthropic_ops = {
     .type = "anthropic",
     .stream_format = SB_STREAM_SSE,
     .chat_path = "/v1/messages",
+    .models_path = "/v1/models",
     .build_request = anthropic_build_request,
     .parse_response = sb__anth_parse_response,
     .stream_open = sb__anth_stream_open,

@@ -836,6 +836,7 @@ const struct sb_provider_ops sb_bedrock_ops = {
     .type = "bedrock",
     .stream_format = SB_STREAM_AWS_EVENTSTREAM,
     .chat_path = "/model/{model}/converse",
+    /* No models_path: ListFoundationModels lives on the bedrock control host, not runtime. */
     .build_request = bedrock_build_request,
     .parse_response = sb__bedrock_parse_response,
     .stream_open = sb__bedrock_stream_open,

@@ -917,6 +917,7 @@ const struct sb_provider_ops sb_gemini_ops = {
     .type = "gemini",
     .stream_format = SB_STREAM_SSE,
     .chat_path = "/models/{model}:generateContent",
+    .models_path = "/models", /* models.list: {"models":[{"name":"models/..."}]} */
     .build_request = gemini_build_request,
     .parse_response = sb__gm_parse_response,
     .stream_open = sb__gm_stream_open,

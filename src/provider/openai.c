@@ -528,6 +528,7 @@ const struct sb_provider_ops sb_openai_ops = {
     .type = "openai",
     .stream_format = SB_STREAM_SSE,
     .chat_path = "/chat/completions",
+    .models_path = "/models", /* GET {base_url}/models (Ollama's /v1 too) */
     .build_request = openai_build_request,
     .parse_response = openai_parse_response,
     .stream_open = openai_stream_open,

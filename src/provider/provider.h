@@ -175,6 +175,12 @@ struct sb_provider_ops {
      */
     void (*map_error)(const struct sb_call *c, int status, struct sb_slice body,
                       struct sb_error *err);
+    /* Appended for the connection test (api/probe.c): the path, relative to base_url, of
+     * the upstream's documented model listing, fetched with GET and the headers (auth
+     * included) of a chat request; NULL when the upstream has none beside base_url. Data,
+     * not a function: the listing's answer shapes ({"data":[{"id"}]} or {"models":[{"name"}]})
+     * are few and generic, so the tester reads them without knowing the type. */
+    const char *models_path;
 };
 
 /* The adapter for a wire format name, or NULL (adapters.c). */

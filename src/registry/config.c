@@ -137,6 +137,7 @@ enum fkind {
     F_CRED,    /* env:NAME | file:PATH */
     F_HEADERS, /* mapping of header name to value: struct sb_store_kv[] at off, count at off_n */
     F_STRS,    /* list of strings: const char *[] at off, count at off_n */
+    F_INTS,    /* list of integers in [min, max]: const int64_t *[] at off, count at off_n */
     F_MAP,     /* nested mapping, fields of sub in the same struct */
     F_LIST,    /* list of mappings, sub->size bytes each: array at off, count at off_n */
 };
@@ -329,6 +330,22 @@ static sb_err set_strs(struct walk *w, const struct field *f, void *base, const 
     return SB_OK;
 }
 
+static sb_err set_ints(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
+{
+    if (v->kind != SB_Y_SEQ)
+        return wfail(w, v->line, "expected a list of integers");
+    int64_t *list = sb_arena_calloc(w->cfg->arena, (v->count + 1) * sizeof(*list));
+    size_t i = 0;
+    for (const struct sb__ynode *it = v->child; it; it = it->next, i++)
+        if (it->kind != SB_Y_SCALAR || !parse_int(it, &list[i]) || list[i] < f->min ||
+            list[i] > f->max)
+            return wfail(w, it->line, "expected a list of integers in [%lld, %lld]",
+                         (long long)f->min, (long long)f->max);
+    *AT(base, f->off, const int64_t *) = list;
+    *AT(base, f->off_n, size_t) = i;
+    return SB_OK;
+}
+
 static sb_err walk_map(struct walk *w, const struct table *t, void *base,
                        const struct sb__ynode *map);
 
@@ -362,7 +379,7 @@ static sb_err set_list(struct walk *w, const struct field *f, void *base, const 
 static const set_fn setters[] = {
     [F_STR] = set_str,   [F_INT] = set_int,   [F_NUM] = set_num,
     [F_BOOL] = set_bool, [F_CRED] = set_cred, [F_HEADERS] = set_headers,
-    [F_STRS] = set_strs, [F_MAP] = set_map,   [F_LIST] = set_list,
+    [F_STRS] = set_strs, [F_INTS] = set_ints, [F_MAP] = set_map,   [F_LIST] = set_list,
 };
 
 static const struct field *find_field(const struct table *t, const struct sb__ynode *key)
@@ -407,7 +424,8 @@ static const struct sb_config_type types[] = {
 };
 #define TYPE_NAMES "openai, anthropic, gemini, cohere, ollama, huggingface, azure, bedrock"
 
-static const char *const strategies[] = {"priority", "weighted", "least-latency", "cost"};
+static const char *const strategies[] = {"priority", "weighted", "least-latency", "least-busy",
+                                         "cost"};
 
 const struct sb_config_type *sb_config_type_find(struct sb_slice name)
 {
@@ -538,10 +556,14 @@ static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
         i++;
     if (i == sizeof(strategies) / sizeof(strategies[0]))
         return ffail(w, n, "strategy",
-                     "unknown strategy '%.40s' (one of priority, weighted, least-latency, cost)",
+                     "unknown strategy '%.40s' (one of priority, weighted, least-latency, "
+                     "least-busy, cost)",
                      r->strategy);
     if (r->ntargets == 0)
         return wfail(w, n->line, "targets: at least one target is required");
+    if (r->weights && r->nweights != r->ntargets)
+        return ffail(w, n, "weights", "one weight per target (%zu targets, %zu weights)",
+                     r->ntargets, r->nweights);
     for (size_t t = 0; t < r->ntargets; t++)
         if (!printable(r->targets[t], 512))
             return ffail(w, n, "targets", "a target contains spaces or control characters");
@@ -649,6 +671,8 @@ static const struct field route_fields[] = {
     STR("id", ROUTE, id),
     STR("strategy", ROUTE, strategy),
     ARR("targets", F_STRS, ROUTE, targets, ntargets, NULL),
+    {.key = "weights", .kind = F_INTS, .off = offsetof(ROUTE, weights),
+     .off_n = offsetof(ROUTE, nweights), .min = 0, .max = 1000000},
 };
 
 static void init_route(void *elem)

@@ -23,9 +23,10 @@ struct sb_registry;
 
 struct sb_route_entry {
     const char *id;       /* alias clients send */
-    const char *strategy; /* priority | weighted | least-latency | cost */
+    const char *strategy; /* priority | weighted | least-latency | least-busy | cost */
     const char **targets; /* model id or provider/upstream_model, as written */
     size_t ntargets;
+    const int64_t *weights; /* ntargets weights for strategy weighted; NULL = all 1 */
 };
 
 /* A live virtual key (revoked keys and keys of disabled users are not in a snapshot). */

@@ -261,6 +261,11 @@ static void build_routes(struct builder *b, const struct sb_store_entities *e)
         re->strategy = dup(b->a, sr->strategy ? sr->strategy : "priority");
         re->targets = sb_arena_calloc(b->a, (sr->ntargets + 1) * sizeof(*re->targets));
         re->ntargets = sr->ntargets;
+        if (sr->weights) {
+            int64_t *w = sb_arena_alloc(b->a, (sr->ntargets + 1) * sizeof(*w));
+            memcpy(w, sr->weights, sr->ntargets * sizeof(*w));
+            re->weights = w;
+        }
         for (size_t t = 0; t < sr->ntargets; t++) {
             re->targets[t] = dup(b->a, sr->targets[t]);
             implicit_model(b, re->targets[t]);

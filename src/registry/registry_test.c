@@ -222,7 +222,7 @@ static void test_suggest(void **state)
     assert_int_equal(sb_registry_suggest(r, SB_SLICE("m1"), NULL, out, 0), 0);
     char longname[300];
     memset(longname, 'a', sizeof(longname));
-    sb_registry_suggest(r, (struct sb_slice){longname, sizeof(longname)}, out, 4);
+    sb_registry_suggest(r, (struct sb_slice){longname, sizeof(longname)}, NULL, out, 4);
     sb_registry_release(r);
 }
 

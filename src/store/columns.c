@@ -344,5 +344,6 @@ sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_rou
         if (!sb_json_int64(t, &w[i++]))
             return sb_fail(err, SB_E_STORE, "column weights: an element is not an integer");
     r->weights = w;
+    r->nweights = i;
     return SB_OK;
 }

@@ -70,6 +70,13 @@ sb_err sb_store_session_get(struct sb_store *s, const char *token_hash, int64_t 
     return s->ops->identity->session_get(s, token_hash, now, a, out, err);
 }
 
+sb_err sb_store_session_list_live(struct sb_store *s, int64_t now, struct sb_arena *a,
+                                  struct sb_store_session **out, size_t *n, struct sb_error *err)
+{
+    IDENTITY(s, err);
+    return s->ops->identity->session_list_live(s, now, a, out, n, err);
+}
+
 sb_err sb_store_session_touch(struct sb_store *s, const char *token_hash, int64_t now,
                               struct sb_error *err)
 {

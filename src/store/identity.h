@@ -165,8 +165,11 @@ struct sb_store_identity_ops {
     sb_err (*audit_insert)(struct sb_store *s, const struct sb_audit *rows, size_t n,
                            struct sb_error *err);
     sb_err (*audit_query)(struct sb_store *s, const struct sb_audit_filter *f,
-                          const struct sb_store_paging *pg, struct sb_arena *a, struct sb_audit **out,
-                          size_t *n, int64_t *total, struct sb_error *err);
+                          const struct sb_store_paging *pg, struct sb_arena *a,
+                          struct sb_audit **out, size_t *n, int64_t *total, struct sb_error *err);
+    /* Appended for the control plane's start-up (see sb_store_session_list_live). */
+    sb_err (*session_list_live)(struct sb_store *s, int64_t now, struct sb_arena *a,
+                                struct sb_store_session **out, size_t *n, struct sb_error *err);
 };
 
 /* ---- validation shared with the API ---- */
@@ -219,6 +222,12 @@ sb_err sb_store_session_delete_user(struct sb_store *s, const char *username, in
                                     struct sb_error *err);
 /* Deletes sessions with expires_at <= now; *n (may be NULL) gets the count. */
 sb_err sb_store_session_purge(struct sb_store *s, int64_t now, int64_t *n, struct sb_error *err);
+
+/* Appended for the control plane: every session unexpired at now whose
+ * user exists and is active, with role and status filled, so the data
+ * plane's session mirror can be filled at start. Array and strings in a. */
+sb_err sb_store_session_list_live(struct sb_store *s, int64_t now, struct sb_arena *a,
+                                  struct sb_store_session **out, size_t *n, struct sb_error *err);
 
 /* ---- virtual keys ---- */
 

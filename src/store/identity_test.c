@@ -201,6 +201,39 @@ static void test_sessions(void **state)
 }
 
 /* Creates a key for user with the given models; returns its id. key gets the plaintext. */
+/* Appended with session_list_live: the sessions the data plane's mirror is filled with. */
+static void test_sessions_live(void **state)
+{
+    struct sb_error err = {0};
+    struct sb_store_session *live = NULL;
+    size_t n = 0;
+    (void)state;
+    add_user("ann", "developer");
+    add_user("bob", "user");
+    struct sb_store_session rows[] = {
+        {.token_hash = "sha256:a1", .username = "ann", .expires_at = 5000},
+        {.token_hash = "sha256:a2", .username = "ann", .expires_at = 9000},
+        {.token_hash = "sha256:b1", .username = "bob", .expires_at = 9000},
+    };
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(sb_store_session_create(s, &rows[i], &err), SB_OK);
+    struct sb_store_user_update off = {.status = "disabled"};
+    assert_int_equal(sb_store_user_update(s, "bob", &off, &err), SB_OK);
+    /* at 5000 ann's first session has expired, and bob is disabled */
+    assert_int_equal(sb_store_session_list_live(s, 5000, a, &live, &n, &err), SB_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(live[0].token_hash, "sha256:a2");
+    assert_string_equal(live[0].username, "ann");
+    assert_string_equal(live[0].role, "developer");
+    assert_string_equal(live[0].status, "active");
+    assert_int_equal(live[0].expires_at, 9000);
+    assert_int_equal(sb_store_session_list_live(s, 4999, a, &live, &n, &err), SB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(sb_store_user_delete(s, "ann", &err), SB_OK);
+    assert_int_equal(sb_store_session_list_live(s, 0, a, &live, &n, &err), SB_OK);
+    assert_int_equal(n, 0);
+}
+
 static int64_t new_key(const char *user, const char **models, size_t nmodels, int64_t expires,
                        char key[SB_VKEY_LEN + 1])
 {
@@ -420,6 +453,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
     };

@@ -380,6 +380,42 @@ static sb_err session_get(struct sb_store *s, const char *token_hash, int64_t no
     return rc;
 }
 
+static void read_session(struct sb_arena *a, sqlite3_stmt *st, void *elem)
+{
+    struct sb_store_session *out = elem;
+    out->id = sqlite3_column_int64(st, 0);
+    out->token_hash = sb__sq_col_str(a, st, 1);
+    out->username = sb__sq_col_str(a, st, 2);
+    out->created_at = col_i64(st, 3);
+    out->expires_at = col_i64(st, 4);
+    out->last_seen_at = col_i64(st, 5);
+    out->ip = sb__sq_col_str(a, st, 6);
+    out->role = sb__sq_col_str(a, st, 7);
+    out->status = sb__sq_col_str(a, st, 8);
+}
+
+static sb_err session_list_live(struct sb_store *s, int64_t now, struct sb_arena *a,
+                                struct sb_store_session **out, size_t *n, struct sb_error *err)
+{
+    sqlite3 *db = sb__sq_db(s);
+    sqlite3_stmt *st = NULL;
+    struct sb__vec v = {.size = sizeof(struct sb_store_session)};
+    sb_err rc = sb__sq_prepare(
+        db,
+        "SELECT s.id, s.token_hash, s.username, s.created_at, s.expires_at, s.last_seen_at,"
+        " s.ip, u.role, u.status FROM sessions s JOIN users u ON u.username = s.username"
+        " WHERE s.expires_at > ?1 AND u.status = 'active' ORDER BY s.id",
+        &st, err);
+    if (rc == SB_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        rc = collect(db, st, a, read_session, &v, err);
+    }
+    sqlite3_finalize(st);
+    *n = v.n;
+    *out = sb__vec_to_arena(&v, a);
+    return rc;
+}
+
 static sb_err session_touch(struct sb_store *s, const char *token_hash, int64_t now,
                             struct sb_error *err)
 {
@@ -764,8 +800,8 @@ static void bind_filter(sqlite3_stmt *st, const struct sb_audit_filter *f)
 }
 
 static sb_err audit_query(struct sb_store *s, const struct sb_audit_filter *f,
-                          const struct sb_store_paging *pg, struct sb_arena *a, struct sb_audit **out,
-                          size_t *n, int64_t *total, struct sb_error *err)
+                          const struct sb_store_paging *pg, struct sb_arena *a,
+                          struct sb_audit **out, size_t *n, int64_t *total, struct sb_error *err)
 {
     sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL, *cnt = NULL;
@@ -818,4 +854,5 @@ const struct sb_store_identity_ops sb__sqlite_identity_ops = {
     .key_touch = key_touch,
     .audit_insert = audit_insert,
     .audit_query = audit_query,
+    .session_list_live = session_list_live,
 };

@@ -6,14 +6,14 @@
  * SQL: neither SQLite nor portable SQL has percentile_cont. The query returns
  * the matching rows ordered by group; we hold one group's latencies and
  * first-token times at a time (16 bytes a row, 32 MB at the row bound), sort
- * them when the group ends, and keep only the sums. The cost is one read of every matching row,
- * SQLite's sort by group and ours by latency. Measured on the shared 2-core
- * development machine over one million rows in one window: 0.67 s for the
- * total, 1.0-1.4 s grouped (5 to 50 groups); one user's 20,000 rows by day
- * through usage_logs_user_ts, 0.08 s. So a report first counts its rows and
- * refuses, with a clear 400, to read more than max_rows (2 million by
- * default: about 3 s, during which the control plane's other calls wait on
- * its mutex), and stops after max_groups groups, saying so.
+ * them when the group ends, and keep only the sums. The cost is one read of
+ * every matching row, SQLite's sort by group and ours by latency. Measured on
+ * the shared 2-core development machine over one million rows in one window:
+ * 0.67 s for the total, 1.0-1.4 s grouped (5 to 50 groups); one user's 20,000
+ * rows by day through usage_logs_user_ts, 0.08 s. So a report first counts
+ * its rows and refuses, with a clear 400, to read more than max_rows (2
+ * million by default: about 3 s, during which the control plane's other
+ * calls wait on its mutex), and stops after max_groups groups, saying so.
  *
  * The SQL is built from fixed tables only (the columns of each dimension);
  * every value from the caller is a bound parameter. It is the common subset

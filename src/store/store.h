@@ -142,6 +142,7 @@ struct sb_store_route {
     bool is_system;
     /* Added for the control plane (issue 5). */
     const int64_t *weights; /* ntargets weights (>= 0) for strategy weighted, NULL = all 1 */
+    size_t nweights;        /* as the config walker read them (checked == ntargets) */
     int64_t created_at;     /* Unix ms; read-only */
     int64_t updated_at;     /* Unix ms; read-only */
 };

@@ -33,6 +33,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "crypto/secret.h"
 
 #define EASY_POOL 64                  /* finished easy handles kept for reuse */
 #define MAX_RESPONSE_HEAD (64 * 1024) /* bytes of one response header block */
@@ -206,6 +207,15 @@ static void easy_recycle(struct sb_upstream *u, CURL *e)
     u->pool[u->npool++] = e;
 }
 
+/* Header lines hold credentials (Authorization, api-key): wiped before they
+ * are freed. (curl's own copy in its send buffer is beyond our reach.) */
+static void free_headers(struct curl_slist *l)
+{
+    for (struct curl_slist *it = l; it; it = it->next)
+        sb_secret_wipe(it->data, strlen(it->data));
+    curl_slist_free_all(l);
+}
+
 /* Takes r out of curl (closing an unfinished HTTP/1.1 connection) and out of
  * its list, and frees it once its timer is closed. No callback for r runs
  * after this. Never called inside curl for a request in the multi. */
@@ -218,9 +228,11 @@ static void ureq_destroy(struct sb_ureq *r)
         r->easy = NULL;
     }
     set_state(r, UREQ_GONE);
-    curl_slist_free_all(r->hdrs);
+    free_headers(r->hdrs);
     r->hdrs = NULL;
     sb_buf_free(&r->head);
+    if (r->url)
+        sb_secret_wipe(r->url, strlen(r->url)); /* may carry ?key= (query auth) */
     free(r->url);
     r->url = NULL;
     u->nclosing++;
@@ -704,6 +716,8 @@ static struct curl_slist *build_headers(const struct sb_kv *h, size_t n)
         sb_buf_append_slice(&line, h[i].value);
         l = curl_slist_append(l, line.p);
     }
+    if (line.p)
+        sb_secret_wipe(line.p, line.cap);
     sb_buf_free(&line);
     if (!l) {
         fputs("fatal: out of memory (curl_slist_append)\n", stderr);
