@@ -104,6 +104,16 @@ static void models(struct sb_http_req *req, struct worker *w)
     sb_gateway_models(req, &w->gw);
 }
 
+static void messages(struct sb_http_req *req, struct worker *w)
+{
+    sb_gateway_messages(req, &w->gw);
+}
+
+static void count_tokens(struct sb_http_req *req, struct worker *w)
+{
+    sb_gateway_count_tokens(req, &w->gw);
+}
+
 static const struct route table[] = {
     {"GET", "/health", health},
     {"GET", "/ready", ready},
@@ -111,6 +121,8 @@ static const struct route table[] = {
     {"POST", "/v1/chat/completions", chat},
     {"POST", "/v1/embeddings", embeddings},
     {"GET", "/v1/models", models},
+    {"POST", "/v1/messages", messages},
+    {"POST", "/v1/messages/count_tokens", count_tokens},
 };
 
 /* ======================================================================

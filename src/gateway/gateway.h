@@ -62,5 +62,8 @@ sb_err sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_regi
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w);
 void sb_gateway_embeddings(struct sb_http_req *req, struct sb_gw_worker *w);
 void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w);
+/* The Anthropic front doors (messages.c): POST /v1/messages and /v1/messages/count_tokens. */
+void sb_gateway_messages(struct sb_http_req *req, struct sb_gw_worker *w);
+void sb_gateway_count_tokens(struct sb_http_req *req, struct sb_gw_worker *w);
 
 #endif

@@ -12,6 +12,11 @@
  * request is cancelled at once, and the request is still accounted with the
  * tokens it had received.
  *
+ * A front door (front_door.h) other than OpenAI's changes only what the
+ * client sees: its body is translated before it is parsed, and answers,
+ * stream events and errors are written in its format. The capability
+ * checks (caps.h) run after the model is resolved, before any upstream call.
+ *
  * All request state lives in the request's arena; heap buffers and the
  * snapshot reference are released by an arena hook, which runs after the
  * upstream request is finished or cancelled.
@@ -22,6 +27,8 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "gateway/caps.h"
+#include "gateway/front_door.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
@@ -51,6 +58,11 @@ struct proxy {
     const char *err_code;         /* OpenAI error "code" when more precise than the table's */
     const char *adjusted;         /* the adapter's x-switchboard-adjusted value, or NULL */
     uint64_t ttft_ns;             /* first relayed byte, 0 if none */
+    /* The client's wire format (front_door.h) */
+    const struct sb_front_door *front; /* NULL: the OpenAI API */
+    void *front_st;                    /* the front door's stream state */
+    const char *client_model;          /* the model name the client sent (NUL-terminated) */
+    const char *local_header;          /* set when the front door answered locally */
 };
 
 /* ======================================================================
@@ -59,7 +71,7 @@ struct proxy {
 
 static const struct sb_http_header *route_headers(struct proxy *x, const char *ctype, size_t *n)
 {
-    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 6 * sizeof(*h));
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 7 * sizeof(*h));
     size_t k = 0;
     h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
     if (x->call.provider) {
@@ -74,6 +86,8 @@ static const struct sb_http_header *route_headers(struct proxy *x, const char *c
     if (x->adjusted)
         h[k++] =
             (struct sb_http_header){SB_SLICE("x-switchboard-adjusted"), sb_slice_cstr(x->adjusted)};
+    if (x->local_header)
+        h[k++] = (struct sb_http_header){sb_slice_cstr(x->local_header), SB_SLICE("true")};
     *n = k;
     return h;
 }
@@ -152,7 +166,7 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
     u.streamed = x->call.stream;
     if (code != SB_OK)
         copy_field(u.error_code, sizeof(u.error_code), sb_err_name(code));
-    if (x->w->gw->usage)
+    if (x->w->gw->usage && !(x->front && x->front->no_usage_row))
         sb_usage_submit(x->w->gw->usage, &u);
     log_request(&u, why);
     struct sb_metrics_sample s = {
@@ -181,7 +195,10 @@ static void fail(struct proxy *x, const struct sb_error *e)
     account(x, status, "error", e->code, e->msg);
     struct sb_buf b;
     sb_buf_init(&b, 0);
-    sb_http_error_body(&b, sb_err_type(e->code), code, e->msg);
+    if (x->front)
+        x->front->error_body(&b, status, sb_err_type(e->code), code, e->msg, x->req->id);
+    else
+        sb_http_error_body(&b, sb_err_type(e->code), code, e->msg);
     size_t n;
     const struct sb_http_header *h = route_headers(x, "application/json", &n);
     struct sb_slice body = sb_arena_slice(x->req->arena, sb_buf_slice(&b));
@@ -217,11 +234,25 @@ static void sse_error(struct proxy *x, const struct sb_error *e)
     if (x->sent_error)
         return;
     x->sent_error = true;
+    if (x->front) {
+        x->front->stream_error(&x->out, sb_err_status(e), sb_slice_cstr(e->msg));
+        return;
+    }
     struct sb_buf b;
     sb_buf_init(&b, 0);
     sb_http_error_body(&b, sb_err_type(e->code), "upstream_stream_error", e->msg);
     sse_append(x, sb_buf_slice(&b));
     sb_buf_free(&b);
+}
+
+/* A front door sees every chunk (usage-only ones too); after an error it sees no more. */
+static void front_chunk(struct proxy *x, struct sb_slice chunk)
+{
+    struct sb_error e;
+    if (x->sent_error)
+        return;
+    if (x->front->stream_chunk(x->front_st, chunk, &x->out, &e) != SB_OK)
+        sse_error(x, &e);
 }
 
 static void flush(struct proxy *x)
@@ -246,12 +277,15 @@ static int on_event(void *ud, const struct sb_event *ev)
         if (ev->text.len)
             x->delta_chunks++;
         /* The client sees the usage chunk only if it asked for it. */
-        if (!ev->usage_only || x->call.client_wants_usage)
+        if (x->front)
+            front_chunk(x, ev->chunk);
+        else if (!ev->usage_only || x->call.client_wants_usage)
             sse_append(x, ev->chunk);
         break;
     case SB_EV_DONE:
         x->saw_done = true;
-        sse_append(x, SB_SLICE("[DONE]"));
+        if (!x->front)
+            sse_append(x, SB_SLICE("[DONE]"));
         break;
     case SB_EV_ERROR:
         sse_error(x, &ev->error);
@@ -271,6 +305,8 @@ static void stream_begin(struct proxy *x)
 {
     x->streaming = true;
     x->st = x->call.provider->ops->stream_open(&x->call);
+    if (x->front)
+        x->front_st = x->front->stream_open(x->req->arena, x->client_model);
     sb_buf_init(&x->out, 0);
     size_t n;
     const struct sb_http_header *h = route_headers(x, "text/event-stream", &n);
@@ -283,6 +319,10 @@ static void stream_begin(struct proxy *x)
 /* Ends the stream; err is NULL on a clean end. */
 static void stream_end(struct proxy *x, const struct sb_error *err)
 {
+    struct sb_error fe = {.code = SB_E_UPSTREAM, .msg = "the stream ended with an error"};
+    if (!err && x->front &&
+        (x->sent_error || x->front->stream_finish(x->front_st, &x->out, &fe) != SB_OK))
+        err = &fe; /* an error event was sent, or the upstream never finished the message */
     if (err)
         sse_error(x, err);
     flush(x);
@@ -374,8 +414,10 @@ static void finish_whole(struct proxy *x)
         fail(x, &e);
         return;
     }
-    struct sb_result r;
-    if (ops->parse_response(&x->call, body, &r, &e) != SB_OK) {
+    struct sb_result r = {.usage = x->usage};
+    sb_err rc = x->front ? x->front->whole(&x->call, body, x->client_model, &r.body, &r.usage, &e)
+                         : ops->parse_response(&x->call, body, &r, &e);
+    if (rc != SB_OK) {
         fail(x, &e);
         return;
     }
@@ -441,6 +483,13 @@ static sb_err parse_body(struct proxy *x, struct sb_error *err)
     }
     if (j->type != SB_JSON_OBJECT)
         return sb_fail(err, SB_E_BAD_JSON, "request body must be a JSON object");
+    if (x->front && x->front->translate) {
+        /* The adapters see the OpenAI body; the translation came from a bounded input. */
+        lim.max_bytes = 0;
+        if (x->front->translate(x->req->arena, j, &x->call.body, err) != SB_OK ||
+            sb_json_parse(x->req->arena, x->call.body.p, x->call.body.len, &lim, &j, err) != SB_OK)
+            return err->code;
+    }
     x->call.json = j;
     const struct sb_json *stream = sb_json_get(j, "stream");
     if (stream && stream->type != SB_JSON_TRUE && stream->type != SB_JSON_FALSE &&
@@ -470,6 +519,7 @@ static sb_err resolve_model(struct proxy *x, struct sb_error *err)
     if (model) {
         x->call.model = model;
         x->call.provider = model->provider;
+        x->client_model = sb_arena_strndup(x->req->arena, m->str.p, m->str.len);
         return SB_OK;
     }
     const char *near[3];
@@ -518,13 +568,37 @@ static sb_err authenticate(struct proxy *x, struct sb_error *err)
     return rc;
 }
 
+/* What the model cannot do is refused here, before any upstream call (caps.h). */
+static sb_err check_caps(struct proxy *x, struct sb_error *err)
+{
+    if (x->front && !x->front->check_caps)
+        return SB_OK;
+    return sb_caps_check(x->call.model, x->call.op, x->call.json, err);
+}
+
+/* A front door's answer that needs no upstream (an estimate), with its marker header. */
+static void respond_local(struct proxy *x, struct sb_slice body)
+{
+    size_t n;
+    x->local_header = x->front->local_header;
+    account(x, 200, "ok", SB_OK, NULL);
+    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    sb_http_respond(x->req, 200, h, n, body);
+}
+
 static sb_err start_upstream(struct proxy *x, struct sb_error *err)
 {
     const struct sb_provider *p = x->call.provider;
     struct sb_upstream_req ur;
+    struct sb_slice local = SB_SLICE_NULL;
     memset(&ur, 0, sizeof(ur));
-    if (p->ops->build_request(&x->call, &ur, err) != SB_OK)
+    if ((x->front && x->front->build ? x->front->build(&x->call, &ur, &local, err)
+                                     : p->ops->build_request(&x->call, &ur, err)) != SB_OK)
         return err->code;
+    if (local.p) {
+        respond_local(x, local);
+        return SB_OK;
+    }
     x->adjusted = ur.adjusted;
     struct sb_ureq_spec spec = {
         .method = ur.method,
@@ -545,25 +619,27 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
     return SB_OK;
 }
 
-static void proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op op)
+void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op op,
+                   const struct sb_front_door *fd)
 {
     struct proxy *x = proxy_new(req, w);
     struct sb_error err = {0};
     x->call.op = op;
+    x->front = fd;
     if (authenticate(x, &err) != SB_OK || parse_body(x, &err) != SB_OK ||
-        resolve_model(x, &err) != SB_OK || choose_credential(x, &err) != SB_OK ||
-        start_upstream(x, &err) != SB_OK)
+        resolve_model(x, &err) != SB_OK || check_caps(x, &err) != SB_OK ||
+        choose_credential(x, &err) != SB_OK || start_upstream(x, &err) != SB_OK)
         fail(x, &err);
 }
 
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w)
 {
-    proxy_run(req, w, SB_OP_CHAT);
+    sb__proxy_run(req, w, SB_OP_CHAT, NULL);
 }
 
 void sb_gateway_embeddings(struct sb_http_req *req, struct sb_gw_worker *w)
 {
-    proxy_run(req, w, SB_OP_EMBEDDINGS);
+    sb__proxy_run(req, w, SB_OP_EMBEDDINGS, NULL);
 }
 
 void sb_gateway_models(struct sb_http_req *req, struct sb_gw_worker *w)

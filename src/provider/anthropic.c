@@ -837,6 +837,41 @@ static sb_err anthropic_build_request(const struct sb_call *c, struct sb_upstrea
     return sb_upstream_auth_apply(c->provider, &auth, c->arena, out, err);
 }
 
+/* POST {base_url}/v1/messages/count_tokens: the client's Anthropic body as sent, its model
+ * replaced by the upstream's name, with the same headers as a Messages request. */
+static sb_err anthropic_build_count_tokens(const struct sb_call *c, struct sb_upstream_req *out,
+                                           struct sb_error *err)
+{
+    static const struct sb_upstream_auth_opts auth = {.key_name = "x-api-key"};
+    struct sb_buf body;
+    struct sb_jw w;
+    memset(out, 0, sizeof(*out));
+    if (!c->json || c->json->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_BAD_REQUEST, "request body must be a JSON object");
+    sb_buf_init(&body, 0);
+    sb_jw_init(&w, &body);
+    sb_jw_obj_begin(&w);
+    sb_jw_key(&w, "model");
+    sb_jw_cstr(&w, c->model->upstream_model);
+    for (const struct sb_json *m = c->json->child; m; m = m->next) {
+        if (sb_slice_eq_cstr(m->key, "model"))
+            continue;
+        sb_jw_key_slice(&w, m->key);
+        sb_jw_raw(&w, m->raw);
+    }
+    sb_jw_obj_end(&w);
+    out->body = sb_arena_slice(c->arena, sb_buf_slice(&body));
+    sb_buf_free(&body);
+    out->method = "POST";
+    out->url = sb_arena_printf(c->arena, "%s/v1/messages/count_tokens", c->provider->base_url);
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Content-Type"),
+                                SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Accept"), SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("anthropic-version"),
+                                SB_SLICE(API_VERSION));
+    return sb_upstream_auth_apply(c->provider, &auth, c->arena, out, err);
+}
+
 /* ==================================================================
  * The table row
  * ================================================================== */
@@ -852,4 +887,5 @@ const struct sb_provider_ops sb_anthropic_ops = {
     .stream_feed = sb__anth_stream_feed,
     .stream_finish = sb__anth_stream_finish,
     .map_error = sb__anth_map_error,
+    .build_count_tokens = anthropic_build_count_tokens,
 };

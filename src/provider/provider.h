@@ -71,6 +71,9 @@ enum sb_capability {
     SB_CAP_VISION = 1u << 2,
     SB_CAP_JSON_MODE = 1u << 3,
     SB_CAP_EMBEDDINGS = 1u << 4,
+    /* Appended (issue 6): the model declared its capabilities. Without this bit the
+     * others are unknown and the proxy's capability checks refuse nothing. */
+    SB_CAP_DECLARED = 1u << 5,
 };
 
 struct sb_model {
@@ -181,6 +184,12 @@ struct sb_provider_ops {
      * not a function: the listing's answer shapes ({"data":[{"id"}]} or {"models":[{"name"}]})
      * are few and generic, so the tester reads them without knowing the type. */
     const char *models_path;
+    /* Appended (issue 6, POST /v1/messages/count_tokens): the upstream's own token count for
+     * an Anthropic Messages body (c->json, not translated; its model is the client's), whose
+     * 2xx answer is {"input_tokens": N}. NULL when the upstream has no such endpoint: the
+     * gateway then estimates. All memory from c->arena. */
+    sb_err (*build_count_tokens)(const struct sb_call *c, struct sb_upstream_req *out,
+                                 struct sb_error *err);
 };
 
 /* The adapter for a wire format name, or NULL (adapters.c). */

@@ -351,7 +351,10 @@ static sb_err walk_map(struct walk *w, const struct table *t, void *base,
 
 static sb_err set_map(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
-    return walk_map(w, f->sub, base, v);
+    sb_err rc = walk_map(w, f->sub, base, v);
+    if (rc == SB_OK && f->sub->check)
+        rc = f->sub->check(w, base, v);
+    return rc;
 }
 
 static sb_err set_list(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
@@ -633,7 +636,16 @@ static const struct field caps_fields[] = {
     BOOL("vision", MODEL, caps.vision),         BOOL("json_mode", MODEL, caps.json_mode),
     BOOL("embeddings", MODEL, caps.embeddings),
 };
-static const struct table caps_table = TABLE(caps_fields, MODEL, NULL, NULL);
+/* A capabilities block, even an empty one, is a declaration: what it does not
+ * say true is false (the proxy refuses it). Without one, nothing is known and
+ * nothing is refused (gateway/caps.c). */
+static sb_err caps_declared(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    ((struct sb_store_model *)elem)->caps.declared = true;
+    return SB_OK;
+}
+
+static const struct table caps_table = TABLE(caps_fields, MODEL, NULL, caps_declared);
 
 static const struct field pricing_fields[] = {
     NUM("input_per_mtok", MODEL, input_per_mtok),

@@ -54,7 +54,7 @@ static void test_example_file(void **state)
     assert_int_equal(c->server.max_body_bytes, 8 * 1024 * 1024);
     const struct sb_store_model *m = &c->system.models[0];
     assert_string_equal(m->id, "gpt-4o-mini");
-    assert_true(m->caps.vision && m->caps.tools && !m->caps.embeddings);
+    assert_true(m->caps.vision && m->caps.tools && !m->caps.embeddings && m->caps.declared);
     assert_true(m->input_per_mtok > 0.149 && m->input_per_mtok < 0.151);
     assert_string_equal(c->system.models[1].upstream_model, "gpt-4o"); /* defaults to id */
     assert_string_equal(c->system.routes[0].targets[3], "ollama/llama3.2");
@@ -398,6 +398,11 @@ static void test_entry_json(void **state)
                      SB_OK);
     assert_string_equal(m.upstream_model, "m");
     assert_true(m.caps.streaming);
+    assert_false(m.caps.declared); /* no block: capabilities unknown, nothing refused */
+    assert_int_equal(entry(SB_CONFIG_MODEL, "{\"id\":\"m\",\"provider\":\"p\",\"capabilities\":{}}",
+                           &m, NULL, &err, a),
+                     SB_OK);
+    assert_true(m.caps.declared && m.caps.streaming && !m.caps.tools); /* an empty block declares */
     sb_arena_free(a);
 }
 

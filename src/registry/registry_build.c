@@ -185,7 +185,7 @@ static unsigned caps_bits(const struct sb_store_caps *c)
 {
     return (c->streaming ? SB_CAP_STREAMING : 0) | (c->tools ? SB_CAP_TOOLS : 0) |
            (c->vision ? SB_CAP_VISION : 0) | (c->json_mode ? SB_CAP_JSON_MODE : 0) |
-           (c->embeddings ? SB_CAP_EMBEDDINGS : 0);
+           (c->embeddings ? SB_CAP_EMBEDDINGS : 0) | (c->declared ? SB_CAP_DECLARED : 0);
 }
 
 /* Indexes m under its id and under provider/upstream_model. */

@@ -110,11 +110,16 @@ void sb__enc_rate_limits(const struct sb_store_provider *p, struct sb_buf *out)
     sb_jw_obj_end(&w);
 }
 
+/* Capabilities never declared (still the default: streaming only) are stored as "{}",
+ * so a reload keeps "unknown" apart from "declared: none" (sb_store_caps.declared). */
 void sb__enc_caps(const struct sb_store_model *m, struct sb_buf *out)
 {
+    const struct sb_store_caps *c = &m->caps;
+    bool unknown =
+        !c->declared && c->streaming && !c->tools && !c->vision && !c->json_mode && !c->embeddings;
     struct sb_jw w;
     begin(&w, out);
-    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+    for (size_t i = 0; !unknown && i < sizeof(caps) / sizeof(caps[0]); i++) {
         sb_jw_key(&w, caps[i].key);
         sb_jw_bool(&w, *(const bool *)((const char *)&m->caps + caps[i].off));
     }
@@ -287,11 +292,12 @@ sb_err sb__dec_caps(struct sb_arena *a, const char *text, struct sb_store_model 
     sb_err rc = parse(a, text, "capabilities", false, &o, err);
     if (rc != SB_OK)
         return rc;
-    /* Absent members keep the caller's defaults. */
+    /* Absent members keep the caller's defaults; any member makes the block declared. */
     for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
         const struct sb_json *j = sb_json_get(o, caps[i].key);
         if (j)
             *(bool *)((char *)&m->caps + caps[i].off) = sb_json_bool(j);
+        m->caps.declared |= j != NULL;
     }
     return SB_OK;
 }

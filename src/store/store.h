@@ -75,6 +75,9 @@ struct sb_store_kv {
 
 struct sb_store_caps {
     bool streaming, tools, vision, json_mode, embeddings;
+    /* Appended (issue 6): the entry had a capabilities block. false = unknown, and the
+     * proxy refuses nothing for want of a capability; stored as "{}". */
+    bool declared;
 };
 
 struct sb_store_provider {

@@ -190,7 +190,7 @@ static struct sb_store_model models[] = {
      .name = "Model 1",
      .context_length = 1000,
      .max_output_tokens = 10,
-     .caps = {true, true, false, true, false},
+     .caps = {true, true, false, true, false, true},
      .input_per_mtok = 0.15,
      .output_per_mtok = 0.6,
      .fallback_priority = 2,
@@ -279,6 +279,7 @@ static void test_sync_and_load(void **state)
     assert_int_equal(m1->context_length, 1000);
     assert_true(m1->caps.streaming && m1->caps.tools && m1->caps.json_mode);
     assert_false(m1->caps.vision || m1->caps.embeddings);
+    assert_true(m1->caps.declared); /* stored as the full object, read back as declared */
     assert_true(m1->input_per_mtok == 0.15 && m1->output_per_mtok == 0.6);
     assert_int_equal(m1->fallback_priority, 2);
     const struct sb_store_model *m2 = find_m(e, "m2");

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// fake-anthropic.js - a fake Anthropic Messages API (POST /v1/messages) on
-// 127.0.0.1, written from Anthropic's documented wire format.
+// fake-anthropic.js - a fake Anthropic Messages API (POST /v1/messages and
+// /v1/messages/count_tokens) on 127.0.0.1, written from Anthropic's
+// documented wire format.
 //
 // It checks what the real API checks and answers like it when something is
 // wrong: x-api-key (401 authentication_error), anthropic-version (400),
@@ -81,6 +82,7 @@ class FakeAnthropic {
             res.writeHead(status, { 'content-type': 'application/json', ...headers });
             res.end(errorBody(type, message));
         };
+        if (req.method === 'POST' && req.url === '/v1/messages/count_tokens') return this.countTokens(req, json, raw, fail, res);
         if (req.method !== 'POST' || req.url !== '/v1/messages') return fail(404, 'not_found_error', 'Not found');
         if (req.headers['x-api-key'] !== this.apiKey) return fail(401, 'authentication_error', 'invalid x-api-key');
         if (!req.headers['anthropic-version']) return fail(400, 'invalid_request_error', 'anthropic-version: header is required');
@@ -98,6 +100,26 @@ class FakeAnthropic {
         if (json.stream) return this.stream(res, msg, script);
         res.writeHead(200, { 'content-type': 'application/json' });
         return res.end(JSON.stringify(msg));
+    }
+
+    /**
+     * POST /v1/messages/count_tokens: same auth and version checks; model and
+     * messages required, max_tokens and stream are not parameters here. The
+     * count is script.inputTokens, else a stand-in: one token per 3 bytes of
+     * the body (the real count comes from Anthropic's tokenizer).
+     */
+    countTokens(req, json, raw, fail, res) {
+        if (req.headers['x-api-key'] !== this.apiKey) return fail(401, 'authentication_error', 'invalid x-api-key');
+        if (!req.headers['anthropic-version']) return fail(400, 'invalid_request_error', 'anthropic-version: header is required');
+        if (!json || typeof json.model !== 'string' || !json.model) return fail(400, 'invalid_request_error', 'model: Field required');
+        if (!Array.isArray(json.messages) || json.messages.length === 0) return fail(400, 'invalid_request_error', 'messages: Field required');
+        for (const k of ['max_tokens', 'stream']) if (k in json) return fail(400, 'invalid_request_error', `${k}: Extra inputs are not permitted`);
+        let script = null;
+        for (const [k, v] of this.scripts) if (raw.includes(k)) script = v;
+        if (script && script.error) return fail(script.error.status, script.error.type, script.error.message, script.error.headers);
+        const n = script && Number.isInteger(script.inputTokens) ? script.inputTokens : Math.ceil(raw.length / 3);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ input_tokens: n }));
     }
 
     /** The checks the real API makes that matter to a translator; a reason, or null. */
