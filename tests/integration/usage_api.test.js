@@ -6,9 +6,9 @@
 // agree with the rows in the SQLite file: counts, errors, tokens, cost,
 // exact nearest-rank latency percentiles, TTFT for streamed requests only,
 // every grouping, the filters, ISO-8601 windows, the CSV export, and clear
-// 400/401 answers. Only the admin token is used: console logins
-// (POST /api/auth/login) are not in the tree yet, so "a user sees only their
-// own rows" is covered by src/api/usage_test.c instead.
+// 400/401 answers. Two users send traffic with their own virtual keys; logged
+// in to the console, each sees only their own rows (403 for someone else's),
+// while an admin sees everyone's.
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -16,10 +16,20 @@ const assert = require('node:assert/strict');
 const { FakeUpstream } = require('./lib/fake-upstream');
 const h = require('./lib/harness');
 
-const PLAIN = 6; // gpt-test, not streamed, paced by delayMs
-const STREAMED = 3; // priced, streamed
-const DEAD = 2; // dead-model: connection refused, 502
-const TOTAL = PLAIN + STREAMED + DEAD;
+const PLAIN = 6; // gpt-test, not streamed, paced by delayMs (admin token)
+const STREAMED = 3; // priced, streamed (admin token)
+const DEAD = 2; // dead-model: connection refused, 502 (admin token)
+const ANN = 2; // gpt-test with ann's virtual key (role user)
+const DEV = 1; // gpt-test with dev's virtual key (role developer)
+const GPT = PLAIN + ANN + DEV;
+const TOTAL = PLAIN + STREAMED + DEAD + ANN + DEV;
+
+/** Logs in; returns the session cookie ("sb_session=..."). */
+async function login(gw, username, password) {
+    const r = await h.request(gw, { path: '/api/auth/login', auth: false, body: { username, password } });
+    assert.equal(r.status, 200, r.text);
+    return r.headers['set-cookie'][0].split(';')[0];
+}
 
 /** Nearest rank: the smallest value with at least pct% of the values at or below it. */
 function rank(values, pct) {
@@ -31,6 +41,8 @@ describe('usage api', () => {
     let fake;
     let gw;
     let from; // a Unix ms just before the first request
+    const keyId = {}; // username -> the id of their virtual key
+    const cookie = {}; // username -> console session cookie
 
     const usage = (query, opts = {}) => h.request(gw, { method: 'GET', path: `/api/usage?${query}`, ...opts });
     const win = () => `from=${from}`;
@@ -44,6 +56,22 @@ describe('usage api', () => {
             }],
         });
         from = Date.now() - 1000;
+        for (const [user, role] of [['ann', 'user'], ['dev', 'developer'], ['root', 'admin']]) {
+            const u = await h.request(gw, { path: '/api/users', body: { username: user, password: `${user}-password-1`, role } });
+            assert.equal(u.status, 201, u.text);
+            cookie[user] = await login(gw, user, `${user}-password-1`);
+        }
+        for (const [user, n] of [['ann', ANN], ['dev', DEV]]) {
+            const k = await h.request(gw, { path: '/api/keys', body: { name: `${user}-key`, user } });
+            assert.equal(k.status, 201, k.text);
+            keyId[user] = k.json.id;
+            for (let i = 0; i < n; i++) {
+                const m = fake.script(fake.marker(user), { usage: { prompt_tokens: 10, completion_tokens: 5 } });
+                const r = await h.chat(gw, { model: 'gpt-test', messages: [{ role: 'user', content: m }] },
+                    { headers: { authorization: `Bearer ${k.json.key}` } });
+                assert.equal(r.status, 200, r.text);
+            }
+        }
         for (let i = 0; i < PLAIN; i++) {
             const m = fake.script(fake.marker('plain'), { delayMs: 15 * i, usage: { prompt_tokens: 10, completion_tokens: 5 } });
             const r = await h.chat(gw, { model: 'gpt-test', messages: [{ role: 'user', content: m }] });
@@ -87,11 +115,11 @@ describe('usage api', () => {
         assert.equal(dead.requests, DEAD);
         assert.equal(dead.errors, DEAD);
         assert.equal(dead.error_rate, 1);
-        assert.equal(plain.requests, PLAIN);
+        assert.equal(plain.requests, GPT);
         assert.equal(plain.errors, 0);
         assert.equal(plain.error_rate, 0);
-        assert.equal(plain.prompt_tokens, 10 * PLAIN);
-        assert.equal(plain.completion_tokens, 5 * PLAIN);
+        assert.equal(plain.prompt_tokens, 10 * GPT);
+        assert.equal(plain.completion_tokens, 5 * GPT);
         assert.equal(plain.streamed, 0);
         assert.equal(plain.ttft_p50_ms, null, 'TTFT of a group with no stream must be null');
         assert.equal(priced.streamed, STREAMED);
@@ -103,7 +131,7 @@ describe('usage api', () => {
     it('latency percentiles are the exact nearest-rank values of the rows', async () => {
         const rows = h.sql(gw, `SELECT latency_ms FROM usage_logs WHERE ts >= ${from} AND model = 'gpt-test'`);
         const lat = rows.map((x) => x.latency_ms);
-        assert.equal(lat.length, PLAIN);
+        assert.equal(lat.length, GPT);
         const r = await usage(`${win()}&model=gpt-test`);
         assert.equal(r.status, 200, r.text);
         const g = r.json.data[0];
@@ -126,16 +154,20 @@ describe('usage api', () => {
             assert.equal(r.status, 200, `${by}: ${r.text}`);
             const sum = r.json.data.reduce((a, g) => a + g.requests, 0);
             assert.equal(sum, TOTAL, `group_by=${by}: ${r.text}`);
-            const keys = r.json.data.map((g) => g.group);
+            // Ordered by key, the rows without one (null) first.
+            const keys = r.json.data.map((g) => (g.group === null ? '' : g.group));
             assert.deepEqual(keys, [...keys].sort(), `group_by=${by} is not ordered by key: ${keys}`);
         }
-        // The admin token has no user and no virtual key: one null group each.
-        for (const by of ['user', 'key']) {
-            const r = await usage(`${win()}&group_by=${by}`);
-            assert.deepEqual(r.json.data.map((g) => g.group), [null], r.text);
-        }
+        // The admin token has no user and no virtual key: its rows are the null group.
+        const admin = PLAIN + STREAMED + DEAD;
+        const u = await usage(`${win()}&group_by=user`);
+        assert.deepEqual(u.json.data.map((g) => [g.group, g.requests]), [[null, admin], ['ann', ANN], ['dev', DEV]]);
+        const k = await usage(`${win()}&group_by=key`);
+        assert.deepEqual(k.json.data.map((g) => [g.group, g.requests]),
+            [[null, admin], ...[['ann', ANN], ['dev', DEV]].map(([n, c]) => [keyId[n], c])
+                .sort((a, b) => (a[0] < b[0] ? -1 : 1))]);
         const p = await usage(`${win()}&group_by=provider`);
-        assert.deepEqual(p.json.data.map((g) => [g.group, g.requests]), [['dead', DEAD], ['fake', PLAIN + STREAMED]]);
+        assert.deepEqual(p.json.data.map((g) => [g.group, g.requests]), [['dead', DEAD], ['fake', GPT + STREAMED]]);
         const hour = await usage(`${win()}&group_by=hour`);
         for (const g of hour.json.data) assert.match(g.group, /^\d{4}-\d\d-\d\dT\d\d:00:00\.000Z$/);
     });
@@ -143,8 +175,8 @@ describe('usage api', () => {
     it('filters: provider, model, status, and an ISO-8601 window', async () => {
         const cases = [
             ['provider=dead', DEAD], ['model=priced', STREAMED], ['status=error', DEAD],
-            ['status=ok', PLAIN + STREAMED], ['status=cancelled', 0], ['provider=fake&model=priced', STREAMED],
-            ['user=nobody', 0], ['route=none', 0], ['variant=b', 0], ['key=1', 0],
+            ['status=ok', GPT + STREAMED], ['status=cancelled', 0], ['provider=fake&model=priced', STREAMED],
+            ['user=nobody', 0], ['user=ann', ANN], ['route=none', 0], ['variant=b', 0], ['key=999', 0],
         ];
         for (const [q, n] of cases) {
             const r = await usage(`${win()}&${q}`);
@@ -182,7 +214,7 @@ describe('usage api', () => {
         assert.equal(lines.length, 4, r.text);
         const plain = lines[2].split(',');
         assert.equal(plain[0], 'gpt-test');
-        assert.equal(Number(plain[1]), PLAIN);
+        assert.equal(Number(plain[1]), GPT);
         assert.equal(plain[9], '', 'no TTFT for unstreamed requests');
         const json = await usage(`${win()}&group_by=model`);
         assert.equal(Number(plain[5]), json.json.data[1].latency_p50_ms);
@@ -204,6 +236,36 @@ describe('usage api', () => {
         assert.match(unknown.json.error.message, /unknown parameter 'frm'/);
         const anon = await usage(win(), { auth: false });
         assert.equal(anon.status, 401, anon.text);
+    });
+
+    it('a user or developer sees only their own usage; an admin session sees all', async () => {
+        const as = (user, query) => usage(query, { auth: false, headers: { cookie: cookie[user] } });
+        for (const [user, n] of [['ann', ANN], ['dev', DEV]]) {
+            const r = await as(user, `${win()}&group_by=user`);
+            assert.equal(r.status, 200, r.text);
+            assert.deepEqual(r.json.data.map((g) => [g.group, g.requests]), [[user, n]], r.text);
+            assert.equal(r.json.rows, n);
+            assert.equal(r.json.filters.user, user);
+            const m = await as(user, `${win()}&group_by=model`);
+            assert.deepEqual(m.json.data.map((g) => g.group), ['gpt-test'], m.text);
+            const k = await as(user, `${win()}&group_by=key`);
+            assert.deepEqual(k.json.data.map((g) => g.group), [keyId[user]], k.text);
+            const own = await as(user, `${win()}&user=${user}`);
+            assert.equal(own.json.data[0].requests, n, own.text);
+        }
+        for (const [user, other] of [['ann', 'dev'], ['dev', 'ann']]) {
+            const r = await as(user, `${win()}&user=${other}`);
+            assert.equal(r.status, 403, r.text);
+            assert.equal(r.json.error.field, 'user', r.text);
+        }
+        const csv = await as('ann', `${win()}&format=csv`);
+        assert.equal(csv.status, 200, csv.text);
+        assert.equal(csv.text.split('\r\n')[1].split(',')[1], String(ANN), csv.text);
+        const root = await as('root', `${win()}&group_by=user`);
+        assert.equal(root.status, 200, root.text);
+        assert.equal(root.json.data.reduce((a, g) => a + g.requests, 0), TOTAL);
+        const rootAnn = await as('root', `${win()}&user=ann`);
+        assert.equal(rootAnn.json.data[0].requests, ANN);
     });
 
     it('stops cleanly', async () => {
