@@ -19,6 +19,13 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+# ThreadSanitizer variant (make test builds it as BUILD=build-tsan CC=clang TSAN=1):
+# the control plane's pool threads, poller and usage writer share state with
+# the worker loops. Not combinable with SAN=1 (ASan and TSan exclude each other).
+ifeq ($(TSAN),1)
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 ifeq ($(FUZZ),1)
 CFLAGS  += -fsanitize=fuzzer-no-link
 endif

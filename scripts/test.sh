@@ -5,7 +5,9 @@
 #   3. source checks (banned calls, layer rule)
 #   4. integration tests: the real binary against fake upstreams over loopback
 #   5. AddressSanitizer + UndefinedBehaviorSanitizer build: unit + integration again
-#   6. libFuzzer targets, briefly, from their seed corpora
+#   6. ThreadSanitizer build: unit + integration again (the control plane's
+#      pool threads, registry poller and usage writer share state with the loops)
+#   7. libFuzzer targets, briefly, from their seed corpora
 # The last line is the summary CI reads: "tests: N passed, N failed", where N
 # counts test cases (cmocka cases, node:test tests) plus one per other stage
 # (builds, source checks, each fuzz run).
@@ -55,6 +57,15 @@ unit_asan()   { ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 scr
 integ()       { scripts/integration.sh build/switchboard; }
 integ_asan()  { ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
                   scripts/integration.sh build-asan/switchboard; }
+# TSan: halt_on_error makes the first race fatal (a unit test fails; the
+# gateway's report in stderr fails the integration file's clean-stop test).
+# scripts/tsan.supp holds suppressions for proven third-party false
+# positives only, each justified there.
+TSAN_ENV=(TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp")
+build_tsan()  { make -s -j"$jobs" BUILD=build-tsan CC=clang TSAN=1 OPT="-O1 -g" all \
+                  $(ls src/*/*_test.c | sed 's#^src/#build-tsan/test/#; s#\.c$##'); }
+unit_tsan()   { env "${TSAN_ENV[@]}" scripts/run-unit.sh build-tsan; }
+integ_tsan()  { env "${TSAN_ENV[@]}" scripts/integration.sh build-tsan/switchboard; }
 fuzz()        { scripts/fuzz.sh "$FUZZ_SECONDS"; }
 
 stage "build (gcc)" build_gcc
@@ -65,6 +76,9 @@ stage "integration" integ
 stage "build (clang asan+ubsan)" build_asan
 stage "unit tests (asan+ubsan)" unit_asan
 stage "integration (asan+ubsan)" integ_asan
+stage "build (clang tsan)" build_tsan
+stage "unit tests (tsan)" unit_tsan
+stage "integration (tsan)" integ_tsan
 stage "fuzz (${FUZZ_SECONDS}s each)" fuzz
 
 echo

@@ -3,10 +3,12 @@
  * main.c - the switchboard command line.
  *
  * `serve` wires the layers together in this order: config file (optional)
- * -> master key -> store (migrate, sync the file's system entries) -> admin
- * token -> registry snapshot -> usage writer -> HTTP workers. Then the main
- * thread waits for SIGINT/SIGTERM and unwinds in reverse: workers finish
- * in-flight requests (bounded), the usage queue is flushed, exit 0.
+ * -> the listen address (claimed first, so a second instance on it stops here
+ * with "address in use" before it touches the store) -> master key -> store (migrate, sync the
+ * file's system entries) -> admin token -> registry snapshot -> usage writer -> HTTP workers. Then
+ * the main thread waits for SIGINT/SIGTERM and unwinds in reverse: workers finish in-flight
+ * requests (bounded), the usage queue is flushed, exit 0. A process started with --takeover sends
+ * the old one that same signal once it serves the address (the net layer's handed_over hook).
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 
 #include "api/api.h"
 #include "front/front.h"
+#include "net/http.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/log.h"
@@ -39,6 +42,7 @@ struct serve_args {
     const char *db;     /* --db URL */
     const char *redis;  /* --redis URL */
     int workers;        /* --workers, 0 = from config or cores */
+    bool takeover;      /* --takeover: replace the switchboard serving the address */
 };
 
 static struct sb_gateway gateway;
@@ -130,6 +134,8 @@ struct serve_state {
     struct sb_usage_writer *usage;
     struct sb_api *api;
     struct sb_secret *metrics_token;
+    struct sb_listen_claim *claim; /* the listen address, until the server takes it */
+    char host[256];                /* the listen host, for messages */
     struct sb_server *server;
 };
 
@@ -144,7 +150,11 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         return err->code;
     if (sb_store_open(db, &wstore, err) != SB_OK)
         return err->code;
-    s->usage = sb_usage_writer_start(wstore, err);
+    char journal[4096];
+    struct sb_usage_opts uo = {0};
+    if (sb_usage_journal_path(db, journal, sizeof(journal)))
+        uo.journal_path = journal; /* spill file beside the database (usage.h) */
+    s->usage = sb_usage_writer_open(wstore, &uo, err);
     if (!s->usage)
         return err->code;
     gateway.sessions = s->sessions;
@@ -158,22 +168,35 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     return sb_api_create(&o, &s->api, err); /* publishes the first snapshot */
 }
 
-static sb_err start_server(struct serve_state *s, const char *listen, int workers,
-                           struct sb_error *err)
+/* First of all: one address, one gateway (src/net/claim.c). */
+static sb_err claim_address(struct serve_state *s, const struct serve_args *a, struct sb_error *err)
 {
-    char host[256];
-    int port = 0;
-    const struct sb_server_limits *l = &s->cfg->server;
-    if (split_listen(listen, host, sizeof(host), &port, err) != SB_OK)
+    int port = 0, workers = a->workers;
+    if (split_listen(a->listen ? a->listen : s->cfg->listen, s->host, sizeof(s->host), &port,
+                     err) != SB_OK)
         return err->code;
     if (workers <= 0)
         workers = s->cfg->workers > 0 ? (int)s->cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return sb_listen_claim(s->host, port, workers, a->takeover, &s->claim, err);
+}
+
+/* The net layer's handed_over hook: the new process serves; stop as SIGTERM does. */
+static void handed_over(void *ud)
+{
+    kill(getpid(), SIGTERM);
+}
+
+static sb_err start_server(struct serve_state *s, struct sb_error *err)
+{
+    const char *host = s->host;
+    int workers = sb_listen_claim_workers(s->claim);
+    const struct sb_server_limits *l = &s->cfg->server;
     gateway.usage = s->usage;
     gateway.max_body_bytes = (size_t)l->max_body_bytes;
     gateway.max_upstream_bytes = 64u << 20;
     struct sb_server_opts o = {
         .host = host,
-        .port = port,
+        .port = sb_listen_claim_port(s->claim),
         .workers = workers,
         .max_header_bytes = (size_t)l->max_header_bytes,
         .max_body_bytes = (size_t)l->max_body_bytes,
@@ -186,12 +209,15 @@ static sb_err start_server(struct serve_state *s, const char *listen, int worker
         .worker_stop = sb_front_worker_stop,
         .error_body = sb_front_error_body,
         .ud = &front,
+        .claim = s->claim,
+        .handed_over = handed_over,
     };
     front.api = s->api;
     front.usage = s->usage;
     if (sb_config_resolve_secret(s->cfg->metrics_token, &s->metrics_token, err) != SB_OK)
         return err->code;
     front.metrics_token = s->metrics_token;
+    s->claim = NULL; /* the server owns it now, even if it fails */
     if (sb_server_start(&o, &s->server, err) != SB_OK)
         return err->code;
     atomic_store(&front.server, s->server);
@@ -206,6 +232,7 @@ static void serve_cleanup(struct serve_state *s)
     /* Start failed after the token's hash was stored: show it all the same. */
     print_new_token(NULL, 0);
     sb_server_free(s->server);
+    sb_listen_claim_free(s->claim); /* start failed before the server took it */
     sb_api_free(s->api);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
@@ -224,6 +251,8 @@ static int serve(const struct serve_args *a)
     if (a->config ? sb_config_load(a->config, &s.cfg, &err) != SB_OK
                   : !(s.cfg = sb_config_default()))
         goto out;
+    if (claim_address(&s, a, &err) != SB_OK)
+        goto out;
     if (sb_keys_keyring_load(NULL, &s.keyring, &err) != SB_OK)
         goto out;
     s.sessions = sb_sessions_create();
@@ -231,7 +260,7 @@ static int serve(const struct serve_args *a)
         goto out;
     if (a->redis || s.cfg->redis)
         sb_warn("msg=\"redis is not used yet: limits and cache are per instance\"");
-    if (start_server(&s, a->listen ? a->listen : s.cfg->listen, a->workers, &err) != SB_OK)
+    if (start_server(&s, &err) != SB_OK)
         goto out;
     int sig = wait_for_signal();
     sb_info("msg=\"shutting down\" signal=%d", sig);
@@ -269,7 +298,7 @@ static const char usage_text[] =
     "\n"
     "usage:\n"
     "  switchboard serve [--config FILE] [--listen HOST:PORT] [--db URL] [--redis URL]\n"
-    "                    [--workers N]\n"
+    "                    [--workers N] [--takeover]\n"
     "  switchboard migrate [--db URL]\n"
     "  switchboard chat -m MODEL [--url URL] \"prompt\"\n"
     "  switchboard users add --username U --role admin|developer|user [--db URL]\n"
@@ -283,6 +312,8 @@ static const char usage_text[] =
     "  switchboard version\n"
     "\n"
     "defaults: --listen 127.0.0.1:8080, --db sqlite:./switchboard.db, workers = cores\n"
+    "--takeover: replace the switchboard serving --listen without dropping a connection\n"
+    "            (it hands over its sockets, then drains and exits)\n"
     "environment: SWITCHBOARD_MASTER_KEY (base64 of 32 bytes; else ./switchboard.key),\n"
     "             SWITCHBOARD_ADMIN_TOKEN (else generated on first start and printed once)\n"
     "             SWITCHBOARD_LOG_LEVEL=debug|info|warn|error (debug logs every request)\n"
@@ -291,18 +322,15 @@ static const char usage_text[] =
 static int parse_serve(int argc, char **argv, struct serve_args *a)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"db", required_argument, NULL, 'd'},
-        {"redis", required_argument, NULL, 'r'},
-        {"workers", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+        {"db", required_argument, NULL, 'd'},      {"redis", required_argument, NULL, 'r'},
+        {"workers", required_argument, NULL, 'w'}, {"takeover", no_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     unsigned long long n;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:l:d:r:w:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:l:d:r:w:th", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             a->config = optarg;
@@ -322,6 +350,9 @@ static int parse_serve(int argc, char **argv, struct serve_args *a)
                 return 2;
             }
             a->workers = (int)n;
+            break;
+        case 't':
+            a->takeover = true;
             break;
         case 'h':
             fputs(usage_text, stdout);

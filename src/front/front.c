@@ -83,6 +83,10 @@ static void metrics(struct sb_http_req *req, struct worker *w)
     sb_metrics_render(&b, srv ? sb_server_connections(srv) : 0,
                       f->usage ? sb_usage_written(f->usage) : 0,
                       f->usage ? sb_usage_failed(f->usage) : 0);
+    struct sb_usage_stats us = {0};
+    if (f->usage)
+        sb_usage_stats(f->usage, &us);
+    sb_metrics_render_usage(&b, &us);
     static const struct sb_http_header h[] = {
         {SB_SLICE("content-type"), SB_SLICE("text/plain; version=0.0.4")}};
     sb_http_respond(req, 200, h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));

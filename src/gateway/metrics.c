@@ -197,3 +197,27 @@ void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long l
                   "switchboard_usage_rows_failed_total %llu\n",
                   atomic_load(&inflight), connections, usage_written, usage_failed);
 }
+
+void sb_metrics_render_usage(struct sb_buf *out, const struct sb_usage_stats *s)
+{
+    static const char *const fmt =
+        "# HELP switchboard_usage_lost_total Usage rows and audit records neither stored nor"
+        " journaled (journal unwritable).\n"
+        "# TYPE switchboard_usage_lost_total counter\n"
+        "switchboard_usage_lost_total %llu\n"
+        "# HELP switchboard_usage_queue_rows Usage and audit records held in memory.\n"
+        "# TYPE switchboard_usage_queue_rows gauge\n"
+        "switchboard_usage_queue_rows %llu\n"
+        "# HELP switchboard_usage_journal_rows Records in the spill journal, not yet stored.\n"
+        "# TYPE switchboard_usage_journal_rows gauge\n"
+        "switchboard_usage_journal_rows %llu\n"
+        "# HELP switchboard_usage_journal_bytes Bytes of those records.\n"
+        "# TYPE switchboard_usage_journal_bytes gauge\n"
+        "switchboard_usage_journal_bytes %llu\n"
+        "# HELP switchboard_usage_spilled_total Records ever written to the spill journal.\n"
+        "# TYPE switchboard_usage_spilled_total counter\n"
+        "switchboard_usage_spilled_total %llu\n";
+    sb_buf_printf(out, fmt, (unsigned long long)(s->lost + s->audit_lost),
+                  (unsigned long long)s->queue_rows, (unsigned long long)s->journal_rows,
+                  (unsigned long long)s->journal_bytes, (unsigned long long)s->spilled);
+}

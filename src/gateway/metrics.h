@@ -13,6 +13,7 @@
 #include <stdbool.h>
 
 #include "core/buf.h"
+#include "store/usage.h"
 
 struct sb_metrics_sample {
     const char *provider;   /* "" when the request never reached one */
@@ -29,5 +30,7 @@ void sb_metrics_record(const struct sb_metrics_sample *s);
 /* Appends the whole exposition (text format 0.0.4) to out. extra_gauges may be NULL. */
 void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long long usage_written,
                        unsigned long long usage_failed);
+/* Appends the usage writer's queue and journal families (usage.h). Borrows s. */
+void sb_metrics_render_usage(struct sb_buf *out, const struct sb_usage_stats *s);
 
 #endif

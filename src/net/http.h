@@ -4,8 +4,10 @@
  *
  * N worker threads each run one libuv loop with its own SO_REUSEPORT
  * listener, so the kernel spreads connections and no lock sits between
- * workers. A connection carries one request at a time: pipelined requests
- * wait in the connection's input buffer and are parsed only after the
+ * workers. One address has one gateway: a process claims it (lock, probe,
+ * listeners; see claim.c) before anything else starts, and a second claim
+ * fails with "address in use" unless it asks to take over. A connection carries one request at a
+ * time: pipelined requests wait in the connection's input buffer and are parsed only after the
  * previous response is fully written, which answers them in order.
  *
  * Lifetime of a request (the rule handlers must follow): the server calls
@@ -52,6 +54,35 @@ typedef void (*sb_worker_stop_fn)(void *worker_ctx);
  * have arrived whole). Lets the layer above pick the error shape per path. */
 typedef void (*sb_http_error_fn)(struct sb_buf *out, struct sb_slice path, const char *type,
                                  const char *code, const char *msg);
+/* Called once, on the server's control thread, when a process that took the address over
+ * (sb_listen_claim with takeover) serves it: the caller should now stop this server
+ * (sb_server_stop drains in-flight requests). Must not call sb_server_stop itself. */
+typedef void (*sb_handed_over_fn)(void *ud);
+
+/* ---- one address, one gateway (claim.c) ---- */
+
+struct sb_listen_claim;
+
+/* Claims host:port for this process: takes the address's lock (an abstract unix socket,
+ * released by the kernel when the process dies), checks that nothing else listens there,
+ * and binds `workers` SO_REUSEPORT listeners. When another switchboard holds the address:
+ * SB_E_CONFLICT "listen HOST:PORT: address in use (...)", unless takeover is true; then the
+ * running process hands over its listening sockets and lock, and stops (drains) once the
+ * server built on this claim runs. A takeover with nobody to take over from is a fresh start.
+ * Port 0 picks a free port. Returns owned (give to sb_server_opts.claim or free with
+ * sb_listen_claim_free). */
+sb_err sb_listen_claim(const char *host, int port, int workers, bool takeover,
+                       struct sb_listen_claim **out, struct sb_error *err);
+/* The bound port. */
+int sb_listen_claim_port(const struct sb_listen_claim *c);
+/* Listeners held: `workers`, or more after a takeover from a process with more workers (its
+ * sockets and their queued connections are all kept). The server runs one worker each. */
+int sb_listen_claim_workers(const struct sb_listen_claim *c);
+/* The pid taken over from, or 0 for a fresh start. */
+int sb_listen_claim_previous(const struct sb_listen_claim *c);
+/* Closes everything the claim holds (a pending takeover is abandoned: the old process goes
+ * on serving). Accepts NULL. */
+void sb_listen_claim_free(struct sb_listen_claim *c);
 
 struct sb_server_opts {
     const char *host;             /* "127.0.0.1" */
@@ -68,16 +99,21 @@ struct sb_server_opts {
     sb_worker_stop_fn worker_stop;   /* may be NULL */
     sb_http_error_fn error_body;     /* may be NULL: sb_http_error_body (the OpenAI shape) */
     void *ud;                        /* passed to worker_start */
+    /* Appended for one address, one gateway (issue 7 part 7): */
+    struct sb_listen_claim *claim; /* taken (even on failure); NULL: claim host:port here */
+    sb_handed_over_fn handed_over; /* may be NULL: takeover requests are then refused */
 };
 
-/* Binds every worker's listener and starts the threads. Returns owned (free with sb_server_free
- * after sb_server_stop). */
+/* Binds every worker's listener (or takes them from o->claim) and starts the threads; runs
+ * o->workers workers, or sb_listen_claim_workers(o->claim). Returns owned (free with
+ * sb_server_free after sb_server_stop). */
 sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out,
                        struct sb_error *err);
 /* The bound port (useful with port 0). */
 int sb_server_port(const struct sb_server *s);
-/* Graceful: stop accepting, let in-flight requests finish within the bound, then join the workers.
- * Blocks. */
+/* Graceful: stop answering takeovers, stop accepting (the address's lock is released once
+ * every listener is closed), let in-flight requests finish within the bound, then join the
+ * workers. Blocks. */
 void sb_server_stop(struct sb_server *s);
 void sb_server_free(struct sb_server *s);
 /* Connections open now, across workers (for /metrics). */

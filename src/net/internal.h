@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "net/http.h"
@@ -39,13 +40,31 @@ struct sb__worker {
     char readbuf[SB__READ_BUF]; /* shared by all reads of this loop */
 };
 
+/* A claim on one address (claim.c): the lock, and one listening socket per worker. */
+struct sb_listen_claim {
+    char addr[80];              /* "127.0.0.1:8080", "[::1]:8080": messages, lock name */
+    struct sockaddr_storage ss; /* the resolved address, port included once bound */
+    int port;                   /* the bound port */
+    int ctl;                    /* the lock: a listening abstract unix socket (or -1) */
+    int peer;                   /* takeover: our line to the old process until "ready"; -1 */
+    int previous;               /* takeover: the old process's pid; 0 = fresh start */
+    int *fds;                   /* listening TCP sockets, one per worker */
+    int nfds;                   /* entries in fds */
+    int given;                  /* fds[0..given) now belong to the workers' uv handles */
+};
+
 struct sb_server {
     struct sb_server_opts o; /* copy of the caller's options */
     struct sb__worker *workers;
     int nworkers;
-    int port;          /* bound port */
-    atomic_uint conns; /* open connections across workers */
-    bool started;      /* threads are running */
+    int port;                      /* bound port */
+    atomic_uint conns;             /* open connections across workers */
+    bool started;                  /* threads are running */
+    struct sb_listen_claim *claim; /* owned: the address, its lock and listeners */
+    atomic_int listening;          /* workers whose listener is still open */
+    pthread_t ctl_thread;          /* answers takeover requests (claim.c) */
+    int ctl_wake[2];               /* pipe: the main thread stops ctl_thread; -1 when none */
+    bool ctl_running;              /* ctl_thread was started and not joined yet */
 };
 
 /* conn.c: accepts one connection from w's listener. */
@@ -58,5 +77,15 @@ void sb__conn_abort_all(struct sb__worker *w);
 void sb__conn_flush_corked(struct sb__worker *w);
 /* server.c: called by conn.c when a connection has been freed. */
 void sb__worker_conn_gone(struct sb__worker *w);
+
+/* claim.c: formats addr:port as "127.0.0.1:8080" or "[::1]:8080" into out (cap >= 64). */
+void sb__addr_format(const struct sockaddr_storage *ss, char *out, size_t cap);
+/* claim.c: a takeover claim tells the old process that we serve now; no-op otherwise. */
+void sb__claim_ready(struct sb_listen_claim *c);
+/* claim.c: closes the lock (a new instance may claim the address); idempotent. */
+void sb__claim_release(struct sb_listen_claim *c);
+/* claim.c: starts/stops the thread that answers takeover requests on s->claim->ctl. */
+void sb__ctl_start(struct sb_server *s);
+void sb__ctl_stop(struct sb_server *s);
 
 #endif

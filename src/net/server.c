@@ -2,12 +2,15 @@
 /*
  * server.c - worker threads, SO_REUSEPORT listeners and graceful shutdown.
  *
- * Every listener socket is created and bound on the calling thread by
- * sb_server_start(), so a port conflict is reported before anything runs;
- * each worker then owns its loop exclusively. Shutdown is a uv_async
- * message to each worker: it closes its listener, lets in-flight requests
- * finish (bounded by shutdown_timeout_ms), then asks its context to close
- * its own handles; the loop ends when nothing is left.
+ * The listeners come from a claim on the address (claim.c: the lock, the
+ * probe, one SO_REUSEPORT socket per worker, or the sockets a previous
+ * process handed over), made on the calling thread, so a conflict is
+ * reported before anything runs; each worker then owns its loop exclusively.
+ * Shutdown first stops the claim's control thread (no handover once
+ * shutdown begins), then sends a uv_async message to each worker: it closes
+ * its listener (the last one to do so frees the address's lock), lets
+ * in-flight requests finish (bounded by shutdown_timeout_ms), then asks its
+ * context to close its own handles; the loop ends when nothing is left.
  */
 #include "net/internal.h"
 
@@ -21,54 +24,6 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
-
-/* ---- listeners ---- */
-
-static sb_err resolve(const char *host, int port, struct sockaddr_storage *ss, struct sb_error *err)
-{
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
-        return SB_OK;
-    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return SB_OK;
-    return sb_fail(err, SB_E_CONFIG, "listen: '%s' is not an IP address", host);
-}
-
-static int bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-/* Returns a bound, listening socket or -1 with err set. */
-static int open_listener(const char *host, int port, struct sb_error *err)
-{
-    struct sockaddr_storage ss;
-    int one = 1;
-    int fd = -1;
-    if (resolve(host, port, &ss, err) != SB_OK)
-        return -1;
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
-        goto fail;
-    socklen_t len =
-        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0)
-        goto fail;
-    return fd;
-fail:
-    sb_fail(err, SB_E_IO, "listen on %s:%d: %s", host, port, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    return -1;
-}
 
 /* ---- worker loop ---- */
 
@@ -128,7 +83,9 @@ static void on_wake(uv_async_t *a)
     if (w->draining)
         return;
     w->draining = true;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    uv_close((uv_handle_t *)&w->listener, NULL); /* closes the fd now; the callback comes later */
+    if (atomic_fetch_sub(&w->srv->listening, 1) == 1)
+        sb__claim_release(w->srv->claim); /* no listener left: a new instance may claim */
     uv_timer_start(&w->deadline, on_deadline, w->srv->o.shutdown_timeout_ms, 0);
     sb__conn_drain_all(w);
     maybe_finish(w);
@@ -149,8 +106,10 @@ static sb_err worker_init(struct sb_server *s, struct sb__worker *w, int fd, str
     uv_loop_init(&w->loop);
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
-    if (uv_tcp_open(&w->listener, fd) != 0)
+    if (uv_tcp_open(&w->listener, fd) != 0) {
+        close(fd);
         return sb_fail(err, SB_E_IO, "uv_tcp_open failed");
+    }
     int rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_connection);
     if (rc != 0)
         return sb_fail(err, SB_E_IO, "listen: %s", uv_strerror(rc));
@@ -182,25 +141,30 @@ static void close_walk(uv_handle_t *h, void *arg)
 
 sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, struct sb_error *err)
 {
+    struct sb_listen_claim *c = o->claim;
+    if (!c && sb_listen_claim(o->host, o->port, o->workers, false, &c, err) != SB_OK)
+        return err->code;
     struct sb_server *s = sb_xcalloc(1, sizeof(*s));
     s->o = *o;
-    s->nworkers = o->workers > 0 ? o->workers : 1;
+    s->o.claim = NULL;
+    s->claim = c;
+    s->ctl_wake[0] = s->ctl_wake[1] = -1;
+    s->nworkers = sb_listen_claim_workers(c);
     s->workers = sb_xcalloc((size_t)s->nworkers, sizeof(*s->workers));
-    s->port = o->port;
+    s->port = sb_listen_claim_port(c);
     for (int i = 0; i < s->nworkers; i++) {
         struct sb__worker *w = &s->workers[i];
         w->index = i;
-        int fd = open_listener(o->host, s->port, err);
-        if (fd < 0)
-            goto fail;
-        if (s->port == 0)
-            s->port = bound_port(fd);
-        if (worker_init(s, w, fd, err) != SB_OK)
+        c->given = i + 1; /* worker_init hands it to the loop, or closes it */
+        if (worker_init(s, w, c->fds[i], err) != SB_OK)
             goto fail;
     }
+    atomic_store(&s->listening, s->nworkers);
     for (int i = 0; i < s->nworkers; i++)
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     s->started = true;
+    sb__claim_ready(c); /* after a takeover: the old process may stop accepting now */
+    sb__ctl_start(s);
     *out = s;
     return SB_OK;
 fail:
@@ -213,6 +177,7 @@ fail:
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
     }
+    sb_listen_claim_free(c);
     free(s->workers);
     free(s);
     return err->code;
@@ -232,6 +197,7 @@ void sb_server_stop(struct sb_server *s)
 {
     if (!s || !s->started)
         return;
+    sb__ctl_stop(s);
     for (int i = 0; i < s->nworkers; i++)
         uv_async_send(&s->workers[i].wake);
     for (int i = 0; i < s->nworkers; i++) {
@@ -246,6 +212,7 @@ void sb_server_free(struct sb_server *s)
     if (!s)
         return;
     sb_server_stop(s);
+    sb_listen_claim_free(s->claim);
     free(s->workers);
     free(s);
 }

@@ -99,6 +99,21 @@ static sb_err wfail(struct walk *w, int line, const char *fmt, ...)
     return rc;
 }
 
+/* Names key (under the current path) as the field at fault of the error rc. */
+static sb_err at_key(struct walk *w, const char *key, sb_err rc)
+{
+    if (w->err)
+        snprintf(w->err->field, sizeof(w->err->field), "%.40s%s%.20s", w->path, w->plen ? "." : "",
+                 key);
+    return rc;
+}
+
+/* "<key> is required<more>", with the field at fault set to the missing key. */
+static sb_err missing(struct walk *w, int line, const char *key, const char *more)
+{
+    return at_key(w, key, wfail(w, line, "%s is required%s", key, more));
+}
+
 /* The value node of key in map, or NULL. */
 static const struct sb__ynode *member(const struct sb__ynode *map, const char *key)
 {
@@ -470,7 +485,7 @@ static sb_err check_base_url(struct walk *w, struct sb_store_provider *p, const 
         p->base_url =
             sb_arena_printf(w->cfg->arena, "https://bedrock-runtime.%s.amazonaws.com", p->region);
     if (!p->base_url)
-        return wfail(w, n->line, "base_url is required");
+        return missing(w, n->line, "base_url", "");
     size_t skip = url_scheme_len(p->base_url);
     if (!skip || p->base_url[skip] == '/' || !printable(p->base_url, 2048))
         return ffail(w, n, "base_url", "expected an http:// or https:// URL");
@@ -500,11 +515,11 @@ static sb_err check_provider(struct walk *w, void *elem, const struct sb__ynode 
 {
     struct sb_store_provider *p = elem;
     if (!p->id)
-        return wfail(w, n->line, "id is required");
+        return missing(w, n->line, "id", "");
     if (!chars_ok(p->id, PROVIDER_ID_CHARS, 64))
         return ffail(w, n, "id", "must match [a-z0-9-]+ (at most 64 characters)");
     if (!p->type)
-        return wfail(w, n->line, "type is required (one of " TYPE_NAMES ")");
+        return missing(w, n->line, "type", " (one of " TYPE_NAMES ")");
     const struct sb_config_type *t = sb_config_type_find(sb_slice_cstr(p->type));
     if (!t)
         return ffail(w, n, "type", "unknown type '%.40s' (one of " TYPE_NAMES ")", p->type);
@@ -526,11 +541,11 @@ static sb_err check_model(struct walk *w, void *elem, const struct sb__ynode *n)
 {
     struct sb_store_model *m = elem;
     if (!m->id)
-        return wfail(w, n->line, "id is required");
+        return missing(w, n->line, "id", "");
     if (!chars_ok(m->id, MODEL_ID_CHARS, 128))
         return ffail(w, n, "id", "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
     if (!m->provider)
-        return wfail(w, n->line, "provider is required");
+        return missing(w, n->line, "provider", "");
     if (!m->upstream_model)
         m->upstream_model = m->id;
     if (!printable(m->upstream_model, 256))
@@ -549,7 +564,7 @@ static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
 {
     struct sb_store_route *r = elem;
     if (!r->id)
-        return wfail(w, n->line, "id is required");
+        return missing(w, n->line, "id", "");
     if (!chars_ok(r->id, MODEL_ID_CHARS, 128))
         return ffail(w, n, "id", "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
     if (!r->strategy)
@@ -563,7 +578,8 @@ static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
                      "least-busy, cost)",
                      r->strategy);
     if (r->ntargets == 0)
-        return wfail(w, n->line, "targets: at least one target is required");
+        return at_key(w, "targets",
+                      wfail(w, n->line, "targets: at least one target is required"));
     if (r->weights && r->nweights != r->ntargets)
         return ffail(w, n, "weights", "one weight per target (%zu targets, %zu weights)",
                      r->ntargets, r->nweights);

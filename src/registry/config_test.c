@@ -394,6 +394,13 @@ static void test_entry_json(void **state)
                      SB_E_BAD_REQUEST);
     assert_non_null(strstr(err.msg, "duplicate key 'id'"));
     assert_int_equal(entry(SB_CONFIG_MODEL, "[1]", &m, NULL, &err, a), SB_E_BAD_REQUEST);
+    /* A missing required key is named as the field too. */
+    assert_int_equal(entry(SB_CONFIG_PROVIDER, "{\"type\":\"openai\",\"base_url\":\"http://h\"}",
+                           &p, &c, &err, a),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "id");
+    assert_int_equal(entry(SB_CONFIG_MODEL, "{\"id\":\"m\"}", &m, NULL, &err, a), SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "provider");
     assert_int_equal(entry(SB_CONFIG_MODEL, "{\"id\":\"m\",\"provider\":\"p\"}", &m, NULL, &err, a),
                      SB_OK);
     assert_string_equal(m.upstream_model, "m");

@@ -541,21 +541,51 @@ static void bind_usage(sqlite3_stmt *st, const struct sb_usage *u)
     BIND_FIELD(st, 18, u, error_code, true);
 }
 
-static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *rows, size_t n,
-                                  struct sb_error *err)
+/* Inserts rows[0..n) inside the caller's transaction with the kept statement. */
+static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows, size_t n,
+                         struct sb_error *err)
 {
-    struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sb_err rc = SB_OK;
     if (!s->usage_insert)
         rc = sb__sq_prepare(s->db, usage_insert_sql, &s->usage_insert, err);
-    if (rc == SB_OK)
-        rc = sb__sq_exec(s->db, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; rc == SB_OK && i < n; i++) {
         bind_usage(s->usage_insert, &rows[i]);
         if (sqlite3_step(s->usage_insert) != SQLITE_DONE)
             rc = sb__sq_fail(s->db, err, "insert usage");
         sqlite3_reset(s->usage_insert);
     }
+    return rc;
+}
+
+static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *rows, size_t n,
+                                  struct sb_error *err)
+{
+    struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
+    sb_err rc = sb__sq_exec(s->db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = usage_rows(s, rows, n, err);
+    if (rc == SB_OK)
+        rc = sb__sq_exec(s->db, "COMMIT", err);
+    if (rc != SB_OK)
+        sb__sq_rollback(s->db);
+    return rc;
+}
+
+/* Rows, audit records and the journal's replay mark in one transaction:
+ * the mark commits if and only if the rows do (usage.c relies on it). */
+static sb_err sqlite_insert_usage_marked(struct sb_store *base, const struct sb_usage *rows,
+                                         size_t n, const struct sb_audit *audits, size_t na,
+                                         const char *mark_key, const char *mark_value,
+                                         struct sb_error *err)
+{
+    struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
+    sb_err rc = sb__sq_exec(s->db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = usage_rows(s, rows, n, err);
+    if (rc == SB_OK)
+        rc = sb__sq_audit_rows(s->db, audits, na, err);
+    if (rc == SB_OK)
+        rc = sqlite_setting_set(base, mark_key, mark_value, err);
     if (rc == SB_OK)
         rc = sb__sq_exec(s->db, "COMMIT", err);
     if (rc != SB_OK)
@@ -569,6 +599,7 @@ static const struct sb_store_ops sqlite_ops = {
     .sync_system = sqlite_sync_system,
     .load = sb__sq_load,
     .insert_usage = sqlite_insert_usage,
+    .insert_usage_marked = sqlite_insert_usage_marked,
     .setting_get = sqlite_setting_get,
     .setting_set = sqlite_setting_set,
     .ping = sqlite_ping,

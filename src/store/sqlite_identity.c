@@ -734,17 +734,16 @@ static void bind_audit(sqlite3_stmt *st, const struct sb_audit *r, int64_t now)
     sb__sq_bind_str(st, 11, r->outcome);
 }
 
-static sb_err audit_insert(struct sb_store *s, const struct sb_audit *rows, size_t n,
-                           struct sb_error *err)
+/* Inserts rows[0..n) inside the caller's transaction (sqlite_int.h). */
+sb_err sb__sq_audit_rows(sqlite3 *db, const struct sb_audit *rows, size_t n, struct sb_error *err)
 {
-    sqlite3 *db = sb__sq_db(s);
     sqlite3_stmt *st = NULL;
     int64_t now = sb__sq_now_ms();
     sb_err rc = SB_OK;
+    if (n == 0)
+        return SB_OK;
     for (size_t i = 0; rc == SB_OK && i < n; i++)
         rc = check_audit(&rows[i], err);
-    if (rc == SB_OK)
-        rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
     if (rc == SB_OK)
         rc = sb__sq_prepare(db,
                             "INSERT INTO audit_log(ts, actor, actor_role, action, target_type,"
@@ -757,6 +756,20 @@ static sb_err audit_insert(struct sb_store *s, const struct sb_audit *rows, size
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+static sb_err audit_insert(struct sb_store *s, const struct sb_audit *rows, size_t n,
+                           struct sb_error *err)
+{
+    sqlite3 *db = sb__sq_db(s);
+    sb_err rc = SB_OK;
+    for (size_t i = 0; rc == SB_OK && i < n; i++)
+        rc = check_audit(&rows[i], err); /* refused before the transaction opens */
+    if (rc == SB_OK)
+        rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = sb__sq_audit_rows(db, rows, n, err);
     if (rc == SB_OK)
         rc = sb__sq_exec(db, "COMMIT", err);
     if (rc != SB_OK)

@@ -159,4 +159,11 @@ sb_err sb__sq_usage_report(struct sb_store *s, const struct sb_store_usage_query
                            struct sb_arena *a, struct sb_store_usage_report *out,
                            struct sb_error *err);
 
+/* ---- the usage journal's replay (sqlite.c, sqlite_identity.c) ---- */
+
+struct sb_audit;
+/* Inserts audit rows[0..n) inside the caller's open transaction; a record
+ * the schema refuses is SB_E_BAD_REQUEST (sqlite_identity.c). */
+sb_err sb__sq_audit_rows(sqlite3 *db, const struct sb_audit *rows, size_t n, struct sb_error *err);
+
 #endif

@@ -81,6 +81,15 @@ sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, si
     return s->ops->insert_usage(s, rows, n, err);
 }
 
+sb_err sb_store_insert_usage_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
+                                    const struct sb_audit *audits, size_t na, const char *mark_key,
+                                    const char *mark_value, struct sb_error *err)
+{
+    if (!s->ops->insert_usage_marked)
+        return sb_fail(err, SB_E_INTERNAL, "store %s: no marked usage insert", s->ops->name);
+    return s->ops->insert_usage_marked(s, rows, n, audits, na, mark_key, mark_value, err);
+}
+
 sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value, struct sb_error *err)
 {
     return s->ops->setting_get(s, key, value, err);

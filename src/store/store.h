@@ -65,6 +65,7 @@
 #include "core/err.h"
 
 struct sb_usage;
+struct sb_audit; /* store/identity.h */
 
 /* ---- entities ---- */
 
@@ -390,6 +391,13 @@ struct sb_store_ops {
      * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
      * from the registry's ops. */
     const struct sb_store_identity_ops *identity;
+    /* Appended for the usage journal (issue 7 part 6): rows[0..n) and
+     * audits[0..na) inserted and settings[mark_key] = mark_value set in ONE
+     * transaction, so a replayed journal batch and its replay offset commit
+     * together (usage.c: exactly once). */
+    sb_err (*insert_usage_marked)(struct sb_store *s, const struct sb_usage *rows, size_t n,
+                                  const struct sb_audit *audits, size_t na, const char *mark_key,
+                                  const char *mark_value, struct sb_error *err);
     /* Appended for usage analytics (issue 7 part 8). */
     sb_err (*usage_report)(struct sb_store *s, const struct sb_store_usage_query *q,
                            struct sb_arena *a, struct sb_store_usage_report *out,
@@ -430,6 +438,15 @@ sb_err sb_store_load(struct sb_store *s, struct sb_store_entities **out, struct 
 /* Inserts rows[0..n) in one transaction with one prepared statement. Borrows rows. */
 sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, size_t n,
                              struct sb_error *err);
+/*
+ * Inserts rows[0..n) and audits[0..na) and sets settings[mark_key] to
+ * mark_value, all in one transaction: all of it commits or none does.
+ * An audit record the schema refuses is SB_E_BAD_REQUEST. A store without
+ * the operation (a test double) fails with SB_E_INTERNAL. Borrows all.
+ */
+sb_err sb_store_insert_usage_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
+                                    const struct sb_audit *audits, size_t na, const char *mark_key,
+                                    const char *mark_value, struct sb_error *err);
 /* *value: owned (free with free()), or NULL when the key is absent (still SB_OK). */
 sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value,
                             struct sb_error *err);

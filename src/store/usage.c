@@ -1,32 +1,59 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * usage.c - the usage queue and its writer thread (see usage.h).
+ * usage.c - the usage queue, its writer thread and the spill journal's
+ * replay (see usage.h for what is guaranteed).
  *
  * Two arrays take turns: producers append to `queue` under the mutex; the
- * writer swaps it with its own emptied `spare` under the same mutex and
- * writes the rows with the lock released, so a worker's submit costs one
- * memcpy and an uncontended lock however slow the database is. Arrays keep
- * their capacity between rounds, so a steady load allocates nothing.
- * The writer wakes every FLUSH_MS, or early when WAKE_ROWS are waiting:
- * waking it per request would cost two context switches and a one-row
- * transaction each (measured: a quarter of the gateway's CPU at c1).
- * The writer inserts at most BATCH rows per transaction; a failed batch is
- * retried a few times, then counted as failed and logged (we never spin on
- * a dead database and never silently drop: sb_usage_failed() reports it).
+ * writer swaps it with its own emptied `spare` (its "hand") under the same
+ * mutex and writes the records with the lock released, so a worker's
+ * submit costs one memcpy and an uncontended lock however slow the
+ * database is. The writer wakes every FLUSH_MS, or early when WAKE_ROWS are
+ * waiting: waking it per request would cost two context switches and a
+ * one-row transaction each (measured: a quarter of the gateway's CPU at c1).
  *
- * Audit records ride along in a second pair of arrays under the same mutex
- * and are written in the same loop, before the usage rows of each round
- * (they are few; a control-plane change should be on disk first). Each
- * record is copied into one heap block holding its strings, freed after
- * its batch. After each usage batch, the keys it used get last_used_at
- * raised (sb_store_key_touch), one entry per distinct key.
+ * Bounded memory. The queue takes at most max_rows records and max_bytes
+ * bytes; the hand is a former queue, so memory holds at most twice the cap.
+ * A submit that finds the queue full appends its record to the journal
+ * itself. That is one encode and one write() into the page cache under
+ * the journal's mutex, never an fsync (the writer syncs it on its next
+ * round). Measured (usage_test.c prints it; shared 2-core box, 4 threads,
+ * cap 500, 40,000 rows nearly all overflowing): 6 us per submit on
+ * average, against well under 1 us for the queue; the worst single submit
+ * took ~20 ms (the journal's creation, which syncs its header and
+ * directory under the mutex, and CPU contention). It happens only while
+ * the writer is stuck inside a database call (SQLite waits up to its 5 s
+ * busy timeout) with a full queue behind it. Blocking the worker instead
+ * would stall every request on that loop for seconds; dropping would lose
+ * usage.
+ *
+ * Spill and replay. While the journal holds records (`spilling`), the
+ * writer appends each round's records to it instead of the database, so
+ * the database receives records in journal order, and, once the journal is
+ * replayed, in submission order. (The one exception: records that overflow
+ * a full queue enter the journal ahead of the up to two caps of older
+ * records then in memory.) The first failed batch switches to spilling; the
+ * failed batch and the rest of its round go to the journal, there is no
+ * sleep-and-retry. Every RETRY_MS the writer replays: it reads BATCH
+ * records and inserts them together with the replay mark "<journal id>:
+ * <offset past them>" in ONE transaction (store insert_usage_marked). The
+ * mark is read back before each replay session and records before it are
+ * skipped, so a batch whose commit landed but was reported failed, or a
+ * crash between the commit and the journal's removal, never inserts twice.
+ * A new journal has a new random id, so an old mark never matches it.
+ *
+ * Audit records ride in a second pair of arrays under the same mutex and
+ * go first in each round (a control-plane change should be on disk first).
+ * Each is one heap block holding its strings, freed after its round. After
+ * each usage batch, the keys it used get last_used_at raised.
  */
 #include "store/usage.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,13 +62,18 @@
 #include "core/log.h"
 #include "store/identity.h"
 #include "store/store.h"
+#include "store/usage_journal.h"
 
 #define BATCH 64       /* rows per transaction: short enough to yield the core between them */
-#define ATTEMPTS 3     /* tries per batch before it is counted as failed */
 #define FLUSH_MS 100   /* longest a row waits in the queue under light load */
 #define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
 #define KEEP_ROWS 4096 /* capacity kept between rounds; a burst's larger array is freed */
 #define AUDIT_FIELD_MAX (64 * 1024) /* longer before/after JSON is replaced (usage.h) */
+#define MAX_ROWS 65536              /* default queue cap, records */
+#define MAX_BYTES (16u << 20)       /* default queue cap, bytes (~32k usage rows) */
+#define RETRY_MS 1000               /* between replay attempts on a failing database */
+#define REPLAY_BATCHES 64           /* per round, then the queue gets its turn */
+#define SPILL_CHUNK 256             /* records per journal write() */
 
 struct rows {
     struct sb_usage *p;
@@ -55,40 +87,98 @@ struct audits {
 
 struct sb_usage_writer {
     struct sb_store *store; /* owned; used only by the writer thread */
+    struct sb_uj *journal;  /* owned; NULL = none */
     pthread_t thread;
-    pthread_mutex_t mu;   /* guards queue and stopping */
-    pthread_cond_t wake;  /* signalled when queue becomes non-empty or on stop */
+    pthread_mutex_t mu;   /* guards queue, aqueue, qbytes and stopping */
+    pthread_cond_t wake;  /* signalled when a batch is waiting or on stop */
     struct rows queue;    /* filled by submit */
-    struct rows spare;    /* the writer's; empty between rounds */
+    struct rows spare;    /* the writer's hand; empty between rounds */
     struct audits aqueue; /* audit records filled by submit_audit */
     struct audits aspare; /* the writer's */
+    size_t qbytes;        /* bytes queue and aqueue hold */
+    size_t max_rows;      /* queue cap, records (usage and audit together) */
+    size_t max_bytes;     /* queue cap, bytes */
     bool stopping;        /* stop() called: drain, then exit */
+    /* The writer thread's own. */
+    bool spilling;     /* the journal holds records the database lacks */
+    int64_t retry_at;  /* monotonic ms of the next replay attempt */
+    struct sb_buf enc; /* journal encoding buffer */
     _Atomic uint64_t written;
-    _Atomic uint64_t failed;
+    _Atomic uint64_t lost;
     _Atomic uint64_t audit_written;
-    _Atomic uint64_t audit_failed;
+    _Atomic uint64_t audit_lost;
+    _Atomic uint64_t in_memory; /* records in queue, aqueue and the hand */
+    _Atomic uint64_t peak;      /* most records queue + aqueue held */
+    _Atomic uint64_t spilled;   /* records appended to the journal */
 };
 
-static void sleep_ms(long ms)
+static int64_t now_ms(void)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void write_batch(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+/* Loud, but not once per row: the first loss and every 10,000th after it. */
+static void count_lost(_Atomic uint64_t *counter, uint64_t n, const char *what, const char *why)
+{
+    uint64_t before = atomic_fetch_add(counter, n);
+    if (before == 0 || before / 10000 != (before + n) / 10000)
+        sb_error("msg=\"%s lost\" rows=%" PRIu64 " total=%" PRIu64 " err=\"%s\"", what, n,
+                 before + n, why);
+}
+
+/* ---- the journal side ---- */
+
+/* Appends encoded records in chunks; each failed chunk is counted lost. */
+static void spill_flush(struct sb_usage_writer *w, size_t nrows, size_t naudits)
 {
     struct sb_error err = {0};
-    for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
-        if (sb_store_insert_usage(w->store, rows, n, &err) == SB_OK) {
-            atomic_fetch_add(&w->written, n);
-            return;
-        }
-        if (attempt < ATTEMPTS)
-            sleep_ms(50L * attempt);
+    if (nrows + naudits == 0)
+        return;
+    if (w->journal &&
+        sb_uj_append(w->journal, w->enc.p, w->enc.len, nrows + naudits, &err) == SB_OK) {
+        atomic_fetch_add(&w->spilled, nrows + naudits);
+    } else {
+        const char *why = w->journal ? err.msg : "no journal configured";
+        if (nrows)
+            count_lost(&w->lost, nrows, "usage rows", why);
+        if (naudits)
+            count_lost(&w->audit_lost, naudits, "audit records", why);
     }
-    atomic_fetch_add(&w->failed, n);
-    sb_error("msg=\"usage rows lost\" rows=%zu err=\"%s\"", n, err.msg);
+    sb_buf_reset(&w->enc);
 }
+
+static void spill_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+{
+    for (size_t off = 0; off < n; off += SPILL_CHUNK) {
+        size_t k = n - off < SPILL_CHUNK ? n - off : SPILL_CHUNK;
+        for (size_t i = 0; i < k; i++)
+            sb_uj_encode_usage(&w->enc, &rows[off + i]);
+        spill_flush(w, k, 0);
+    }
+}
+
+static void spill_audits(struct sb_usage_writer *w, const struct sb_audit *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sb_uj_encode_audit(&w->enc, &a[i]);
+        if ((i + 1) % SPILL_CHUNK == 0 || i + 1 == n)
+            spill_flush(w, 0, (i % SPILL_CHUNK) + 1);
+    }
+}
+
+/* True when the journal holds records the database has not taken. */
+static bool journal_pending(struct sb_usage_writer *w)
+{
+    uint64_t recs = 0, bytes = 0;
+    if (!w->journal)
+        return false;
+    sb_uj_pending(w->journal, &recs, &bytes);
+    return recs > 0 || bytes > 0;
+}
+
+/* ---- the database side ---- */
 
 /* Raises last_used_at of the keys rows[0..n) used: usage key_id is the
  * key's row id in decimal (empty for the admin token). */
@@ -116,42 +206,191 @@ static void touch_keys(struct sb_usage_writer *w, const struct sb_usage *rows, s
         sb_warn("msg=\"key last_used_at not updated\" keys=%zu err=\"%s\"", nu, err.msg);
 }
 
-static void write_audit_batch(struct sb_usage_writer *w, const struct sb_audit *rows, size_t n)
+/* The database failed: from now on records go to the journal until replayed. */
+static void start_spilling(struct sb_usage_writer *w, const char *why)
+{
+    if (!w->spilling)
+        sb_warn("msg=\"database refused usage records%s\" err=\"%s\"",
+                w->journal ? ": spilling to the journal" : "", why);
+    w->spilling = w->journal != NULL;
+    w->retry_at = now_ms() + RETRY_MS;
+}
+
+/* False when the database failed (nothing of the batch was stored). */
+static bool db_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
 {
     struct sb_error err = {0};
-    for (int attempt = 1; attempt <= ATTEMPTS; attempt++) {
-        if (sb_store_audit_insert(w->store, rows, n, &err) == SB_OK) {
-            atomic_fetch_add(&w->audit_written, n);
-            return;
+    if (sb_store_insert_usage(w->store, rows, n, &err) != SB_OK) {
+        start_spilling(w, err.msg);
+        return false;
+    }
+    atomic_fetch_add(&w->written, n);
+    touch_keys(w, rows, n);
+    return true;
+}
+
+static bool db_audits(struct sb_usage_writer *w, const struct sb_audit *a, size_t n)
+{
+    struct sb_error err = {0};
+    if (sb_store_audit_insert(w->store, a, n, &err) == SB_OK) {
+        atomic_fetch_add(&w->audit_written, n);
+        return true;
+    }
+    if (err.code == SB_E_BAD_REQUEST) {
+        count_lost(&w->audit_lost, n, "audit records (refused by the schema)", err.msg);
+        return true; /* retrying or journaling cannot help */
+    }
+    start_spilling(w, err.msg);
+    return false;
+}
+
+/* Writes the hand: to the database while it takes writes, else (and from
+ * the first failed batch on) to the journal. */
+static void write_hand(struct sb_usage_writer *w, struct audits *a, struct rows *r)
+{
+    size_t ai = 0, ri = 0;
+    if (!w->spilling) {
+        for (; ai < a->n; ai += BATCH)
+            if (!db_audits(w, a->p + ai, a->n - ai < BATCH ? a->n - ai : BATCH))
+                break;
+        for (; ai >= a->n && ri < r->n; ri += BATCH) {
+            if (!db_rows(w, r->p + ri, r->n - ri < BATCH ? r->n - ri : BATCH))
+                break;
+            sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
         }
-        if (err.code == SB_E_BAD_REQUEST)
-            break; /* a record the schema refuses: retrying cannot help */
-        if (attempt < ATTEMPTS)
-            sleep_ms(50L * attempt);
     }
-    atomic_fetch_add(&w->audit_failed, n);
-    sb_error("msg=\"audit records lost\" rows=%zu err=\"%s\"", n, err.msg);
+    if (ai < a->n)
+        spill_audits(w, a->p + ai, a->n - ai);
+    if (ri < r->n)
+        spill_rows(w, r->p + ri, r->n - ri);
 }
 
-static void write_audits(struct sb_usage_writer *w, struct audits *r)
+/* ---- replay ---- */
+
+struct replay {
+    struct sb_uj_rec recs[BATCH];
+    uint64_t ends[BATCH];
+    struct sb_usage rows[BATCH];
+    struct sb_audit audits[BATCH];
+    uint64_t skip_to; /* records ending at or before it are in the database */
+};
+
+/* Inserts records [from, to) of the batch with the mark past record to-1. */
+static sb_err insert_range(struct sb_usage_writer *w, struct replay *rp, size_t from, size_t to,
+                           struct sb_error *err)
 {
-    for (size_t off = 0; off < r->n; off += BATCH) {
-        size_t n = r->n - off < BATCH ? r->n - off : BATCH;
-        write_audit_batch(w, r->p + off, n);
+    size_t nr = 0, na = 0;
+    char mark[64];
+    for (size_t i = from; i < to; i++) {
+        if (rp->ends[i] <= rp->skip_to)
+            continue; /* committed before (the mark says so) */
+        if (rp->recs[i].type == SB_UJ_USAGE)
+            rp->rows[nr++] = rp->recs[i].usage;
+        else
+            rp->audits[na++] = rp->recs[i].audit;
     }
-    for (size_t i = 0; i < r->n; i++)
-        free((void *)r->p[i].actor); /* the block holding all its strings */
-    r->n = 0;
+    if (nr + na == 0)
+        return SB_OK;
+    sb_uj_mark(w->journal, rp->ends[to - 1], mark);
+    sb_err rc = sb_store_insert_usage_marked(w->store, rp->rows, nr, rp->audits, na, SB_UJ_MARK_KEY,
+                                             mark, err);
+    if (rc == SB_OK) {
+        atomic_fetch_add(&w->written, nr);
+        atomic_fetch_add(&w->audit_written, na);
+        touch_keys(w, rp->rows, nr);
+    }
+    return rc;
 }
 
-static void write_all(struct sb_usage_writer *w, struct rows *r)
+/* A batch the schema refused: one record at a time; a refused record is
+ * passed with a mark-only transaction and counted lost. */
+static bool insert_one_by_one(struct sb_usage_writer *w, struct replay *rp, size_t n)
 {
-    for (size_t off = 0; off < r->n; off += BATCH) {
-        size_t n = r->n - off < BATCH ? r->n - off : BATCH;
-        write_batch(w, r->p + off, n);
-        touch_keys(w, r->p + off, n);
-        sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
+    for (size_t i = 0; i < n; i++) {
+        struct sb_error err = {0};
+        char mark[64];
+        sb_err rc = insert_range(w, rp, i, i + 1, &err);
+        if (rc == SB_E_BAD_REQUEST) {
+            count_lost(rp->recs[i].type == SB_UJ_USAGE ? &w->lost : &w->audit_lost, 1,
+                       "journaled record (refused by the schema)", err.msg);
+            sb_uj_mark(w->journal, rp->ends[i], mark);
+            rc = sb_store_insert_usage_marked(w->store, NULL, 0, NULL, 0, SB_UJ_MARK_KEY, mark,
+                                              &err);
+        }
+        if (rc != SB_OK) {
+            start_spilling(w, err.msg);
+            return false;
+        }
+        sb_uj_done(w->journal, rp->ends[i], 1);
     }
+    return true;
+}
+
+/* Reads and inserts one batch. False when the database failed or nothing is left. */
+static bool replay_batch(struct sb_usage_writer *w, struct replay *rp, bool *failed)
+{
+    struct sb_error err = {0};
+    size_t n = 0;
+    uint64_t next = 0, skipped = 0;
+    if (sb_uj_read(w->journal, rp->recs, BATCH, &n, rp->ends, &next, &skipped, &err) != SB_OK) {
+        sb_error("msg=\"usage journal unreadable: replay waits\" err=\"%s\"", err.msg);
+        w->retry_at = now_ms() + RETRY_MS;
+        *failed = true;
+        return false;
+    }
+    if (skipped)
+        count_lost(&w->lost, skipped, "journal records (damaged region skipped)", "checksum");
+    if (n == 0) {
+        sb_uj_done(w->journal, next, 0); /* past damage, if any */
+        return false;
+    }
+    bool ok = true;
+    sb_err rc = insert_range(w, rp, 0, n, &err);
+    if (rc == SB_OK)
+        sb_uj_done(w->journal, next, n);
+    else if (rc == SB_E_BAD_REQUEST)
+        ok = insert_one_by_one(w, rp, n);
+    else {
+        ok = false;
+        start_spilling(w, err.msg);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(rp->recs[i].block);
+    *failed = !ok;
+    return ok;
+}
+
+/* One replay session: at most max_batches batches (0 = until done). */
+static void replay(struct sb_usage_writer *w, int max_batches)
+{
+    struct sb_error err = {0};
+    char *mark = NULL;
+    bool failed = false;
+    if (sb_store_setting_get(w->store, SB_UJ_MARK_KEY, &mark, &err) != SB_OK) {
+        start_spilling(w, err.msg);
+        return;
+    }
+    struct replay *rp = sb_xcalloc(1, sizeof(*rp));
+    rp->skip_to = sb_uj_mark_offset(w->journal, mark);
+    free(mark);
+    for (int b = 0; (max_batches == 0 || b < max_batches) && replay_batch(w, rp, &failed); b++)
+        sched_yield();
+    free(rp);
+    if (!failed && sb_uj_remove_if_done(w->journal)) {
+        w->spilling = false;
+        sb_info("msg=\"usage journal replayed and removed\" written=%" PRIu64,
+                atomic_load(&w->written));
+    }
+}
+
+/* ---- the writer thread ---- */
+
+static void release_hand(struct sb_usage_writer *w, struct audits *a, struct rows *r)
+{
+    atomic_fetch_sub(&w->in_memory, a->n + r->n);
+    for (size_t i = 0; i < a->n; i++)
+        free((void *)a->p[i].actor); /* the block holding all its strings */
+    a->n = 0;
     r->n = 0;
     if (r->cap > KEEP_ROWS) {
         free(r->p);
@@ -160,24 +399,41 @@ static void write_all(struct sb_usage_writer *w, struct rows *r)
     }
 }
 
-static void flush_deadline(struct timespec *at)
+/* One round: the hand to the database or the journal, a sync, and a replay when due. */
+static void write_round(struct sb_usage_writer *w)
+{
+    struct sb_error err = {0};
+    if (!w->spilling && journal_pending(w))
+        w->spilling = true; /* a submitter overflowed into it */
+    write_hand(w, &w->aspare, &w->spare);
+    release_hand(w, &w->aspare, &w->spare);
+    if (w->journal && sb_uj_sync(w->journal, &err) != SB_OK)
+        sb_error("msg=\"usage journal not synced: a crash now may lose its tail\" err=\"%s\"",
+                 err.msg);
+    if (w->spilling && now_ms() >= w->retry_at)
+        replay(w, REPLAY_BATCHES);
+}
+
+static void deadline_in(struct timespec *at, long ms)
 {
     clock_gettime(CLOCK_MONOTONIC, at);
-    at->tv_nsec += FLUSH_MS * 1000000L;
+    at->tv_nsec += ms * 1000000L;
     at->tv_sec += at->tv_nsec / 1000000000L;
     at->tv_nsec %= 1000000000L;
 }
 
-/* Sleeps until a full batch waits, FLUSH_MS passed with rows queued, or stop. */
-static void wait_for_rows(struct sb_usage_writer *w)
+/* Sleeps until a full batch waits, FLUSH_MS passed with records queued or a
+ * journal to replay, or stop. */
+static void wait_for_work(struct sb_usage_writer *w)
 {
     struct timespec at;
-    flush_deadline(&at);
+    deadline_in(&at, FLUSH_MS);
     while (!w->stopping && w->queue.n < WAKE_ROWS) {
-        if (pthread_cond_timedwait(&w->wake, &w->mu, &at) != 0 && w->queue.n + w->aqueue.n > 0)
-            return; /* timed out with rows to write */
-        if (w->queue.n + w->aqueue.n == 0)
-            flush_deadline(&at); /* idle: restart the period */
+        bool timed_out = pthread_cond_timedwait(&w->wake, &w->mu, &at) != 0;
+        if (timed_out && (w->queue.n + w->aqueue.n > 0 || w->spilling))
+            return;
+        if (timed_out)
+            deadline_in(&at, FLUSH_MS); /* idle: restart the period */
     }
 }
 
@@ -185,13 +441,12 @@ static void *writer_main(void *arg)
 {
     struct sb_usage_writer *w = arg;
     /* No lower priority (nice): on a saturated core a niced writer falls
-     * behind for good and the queue grows without end (measured: 380 MB in a
-     * one-minute bench). Short transactions with a yield between them keep
+     * behind for good. Short transactions with a yield between them keep
      * the workers' latency low instead. */
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        wait_for_rows(w);
-        if (w->queue.n == 0 && w->aqueue.n == 0)
+        wait_for_work(w);
+        if (w->stopping && w->queue.n == 0 && w->aqueue.n == 0)
             break; /* stopping and drained */
         struct rows t = w->queue;
         w->queue = w->spare;
@@ -199,54 +454,126 @@ static void *writer_main(void *arg)
         struct audits at = w->aqueue;
         w->aqueue = w->aspare;
         w->aspare = at;
+        w->qbytes = 0;
         pthread_mutex_unlock(&w->mu);
-        write_audits(w, &w->aspare);
-        write_all(w, &w->spare);
+        write_round(w);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
+    if (w->spilling) /* one last try, to the end; what fails waits for the next start */
+        replay(w, 0);
     return NULL;
 }
 
-struct sb_usage_writer *sb_usage_writer_start(struct sb_store *store, struct sb_error *err)
+bool sb_usage_journal_path(const char *db_url, char *out, size_t size)
+{
+    static const char scheme[] = "sqlite:", suffix[] = ".usage-journal";
+    if (strncmp(db_url, scheme, sizeof(scheme) - 1) != 0)
+        return false;
+    const char *path = db_url + sizeof(scheme) - 1;
+    if (strncmp(path, "//", 2) == 0)
+        path += 2; /* sqlite:///abs/path, as the store reads it */
+    if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return false;
+    int n = snprintf(out, size, "%s%s", path, suffix);
+    return n > 0 && (size_t)n < size;
+}
+
+static void writer_free(struct sb_usage_writer *w)
+{
+    sb_uj_close(w->journal);
+    sb_store_close(w->store);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    sb_buf_free(&w->enc);
+    free(w->queue.p);
+    free(w->spare.p);
+    free(w->aqueue.p);
+    free(w->aspare.p);
+    free(w);
+}
+
+struct sb_usage_writer *sb_usage_writer_open(struct sb_store *store, const struct sb_usage_opts *o,
+                                             struct sb_error *err)
 {
     struct sb_usage_writer *w = sb_xcalloc(1, sizeof(*w));
     w->store = store;
+    w->max_rows = o && o->max_rows ? o->max_rows : MAX_ROWS;
+    w->max_bytes = o && o->max_bytes ? o->max_bytes : MAX_BYTES;
+    sb_buf_init(&w->enc, 0);
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->wake, &ca);
     pthread_condattr_destroy(&ca);
-    atomic_init(&w->written, 0);
-    atomic_init(&w->failed, 0);
+    if (o && o->journal_path && sb_uj_open(o->journal_path, &w->journal, err) != SB_OK) {
+        writer_free(w);
+        return NULL;
+    }
+    w->spilling = journal_pending(w); /* replayed first, in the background */
+    if (w->journal && !w->spilling)
+        sb_uj_remove_if_done(w->journal); /* a header with no records */
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         sb_fail(err, SB_E_INTERNAL, "usage writer: cannot start thread");
-        pthread_cond_destroy(&w->wake);
-        pthread_mutex_destroy(&w->mu);
-        sb_store_close(store);
-        free(w);
+        writer_free(w);
         return NULL;
     }
     return w;
+}
+
+struct sb_usage_writer *sb_usage_writer_start(struct sb_store *store, struct sb_error *err)
+{
+    return sb_usage_writer_open(store, NULL, err);
+}
+
+/* Called with mu held: room for one more record of size bytes? */
+static bool has_room(struct sb_usage_writer *w, size_t bytes)
+{
+    size_t n = w->queue.n + w->aqueue.n;
+    return n < w->max_rows && w->qbytes + bytes <= w->max_bytes;
+}
+
+/* Called with mu held, after a record went in. */
+static void queued(struct sb_usage_writer *w, size_t bytes)
+{
+    w->qbytes += bytes;
+    atomic_fetch_add(&w->in_memory, 1);
+    uint64_t n = w->queue.n + w->aqueue.n;
+    if (n > atomic_load(&w->peak))
+        atomic_store(&w->peak, n);
 }
 
 void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u)
 {
     pthread_mutex_lock(&w->mu);
     struct rows *q = &w->queue;
-    if (q->n == q->cap) {
-        q->cap = q->cap ? 2 * q->cap : 256;
-        q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
+    if (has_room(w, sizeof(*u))) {
+        if (q->n == q->cap) {
+            q->cap = q->cap ? 2 * q->cap : 256;
+            q->cap = q->cap < w->max_rows ? q->cap : w->max_rows;
+            q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
+        }
+        q->p[q->n++] = *u;
+        queued(w, sizeof(*u));
+        /* Wake the writer early only for a full batch; otherwise its timer does. */
+        if (q->n == WAKE_ROWS)
+            pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->mu);
+        return;
     }
-    q->p[q->n++] = *u;
-    /* Wake the writer early only for a full batch; otherwise its timer does. */
-    if (q->n == WAKE_ROWS)
-        pthread_cond_signal(&w->wake);
-    /* Never dropped, but never silent either: a store slower than the traffic. */
-    if (q->n % 100000 == 0)
-        sb_warn("msg=\"usage queue backing up\" rows=%zu", q->n);
     pthread_mutex_unlock(&w->mu);
+    /* Full: the writer is stuck in a database call. Journal it ourselves. */
+    struct sb_error err = {0};
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_uj_encode_usage(&b, u);
+    if (w->journal && sb_uj_append(w->journal, b.p, b.len, 1, &err) == SB_OK)
+        atomic_fetch_add(&w->spilled, 1);
+    else
+        count_lost(&w->lost, 1, "usage rows (queue full)",
+                   w->journal ? err.msg : "no journal configured");
+    sb_buf_free(&b);
 }
 
 void sb_usage_writer_stop(struct sb_usage_writer *w)
@@ -258,26 +585,50 @@ void sb_usage_writer_stop(struct sb_usage_writer *w)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
-    sb_store_close(w->store);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->mu);
-    free(w->queue.p);
-    free(w->spare.p);
-    free(w->aqueue.p);
-    free(w->aspare.p);
-    free(w);
+    uint64_t recs = 0, bytes = 0;
+    if (w->journal)
+        sb_uj_pending(w->journal, &recs, &bytes);
+    if (recs)
+        sb_warn("msg=\"usage journal kept: replayed at the next start\" rows=%" PRIu64, recs);
+    writer_free(w);
 }
 
 /* C11 atomic_load takes a non-const pointer (fixed only in C17 by DR 459),
  * so the const is cast away for the read; nothing is written. */
+#define LOAD(w, f) atomic_load(&((struct sb_usage_writer *)(w))->f)
+
+void sb_usage_stats(struct sb_usage_writer *w, struct sb_usage_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->written = LOAD(w, written);
+    out->lost = LOAD(w, lost);
+    out->audit_written = LOAD(w, audit_written);
+    out->audit_lost = LOAD(w, audit_lost);
+    out->queue_rows = LOAD(w, in_memory);
+    out->queue_peak = LOAD(w, peak);
+    out->spilled = LOAD(w, spilled);
+    if (w->journal)
+        sb_uj_pending(w->journal, &out->journal_rows, &out->journal_bytes);
+}
+
 uint64_t sb_usage_written(const struct sb_usage_writer *w)
 {
-    return atomic_load(&((struct sb_usage_writer *)w)->written);
+    return LOAD(w, written);
 }
 
 uint64_t sb_usage_failed(const struct sb_usage_writer *w)
 {
-    return atomic_load(&((struct sb_usage_writer *)w)->failed);
+    return LOAD(w, lost);
+}
+
+uint64_t sb_usage_audit_written(const struct sb_usage_writer *w)
+{
+    return LOAD(w, audit_written);
+}
+
+uint64_t sb_usage_audit_failed(const struct sb_usage_writer *w)
+{
+    return LOAD(w, audit_lost);
 }
 
 /* ---- audit ---- */
@@ -318,8 +669,9 @@ static const char *outcome(const char *s)
     return s && (strcmp(s, "ok") == 0 || strcmp(s, "denied") == 0) ? s : "failed";
 }
 
-/* The record with every string in one block, whose start is the actor field. */
-static struct sb_audit copy_audit(const struct sb_audit *a)
+/* The record with every string in one block (*size bytes), whose start is
+ * the actor field. At most 10 x 64 KiB: it fits a journal record. */
+static struct sb_audit copy_audit(const struct sb_audit *a, size_t *size)
 {
     static const char trunc[] = "{\"truncated\":true}", dots[] = "...";
     const char *const *f[] = {&a->actor,      &a->actor_role, &a->action, &a->target_type,
@@ -330,7 +682,7 @@ static struct sb_audit copy_audit(const struct sb_audit *a)
         total += field_size(*f[i], i == 5 || i == 6 ? trunc : dots);
     struct sb_audit c = {.ts_ms = a->ts_ms ? a->ts_ms : (int64_t)time(NULL) * 1000};
     char *block = sb_xmalloc(total), *at = block;
-    /* actor first: it is the block's start, which write_audits frees. */
+    /* actor first: it is the block's start, which release_hand frees. */
     c.actor = copy_field(nonempty(a->actor), &at, dots);
     c.actor_role = copy_field(a->actor_role, &at, dots);
     c.action = copy_field(nonempty(a->action), &at, dots);
@@ -341,28 +693,36 @@ static struct sb_audit copy_audit(const struct sb_audit *a)
     c.ip = copy_field(a->ip, &at, dots);
     c.request_id = copy_field(a->request_id, &at, dots);
     c.outcome = copy_field(outcome(a->outcome), &at, dots);
+    *size = total + sizeof(c);
     return c;
 }
 
 void sb_usage_submit_audit(struct sb_usage_writer *w, const struct sb_audit *a)
 {
-    struct sb_audit c = copy_audit(a); /* outside the lock: it may be a large copy */
+    size_t size = 0;
+    struct sb_audit c = copy_audit(a, &size); /* outside the lock: it may be a large copy */
     pthread_mutex_lock(&w->mu);
     struct audits *q = &w->aqueue;
-    if (q->n == q->cap) {
-        q->cap = q->cap ? 2 * q->cap : 16;
-        q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
+    if (has_room(w, size)) {
+        if (q->n == q->cap) {
+            q->cap = q->cap ? 2 * q->cap : 16;
+            q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
+        }
+        q->p[q->n++] = c;
+        queued(w, size);
+        pthread_mutex_unlock(&w->mu);
+        return;
     }
-    q->p[q->n++] = c;
     pthread_mutex_unlock(&w->mu);
-}
-
-uint64_t sb_usage_audit_written(const struct sb_usage_writer *w)
-{
-    return atomic_load(&((struct sb_usage_writer *)w)->audit_written);
-}
-
-uint64_t sb_usage_audit_failed(const struct sb_usage_writer *w)
-{
-    return atomic_load(&((struct sb_usage_writer *)w)->audit_failed);
+    struct sb_error err = {0};
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_uj_encode_audit(&b, &c);
+    if (w->journal && sb_uj_append(w->journal, b.p, b.len, 1, &err) == SB_OK)
+        atomic_fetch_add(&w->spilled, 1);
+    else
+        count_lost(&w->audit_lost, 1, "audit records (queue full)",
+                   w->journal ? err.msg : "no journal configured");
+    sb_buf_free(&b);
+    free((void *)c.actor);
 }

@@ -8,6 +8,14 @@
  * caller's buffers are reused right after submit), oversized JSON replaced,
  * and invalid fields repaired rather than losing their batch; usage rows
  * raise their keys' last_used_at.
+ *
+ * The spill journal (issue 7 part 6), against a flaky store double that
+ * wraps a real SQLite store and fails (fast, or slowly like a locked
+ * database) until a deadline: no row is lost, the order is kept, the
+ * queue stays within its cap (the overflow goes to the journal), every
+ * field survives, the journal is replayed and removed; a torn tail is cut;
+ * a commit reported as failed, and a crash between the last commit and
+ * the journal's removal, insert nothing twice.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -17,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -254,6 +264,7 @@ static void fail_close(struct sb_store *s)
 static const struct sb_store_ops failing_ops = {
     .name = "failing", .insert_usage = fail_insert, .close = fail_close};
 
+/* Without a journal, what the database refuses is lost, and counted. */
 static void test_failing_store(void **state)
 {
     int calls = 0;
@@ -273,7 +284,380 @@ static void test_failing_store(void **state)
     assert_int_equal(sb_usage_failed(w), 10);
     assert_int_equal(sb_usage_written(w), 0);
     sb_usage_writer_stop(w);
-    assert_true(calls >= 3); /* retried, then given up */
+    assert_true(calls >= 1);
+}
+
+/* ---- a store that fails until a deadline, then works (wraps SQLite) ---- */
+
+struct flaky {
+    struct sb_store base;
+    struct sb_store *real;
+    struct sb_store_ops ops;
+    struct sb_store_identity_ops iops;
+    int64_t fail_until_ms; /* monotonic; set before the writer starts, changed by no one */
+    int slow_ms;           /* a failing call first waits this long (a locked database) */
+    int lies;              /* marked inserts that commit, then report failure */
+    int calls_failed;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True (and err set) while the outage lasts. */
+static bool down(struct sb_store *s, struct sb_error *err)
+{
+    struct flaky *f = (struct flaky *)s;
+    if (mono_ms() >= f->fail_until_ms)
+        return false;
+    if (f->slow_ms)
+        usleep((useconds_t)f->slow_ms * 1000);
+    f->calls_failed++;
+    sb_fail(err, SB_E_STORE, "sqlite: database is locked");
+    return true;
+}
+
+static sb_err flaky_insert(struct sb_store *s, const struct sb_usage *rows, size_t n,
+                           struct sb_error *err)
+{
+    return down(s, err) ? err->code
+                        : sb_store_insert_usage(((struct flaky *)s)->real, rows, n, err);
+}
+
+static sb_err flaky_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
+                           const struct sb_audit *audits, size_t na, const char *key,
+                           const char *value, struct sb_error *err)
+{
+    struct flaky *f = (struct flaky *)s;
+    if (down(s, err))
+        return err->code;
+    sb_err rc = sb_store_insert_usage_marked(f->real, rows, n, audits, na, key, value, err);
+    if (rc == SB_OK && f->lies > 0) {
+        f->lies--;
+        return sb_fail(err, SB_E_STORE, "sqlite: disk I/O error (after the commit)");
+    }
+    return rc;
+}
+
+static sb_err flaky_get(struct sb_store *s, const char *key, char **value, struct sb_error *err)
+{
+    *value = NULL;
+    return down(s, err) ? err->code
+                        : sb_store_setting_get(((struct flaky *)s)->real, key, value, err);
+}
+
+static sb_err flaky_audit(struct sb_store *s, const struct sb_audit *rows, size_t n,
+                          struct sb_error *err)
+{
+    return down(s, err) ? err->code
+                        : sb_store_audit_insert(((struct flaky *)s)->real, rows, n, err);
+}
+
+static sb_err flaky_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
+                          struct sb_error *err)
+{
+    return sb_store_key_touch(((struct flaky *)s)->real, uses, n, err);
+}
+
+static void flaky_close(struct sb_store *s)
+{
+    sb_store_close(((struct flaky *)s)->real);
+    free(s);
+}
+
+/* A store over the test database that fails for fail_ms from now. */
+static struct flaky *flaky_open(int fail_ms, int slow_ms)
+{
+    struct sb_error err = {0};
+    struct flaky *f = sb_xcalloc(1, sizeof(*f));
+    assert_int_equal(sb_store_open(url, &f->real, &err), SB_OK);
+    f->ops = (struct sb_store_ops){.name = "flaky",
+                                   .insert_usage = flaky_insert,
+                                   .insert_usage_marked = flaky_marked,
+                                   .setting_get = flaky_get,
+                                   .close = flaky_close,
+                                   .identity = &f->iops};
+    f->iops.audit_insert = flaky_audit;
+    f->iops.key_touch = flaky_touch;
+    f->base.ops = &f->ops;
+    f->fail_until_ms = mono_ms() + fail_ms;
+    f->slow_ms = slow_ms;
+    return f;
+}
+
+static char jpath[96];
+
+static struct sb_usage_writer *start_journaled(struct flaky *f, size_t max_rows)
+{
+    struct sb_error err = {0};
+    snprintf(jpath, sizeof(jpath), "%s.usage-journal", path);
+    struct sb_usage_opts o = {.journal_path = jpath, .max_rows = max_rows};
+    struct sb_usage_writer *w = sb_usage_writer_open(&f->base, &o, &err);
+    assert_non_null(w);
+    return w;
+}
+
+static bool journal_exists(void)
+{
+    struct stat st;
+    return stat(jpath, &st) == 0;
+}
+
+/* Waits (up to 30 s) until n rows are written and the journal is empty. */
+static void wait_replayed(struct sb_usage_writer *w, uint64_t n)
+{
+    struct sb_usage_stats st;
+    for (int i = 0; i < 3000; i++) {
+        sb_usage_stats(w, &st);
+        if (st.written >= n && st.journal_rows == 0)
+            return;
+        usleep(10000);
+    }
+    fail_msg("not replayed: written %llu of %llu, journal %llu", (unsigned long long)st.written,
+             (unsigned long long)n, (unsigned long long)st.journal_rows);
+}
+
+/* Row i with every field set from i, so the database can check them all. */
+static void fill_full(struct sb_usage *u, int i)
+{
+    fill(u, 0, i);
+    snprintf(u->route, sizeof(u->route), "route-%d", i % 7);
+    snprintf(u->variant, sizeof(u->variant), "v%d", i % 2);
+    snprintf(u->key_id, sizeof(u->key_id), "k%d", i % 5);
+    snprintf(u->user_id, sizeof(u->user_id), "u%d", i % 3);
+    snprintf(u->error_code, sizeof(u->error_code), "e%d", i % 4);
+    u->fallbacks = i % 3;
+}
+
+/* Rows whose fields all match fill_full of their ts. */
+static long long rows_intact(void)
+{
+    return scalar("SELECT COUNT(*) FROM usage_logs WHERE"
+                  " route = 'route-' || ((ts - 1700000000000) % 7) AND"
+                  " variant = 'v' || ((ts - 1700000000000) % 2) AND"
+                  " key_id = 'k' || ((ts - 1700000000000) % 5) AND"
+                  " user_id = 'u' || ((ts - 1700000000000) % 3) AND"
+                  " error_code = 'e' || ((ts - 1700000000000) % 4) AND"
+                  " fallbacks = (ts - 1700000000000) % 3");
+}
+
+/* A database down for 1.5 s mid-run (failing fast): nothing lost, order kept. */
+static void test_outage_order_kept(void **state)
+{
+    enum { N = 6000 };
+    struct sb_usage u;
+    struct sb_usage_stats st;
+    (void)state;
+    struct flaky *f = flaky_open(1500, 0);
+    struct sb_usage_writer *w = start_journaled(f, 0);
+    for (int i = 0; i < N; i++) {
+        fill_full(&u, i);
+        sb_usage_submit(w, &u);
+        if (i % 100 == 0)
+            usleep(50 * 1000); /* ~3 s of traffic, half of it during the outage */
+        if (i == N / 3) {
+            sb_usage_stats(w, &st);
+            assert_true(st.spilled > 0 || st.journal_rows > 0); /* spilling by now */
+        }
+    }
+    wait_replayed(w, N);
+    sb_usage_stats(w, &st);
+    assert_int_equal(st.lost, 0);
+    assert_true(st.spilled > 1000);
+    assert_int_equal(st.queue_rows, 0);
+    assert_true(f->calls_failed > 0);
+    sb_usage_writer_stop(w);
+    assert_false(journal_exists());
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), N);
+    assert_int_equal(count_rows(), N);
+    assert_int_equal(rows_intact(), N);
+    /* stored in submission order: ts rises with the row id */
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs a JOIN usage_logs b"
+                            " ON b.id = a.id + 1 WHERE b.ts <= a.ts"),
+                     0);
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+struct timed {
+    struct sb_usage_writer *w;
+    int id, n;
+    double worst_us; /* slowest single submit */
+    double total_us; /* time inside submit */
+};
+
+static void *produce_timed(void *arg)
+{
+    struct timed *p = arg;
+    struct sb_usage u;
+    for (int i = 0; i < p->n; i++) {
+        fill(&u, p->id, i);
+        double t0 = now_us();
+        sb_usage_submit(p->w, &u);
+        double dt = now_us() - t0;
+        p->worst_us = dt > p->worst_us ? dt : p->worst_us;
+        p->total_us += dt;
+        if (i % 500 == 0)
+            usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+/* A database that hangs 300 ms per call (a held lock) for 2 s, a queue cap
+ * of 500: the queue never holds more, the rest overflows to the journal,
+ * and every row is stored exactly once afterwards. */
+static void test_outage_memory_bounded(void **state)
+{
+    enum { THREADS = 4, EACH = 10000, CAP = 500 };
+    pthread_t t[THREADS];
+    struct timed p[THREADS];
+    struct sb_usage_stats st;
+    (void)state;
+    struct flaky *f = flaky_open(2000, 300);
+    struct sb_usage_writer *w = start_journaled(f, CAP);
+    for (int i = 0; i < THREADS; i++) {
+        p[i] = (struct timed){w, i, EACH, 0, 0};
+        pthread_create(&t[i], NULL, produce_timed, &p[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    double in_submit = 0, worst = 0;
+    for (int i = 0; i < THREADS; i++) {
+        in_submit += p[i].total_us;
+        worst = p[i].worst_us > worst ? p[i].worst_us : worst;
+    }
+    wait_replayed(w, THREADS * EACH);
+    sb_usage_stats(w, &st);
+    print_message("overflow: %llu of %d rows journaled, %.2f us per submit on average,"
+                  " worst %.0f us\n",
+                  (unsigned long long)st.spilled, THREADS * EACH, in_submit / (THREADS * EACH),
+                  worst);
+    assert_true(st.queue_peak <= CAP);
+    assert_true(st.queue_peak >= CAP / 2); /* the cap was reached, not just respected */
+    assert_int_equal(st.lost, 0);
+    assert_true(st.spilled > 0);
+    sb_usage_writer_stop(w);
+    assert_false(journal_exists());
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), THREADS * EACH);
+    assert_int_equal(count_rows(), THREADS * EACH);
+}
+
+/* Stop during an outage keeps the journal; a crash tore its tail; the next
+ * start cuts the tail and replays the rest before newer rows. */
+static void test_journal_survives_restart(void **state)
+{
+    enum { N = 300 };
+    struct sb_usage u;
+    (void)state;
+    struct flaky *f = flaky_open(60 * 1000, 0);
+    struct sb_usage_writer *w = start_journaled(f, 0);
+    sb_usage_submit_audit(
+        w, &(struct sb_audit){
+               .actor = "alice", .action = "key.create", .target_id = "7", .outcome = "ok"});
+    for (int i = 0; i < N; i++) {
+        fill_full(&u, i);
+        sb_usage_submit(w, &u);
+    }
+    sb_usage_writer_stop(w); /* the database is still down */
+    assert_true(journal_exists());
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), 0);
+    FILE *jf = fopen(jpath, "ab");
+    fwrite("SBUR\x40\x00\x00\x00garbage", 1, 15, jf); /* half a record */
+    fclose(jf);
+    w = start_journaled(flaky_open(0, 0), 0);
+    fill_full(&u, N); /* newer than everything in the journal */
+    sb_usage_submit(w, &u);
+    wait_replayed(w, N + 1);
+    sb_usage_writer_stop(w);
+    assert_false(journal_exists());
+    assert_int_equal(count_rows(), N + 1);
+    assert_int_equal(rows_intact(), N + 1);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs a JOIN usage_logs b"
+                            " ON b.id = a.id + 1 WHERE b.ts <= a.ts"),
+                     0);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM audit_log WHERE actor = 'alice'"
+                            " AND target_id = '7'"),
+                     1);
+}
+
+/* Reads the whole file at p into *out (malloc); returns its size. */
+static size_t slurp(const char *p, char **out)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *out = sb_xmalloc(n);
+    assert_int_equal(fread(*out, 1, n, f), n);
+    fclose(f);
+    return n;
+}
+
+/* Exactly once: commits reported as failed are not repeated, and a journal
+ * that reappears after its replay committed (a crash before unlink)
+ * inserts nothing. */
+static void test_replay_exactly_once(void **state)
+{
+    enum { N = 1000 };
+    struct sb_usage u;
+    char *copy = NULL;
+    (void)state;
+    struct sb_usage_writer *w = start_journaled(flaky_open(60 * 1000, 0), 0);
+    for (int i = 0; i < N; i++) {
+        fill_full(&u, i);
+        sb_usage_submit(w, &u);
+    }
+    sb_usage_writer_stop(w);
+    size_t n = slurp(jpath, &copy);
+    struct flaky *f = flaky_open(0, 0);
+    f->lies = 3; /* the first three batches commit but report an I/O error */
+    w = start_journaled(f, 0);
+    wait_replayed(w, N - 3 * 64);
+    assert_int_equal(f->lies, 0); /* f is freed by stop */
+    sb_usage_writer_stop(w);
+    assert_false(journal_exists());
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), N);
+    /* the crash came after the last commit but before the unlink */
+    FILE *jf = fopen(jpath, "wb");
+    fwrite(copy, 1, n, jf);
+    fclose(jf);
+    w = start_journaled(flaky_open(0, 0), 0);
+    for (int i = 0; i < 500 && journal_exists(); i++)
+        usleep(10000);
+    sb_usage_writer_stop(w);
+    assert_false(journal_exists());
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), N);
+    assert_int_equal(count_rows(), N);
+    free(copy);
+}
+
+static void test_journal_path(void **state)
+{
+    char out[64];
+    (void)state;
+    assert_true(sb_usage_journal_path("sqlite:./sb.db", out, sizeof(out)));
+    assert_string_equal(out, "./sb.db.usage-journal");
+    assert_true(sb_usage_journal_path("sqlite:///var/lib/sb.db", out, sizeof(out)));
+    assert_string_equal(out, "/var/lib/sb.db.usage-journal");
+    assert_false(sb_usage_journal_path("sqlite::memory:", out, sizeof(out)));
+    assert_false(sb_usage_journal_path("postgres://x/y", out, sizeof(out)));
+    assert_false(sb_usage_journal_path("sqlite:/a/very/long/path/that/does/not/fit/in/64/bytes.db",
+                                       out, sizeof(out)));
+}
+
+static int teardown_journal(void **state)
+{
+    unlink(jpath);
+    return teardown(state);
 }
 
 int main(void)
@@ -284,6 +668,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_flushed_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_touches_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outage_order_kept, setup, teardown_journal),
+        cmocka_unit_test_setup_teardown(test_outage_memory_bounded, setup, teardown_journal),
+        cmocka_unit_test_setup_teardown(test_journal_survives_restart, setup, teardown_journal),
+        cmocka_unit_test_setup_teardown(test_replay_exactly_once, setup, teardown_journal),
+        cmocka_unit_test(test_journal_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

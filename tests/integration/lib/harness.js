@@ -24,7 +24,9 @@ const { now, sleep } = require('./fake-upstream');
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const BIN = path.resolve(REPO, process.env.SWITCHBOARD_BIN || 'build/switchboard');
 const FAKE_KEY = 'sk-fake-upstream-key-0123456789abcdef';
-const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ThreadSanitizer|ERROR: UndefinedBehaviorSanitizer/;
+// Any report fails the file's clean-stop test: ASan, LSan, UBSan, and TSan's
+// "WARNING: ThreadSanitizer: data race" (TSan reports are warnings, not errors).
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer|ThreadSanitizer|ERROR: UndefinedBehaviorSanitizer/;
 
 // ---------------------------------------------------------------------------
 // Ports and configuration
@@ -152,6 +154,9 @@ class Gateway {
  * server: section; opts.env adds environment variables; opts.providers and
  * opts.models add config entries after the built-in ones; opts.config (text) or
  * opts.configYaml (a function of the server section) replaces the config text.
+ * opts.dbPath reuses another gateway's SQLite file (a restart, or a second
+ * instance on the same database); pass opts.env.SWITCHBOARD_MASTER_KEY too
+ * when stored credentials must stay readable (gw.masterKey is the one used).
  */
 async function startGateway(fake, opts = {}) {
     if (!fs.existsSync(BIN)) {
@@ -162,7 +167,8 @@ async function startGateway(fake, opts = {}) {
     gw.server = { ...DEFAULT_SERVER, ...(opts.server || {}) };
     gw.token = `sb-admin-${crypto.randomBytes(16).toString('hex')}`;
     gw.fakeKey = FAKE_KEY;
-    gw.dbPath = path.join(gw.dir, 'sb.db');
+    gw.dbPath = opts.dbPath || path.join(gw.dir, 'sb.db');
+    gw.masterKey = (opts.env && opts.env.SWITCHBOARD_MASTER_KEY) || crypto.randomBytes(32).toString('base64');
     gw.configPath = path.join(gw.dir, 'switchboard.yaml');
     // opts.config / opts.configYaml(server): a whole config text instead of the default one.
     fs.writeFileSync(gw.configPath, opts.configYaml ? opts.configYaml(gw.server)
@@ -182,7 +188,7 @@ async function startGateway(fake, opts = {}) {
             env: {
                 ...process.env,
                 SWITCHBOARD_ADMIN_TOKEN: gw.token,
-                SWITCHBOARD_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+                SWITCHBOARD_MASTER_KEY: gw.masterKey,
                 FAKE_OPENAI_KEY: FAKE_KEY,
                 ...(opts.env || {}),
             },
