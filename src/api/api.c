@@ -358,7 +358,9 @@ static void respond(struct job *j)
     struct sb_http_header h[1 + SB_API_MAX_EXTRA];
     size_t n = 0;
     int status = c->status ? c->status : 200;
-    h[n++] = (struct sb_http_header){SB_SLICE("content-type"), SB_SLICE("application/json")};
+    const char *type =
+        c->content_type && c->err.code == SB_OK ? c->content_type : "application/json";
+    h[n++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(type)};
     for (size_t i = 0; i < c->nextra; i++)
         h[n++] = c->extra[i];
     if (c->err.code != SB_OK) {

@@ -120,7 +120,9 @@ struct sb_api_call {
     size_t nsuggest;
     struct sb_http_header extra[SB_API_MAX_EXTRA]; /* set-cookie and such; arena */
     size_t nextra;
-    bool changed; /* the registry changed: rebuild and publish before answering */
+    bool changed;             /* the registry changed: rebuild and publish before answering */
+    const char *content_type; /* of out when the handler succeeds; NULL = application/json
+                                 (GET /api/usage?format=csv answers text/csv) */
 };
 
 typedef sb_err (*sb_api_fn)(struct sb_api_call *c);
@@ -310,6 +312,16 @@ sb_err sb__api_route_delete(struct sb_api_call *c);
 sb_err sb__api_provider_test(struct sb_api_call *c);
 sb_err sb__api_model_test(struct sb_api_call *c);
 sb_err sb__api_provider_test_unsaved(struct sb_api_call *c);
+
+/* ---- usage_query.c, usage.c: GET /api/usage ---- */
+
+/* The query string of c as a store query, with c's own-rows rule applied
+ * (non-admins see their own usage only); *csv when format=csv. Strings in
+ * *q live in c's arena. Fails with a 400 (403 for another user's rows). */
+sb_err sb__api_usage_query(struct sb_api_call *c, struct sb_store_usage_query *q, bool *csv);
+/* group_by's word for by ("none" ... "day"). */
+const char *sb__api_usage_by_name(enum sb_store_usage_by by);
+sb_err sb__api_usage(struct sb_api_call *c);
 
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);

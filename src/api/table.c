@@ -83,6 +83,8 @@ const struct sb_api_route sb__api_routes[] = {
     {"GET", "/api/routes/{id}", STAFF, sb__api_route_get},
     {"PUT", "/api/routes/{id}", ADMIN, sb__api_route_update},
     {"DELETE", "/api/routes/{id}", ADMIN, sb__api_route_delete},
+    /* usage analytics: every role; non-admins see only their own rows (usage_query.c) */
+    {"GET", "/api/usage", ALL, sb__api_usage},
     /* registry */
     {"GET", "/api/registry/status", STAFF, sb__api_registry_status},
     {"POST", "/api/registry/refresh", ADMIN, sb__api_registry_refresh},

@@ -197,11 +197,18 @@ static const char m3_sql[] =
     "CREATE INDEX audit_log_actor ON audit_log(actor, ts);"
     "CREATE INDEX audit_log_target ON audit_log(target_type, target_id, ts);";
 
+/* Migration 4: usage analytics (GET /api/usage). A user or developer reads
+ * only their own rows, so every such report filters on user_id within a ts
+ * window; without this index it reads the whole window of everyone's rows.
+ * Admin reports keep using usage_logs_ts. */
+static const char m4_sql[] = "CREATE INDEX usage_logs_user_ts ON usage_logs(user_id, ts);";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
      m2_sql},
     {3, "users, sessions, virtual key scopes, audit log", m3_sql},
+    {4, "usage analytics: usage rows by user and time", m4_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

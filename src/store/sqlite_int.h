@@ -154,6 +154,10 @@ sb_err sb__sq_credential_list(struct sb_store *s, const char *user, struct sb_ar
 sb_err sb__sq_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
                     struct sb_error *err);
 sb_err sb__sq_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err);
+/* Usage analytics (sqlite_usage_report.c). */
+sb_err sb__sq_usage_report(struct sb_store *s, const struct sb_store_usage_query *q,
+                           struct sb_arena *a, struct sb_store_usage_report *out,
+                           struct sb_error *err);
 
 /* ---- the usage journal's replay (sqlite.c, sqlite_identity.c) ---- */
 

@@ -167,6 +167,13 @@ sb_err sb_store_provider_stats(struct sb_store *s, const char *provider, int64_t
     return CALL(s, provider_stats, err, provider, from_ms, to_ms, a, out, n);
 }
 
+sb_err sb_store_usage_report(struct sb_store *s, const struct sb_store_usage_query *q,
+                             struct sb_arena *a, struct sb_store_usage_report *out,
+                             struct sb_error *err)
+{
+    return CALL(s, usage_report, err, q, a, out);
+}
+
 sb_err sb_store_model_create(struct sb_store *s, const struct sb_store_model *m,
                              struct sb_error *err)
 {

@@ -192,6 +192,61 @@ struct sb_store_provider_stats {
     double cost_usd;
 };
 
+/*
+ * Usage analytics (GET /api/usage): what a report groups by. The string
+ * dimensions are usage_logs columns and double as filters (struct
+ * sb_store_usage_query.eq); HOUR and DAY are UTC time buckets of ts.
+ */
+enum sb_store_usage_by {
+    SB_STORE_USAGE_BY_NONE = 0, /* one total row */
+    SB_STORE_USAGE_BY_PROVIDER,
+    SB_STORE_USAGE_BY_MODEL,
+    SB_STORE_USAGE_BY_USER, /* user_id: the username, NULL for the admin token */
+    SB_STORE_USAGE_BY_KEY,  /* key_id: the virtual key's row id, NULL for none */
+    SB_STORE_USAGE_BY_ROUTE,
+    SB_STORE_USAGE_BY_VARIANT,
+    SB_STORE_USAGE_BY_HOUR,
+    SB_STORE_USAGE_BY_DAY,
+    SB_STORE_USAGE_NBY
+};
+/* The string dimensions are PROVIDER..VARIANT: eq[] has a slot for each (0 unused). */
+#define SB_STORE_USAGE_NEQ (SB_STORE_USAGE_BY_VARIANT + 1)
+#define SB_STORE_USAGE_MAX_GROUPS 1000    /* default bound on the groups returned */
+#define SB_STORE_USAGE_MAX_ROWS 2000000LL /* default bound on the rows one report reads */
+
+struct sb_store_usage_query {
+    int64_t from_ms, to_ms;             /* the window [from, to) over usage_logs.ts, Unix ms */
+    const char *eq[SB_STORE_USAGE_NEQ]; /* eq[BY_MODEL] = "x": rows of model x only; NULL = any */
+    const char *status;                 /* ok | error | cancelled; NULL = any */
+    enum sb_store_usage_by group_by;
+    size_t max_groups; /* 0 = SB_STORE_USAGE_MAX_GROUPS */
+    int64_t max_rows;  /* 0 = SB_STORE_USAGE_MAX_ROWS */
+};
+
+/* One group of a usage report. */
+struct sb_store_usage_group {
+    const char *key;   /* the group's value; NULL for BY_NONE, a time bucket, or rows
+                          where the column is NULL (no user: the admin token) */
+    int64_t bucket_ms; /* BY_HOUR / BY_DAY: the bucket's start (UTC); else 0 */
+    int64_t requests;  /* rows */
+    int64_t errors;    /* status "error" */
+    int64_t cancelled; /* status "cancelled" (the client left): not an error */
+    double latency_p50_ms, latency_p95_ms, latency_p99_ms; /* nearest rank, all rows */
+    int64_t streamed;                /* streamed rows that have a first-token time (ttft_ms >= 0) */
+    double ttft_p50_ms, ttft_p95_ms; /* nearest rank over those; 0 when streamed = 0 */
+    int64_t prompt_tokens;           /* sums over rows that know them (-1 = unknown skipped) */
+    int64_t completion_tokens;
+    double cost_usd;
+    int64_t first_ts, last_ts; /* earliest and latest row ts; 0 when no rows */
+};
+
+struct sb_store_usage_report {
+    struct sb_store_usage_group *groups; /* in the arena, ordered by key (buckets ascending) */
+    size_t n;
+    int64_t rows;   /* usage rows matching the query (all read unless truncated) */
+    bool truncated; /* there were more than max_groups groups: the first ones by key are here */
+};
+
 /* A tri-state list filter; zero means "any". */
 enum sb_store_tri { SB_STORE_ANY = 0, SB_STORE_YES, SB_STORE_NO };
 
@@ -343,6 +398,10 @@ struct sb_store_ops {
     sb_err (*insert_usage_marked)(struct sb_store *s, const struct sb_usage *rows, size_t n,
                                   const struct sb_audit *audits, size_t na, const char *mark_key,
                                   const char *mark_value, struct sb_error *err);
+    /* Appended for usage analytics (issue 7 part 8). */
+    sb_err (*usage_report)(struct sb_store *s, const struct sb_store_usage_query *q,
+                           struct sb_arena *a, struct sb_store_usage_report *out,
+                           struct sb_error *err);
 };
 
 /* The base every backend embeds as its first member. */
@@ -533,6 +592,19 @@ sb_err sb_store_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t
                       struct sb_error *err);
 /* The registry version counter (settings.registry_version); 0 on a fresh database. */
 sb_err sb_store_registry_version(struct sb_store *s, int64_t *out, struct sb_error *err);
+
+/*
+ * A usage report over usage_logs (GET /api/usage): the rows of q's window
+ * that match every filter, summed per group. Percentiles are exact (nearest
+ * rank): each group's latencies are held and sorted, so the cost is one read
+ * of the matching rows plus a sort; a query matching more than q->max_rows
+ * rows fails with SB_E_BAD_REQUEST (field "from") before reading them. With
+ * BY_NONE the report is one row even when nothing matched (requests 0).
+ * Borrows q; *out's arrays and strings in a.
+ */
+sb_err sb_store_usage_report(struct sb_store *s, const struct sb_store_usage_query *q,
+                             struct sb_arena *a, struct sb_store_usage_report *out,
+                             struct sb_error *err);
 
 /* ---- inside the store layer only ---- */
 
