@@ -23,6 +23,8 @@ sb_err sb_vfail(struct sb_error *err, sb_err code, const char *fmt, va_list ap)
         err->http_status = 0;
         err->field[0] = '\0';
         err->api_code[0] = '\0';
+        err->api_type[0] = '\0';
+        err->api_param[0] = '\0';
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     }
     return code;

@@ -58,6 +58,10 @@ struct sb_error {
      * more precise than the table's name ("context_length_exceeded", "content_filter"), or "".
      * sb_fail clears it; map_error sets it after sb_fail. */
     char api_code[48];
+    /* Appended (issue 6): an OpenAI-format upstream's own error "type" and "param", kept
+     * so clients that branch on them see what the upstream said; "" = none. */
+    char api_type[48];
+    char api_param[64];
 };
 
 /* Records code and message in err (which may be NULL); returns code. */

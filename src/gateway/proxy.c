@@ -231,10 +231,12 @@ static void fail(struct proxy *x, const struct sb_error *e)
     account(x, status, "error", e->code, e->msg);
     struct sb_buf b;
     sb_buf_init(&b, 0);
+    /* An OpenAI-format upstream's own type and param are kept (SDKs branch on them). */
+    const char *type = e->api_type[0] ? e->api_type : sb_err_type(e->code);
     if (x->front)
-        x->front->error_body(&b, status, sb_err_type(e->code), code, e->msg, x->req->id);
+        x->front->error_body(&b, status, type, code, e->msg, x->req->id);
     else
-        sb_http_error_body(&b, sb_err_type(e->code), code, e->msg);
+        sb_http_error_body_param(&b, type, code, e->api_param, e->msg);
     size_t n;
     const struct sb_http_header *h = route_headers(x, "application/json", &n);
     struct sb_slice body = sb_arena_slice(x->req->arena, sb_buf_slice(&b));

@@ -672,6 +672,12 @@ void sb_http_respond(struct sb_http_req *req, int status, const struct sb_http_h
 
 void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, const char *msg)
 {
+    sb_http_error_body_param(out, type, code, NULL, msg);
+}
+
+void sb_http_error_body_param(struct sb_buf *out, const char *type, const char *code,
+                              const char *param, const char *msg)
+{
     struct sb_jw w;
     sb_jw_init(&w, out);
     sb_jw_obj_begin(&w);
@@ -682,7 +688,7 @@ void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, 
     sb_jw_key(&w, "type");
     sb_jw_cstr(&w, type);
     sb_jw_key(&w, "param");
-    sb_jw_null(&w);
+    sb_jw_cstr(&w, param && *param ? param : NULL);
     sb_jw_key(&w, "code");
     sb_jw_cstr(&w, code);
     sb_jw_obj_end(&w);

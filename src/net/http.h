@@ -149,6 +149,9 @@ void sb_http_respond_error(struct sb_http_req *req, int status, const char *type
                            const char *msg);
 /* Appends {"error":{"message","type","param":null,"code"}} to out. */
 void sb_http_error_body(struct sb_buf *out, const char *type, const char *code, const char *msg);
+/* The same with "param" (NULL or "" writes null). */
+void sb_http_error_body_param(struct sb_buf *out, const char *type, const char *code,
+                              const char *param, const char *msg);
 
 /* Streaming: chunked transfer encoding. */
 void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_http_header *hdrs,

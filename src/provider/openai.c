@@ -484,15 +484,34 @@ static bool code_word(struct sb_slice s)
     return alpha;
 }
 
+/* A param names a request member ("messages[0].content"): printable, no quotes. */
+static bool param_word(struct sb_slice s, size_t cap)
+{
+    if (!s.len || s.len >= cap)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (s.p[i] < 0x21 || s.p[i] > 0x7e || s.p[i] == '"' || s.p[i] == '\\')
+            return false;
+    return true;
+}
+
 void sb__openai_keep_code(const struct sb_call *c, int status, struct sb_slice body,
                           struct sb_error *err)
 {
     struct sb_json_limits lim = {.max_depth = MAX_DEPTH, .max_bytes = 1024 * 1024};
     struct sb_json *root = NULL;
     struct sb_error jerr;
-    const struct sb_json *code = NULL;
-    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) == SB_OK)
+    const struct sb_json *code = NULL, *type = NULL, *param = NULL;
+    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) == SB_OK) {
         code = jget(jget(root, "error"), "code");
+        type = jget(jget(root, "error"), "type");
+        param = jget(jget(root, "error"), "param");
+    }
+    /* The upstream's type and param pass through when they are plain words. */
+    if (jstr(type) && code_word(type->str) && type->str.len < sizeof(err->api_type))
+        snprintf(err->api_type, sizeof(err->api_type), "%.*s", SB_FMT(type->str));
+    if (jstr(param) && param_word(param->str, sizeof(err->api_param)))
+        snprintf(err->api_param, sizeof(err->api_param), "%.*s", SB_FMT(param->str));
     const char *word = status == 401 ? "invalid_api_key" : status == 404 ? "model_not_found" : "";
     if (jstr(code) && code_word(code->str)) {
         snprintf(err->api_code, sizeof(err->api_code), "%.*s", SB_FMT(code->str));

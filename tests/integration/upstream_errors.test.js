@@ -59,6 +59,22 @@ describe('upstream errors', () => {
         assert.equal(r.status, 400, r.text);
         const e = h.assertOpenAIError(r.json, r.text);
         assert.ok(e.message.includes(message), `upstream message lost: ${e.message}`);
+        // SDK clients branch on these: the upstream's own type, code and param are kept.
+        assert.equal(e.type, 'invalid_request_error', r.text);
+        assert.equal(e.code, 'context_length_exceeded', r.text);
+        assert.equal(e.param, 'messages', r.text);
+    });
+
+    it("a 429 keeps the upstream's own error type (insufficient_quota)", async () => {
+        const m = fake.script(fake.marker('quota'), {
+            status: 429, error: oaiError('You exceeded your current quota.', 'insufficient_quota', null, 'insufficient_quota'),
+        });
+        const r = await ask(m);
+        assert.equal(r.status, 429, r.text);
+        const e = h.assertOpenAIError(r.json, r.text);
+        assert.equal(e.type, 'insufficient_quota', r.text);
+        assert.equal(e.code, 'insufficient_quota', r.text);
+        assert.equal(e.param, null, r.text);
     });
 
     it('upstream refuses the connection (dead-model): 502', async () => {
