@@ -12,11 +12,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "crypto/keys.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
+#include "router/router.h"
 #include "store/usage.h"
 #include "upstream/client.h"
 
@@ -87,6 +89,12 @@ static void metrics(struct sb_http_req *req, struct worker *w)
     if (f->usage)
         sb_usage_stats(f->usage, &us);
     sb_metrics_render_usage(&b, &us);
+    if (f->gw->router) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sb_router_render_metrics(f->gw->router, &b,
+                                 (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    }
     static const struct sb_http_header h[] = {
         {SB_SLICE("content-type"), SB_SLICE("text/plain; version=0.0.4")}};
     sb_http_respond(req, 200, h, 1, sb_arena_slice(req->arena, sb_buf_slice(&b)));

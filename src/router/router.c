@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "router/router_int.h"
 
 #define EWMA_ALPHA 0.2
@@ -228,4 +229,37 @@ bool sb_router_health(struct sb_router *rt, const char *model_id, int64_t now_ms
                                          state(h, now_ms)};
     pthread_mutex_unlock(&rt->lock);
     return found;
+}
+
+static void family(struct sb_buf *out, const char *name, const char *help)
+{
+    sb_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t now_ms)
+{
+    static const struct {
+        const char *name, *help;
+    } f[] = {
+        {"switchboard_deployment_breaker_state", "Circuit breaker: 0 closed, 1 open, 2 half-open."},
+        {"switchboard_deployment_inflight", "Requests in flight to the deployment."},
+        {"switchboard_deployment_latency_ms", "Moving average of the deployment's latency."},
+        {"switchboard_deployment_ttft_ms",
+         "Moving average of the deployment's time to first token."},
+    };
+    pthread_mutex_lock(&rt->lock);
+    for (size_t k = 0; k < 4; k++) {
+        family(out, f[k].name, f[k].help);
+        for (size_t i = 0; i <= rt->mask; i++) {
+            const struct health *h = &rt->h[i];
+            if (!h->id[0])
+                continue;
+            double v = k == 0   ? (double)state(h, now_ms)
+                       : k == 1 ? (double)h->inflight
+                       : k == 2 ? h->latency_ms
+                                : h->ttft_ms;
+            sb_buf_printf(out, "%s{model=\"%s\"} %g\n", f[k].name, h->id, v);
+        }
+    }
+    pthread_mutex_unlock(&rt->lock);
 }

@@ -80,4 +80,9 @@ struct sb_router_health {
 bool sb_router_health(struct sb_router *rt, const char *model_id, int64_t now_ms,
                       struct sb_router_health *out);
 
+/* Appends Prometheus lines for every deployment seen: breaker state (0 closed,
+ * 1 open, 2 half-open), requests in flight, moving-average latency and TTFT. */
+struct sb_buf;
+void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t now_ms);
+
 #endif

@@ -146,6 +146,8 @@ describe('routing and failover', () => {
         const m = A.marker('after-open');
         served(await ask(r1, m), 'pb', 0);
         assert.equal(A.requestsFor(m).length, 0, 'an open breaker sends no traffic');
+        const metrics = await h.request(gw, { method: 'GET', path: '/metrics' });
+        assert.match(metrics.text, new RegExp(`switchboard_deployment_breaker_state\\{model="${ma}"\\} 1`), 'the open breaker shows in /metrics');
         // Every target open: a clear 503.
         const only = await route([ma]);
         const r = await ask(only, A.marker('none-left'));
