@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/internal.h"
 #include "core/alloc.h"
@@ -44,13 +45,31 @@ static sb_err rekey_row(void *ud, const struct sb_store_credential *c, char **ne
     return SB_OK;
 }
 
+/* Fault injection (SQLite's way): SWITCHBOARD_FAULT=rotate-after-<step> ends
+ * the process right after that step, as a kill would, so the tests can prove
+ * every crash point recoverable with the real binary. */
+static void fault_point(const char *step)
+{
+    const char *f = getenv("SWITCHBOARD_FAULT");
+    char want[64];
+    snprintf(want, sizeof(want), "rotate-after-%s", step);
+    if (f && strcmp(f, want) == 0) {
+        fprintf(stderr, "switchboard: fault injected: %s\n", want);
+        _exit(86);
+    }
+}
+
 sb_err sb_api_rotate(struct sb_store *s, struct sb_keyring *kr, size_t *n, char key_id[17],
                      struct sb_error *err)
 {
     *n = 0;
-    if (sb_keys_keyring_begin_rotation(kr, err) != SB_OK ||
-        sb_store_rekey(s, rekey_row, kr, n, err) != SB_OK ||
-        sb_keys_keyring_finish_rotation(kr, err) != SB_OK)
+    if (sb_keys_keyring_begin_rotation(kr, err) != SB_OK)
+        return err->code;
+    fault_point("begin");
+    if (sb_store_rekey(s, rekey_row, kr, n, err) != SB_OK)
+        return err->code;
+    fault_point("rekey");
+    if (sb_keys_keyring_finish_rotation(kr, err) != SB_OK)
         return err->code;
     sb_keys_keyring_active_id(kr, key_id);
     return SB_OK;

@@ -163,7 +163,8 @@ async function startGateway(fake, opts = {}) {
         throw new Error(`gateway binary not found: ${BIN} (build it with make, or set SWITCHBOARD_BIN)`);
     }
     const gw = new Gateway();
-    gw.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-it-'));
+    // opts.dir: reuse a directory (the key file of key-file mode lives in the cwd).
+    gw.dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'sb-it-'));
     gw.server = { ...DEFAULT_SERVER, ...(opts.server || {}) };
     gw.token = `sb-admin-${crypto.randomBytes(16).toString('hex')}`;
     gw.fakeKey = FAKE_KEY;
