@@ -25,7 +25,8 @@ describe('admin life cycle', () => {
     before(async () => {
         fake = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
         acme = await new FakeUpstream({ apiKey: ACME_KEY }).start();
-        gw = await h.startGateway(fake);
+        // Key-file mode (no SWITCHBOARD_MASTER_KEY): rotate-key writes the next key itself.
+        gw = await h.startGateway(fake, { env: { SWITCHBOARD_MASTER_KEY: '' } });
     });
 
     after(async () => {
