@@ -28,7 +28,12 @@ describe('backpressure', () => {
 
     before(async () => {
         fake = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
-        gw = await h.startGateway(fake);
+        // A provider without a total timeout: the test stalls the client on purpose, and
+        // under a sanitizer the whole stream may take longer than the default provider's 3 s.
+        gw = await h.startGateway(fake, {
+            providers: [{ id: 'bp', type: 'openai', base_url: `http://127.0.0.1:${fake.port}/v1`, api_key: 'env:FAKE_OPENAI_KEY' }],
+            models: [{ id: 'bp-model', provider: 'bp', upstream_model: 'gpt-4o-mini' }],
+        });
     });
 
     after(async () => {
@@ -56,7 +61,7 @@ describe('backpressure', () => {
             })}\n\ndata: [DONE]\n\n`);
             res.end();
         });
-        const body = JSON.stringify({ model: 'gpt-test', stream: true, messages: [{ role: 'user', content: m }] });
+        const body = JSON.stringify({ model: 'bp-model', stream: true, messages: [{ role: 'user', content: m }] });
         const res = await new Promise((resolve, reject) => {
             const req = http.request({
                 host: '127.0.0.1', port: gw.port, method: 'POST', path: '/v1/chat/completions', agent: false,
