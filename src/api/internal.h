@@ -294,8 +294,6 @@ sb_err sb__api_model_priority(struct sb_api_call *c);
 sb_err sb__api_models_reorder(struct sb_api_call *c);
 sb_err sb__api_model_champion(struct sb_api_call *c);
 sb_err sb__api_model_default(struct sb_api_call *c);
-extern const struct sb_store_template sb__api_builtin_templates[];
-extern const size_t sb__api_nbuiltin_templates;
 sb_err sb__api_templates_list(struct sb_api_call *c);
 sb_err sb__api_template_get(struct sb_api_call *c);
 sb_err sb__api_template_create(struct sb_api_call *c);

@@ -15,14 +15,7 @@
 #include "api/internal.h"
 #include "net/ssrf.h"
 #include "registry/config.h"
-
-static const struct sb_store_template *builtin(const char *id)
-{
-    for (size_t i = 0; i < sb__api_nbuiltin_templates; i++)
-        if (strcmp(sb__api_builtin_templates[i].id, id) == 0)
-            return &sb__api_builtin_templates[i];
-    return NULL;
-}
+#include "registry/templates.h"
 
 static const char *viewer(const struct sb_api_call *c)
 {
@@ -58,7 +51,7 @@ static void write_template(struct sb_jw *j, const struct sb_store_template *t, b
 /* Template {id} (param 0): built-in, or the database's as the caller may see it. */
 static sb_err load(struct sb_api_call *c, struct sb_store_template *t, bool *system)
 {
-    const struct sb_store_template *b = builtin(sb__api_param(c, 0));
+    const struct sb_store_template *b = sb_templates_find(sb__api_param(c, 0));
     *system = b != NULL;
     if (b) {
         *t = *b;
@@ -77,12 +70,12 @@ sb_err sb__api_templates_list(struct sb_api_call *c)
     if (sb__api_paging(c, &limit, &offset) != SB_OK ||
         sb_store_template_list(c->api->store, &f, c->arena, &ts, &page, &c->err) != SB_OK)
         return c->err.code;
-    int64_t total = (int64_t)sb__api_nbuiltin_templates + page.total;
+    int64_t total = (int64_t)sb_templates_nbuiltin + page.total;
     sb__api_list_begin(c);
     for (int64_t i = offset; i < total && i < offset + limit; i++) {
-        bool sys = i < (int64_t)sb__api_nbuiltin_templates;
+        bool sys = i < (int64_t)sb_templates_nbuiltin;
         const struct sb_store_template *t =
-            sys ? &sb__api_builtin_templates[i] : &ts[i - (int64_t)sb__api_nbuiltin_templates];
+            sys ? &sb_templates_builtin[i] : &ts[i - (int64_t)sb_templates_nbuiltin];
         write_template(&c->jw, t, sys);
     }
     sb__api_list_end(c, total, limit, offset);
@@ -169,7 +162,7 @@ static sb_err parse(struct sb_api_call *c, struct sb_store_template *t)
         sb__api_body_str(c, "type", true, &t->type) != SB_OK ||
         sb__api_body_str(c, "base_url", false, &t->base_url) != SB_OK)
         return c->err.code;
-    if (builtin(t->id))
+    if (sb_templates_find(t->id))
         return sb__api_fail(c, SB_E_CONFLICT, "id", "'%s' is a built-in template", t->id);
     const struct sb_json *opts = sb_json_get(c->json, "options"),
                          *models = sb_json_get(c->json, "models");

@@ -31,6 +31,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "registry/config_yaml.h"
+#include "registry/templates.h"
 
 #define MAX_FILE (1024 * 1024) /* config file bytes */
 #define MAX_SECRET_FILE (64 * 1024)
@@ -511,9 +512,39 @@ static sb_err check_provider_aws(struct walk *w, struct sb_store_provider *p,
     return SB_OK;
 }
 
+/* `template: groq` fills what the entry leaves out: type, base_url, and the
+ * template's options (api_version, region). Models stay explicit. */
+static sb_err apply_template(struct walk *w, struct sb_store_provider *p,
+                             const struct sb__ynode *n)
+{
+    const struct sb_store_template *t = sb_templates_find(p->template_id);
+    struct sb_json *opts = NULL;
+    struct sb_json_limits lim = {0};
+    struct sb_error ignore;
+    if (!t)
+        return ffail(w, n, "template", "unknown template '%.40s' (GET /api/templates lists them)",
+                     p->template_id);
+    if (!p->type)
+        p->type = t->type;
+    if (!p->base_url && t->base_url)
+        p->base_url = t->base_url;
+    if (t->options &&
+        sb_json_parse(w->cfg->arena, t->options, strlen(t->options), &lim, &opts, &ignore) == SB_OK) {
+        const struct sb_json *v = sb_json_get(opts, "api_version");
+        if (!p->api_version && sb_json_is_string(v))
+            p->api_version = sb_arena_strndup(w->cfg->arena, v->str.p, v->str.len);
+        v = sb_json_get(opts, "region");
+        if (!p->region && sb_json_is_string(v))
+            p->region = sb_arena_strndup(w->cfg->arena, v->str.p, v->str.len);
+    }
+    return SB_OK;
+}
+
 static sb_err check_provider(struct walk *w, void *elem, const struct sb__ynode *n)
 {
     struct sb_store_provider *p = elem;
+    if (p->template_id && apply_template(w, p, n) != SB_OK)
+        return w->err->code;
     if (!p->id)
         return missing(w, n->line, "id", "");
     if (!chars_ok(p->id, PROVIDER_ID_CHARS, 64))
@@ -635,6 +666,7 @@ static const struct field provider_fields[] = {
     BOOL("enabled", PROV, enabled),
     STR("description", PROV, description),
     BOOL("personal_keys_required", PROV, personal_keys_required),
+    STR("template", PROV, template_id),
 };
 
 static void init_provider(void *elem)

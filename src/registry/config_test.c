@@ -413,6 +413,29 @@ static void test_entry_json(void **state)
     sb_arena_free(a);
 }
 
+/* `template:` fills type, base_url and options; the entry's own keys win. */
+static void test_template_key(void **state)
+{
+    (void)state;
+    struct sb_config *c =
+        parse_ok("providers:\n"
+                 "  - {id: g, template: groq, api_key: env:GROQ_API_KEY}\n"
+                 "  - {id: b, template: bedrock, region: eu-west-1}\n"
+                 "  - {id: l, template: vllm, base_url: \"http://10.0.0.5:8000/v1\"}\n");
+    const struct sb_store_provider *p = c->system.providers;
+    assert_string_equal(p[0].type, "openai");
+    assert_string_equal(p[0].base_url, "https://api.groq.com/openai/v1");
+    assert_string_equal(p[1].type, "bedrock");
+    assert_string_equal(p[1].region, "eu-west-1");
+    assert_string_equal(p[2].base_url, "http://10.0.0.5:8000/v1");
+    sb_config_free(c);
+    struct sb_config *broken = NULL;
+    struct sb_error err = {0};
+    const char *y = "providers:\n  - {id: x, template: nope}\n";
+    assert_int_equal(sb_config_parse("t.yaml", y, strlen(y), &broken, &err), SB_E_CONFIG);
+    assert_non_null(strstr(err.msg, "providers[0].template: unknown template 'nope'"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,7 +443,7 @@ int main(void)
         cmocka_unit_test(test_every_key),    cmocka_unit_test(test_literal_key_refused),
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_resolve_env),
         cmocka_unit_test(test_resolve_file), cmocka_unit_test(test_type_table),
-        cmocka_unit_test(test_entry_json),
+        cmocka_unit_test(test_entry_json),   cmocka_unit_test(test_template_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

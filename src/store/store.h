@@ -114,6 +114,7 @@ struct sb_store_provider {
     const char *key_masked;  /* the system credential's display form (sk-...abcd), NULL =
                                 none; read-only (written by credential_put) */
     bool personal_keys_required; /* no system-key fallback for users (stored in options) */
+    const char *template_id;     /* config file only: the built-in template it starts from */
 };
 
 struct sb_store_model {

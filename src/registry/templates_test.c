@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 
-#include "api/internal.h"
+#include "registry/templates.h"
+#include "core/json.h"
+#include "core/buf.h"
 #include "registry/config.h"
 
 static void check_model(struct sb_arena *a, const struct sb_json *m, const char *tid)
@@ -33,9 +35,9 @@ static void check_model(struct sb_arena *a, const struct sb_json *m, const char 
 static void test_builtins_valid(void **state)
 {
     (void)state;
-    assert_true(sb__api_nbuiltin_templates >= 8);
-    for (size_t i = 0; i < sb__api_nbuiltin_templates; i++) {
-        const struct sb_store_template *t = &sb__api_builtin_templates[i];
+    assert_true(sb_templates_nbuiltin >= 8);
+    for (size_t i = 0; i < sb_templates_nbuiltin; i++) {
+        const struct sb_store_template *t = &sb_templates_builtin[i];
         struct sb_arena *a = sb_arena_create(4096);
         struct sb_json *models = NULL;
         struct sb_json_limits lim = {0};
@@ -47,7 +49,7 @@ static void test_builtins_valid(void **state)
         for (const struct sb_json *m = models->child; m; m = m->next)
             check_model(a, m, t->id);
         for (size_t k = 0; k < i; k++) /* ids are unique */
-            assert_string_not_equal(t->id, sb__api_builtin_templates[k].id);
+            assert_string_not_equal(t->id, sb_templates_builtin[k].id);
         sb_arena_free(a);
     }
 }
