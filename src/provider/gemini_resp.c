@@ -820,4 +820,14 @@ void sb__gm_map_error(const struct sb_call *c, int status, struct sb_slice body,
     sb_err code = code_for(status, e, &http);
     describe(c, e, body, code, err);
     err->http_status = err->code == SB_E_UNAUTHORIZED ? 401 : http;
+    /* Gemini has no error codes of its own beyond the status: name the two that
+     * clients and failover branch on from the documented messages. */
+    const struct sb_json *m = GET(e, "message");
+    if (ISSTR(m) && code == SB_E_BAD_REQUEST &&
+        m->str.len && (memmem(m->str.p, m->str.len, "exceeds the maximum number of tokens", 36) ||
+                       memmem(m->str.p, m->str.len, "input token count", 17)))
+        snprintf(err->api_code, sizeof(err->api_code), "context_length_exceeded");
+    else if (code == SB_E_NOT_FOUND && ISSTR(m) && m->str.len &&
+             memmem(m->str.p, m->str.len, "models/", 7))
+        snprintf(err->api_code, sizeof(err->api_code), "model_not_found");
 }

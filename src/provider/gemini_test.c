@@ -811,6 +811,7 @@ static void test_map_error(void **state)
         sb_err code;
         int http;
         const char *msg;
+        const char *api_code; /* the OpenAI code clients and failover branch on */
     } cases[] = {
         {400,
          "{'error':{'code':400,'message':'Invalid JSON payload received.','status':"
@@ -826,7 +827,8 @@ static void test_map_error(void **state)
         {404,
          "{'error':{'code':404,'message':'models/nope is not found for API version v1beta',"
          "'status':'NOT_FOUND'}}",
-         SB_E_NOT_FOUND, 404, "upstream gemini: models/nope is not found for API version v1beta"},
+         SB_E_NOT_FOUND, 404, "upstream gemini: models/nope is not found for API version v1beta",
+         "model_not_found"},
         {429, "{'error':{'code':429,'message':'Quota exceeded','status':'RESOURCE_EXHAUSTED'}}",
          SB_E_RATE_LIMITED, 429, "upstream gemini: Quota exceeded"},
         {500, "{'error':{'code':500,'message':'Internal error','status':'INTERNAL'}}",
@@ -838,7 +840,8 @@ static void test_map_error(void **state)
         {400,
          "[{'error':{'code':400,'message':'The input token count (2000000) exceeds the maximum "
          "number of tokens allowed (1048576).','status':'INVALID_ARGUMENT'}}]",
-         SB_E_BAD_REQUEST, 400, "upstream gemini: The input token count (2000000) exceeds"},
+         SB_E_BAD_REQUEST, 400, "upstream gemini: The input token count (2000000) exceeds",
+         "context_length_exceeded"},
         {502, "<html>bad gateway</html>", SB_E_UPSTREAM, 502,
          "upstream gemini: <html>bad gateway</html>"},
         {413, "", SB_E_TOO_LARGE, 413, "upstream gemini: request failed"},
@@ -852,6 +855,7 @@ static void test_map_error(void **state)
         if (strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)) != 0)
             fail_msg("case %zu: message '%s', want '%s'", i, err.msg, cases[i].msg);
         assert_null(strstr(err.msg, KEY));
+        assert_string_equal(err.api_code, cases[i].api_code ? cases[i].api_code : "");
     }
 }
 
