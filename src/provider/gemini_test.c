@@ -816,35 +816,35 @@ static void test_map_error(void **state)
         {400,
          "{'error':{'code':400,'message':'Invalid JSON payload received.','status':"
          "'INVALID_ARGUMENT'}}",
-         SB_E_BAD_REQUEST, 400, "upstream gemini: Invalid JSON payload received."},
+         SB_E_BAD_REQUEST, 400, "upstream gemini: Invalid JSON payload received.", NULL},
         {400,
          "{'error':{'code':400,'message':'API key not valid. Please pass a valid API key. "
          "key=" KEY "','status':'INVALID_ARGUMENT','details':[{'@type':"
          "'type.googleapis.com/google.rpc.ErrorInfo','reason':'API_KEY_INVALID'}]}}",
-         SB_E_UNAUTHORIZED, 401, "upstream gemini: the API key was not accepted"},
+         SB_E_UNAUTHORIZED, 401, "upstream gemini: the API key was not accepted", NULL},
         {403, "{'error':{'code':403,'message':'denied " KEY "','status':'PERMISSION_DENIED'}}",
-         SB_E_FORBIDDEN, 403, "upstream gemini: denied *************************"},
+         SB_E_FORBIDDEN, 403, "upstream gemini: denied *************************", NULL},
         {404,
          "{'error':{'code':404,'message':'models/nope is not found for API version v1beta',"
          "'status':'NOT_FOUND'}}",
          SB_E_NOT_FOUND, 404, "upstream gemini: models/nope is not found for API version v1beta",
          "model_not_found"},
         {429, "{'error':{'code':429,'message':'Quota exceeded','status':'RESOURCE_EXHAUSTED'}}",
-         SB_E_RATE_LIMITED, 429, "upstream gemini: Quota exceeded"},
+         SB_E_RATE_LIMITED, 429, "upstream gemini: Quota exceeded", NULL},
         {500, "{'error':{'code':500,'message':'Internal error','status':'INTERNAL'}}",
-         SB_E_UPSTREAM, 500, "upstream gemini: Internal error"},
+         SB_E_UPSTREAM, 500, "upstream gemini: Internal error", NULL},
         {503, "{'error':{'code':503,'message':'Overloaded','status':'UNAVAILABLE'}}",
-         SB_E_UNAVAILABLE, 503, "upstream gemini: Overloaded"},
+         SB_E_UNAVAILABLE, 503, "upstream gemini: Overloaded", NULL},
         {504, "{'error':{'code':504,'message':'Deadline','status':'DEADLINE_EXCEEDED'}}",
-         SB_E_UPSTREAM_TIMEOUT, 504, "upstream gemini: Deadline"},
+         SB_E_UPSTREAM_TIMEOUT, 504, "upstream gemini: Deadline", NULL},
         {400,
          "[{'error':{'code':400,'message':'The input token count (2000000) exceeds the maximum "
          "number of tokens allowed (1048576).','status':'INVALID_ARGUMENT'}}]",
          SB_E_BAD_REQUEST, 400, "upstream gemini: The input token count (2000000) exceeds",
          "context_length_exceeded"},
         {502, "<html>bad gateway</html>", SB_E_UPSTREAM, 502,
-         "upstream gemini: <html>bad gateway</html>"},
-        {413, "", SB_E_TOO_LARGE, 413, "upstream gemini: request failed"},
+         "upstream gemini: <html>bad gateway</html>", NULL},
+        {413, "", SB_E_TOO_LARGE, 413, "upstream gemini: request failed", NULL},
     };
     call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
