@@ -253,8 +253,8 @@ struct sb_store_usage_report {
  * variant's target. On the usage row, route = the experiment id and variant =
  * the variant name, which is how results find an experiment's traffic.
  */
-#define SB_STORE_VARIANT_NAME_MAX 31   /* usage_logs.variant holds 31 bytes (store/usage.h) */
-#define SB_STORE_EXPERIMENT_ID_MAX 63  /* usage_logs.route holds 63 bytes */
+#define SB_STORE_VARIANT_NAME_MAX 31  /* usage_logs.variant holds 31 bytes (store/usage.h) */
+#define SB_STORE_EXPERIMENT_ID_MAX 63 /* usage_logs.route holds 63 bytes */
 #define SB_STORE_EXPERIMENT_MAX_VARIANTS 16
 
 struct sb_store_variant {
@@ -264,10 +264,10 @@ struct sb_store_variant {
 };
 
 struct sb_store_experiment {
-    const char *id;          /* [A-Za-z0-9._:-]+, at most SB_STORE_EXPERIMENT_ID_MAX */
-    const char *name;        /* display name; NULL on write = id */
-    const char *description; /* NULL = none */
-    const char *status;      /* active | paused | ended; NULL on write = active */
+    const char *id;                    /* [A-Za-z0-9._:-]+, at most SB_STORE_EXPERIMENT_ID_MAX */
+    const char *name;                  /* display name; NULL on write = id */
+    const char *description;           /* NULL = none */
+    const char *status;                /* active | paused | ended; NULL on write = active */
     struct sb_store_variant *variants; /* 1..SB_STORE_EXPERIMENT_MAX_VARIANTS, first = control */
     size_t nvariants;
     int64_t created_at; /* Unix ms; read-only */
@@ -472,9 +472,8 @@ struct sb_store_ops {
                            struct sb_error *err);
     sb_err (*request_ref)(struct sb_store *s, const char *request_id, struct sb_arena *a,
                           struct sb_store_request_ref *out, struct sb_error *err);
-    sb_err (*experiment_ratings)(struct sb_store *s, const char *id, int64_t from_ms,
-                                 int64_t to_ms, struct sb_arena *a,
-                                 struct sb_store_rating_stats **out, size_t *n,
+    sb_err (*experiment_ratings)(struct sb_store *s, const char *id, int64_t from_ms, int64_t to_ms,
+                                 struct sb_arena *a, struct sb_store_rating_stats **out, size_t *n,
                                  struct sb_error *err);
 };
 
