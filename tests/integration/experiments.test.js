@@ -173,9 +173,11 @@ describe('experiments', () => {
         assertApiError(await api.get(gw, '/api/experiments/tmp'), 404, 'not_found');
         assertApiError(await api.del(gw, '/api/experiments/tmp'), 404, 'not_found');
         assertApiError(await api.put(gw, '/api/experiments/nope', body({ id: undefined })), 404, 'not_found');
-        const audited = await h.eventually(() => h.sql(gw, "SELECT action FROM audit_log WHERE target_type = 'experiment'"
-            + ' ORDER BY id').map((x) => x.action).join(','), 5000); // the writer batches
-        assert.equal(audited, 'experiment.create,experiment.create,experiment.update,experiment.delete');
+        const want = 'experiment.create,experiment.create,experiment.update,experiment.delete';
+        const audited = () => h.sql(gw, "SELECT action FROM audit_log WHERE target_type = 'experiment' ORDER BY id")
+            .map((x) => x.action).join(',');
+        await h.eventually(() => audited() === want, 5000); // the writer batches
+        assert.equal(audited(), want);
     });
 
     it('refuses bad bodies with the field at fault', async () => {
