@@ -235,7 +235,7 @@ static const char m6_sql[] =
     " request_id TEXT NOT NULL UNIQUE,"
     " rating INTEGER NOT NULL CHECK (rating BETWEEN -1 AND 1),"
     " comment TEXT,"
-    " user_id TEXT," /* who rated: a username, NULL for the admin token */
+    " user_id TEXT," /* who rated: the /api actor (a username, or admin-token) */
     " ts BIGINT NOT NULL);"
     "CREATE INDEX usage_logs_request ON usage_logs(request_id);"
     "CREATE INDEX usage_logs_route_ts ON usage_logs(route, ts);";

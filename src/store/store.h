@@ -279,7 +279,7 @@ struct sb_store_feedback {
     const char *request_id; /* usage_logs.request_id of the rated request */
     int64_t rating;         /* -1 | 0 | 1 */
     const char *comment;    /* NULL = none */
-    const char *user;       /* who rated: a username, NULL = the admin token */
+    const char *user;       /* who rated: the /api actor (a username, or admin-token) */
     int64_t ts;             /* Unix ms; read-only (the store sets it) */
 };
 
