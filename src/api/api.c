@@ -38,8 +38,7 @@ sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
      * rotation every row is under it; a rotation runs under a->lock and ends
      * (or is resumed at create) before the next reload. */
     if (sb_store_registry_version(a->store, &v, err) != SB_OK ||
-        sb_registry_load(a->store, &(struct sb_registry_keys){.kr = a->keyring}, &reg, err) !=
-            SB_OK)
+        sb_registry_load(a->store, &(struct sb_registry_keys){.kr = a->keyring}, &reg, err) != SB_OK)
         return err->code;
     sb_registry_publish(reg);
     a->version = v;

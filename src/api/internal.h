@@ -75,9 +75,9 @@ struct sb_api {
     struct sb_admin_hash admin;
     bool has_admin;
     struct sb_usage_writer *writer;
-    int64_t version;             /* registry_version the published snapshot was built at */
-    int64_t loaded_at_ms;        /* when it was published */
-    _Atomic int64_t store_ok_ms; /* when the poller last read the store, 0 = it failed */
+    int64_t version;              /* registry_version the published snapshot was built at */
+    int64_t loaded_at_ms;         /* when it was published */
+    _Atomic int64_t store_ok_ms;  /* when the poller last read the store, 0 = it failed */
     unsigned poll_ms;
     pthread_t poller;
     bool poller_started;

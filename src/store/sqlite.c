@@ -639,7 +639,7 @@ static const struct sb_store_ops sqlite_ops = {
     .rekey = sb__sq_rekey,
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
-    .usage_report = sb__sq_usage_report,  /* sqlite_usage_report.c */
+    .usage_report = sb__sq_usage_report, /* sqlite_usage_report.c */
     /* sqlite_experiments.c */
     .experiment_create = sb__sq_experiment_create,
     .experiment_update = sb__sq_experiment_update,
