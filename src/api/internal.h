@@ -321,6 +321,38 @@ sb_err sb__api_usage_query(struct sb_api_call *c, struct sb_store_usage_query *q
 const char *sb__api_usage_by_name(enum sb_store_usage_by by);
 sb_err sb__api_usage(struct sb_api_call *c);
 
+/* ---- experiments.c, experiment_results.c, feedback.c: A/B experiments (issue 7 part 3) ---- */
+
+sb_err sb__api_experiments_list(struct sb_api_call *c);
+sb_err sb__api_experiment_get(struct sb_api_call *c);
+sb_err sb__api_experiment_create(struct sb_api_call *c);
+sb_err sb__api_experiment_update(struct sb_api_call *c);
+sb_err sb__api_experiment_delete(struct sb_api_call *c);
+sb_err sb__api_experiment_results(struct sb_api_call *c);
+sb_err sb__api_feedback(struct sb_api_call *c);
+/* An experiment as /api JSON (the body's shape plus created_at, updated_at). */
+void sb__api_write_experiment(struct sb_jw *j, const struct sb_store_experiment *x);
+
+/* ---- experiment_stats.c: 95% intervals for results (pure; experiment_stats_test.c) ---- */
+
+struct sb__ci {
+    double value;  /* the estimate (NaN when there is none) */
+    double lo, hi; /* the interval; NaN when ok is false */
+    bool ok;       /* an interval exists (enough data) */
+};
+/* t(0.975) with df degrees of freedom (>= 1; NaN below). */
+double sb__stats_t975(double df);
+/* The error rate k/n with its Wilson score interval; !ok when n is 0. */
+struct sb__ci sb__stats_wilson(int64_t k, int64_t n);
+/* k2/n2 - k1/n1 with Newcombe's hybrid score interval; !ok when either n is 0. */
+struct sb__ci sb__stats_prop_diff(int64_t k1, int64_t n1, int64_t k2, int64_t n2);
+/* The mean of n values from their sum and sum of squares, with a Student t interval
+ * (value set from n = 1, interval from n = 2). */
+struct sb__ci sb__stats_mean(int64_t n, double sum, double sumsq);
+/* mean2 - mean1 with Welch's interval (value when both n > 0, interval when both >= 2). */
+struct sb__ci sb__stats_mean_diff(int64_t n1, double sum1, double sumsq1, int64_t n2, double sum2,
+                                  double sumsq2);
+
 sb_err sb__api_registry_status(struct sb_api_call *c);
 sb_err sb__api_registry_refresh(struct sb_api_call *c);
 sb_err sb__api_me(struct sb_api_call *c);

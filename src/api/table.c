@@ -83,6 +83,15 @@ const struct sb_api_route sb__api_routes[] = {
     {"GET", "/api/routes/{id}", STAFF, sb__api_route_get},
     {"PUT", "/api/routes/{id}", ADMIN, sb__api_route_update},
     {"DELETE", "/api/routes/{id}", ADMIN, sb__api_route_delete},
+    /* A/B experiments (experiments.c, experiment_results.c); feedback: any caller rates
+     * their own requests, an admin any (feedback.c) */
+    {"GET", "/api/experiments", STAFF, sb__api_experiments_list},
+    {"POST", "/api/experiments", ADMIN, sb__api_experiment_create},
+    {"GET", "/api/experiments/{id}", STAFF, sb__api_experiment_get},
+    {"PUT", "/api/experiments/{id}", ADMIN, sb__api_experiment_update},
+    {"DELETE", "/api/experiments/{id}", ADMIN, sb__api_experiment_delete},
+    {"GET", "/api/experiments/{id}/results", STAFF, sb__api_experiment_results},
+    {"POST", "/api/feedback", ALL, sb__api_feedback},
     /* usage analytics: every role; non-admins see only their own rows (usage_query.c) */
     {"GET", "/api/usage", ALL, sb__api_usage},
     /* registry */

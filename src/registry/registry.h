@@ -77,4 +77,33 @@ bool sb_registry_model_visible(const struct sb_model *m, const char *user);
 /* A counter that grows with every publish (for /api/registry/status and tests). */
 unsigned long sb_registry_generation(const struct sb_registry *r);
 
+/* ---- A/B experiments (issue 7 part 3; registry_experiments.c) ---- */
+
+enum sb_experiment_status {
+    SB_EXPERIMENT_ACTIVE, /* traffic is split between the variants */
+    SB_EXPERIMENT_PAUSED, /* every request gets the first variant, uncounted */
+    SB_EXPERIMENT_ENDED,  /* as paused */
+};
+
+struct sb_experiment_variant {
+    const char *name;   /* usage_logs.variant and x-switchboard-variant */
+    const char *target; /* a model id, provider/upstream_model or route id, as written */
+    int64_t weight;     /* >= 0 */
+};
+
+struct sb_experiment_entry {
+    const char *id; /* what clients send as model; usage_logs.route of its requests */
+    enum sb_experiment_status status;
+    const struct sb_experiment_variant *variants; /* nvariants >= 1; [0] is the control */
+    size_t nvariants;
+    int64_t total_weight; /* sum of the weights, > 0 */
+};
+
+/* The experiment called name, or NULL. An experiment whose id is also a
+ * model or route id is left out of the snapshot (with a warning when it is
+ * built): a model or route of that name wins. */
+const struct sb_experiment_entry *sb_registry_find_experiment(const struct sb_registry *r,
+                                                              struct sb_slice name);
+size_t sb_registry_experiment_count(const struct sb_registry *r);
+
 #endif

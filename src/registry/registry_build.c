@@ -291,6 +291,7 @@ sb_err sb_registry_build_source(const struct sb_registry_source *src,
     }
     build_models(&b, src->e);
     build_routes(&b, src->e);
+    sb__registry_build_experiments(&b, src->e); /* after routes: registry_experiments.c */
     sb__registry_build_identity(&b, src);
     *out = r;
     return SB_OK;

@@ -43,6 +43,10 @@ struct sb_registry {
     size_t nkeys;
     struct index by_key;      /* "sha256:<hex>" of a key -> struct sb_client_key */
     struct index by_personal; /* "provider/user" -> struct sb_secret (a user's own key) */
+    /* Appended for A/B experiments (registry_experiments.c). */
+    struct sb_experiment_entry *experiments;
+    size_t nexperiments;
+    struct index by_experiment;
 };
 
 /* The builder's state (registry_build.c, registry_identity.c). */
@@ -63,6 +67,10 @@ void sb__registry_decrypt(struct builder *b, const char *provider, const char *u
                           const char *key_id, const char *ciphertext, struct sb_secret **out);
 /* Adds the personal credentials of e and the live virtual keys to b's snapshot. */
 void sb__registry_build_identity(struct builder *b, const struct sb_registry_source *src);
+
+/* Adds e's experiments to b's snapshot (after models and routes: an id they
+ * hold is skipped). registry_experiments.c. */
+void sb__registry_build_experiments(struct builder *b, const struct sb_store_entities *e);
 
 /* ---- hash index (registry.c) ---- */
 

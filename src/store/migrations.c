@@ -203,12 +203,50 @@ static const char m3_sql[] =
  * Admin reports keep using usage_logs_ts. */
 static const char m4_sql[] = "CREATE INDEX usage_logs_user_ts ON usage_logs(user_id, ts);";
 
+/*
+ * Migration 6: A/B experiments (issue 7 part 3). Numbered 6, not 5: the
+ * rate-limit work adds migration 5 on another branch at the same time, and
+ * the two merge as 5 then 6. (A database migrated by this branch alone is at
+ * 6 and would skip a 5 merged later: only development databases can be in
+ * that state.)
+ * - experiments: variants is a JSON array [{"name","target","weight"}];
+ *   an experiment's traffic is the usage rows whose route is its identifier,
+ *   and variant names which variant served each one.
+ * - feedback: one rating per request id, -1 (bad), 0 (neutral) or 1 (good);
+ *   a second rating of the same request replaces the first.
+ * - usage_logs(request_id): feedback checks the request's owner by id, one
+ *   lookup per rating instead of a scan. usage_logs(route, ts): an
+ *   experiment's results read only its own rows. Each index costs the
+ *   batched usage insert one more b-tree write per row.
+ */
+static const char m6_sql[] =
+    "CREATE TABLE experiments ("
+    " id {id},"
+    " identifier TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " description TEXT,"
+    " status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'ended')),"
+    " variants {json} NOT NULL DEFAULT '[]',"
+    " is_system SMALLINT NOT NULL DEFAULT 0," /* always 0: experiments live in the database */
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL);"
+    "CREATE TABLE feedback ("
+    " id {id},"
+    " request_id TEXT NOT NULL UNIQUE,"
+    " rating INTEGER NOT NULL CHECK (rating BETWEEN -1 AND 1),"
+    " comment TEXT,"
+    " user_id TEXT," /* who rated: the /api actor (a username, or admin-token) */
+    " ts BIGINT NOT NULL);"
+    "CREATE INDEX usage_logs_request ON usage_logs(request_id);"
+    "CREATE INDEX usage_logs_route_ts ON usage_logs(route, ts);";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
      m2_sql},
     {3, "users, sessions, virtual key scopes, audit log", m3_sql},
     {4, "usage analytics: usage rows by user and time", m4_sql},
+    {6, "A/B experiments, feedback", m6_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

@@ -640,4 +640,13 @@ static const struct sb_store_ops sqlite_ops = {
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
     .usage_report = sb__sq_usage_report, /* sqlite_usage_report.c */
+    /* sqlite_experiments.c */
+    .experiment_create = sb__sq_experiment_create,
+    .experiment_update = sb__sq_experiment_update,
+    .experiment_delete = sb__sq_experiment_delete,
+    .experiment_get = sb__sq_experiment_get,
+    .experiment_list = sb__sq_experiment_list,
+    .feedback_put = sb__sq_feedback_put,
+    .request_ref = sb__sq_request_ref,
+    .experiment_ratings = sb__sq_experiment_ratings,
 };

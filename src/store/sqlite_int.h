@@ -159,6 +159,29 @@ sb_err sb__sq_usage_report(struct sb_store *s, const struct sb_store_usage_query
                            struct sb_arena *a, struct sb_store_usage_report *out,
                            struct sb_error *err);
 
+/* A/B experiments and feedback (sqlite_experiments.c). */
+sb_err sb__sq_experiment_create(struct sb_store *s, const struct sb_store_experiment *x,
+                                struct sb_error *err);
+sb_err sb__sq_experiment_update(struct sb_store *s, const char *id,
+                                const struct sb_store_experiment *x, struct sb_error *err);
+sb_err sb__sq_experiment_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb__sq_experiment_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                             struct sb_store_experiment *out, struct sb_error *err);
+sb_err sb__sq_experiment_list(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_experiment **out,
+                              struct sb_store_page *page, struct sb_error *err);
+/* Every experiment, for sb_store_load (inside its read transaction). */
+sb_err sb__sq_experiments_all(sqlite3 *db, struct sb_arena *a, struct sb_store_experiment **out,
+                              size_t *n, struct sb_error *err);
+sb_err sb__sq_feedback_put(struct sb_store *s, const struct sb_store_feedback *f, bool *created,
+                           struct sb_error *err);
+sb_err sb__sq_request_ref(struct sb_store *s, const char *request_id, struct sb_arena *a,
+                          struct sb_store_request_ref *out, struct sb_error *err);
+sb_err sb__sq_experiment_ratings(struct sb_store *s, const char *id, int64_t from_ms,
+                                 int64_t to_ms, struct sb_arena *a,
+                                 struct sb_store_rating_stats **out, size_t *n,
+                                 struct sb_error *err);
+
 /* ---- the usage journal's replay (sqlite.c, sqlite_identity.c) ---- */
 
 struct sb_audit;

@@ -466,6 +466,8 @@ static sb_err load_all(sqlite3 *db, struct sb_store_entities *e, struct sb_error
     e->ntemplates = pg.n;
     if (rc == SB_OK)
         rc = sb__sq_personal_credentials(db, e->arena, &e->credentials, &e->ncredentials, err);
+    if (rc == SB_OK) /* A/B experiments (sqlite_experiments.c) */
+        rc = sb__sq_experiments_all(db, e->arena, &e->experiments, &e->nexperiments, err);
     return rc;
 }
 

@@ -327,3 +327,55 @@ sb_err sb_store_registry_version(struct sb_store *s, int64_t *out, struct sb_err
 {
     return CALL(s, registry_version, err, out);
 }
+
+/* ---- A/B experiments (issue 7 part 3) ---- */
+
+sb_err sb_store_experiment_create(struct sb_store *s, const struct sb_store_experiment *x,
+                                  struct sb_error *err)
+{
+    return CALL(s, experiment_create, err, x);
+}
+
+sb_err sb_store_experiment_update(struct sb_store *s, const char *id,
+                                  const struct sb_store_experiment *x, struct sb_error *err)
+{
+    return CALL(s, experiment_update, err, id, x);
+}
+
+sb_err sb_store_experiment_delete(struct sb_store *s, const char *id, struct sb_error *err)
+{
+    return CALL(s, experiment_delete, err, id);
+}
+
+sb_err sb_store_experiment_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                               struct sb_store_experiment *out, struct sb_error *err)
+{
+    return CALL(s, experiment_get, err, id, a, out);
+}
+
+sb_err sb_store_experiment_list(struct sb_store *s, const struct sb_store_filter *f,
+                                struct sb_arena *a, struct sb_store_experiment **out,
+                                struct sb_store_page *page, struct sb_error *err)
+{
+    return CALL(s, experiment_list, err, f, a, out, page);
+}
+
+sb_err sb_store_feedback_put(struct sb_store *s, const struct sb_store_feedback *f, bool *created,
+                             struct sb_error *err)
+{
+    return CALL(s, feedback_put, err, f, created);
+}
+
+sb_err sb_store_request_ref(struct sb_store *s, const char *request_id, struct sb_arena *a,
+                            struct sb_store_request_ref *out, struct sb_error *err)
+{
+    return CALL(s, request_ref, err, request_id, a, out);
+}
+
+sb_err sb_store_experiment_ratings(struct sb_store *s, const char *id, int64_t from_ms,
+                                   int64_t to_ms, struct sb_arena *a,
+                                   struct sb_store_rating_stats **out, size_t *n,
+                                   struct sb_error *err)
+{
+    return CALL(s, experiment_ratings, err, id, from_ms, to_ms, a, out, n);
+}

@@ -248,6 +248,57 @@ struct sb_store_usage_report {
     bool truncated; /* there were more than max_groups groups: the first ones by key are here */
 };
 
+/*
+ * A/B experiments (issue 7 part 3). A client sends an experiment's id as its
+ * model; the proxy picks a variant (router/experiment.h) and serves the
+ * variant's target. On the usage row, route = the experiment id and variant =
+ * the variant name, which is how results find an experiment's traffic.
+ */
+#define SB_STORE_VARIANT_NAME_MAX 31  /* usage_logs.variant holds 31 bytes (store/usage.h) */
+#define SB_STORE_EXPERIMENT_ID_MAX 63 /* usage_logs.route holds 63 bytes */
+#define SB_STORE_EXPERIMENT_MAX_VARIANTS 16
+
+struct sb_store_variant {
+    const char *name;   /* [A-Za-z0-9._-]+, at most SB_STORE_VARIANT_NAME_MAX, unique */
+    const char *target; /* a model id, provider/upstream_model, or a route id */
+    int64_t weight;     /* >= 0; the experiment's weights have a positive sum */
+};
+
+struct sb_store_experiment {
+    const char *id;                    /* [A-Za-z0-9._:-]+, at most SB_STORE_EXPERIMENT_ID_MAX */
+    const char *name;                  /* display name; NULL on write = id */
+    const char *description;           /* NULL = none */
+    const char *status;                /* active | paused | ended; NULL on write = active */
+    struct sb_store_variant *variants; /* 1..SB_STORE_EXPERIMENT_MAX_VARIANTS, first = control */
+    size_t nvariants;
+    int64_t created_at; /* Unix ms; read-only */
+    int64_t updated_at; /* Unix ms; read-only */
+};
+
+/* A rating of one request: -1 (bad), 0 (neutral), 1 (good). */
+struct sb_store_feedback {
+    const char *request_id; /* usage_logs.request_id of the rated request */
+    int64_t rating;         /* -1 | 0 | 1 */
+    const char *comment;    /* NULL = none */
+    const char *user;       /* who rated: the /api actor (a username, or admin-token) */
+    int64_t ts;             /* Unix ms; read-only (the store sets it) */
+};
+
+/* Who made a request and what served it, from its usage row. */
+struct sb_store_request_ref {
+    const char *request_id;
+    const char *user;    /* usage_logs.user_id: NULL for the admin token */
+    const char *route;   /* NULL = none */
+    const char *variant; /* NULL = none */
+};
+
+/* The ratings of one variant's requests. */
+struct sb_store_rating_stats {
+    const char *variant; /* NULL for rows without a variant */
+    int64_t n;           /* rated requests */
+    double sum, sumsq;   /* of the ratings, and of their squares */
+};
+
 /* A tri-state list filter; zero means "any". */
 enum sb_store_tri { SB_STORE_ANY = 0, SB_STORE_YES, SB_STORE_NO };
 
@@ -285,6 +336,10 @@ struct sb_store_entities {
     size_t ntemplates;
     struct sb_store_credential *credentials; /* personal ones (user != NULL), every user's */
     size_t ncredentials;
+    /* Appended for A/B experiments (issue 7 part 3): filled by sb_store_load, ignored by
+     * sync_system (experiments live only in the database). */
+    struct sb_store_experiment *experiments;
+    size_t nexperiments;
 };
 
 /* Frees a set returned by sb_store_load (its arena). Accepts NULL. */
@@ -403,6 +458,24 @@ struct sb_store_ops {
     sb_err (*usage_report)(struct sb_store *s, const struct sb_store_usage_query *q,
                            struct sb_arena *a, struct sb_store_usage_report *out,
                            struct sb_error *err);
+    /* Appended for A/B experiments (issue 7 part 3); the wrappers document each. */
+    sb_err (*experiment_create)(struct sb_store *s, const struct sb_store_experiment *x,
+                                struct sb_error *err);
+    sb_err (*experiment_update)(struct sb_store *s, const char *id,
+                                const struct sb_store_experiment *x, struct sb_error *err);
+    sb_err (*experiment_delete)(struct sb_store *s, const char *id, struct sb_error *err);
+    sb_err (*experiment_get)(struct sb_store *s, const char *id, struct sb_arena *a,
+                             struct sb_store_experiment *out, struct sb_error *err);
+    sb_err (*experiment_list)(struct sb_store *s, const struct sb_store_filter *f,
+                              struct sb_arena *a, struct sb_store_experiment **out,
+                              struct sb_store_page *page, struct sb_error *err);
+    sb_err (*feedback_put)(struct sb_store *s, const struct sb_store_feedback *f, bool *created,
+                           struct sb_error *err);
+    sb_err (*request_ref)(struct sb_store *s, const char *request_id, struct sb_arena *a,
+                          struct sb_store_request_ref *out, struct sb_error *err);
+    sb_err (*experiment_ratings)(struct sb_store *s, const char *id, int64_t from_ms, int64_t to_ms,
+                                 struct sb_arena *a, struct sb_store_rating_stats **out, size_t *n,
+                                 struct sb_error *err);
 };
 
 /* The base every backend embeds as its first member. */
@@ -607,6 +680,46 @@ sb_err sb_store_usage_report(struct sb_store *s, const struct sb_store_usage_que
                              struct sb_arena *a, struct sb_store_usage_report *out,
                              struct sb_error *err);
 
+/*
+ * A/B experiments. create/update validate x: the id rule above (at most
+ * SB_STORE_EXPERIMENT_ID_MAX), status, 1..SB_STORE_EXPERIMENT_MAX_VARIANTS
+ * variants with valid unique names (field "variants"), non-empty targets,
+ * weights >= 0 with a positive sum; that targets exist is the caller's check
+ * (it holds the registry). Writes bump registry_version (the snapshot carries
+ * experiments). update keeps id and created_at. Lists honour paging only,
+ * ordered by identifier. Same conventions as routes.
+ */
+sb_err sb_store_experiment_create(struct sb_store *s, const struct sb_store_experiment *x,
+                                  struct sb_error *err);
+sb_err sb_store_experiment_update(struct sb_store *s, const char *id,
+                                  const struct sb_store_experiment *x, struct sb_error *err);
+sb_err sb_store_experiment_delete(struct sb_store *s, const char *id, struct sb_error *err);
+sb_err sb_store_experiment_get(struct sb_store *s, const char *id, struct sb_arena *a,
+                               struct sb_store_experiment *out, struct sb_error *err);
+sb_err sb_store_experiment_list(struct sb_store *s, const struct sb_store_filter *f,
+                                struct sb_arena *a, struct sb_store_experiment **out,
+                                struct sb_store_page *page, struct sb_error *err);
+/* Checks x as create/update do, without the database (the API checks before its own
+ * checks, so a bad body gets the store's field error first). Borrows x. */
+sb_err sb_store_experiment_check(const struct sb_store_experiment *x, struct sb_error *err);
+/*
+ * Records f (rating -1..1, else SB_E_BAD_REQUEST field "rating"): inserts, or
+ * replaces the earlier rating of the same request (*created false). Whether
+ * the request exists and whose it is: sb_store_request_ref. Borrows f.
+ */
+sb_err sb_store_feedback_put(struct sb_store *s, const struct sb_store_feedback *f, bool *created,
+                             struct sb_error *err);
+/* The usage row of request_id (the first, should there be several);
+ * SB_E_NOT_FOUND when there is none yet. Strings in a. */
+sb_err sb_store_request_ref(struct sb_store *s, const char *request_id, struct sb_arena *a,
+                            struct sb_store_request_ref *out, struct sb_error *err);
+/* The ratings of the requests whose usage rows have route = id and ts in
+ * [from_ms, to_ms), per variant, ordered by variant. *out: array in a. */
+sb_err sb_store_experiment_ratings(struct sb_store *s, const char *id, int64_t from_ms,
+                                   int64_t to_ms, struct sb_arena *a,
+                                   struct sb_store_rating_stats **out, size_t *n,
+                                   struct sb_error *err);
+
 /* ---- inside the store layer only ---- */
 
 /* One schema step; the SQL is written for both SQLite and PostgreSQL, with
@@ -654,5 +767,9 @@ sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_rou
 /* After sb__dec_targets (needs ntargets); NULL text leaves weights NULL. */
 sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
+/* experiments.variants (store/experiment.c): [{"name","target","weight"}]. */
+void sb__enc_variants(const struct sb_store_experiment *x, struct sb_buf *out);
+sb_err sb__dec_variants(struct sb_arena *a, const char *text, struct sb_store_experiment *x,
+                        struct sb_error *err);
 
 #endif
