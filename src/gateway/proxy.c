@@ -32,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
+#include "router/experiment.h"
 #include "router/router.h"
 #include "store/usage.h"
 #include "upstream/client.h"
@@ -65,12 +66,14 @@ struct proxy {
     const char *client_model;          /* the model name the client sent (NUL-terminated) */
     const char *local_header;          /* set when the front door answered locally */
     /* Failover (router.h): the deployments to try, in order */
-    struct sb_plan plan;                /* targets; the current one is plan.t[attempt] */
-    size_t attempt;                     /* index of the current target */
-    int fallbacks;                      /* attempts that failed before the current one */
-    const struct sb_route_entry *route; /* when the client named a route */
-    uint64_t attempt_ns;                /* the current attempt's start */
-    struct sb_error last;               /* the last failed attempt's error, for the client */
+    struct sb_plan plan;                          /* targets; the current one is plan.t[attempt] */
+    size_t attempt;                               /* index of the current target */
+    int fallbacks;                                /* attempts that failed before the current one */
+    const struct sb_route_entry *route;           /* when the client named a route */
+    const struct sb_experiment_entry *experiment; /* when the client named an experiment */
+    const char *variant;                          /* its variant, counted in results; or NULL */
+    uint64_t attempt_ns;                          /* the current attempt's start */
+    struct sb_error last; /* the last failed attempt's error, for the client */
 };
 
 static bool retry(struct proxy *x, int status, const struct sb_error *e);
@@ -81,7 +84,7 @@ static bool retry(struct proxy *x, int status, const struct sb_error *e);
 
 static const struct sb_http_header *route_headers(struct proxy *x, const char *ctype, size_t *n)
 {
-    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 7 * sizeof(*h));
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 8 * sizeof(*h));
     size_t k = 0;
     h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
     if (x->call.provider) {
@@ -100,6 +103,9 @@ static const struct sb_http_header *route_headers(struct proxy *x, const char *c
             (struct sb_http_header){SB_SLICE("x-switchboard-adjusted"), sb_slice_cstr(x->adjusted)};
     if (x->local_header)
         h[k++] = (struct sb_http_header){sb_slice_cstr(x->local_header), SB_SLICE("true")};
+    if (x->variant)
+        h[k++] =
+            (struct sb_http_header){SB_SLICE("x-switchboard-variant"), sb_slice_cstr(x->variant)};
     *n = k;
     return h;
 }
@@ -184,7 +190,11 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
     copy_field(u.key_id, sizeof(u.key_id), x->client.key ? x->client.key->id : NULL);
     copy_field(u.provider, sizeof(u.provider), m ? m->provider->id : "");
     copy_field(u.model, sizeof(u.model), m ? m->id : "");
-    copy_field(u.route, sizeof(u.route), x->route ? x->route->id : NULL);
+    copy_field(u.route, sizeof(u.route),
+               x->experiment ? x->experiment->id
+               : x->route    ? x->route->id
+                             : NULL);
+    copy_field(u.variant, sizeof(u.variant), x->variant);
     u.fallbacks = x->fallbacks;
     copy_field(u.status, sizeof(u.status), status);
     u.http_status = http_status;
@@ -609,7 +619,21 @@ static sb_err plan_route(struct proxy *x, const struct sb_route_entry *re, struc
                    re->id);
 }
 
-/* The deployments to try: a route's plan, or the one model named. */
+/* An experiment's variant for this conversation (sticky: header, else the
+ * body's user, else a random draw); returns the variant's target name. */
+static struct sb_slice choose_variant(struct proxy *x, const struct sb_experiment_entry *xe)
+{
+    const struct sb_json *u = sb_json_get(x->call.json, "user");
+    struct sb_experiment_choice ch;
+    sb_experiment_assign(xe, sb_http_header(x->req, "x-switchboard-conversation"),
+                         sb_json_is_string(u) ? u->str : SB_SLICE_NULL, sb_experiment_random(),
+                         &ch);
+    x->experiment = xe;
+    x->variant = ch.counted ? ch.variant->name : NULL;
+    return sb_slice_cstr(ch.variant->target);
+}
+
+/* The deployments to try: an experiment's variant, a route's plan, or the one model named. */
 static sb_err resolve_targets(struct proxy *x, struct sb_error *err)
 {
     const struct sb_json *m = sb_json_get(x->call.json, "model");
@@ -618,16 +642,23 @@ static sb_err resolve_targets(struct proxy *x, struct sb_error *err)
     if (m->type != SB_JSON_STRING || m->str.len == 0)
         return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
     x->client_model = sb_arena_strndup(x->req->arena, m->str.p, m->str.len);
-    const struct sb_route_entry *re = x->reg ? sb_registry_find_route(x->reg, m->str) : NULL;
+    /* The key's scope is checked on the name the client sent (an experiment's
+     * id covers all its variants' targets). */
+    if (key_allows(x, m->str, err) != SB_OK)
+        return err->code;
+    struct sb_slice name = m->str;
+    const struct sb_experiment_entry *xe =
+        x->reg ? sb_registry_find_experiment(x->reg, m->str) : NULL;
+    if (xe)
+        name = choose_variant(x, xe);
+    const struct sb_route_entry *re = x->reg ? sb_registry_find_route(x->reg, name) : NULL;
     if (re)
-        return key_allows(x, m->str, err) == SB_OK ? plan_route(x, re, err) : err->code;
-    const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, m->str) : NULL;
+        return plan_route(x, re, err);
+    const struct sb_model *model = x->reg ? sb_registry_find_model(x->reg, name) : NULL;
     if (model && !sb_registry_model_visible(model, x->client.user))
         model = NULL; /* another user's personal model does not exist for this caller */
     if (!model)
-        return not_found(x, m->str, err);
-    if (key_allows(x, m->str, err) != SB_OK)
-        return err->code;
+        return not_found(x, name, err);
     x->plan.t[0] = model;
     x->plan.n = 1;
     x->call.model = model;

@@ -12,7 +12,7 @@
 //
 // The last test sends requests through /v1 and expects a sticky variant; it
 // needs the proxy to call the assignment (src/router/experiment.h), which
-// the lead wires, and is marked todo until then.
+// the proxy wires (src/gateway/proxy.c, choose_variant).
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -320,7 +320,7 @@ describe('experiments', () => {
     });
 
     it('requests through /v1 get a sticky variant, recorded on their usage rows',
-        { todo: 'needs the proxy wiring (lead): sb_registry_find_experiment + sb_experiment_assign' }, async () => {
+        async () => {
             ok(await api.post(gw, '/api/experiments', {
                 id: 'sticky', variants: [{ name: 'left', target: 'gpt-test', weight: 1 }, { name: 'right', target: 'pair', weight: 1 }],
             }), 201);
