@@ -43,6 +43,8 @@ struct sb_registry {
     size_t nkeys;
     struct index by_key;      /* "sha256:<hex>" of a key -> struct sb_client_key */
     struct index by_personal; /* "provider/user" -> struct sb_secret (a user's own key) */
+    /* Appended (issue 7): "k:<key id>" and "u:<username>" -> struct sb_client_limits */
+    struct index by_limits;
 };
 
 /* The builder's state (registry_build.c, registry_identity.c). */

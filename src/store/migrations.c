@@ -203,12 +203,26 @@ static const char m3_sql[] =
  * Admin reports keep using usage_logs_ts. */
 static const char m4_sql[] = "CREATE INDEX usage_logs_user_ts ON usage_logs(user_id, ts);";
 
+/* Migration 5: limits and budgets (issue 7 parts 4-5, store/quota.h). NULL =
+ * no limit; a budget's period is a UTC day or month. Spend is summed from
+ * usage_logs per key since a period's start: (key_id, ts) serves one key as
+ * migration 4's (user_id, ts) serves one user. */
+#define LIMIT_COLUMNS(table)                                                                       \
+    "ALTER TABLE " table " ADD COLUMN rpm BIGINT CHECK (rpm > 0);"                                 \
+    "ALTER TABLE " table " ADD COLUMN tpm BIGINT CHECK (tpm > 0);"                                 \
+    "ALTER TABLE " table " ADD COLUMN budget_usd DOUBLE PRECISION CHECK (budget_usd > 0);"         \
+    "ALTER TABLE " table " ADD COLUMN budget_period TEXT"                                          \
+    " CHECK (budget_period IN ('day', 'month'));"
+static const char m5_sql[] = LIMIT_COLUMNS("api_keys") LIMIT_COLUMNS("users")
+    "CREATE INDEX usage_logs_key_ts ON usage_logs(key_id, ts);";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
      m2_sql},
     {3, "users, sessions, virtual key scopes, audit log", m3_sql},
     {4, "usage analytics: usage rows by user and time", m4_sql},
+    {5, "limits and budgets of keys and users, usage rows by key and time", m5_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "store/identity.h"
+#include "store/quota.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -640,4 +641,5 @@ static const struct sb_store_ops sqlite_ops = {
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
     .usage_report = sb__sq_usage_report, /* sqlite_usage_report.c */
+    .quota = &sb__sqlite_quota_ops,      /* sqlite_quota.c */
 };

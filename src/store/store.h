@@ -293,6 +293,7 @@ void sb_store_entities_free(struct sb_store_entities *e);
 
 struct sb_store;
 struct sb_store_identity_ops; /* store/identity.h: users, sessions, keys, audit */
+struct sb_store_quota_ops;    /* store/quota.h: limits of keys and users, spend */
 
 /*
  * The rekey callback: re-encrypts one credential. c is borrowed for the call
@@ -402,6 +403,8 @@ struct sb_store_ops {
     sb_err (*usage_report)(struct sb_store *s, const struct sb_store_usage_query *q,
                            struct sb_arena *a, struct sb_store_usage_report *out,
                            struct sb_error *err);
+    /* Appended for limits and budgets (issue 7 parts 4-5, store/quota.h): a sub-table. */
+    const struct sb_store_quota_ops *quota;
 };
 
 /* The base every backend embeds as its first member. */
