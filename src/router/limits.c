@@ -263,12 +263,10 @@ static void release_provider(struct sb_limits *l, struct sb_limits_ticket *t, in
 }
 
 /* Key and user ask only for the budget difference of the new model (>= 0). */
-static void retarget_checks(const struct sb_limits_req *q, struct sb_limits_ticket *t,
-                            int64_t more, struct sb__lim_check *c, enum sb_limits_scope *scope,
-                            size_t *n)
+static void retarget_checks(const struct sb_limits_req *q, struct sb_limits_ticket *t, int64_t more,
+                            struct sb__lim_check *c, enum sb_limits_scope *scope, size_t *n)
 {
-    const struct sb_client_limits *lim[3] = {NULL, q->key ? &q->key->limits : NULL,
-                                             q->user_limits};
+    const struct sb_client_limits *lim[3] = {NULL, q->key ? &q->key->limits : NULL, q->user_limits};
     for (size_t i = 1; i < 3; i++) {
         if (!t->hold[i].id[0] || !t->hold[i].budget || !lim[i])
             continue;
@@ -366,8 +364,7 @@ static sb_err load_one(struct sb_limits *l, struct sb_store *s, enum sb_store_sp
     struct sb_store_spend *rows = NULL;
     size_t nrows = 0;
     char id[SB_LIMITS_ID_MAX];
-    sb_err rc =
-        sb_store_spend(s, by, NULL, sb_limits_period_start(p, now), a, &rows, &nrows, err);
+    sb_err rc = sb_store_spend(s, by, NULL, sb_limits_period_start(p, now), a, &rows, &nrows, err);
     for (size_t i = 0; rc == SB_OK && i < nrows; i++) {
         snprintf(id, sizeof(id), "%c:%s", by == SB_SPEND_BY_KEY ? 'k' : 'u', rows[i].id);
         sb_limits_seed_spend(l, id, p, now, rows[i].cost_usd);

@@ -53,13 +53,13 @@ enum sb_limits_scope { SB_LIMITS_NONE, SB_LIMITS_PROVIDER, SB_LIMITS_KEY, SB_LIM
 
 /* One attempt's demand; everything borrowed for the call only. */
 struct sb_limits_req {
-    const struct sb_model *model;              /* the target: provider rpm/tpm and prices */
-    const struct sb_client_key *key;           /* NULL: no key scope (admin token) */
-    const char *user;                          /* caller's username; NULL: no user scope */
+    const struct sb_model *model;               /* the target: provider rpm/tpm and prices */
+    const struct sb_client_key *key;            /* NULL: no key scope (admin token) */
+    const char *user;                           /* caller's username; NULL: no user scope */
     const struct sb_client_limits *user_limits; /* sb_registry_user_limits(); NULL: none */
-    int64_t prompt_tokens;                     /* estimate; < 0 counts as 0 */
-    int64_t max_tokens;                        /* the client's; <= 0: not given */
-    int64_t now_ms;                            /* wall clock, Unix ms (UTC periods) */
+    int64_t prompt_tokens;                      /* estimate; < 0 counts as 0 */
+    int64_t max_tokens;                         /* the client's; <= 0: not given */
+    int64_t now_ms;                             /* wall clock, Unix ms (UTC periods) */
 };
 
 /* What one scope holds for a request. */
@@ -72,14 +72,14 @@ struct sb_limits_hold {
 /* A request's reservations; a value the caller keeps (zero it before the
  * first reserve). Holds no pointers: it outlives any snapshot. */
 struct sb_limits_ticket {
-    bool held;                      /* key/user scopes reserved: settle or cancel it */
-    struct sb_limits_hold hold[3];  /* [0] provider, [1] key, [2] user */
-    int64_t tokens;                 /* reserved in each scope with a tpm */
-    int64_t cost_nusd;              /* reserved in each scope with a budget (1e-9 USD) */
-    int64_t day_start_ms;           /* the request's UTC day and month: its spend */
-    int64_t month_start_ms;         /* belongs there, as its usage row does */
-    enum sb_limits_scope refused;   /* after a refusal: whose limit */
-    int64_t retry_after_ms;         /* after a refusal: when it would pass; 0 = never as sent */
+    bool held;                     /* key/user scopes reserved: settle or cancel it */
+    struct sb_limits_hold hold[3]; /* [0] provider, [1] key, [2] user */
+    int64_t tokens;                /* reserved in each scope with a tpm */
+    int64_t cost_nusd;             /* reserved in each scope with a budget (1e-9 USD) */
+    int64_t day_start_ms;          /* the request's UTC day and month: its spend */
+    int64_t month_start_ms;        /* belongs there, as its usage row does */
+    enum sb_limits_scope refused;  /* after a refusal: whose limit */
+    int64_t retry_after_ms;        /* after a refusal: when it would pass; 0 = never as sent */
 };
 
 /*

@@ -22,13 +22,13 @@ enum sb__lim_kind { SB__LIM_RPM, SB__LIM_TPM, SB__LIM_BUDGET };
 
 /* What a request asks of one scope. */
 struct sb__lim_check {
-    const char *id;                  /* the scope, "k:12" */
-    int64_t rpm, tpm;                /* limits; 0 = none */
-    int64_t requests;                /* 1, or 0 (a retarget asks key and user for none) */
-    int64_t tokens;                  /* against tpm */
-    int64_t budget_nusd;             /* 0 = none */
-    enum sb_budget_period period;    /* the budget's: day or month (UTC) */
-    int64_t cost_nusd;               /* against the budget, >= 0 */
+    const char *id;               /* the scope, "k:12" */
+    int64_t rpm, tpm;             /* limits; 0 = none */
+    int64_t requests;             /* 1, or 0 (a retarget asks key and user for none) */
+    int64_t tokens;               /* against tpm */
+    int64_t budget_nusd;          /* 0 = none */
+    enum sb_budget_period period; /* the budget's: day or month (UTC) */
+    int64_t cost_nusd;            /* against the budget, >= 0 */
 };
 
 /* Why take refused: the first check and kind that would not fit. */
@@ -41,12 +41,12 @@ struct sb__lim_verdict {
 /* What comes back to one scope after a call. */
 struct sb__lim_give {
     const char *id;
-    int64_t requests;        /* returned (cancel) */
-    int64_t tokens;          /* > 0 refunded, < 0 charged (overshoot) */
-    int64_t release_nusd;    /* reserved cost released */
-    int64_t spend_nusd;      /* settled cost, added to the day and the month ... */
-    int64_t day_start_ms;    /* ... that start here (the request's; a period the */
-    int64_t month_start_ms;  /* scope has moved past since does not count it) */
+    int64_t requests;       /* returned (cancel) */
+    int64_t tokens;         /* > 0 refunded, < 0 charged (overshoot) */
+    int64_t release_nusd;   /* reserved cost released */
+    int64_t spend_nusd;     /* settled cost, added to the day and the month ... */
+    int64_t day_start_ms;   /* ... that start here (the request's; a period the */
+    int64_t month_start_ms; /* scope has moved past since does not count it) */
 };
 
 struct sb_limits_ops {

@@ -14,7 +14,7 @@
 #define QUOTA(s, err)                                                                              \
     do {                                                                                           \
         if (!(s)->ops->quota)                                                                      \
-            return sb_fail(err, SB_E_INTERNAL, "store %s has no limits", (s)->ops->name);         \
+            return sb_fail(err, SB_E_INTERNAL, "store %s has no limits", (s)->ops->name);          \
     } while (0)
 
 sb_err sb_store_limits_check(const struct sb_store_limits *l, struct sb_error *err)
@@ -29,8 +29,7 @@ sb_err sb_store_limits_check(const struct sb_store_limits *l, struct sb_error *e
                              (long long)SB_STORE_LIMIT_MAX);
     if (!isfinite(l->budget_usd) || l->budget_usd < 0 || l->budget_usd > SB_STORE_BUDGET_MAX)
         return sb_fail_field(err, SB_E_BAD_REQUEST, "budget_usd",
-                             "budget_usd: expected 0 (no budget) to %.0f USD",
-                             SB_STORE_BUDGET_MAX);
+                             "budget_usd: expected 0 (no budget) to %.0f USD", SB_STORE_BUDGET_MAX);
     const char *p = l->budget_period;
     if (p && strcmp(p, "day") != 0 && strcmp(p, "month") != 0)
         return sb_fail_field(err, SB_E_BAD_REQUEST, "budget_period",

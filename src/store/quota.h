@@ -58,14 +58,14 @@ struct sb_store_quota_ops {
                              struct sb_error *err);
     sb_err (*key_limits_get)(struct sb_store *s, int64_t key_id, struct sb_arena *a,
                              struct sb_store_limits *out, struct sb_error *err);
-    sb_err (*user_limits_set)(struct sb_store *s, const char *user,
-                              const struct sb_store_limits *l, struct sb_error *err);
+    sb_err (*user_limits_set)(struct sb_store *s, const char *user, const struct sb_store_limits *l,
+                              struct sb_error *err);
     sb_err (*user_limits_get)(struct sb_store *s, const char *user, struct sb_arena *a,
                               struct sb_store_limits *out, struct sb_error *err);
     sb_err (*limits_load_all)(struct sb_store *s, struct sb_arena *a,
                               struct sb_store_limits_row **out, size_t *n, struct sb_error *err);
-    sb_err (*spend)(struct sb_store *s, enum sb_store_spend_by by, const char *id,
-                    int64_t since_ms, struct sb_arena *a, struct sb_store_spend **out, size_t *n,
+    sb_err (*spend)(struct sb_store *s, enum sb_store_spend_by by, const char *id, int64_t since_ms,
+                    struct sb_arena *a, struct sb_store_spend **out, size_t *n,
                     struct sb_error *err);
 };
 

@@ -59,8 +59,7 @@ static sb_err set(struct sb_store *s, enum who w, int64_t key_id, const char *us
 }
 
 /* Columns first..first+3 (rpm, tpm, budget_usd, budget_period) into l. */
-static void read_limits(struct sb_arena *a, sqlite3_stmt *st, int first,
-                        struct sb_store_limits *l)
+static void read_limits(struct sb_arena *a, sqlite3_stmt *st, int first, struct sb_store_limits *l)
 {
     l->rpm = sqlite3_column_int64(st, first);
     l->tpm = sqlite3_column_int64(st, first + 1);
@@ -108,8 +107,8 @@ static sb_err key_limits_get(struct sb_store *s, int64_t key_id, struct sb_arena
     return get(s, KEY, key_id, NULL, a, out, err);
 }
 
-static sb_err user_limits_set(struct sb_store *s, const char *user,
-                              const struct sb_store_limits *l, struct sb_error *err)
+static sb_err user_limits_set(struct sb_store *s, const char *user, const struct sb_store_limits *l,
+                              struct sb_error *err)
 {
     return set(s, USER, 0, user, l, err);
 }
@@ -153,11 +152,11 @@ static sb_err limits_load_all(struct sb_store *s, struct sb_arena *a,
     return rc;
 }
 
-static const char *const spend_cols[] = {[SB_SPEND_BY_KEY] = "key_id",
-                                         [SB_SPEND_BY_USER] = "user_id"};
+static const char *const spend_cols[] = {
+    [SB_SPEND_BY_KEY] = "key_id", [SB_SPEND_BY_USER] = "user_id"};
 
-static sb_err spend(struct sb_store *s, enum sb_store_spend_by by, const char *id,
-                    int64_t since_ms, struct sb_arena *a, struct sb_store_spend **out, size_t *n,
+static sb_err spend(struct sb_store *s, enum sb_store_spend_by by, const char *id, int64_t since_ms,
+                    struct sb_arena *a, struct sb_store_spend **out, size_t *n,
                     struct sb_error *err)
 {
     sqlite3 *db = sb__sq_db(s);
