@@ -46,7 +46,7 @@ struct sb_client_key {
     const char *user;    /* owner's username; NULL = created with the admin token, no user */
     const char **models; /* allowed model or route ids; nmodels == 0: all the owner sees */
     size_t nmodels;
-    int64_t expires_at_ms; /* Unix ms, 0 = never; checked per request */
+    int64_t expires_at_ms;          /* Unix ms, 0 = never; checked per request */
     struct sb_client_limits limits; /* appended (issue 7): all 0 = none */
 };
 

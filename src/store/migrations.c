@@ -213,8 +213,8 @@ static const char m4_sql[] = "CREATE INDEX usage_logs_user_ts ON usage_logs(user
     "ALTER TABLE " table " ADD COLUMN budget_usd DOUBLE PRECISION CHECK (budget_usd > 0);"         \
     "ALTER TABLE " table " ADD COLUMN budget_period TEXT"                                          \
     " CHECK (budget_period IN ('day', 'month'));"
-static const char m5_sql[] = LIMIT_COLUMNS("api_keys") LIMIT_COLUMNS("users")
-    "CREATE INDEX usage_logs_key_ts ON usage_logs(key_id, ts);";
+static const char m5_sql[] = LIMIT_COLUMNS("api_keys")
+    LIMIT_COLUMNS("users") "CREATE INDEX usage_logs_key_ts ON usage_logs(key_id, ts);";
 
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},

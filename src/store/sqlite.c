@@ -640,6 +640,6 @@ static const struct sb_store_ops sqlite_ops = {
     .rekey = sb__sq_rekey,
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
-    .usage_report = sb__sq_usage_report, /* sqlite_usage_report.c */
-    .quota = &sb__sqlite_quota_ops,      /* sqlite_quota.c */
+    .usage_report = sb__sq_usage_report,  /* sqlite_usage_report.c */
+    .quota = &sb__sqlite_quota_ops,       /* sqlite_quota.c */
 };
