@@ -15,7 +15,9 @@
 
 #include <cmocka.h>
 
+#include "registry/registry_build.h"
 #include "router/limits.h"
+#include "store/identity.h"
 #include "store/quota.h"
 #include "store/usage.h"
 
@@ -410,6 +412,43 @@ static void test_spend_reloads_from_usage_rows(void **state)
     sb_store_close(s);
 }
 
+/* What an admin stores reaches the snapshot the data plane reads. */
+static void test_limits_reach_the_snapshot(void **state)
+{
+    static const char hash[] =
+        "sha256:00000000000000000000000000000000000000000000000000000000000000aa";
+    struct sb_store *s = NULL;
+    struct sb_error e = {0};
+    int64_t id = 0;
+    assert_int_equal(sb_store_open("sqlite::memory:", &s, &e), SB_OK);
+    assert_int_equal(sb_store_migrate(s, &e), SB_OK);
+    struct sb_store_user u = {.username = "bob", .password_hash = "$argon2id$x", .role = "user"};
+    struct sb_store_api_key k = {
+        .name = "k", .key_hash = hash, .key_prefix = "sk-sb-AbCd", .user_id = "bob"};
+    assert_int_equal(sb_store_user_create(s, &u, NULL, &e), SB_OK);
+    assert_int_equal(sb_store_key_create(s, &k, &id, &e), SB_OK);
+    struct sb_store_limits kl = {.rpm = 60, .budget_usd = 2.5, .budget_period = "day"};
+    struct sb_store_limits ul = {.tpm = 9000, .budget_usd = 40, .budget_period = "month"};
+    assert_int_equal(sb_store_key_limits_set(s, id, &kl, &e), SB_OK);
+    assert_int_equal(sb_store_user_limits_set(s, "bob", &ul, &e), SB_OK);
+    struct sb_registry *reg = NULL;
+    assert_int_equal(sb_registry_load(s, NULL, &reg, &e), SB_OK);
+    const struct sb_client_key *ck = sb_registry_find_key(reg, sb_slice_cstr(hash));
+    assert_non_null(ck);
+    assert_int_equal(ck->limits.rpm, 60);
+    assert_int_equal(ck->limits.tpm, 0);
+    assert_true(ck->limits.budget_usd == 2.5);
+    assert_int_equal(ck->limits.period, SB_BUDGET_DAY);
+    const struct sb_client_limits *bl = sb_registry_user_limits(reg, "bob");
+    assert_non_null(bl);
+    assert_int_equal(bl->tpm, 9000);
+    assert_int_equal(bl->period, SB_BUDGET_MONTH);
+    assert_null(sb_registry_user_limits(reg, "carol"));
+    assert_null(sb_registry_user_limits(reg, NULL));
+    sb_registry_release(reg);
+    sb_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_cancel_gives_everything_back),
         cmocka_unit_test(test_periods),
         cmocka_unit_test(test_spend_reloads_from_usage_rows),
+        cmocka_unit_test(test_limits_reach_the_snapshot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,10 @@ describe('limits api', () => {
             models: [{
                 id: 'priced', provider: 'fake', upstream_model: 'gpt-4o-mini',
                 pricing: { input_per_mtok: 10000, output_per_mtok: 20000 }, // $0.01 and $0.02 a token
+            }, {
+                // Output only: a request's estimate (max_tokens 5) is exactly its real cost, $0.10.
+                id: 'outonly', provider: 'fake', upstream_model: 'gpt-4o-mini',
+                pricing: { input_per_mtok: 0, output_per_mtok: 20000 },
             }],
         });
         ann = await cp.userSession(gw, 'lim-ann', 'user');
@@ -153,11 +157,11 @@ describe('limits api', () => {
         });
 
         it('a key at its budget gets 429 insufficient_quota, and nothing reaches the upstream', { todo: TODO }, async () => {
-            // One request: at most 10 prompt + 5 output tokens estimated, $0.20 real.
-            const k = await cp.createKey(gw, { name: 'lim-budget', budget_usd: 0.45, budget_period: 'day' });
-            for (let i = 0; i < 2; i++) assert.equal((await chat(k.key)).status, 200);
+            // Each request reserves and costs exactly $0.10: two fit in $0.25, the third does not.
+            const k = await cp.createKey(gw, { name: 'lim-budget', budget_usd: 0.25, budget_period: 'day' });
+            for (let i = 0; i < 2; i++) assert.equal((await chat(k.key, 'outonly')).status, 200);
             const before = fake.requests ? fake.requests.length : 0;
-            const r = await chat(k.key);
+            const r = await chat(k.key, 'outonly');
             assert.equal(r.status, 429, r.text);
             assert.equal(h.assertOpenAIError(r.json, r.text).code, 'insufficient_quota', r.text);
             if (fake.requests) assert.equal(fake.requests.length, before, 'a refused request went upstream');
