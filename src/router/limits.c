@@ -117,6 +117,8 @@ static struct demand demand_of(const struct sb_limits_req *q)
     int64_t out = q->max_tokens > 0 ? q->max_tokens : SB_LIMITS_DEFAULT_OUTPUT;
     if (q->max_tokens <= 0 && m->max_output_tokens > 0 && m->max_output_tokens < out)
         out = m->max_output_tokens;
+    if (q->no_output)
+        out = 0;
     /* USD per Mtok * 1e9 / 1e6 = nano-USD per token * 1000 */
     double c = ((double)in * m->input_per_mtok + (double)out * m->output_per_mtok) * 1000.0;
     return (struct demand){in + out, c > 0 && isfinite(c) ? llround(c) : 0};

@@ -11,8 +11,10 @@
  * Requests and tokens per minute use GCRA (one theoretical arrival time per
  * scope and kind, exact integer arithmetic): a scope holds at most one
  * minute's worth (L) at once and refills continuously at exactly L per
- * minute, the token bucket providers themselves describe. There is no
- * window edge, so no burst of 2L across one. Tokens are RESERVED: the
+ * minute, the token bucket providers themselves describe. Over any span of
+ * d ms at most L + floor(d * L / 60000) pass, to the request: no fixed
+ * window, so no 2L within milliseconds across an edge (a sliding minute can
+ * still see up to 2L - 1: a full bucket, then its refill). Tokens are RESERVED: the
  * estimated prompt tokens plus max_tokens (or SB_LIMITS_DEFAULT_OUTPUT when
  * the client gave none, lowered to the model's max_output_tokens when that
  * is smaller); the settle refunds what was not used or charges the overshoot.
@@ -59,6 +61,7 @@ struct sb_limits_req {
     const struct sb_client_limits *user_limits; /* sb_registry_user_limits(); NULL: none */
     int64_t prompt_tokens;                      /* estimate; < 0 counts as 0 */
     int64_t max_tokens;                         /* the client's; <= 0: not given */
+    bool no_output;                             /* embeddings: reserve the prompt only */
     int64_t now_ms;                             /* wall clock, Unix ms (UTC periods) */
 };
 

@@ -205,6 +205,11 @@ static void test_tpm_default_output_and_too_large(void **state)
     assert_int_equal(sb_limits_reserve(l, &q, &t, &e), SB_OK);
     assert_int_equal(t.tokens, 1100);
     sb_limits_cancel(l, &t, T0);
+    q.no_output = true; /* embeddings: the prompt only */
+    assert_int_equal(sb_limits_reserve(l, &q, &t, &e), SB_OK);
+    assert_int_equal(t.tokens, 100);
+    sb_limits_cancel(l, &t, T0);
+    q.no_output = false;
     q.max_tokens = 6000; /* more than a minute's tokens: never passes */
     assert_int_equal(sb_limits_reserve(l, &q, &t, &e), SB_E_RATE_LIMITED);
     assert_int_equal(t.retry_after_ms, 0);
