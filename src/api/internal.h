@@ -75,9 +75,9 @@ struct sb_api {
     struct sb_admin_hash admin;
     bool has_admin;
     struct sb_usage_writer *writer;
-    int64_t version;              /* registry_version the published snapshot was built at */
-    int64_t loaded_at_ms;         /* when it was published */
-    _Atomic int64_t store_ok_ms;  /* when the poller last read the store, 0 = it failed */
+    int64_t version;             /* registry_version the published snapshot was built at */
+    int64_t loaded_at_ms;        /* when it was published */
+    _Atomic int64_t store_ok_ms; /* when the poller last read the store, 0 = it failed */
     unsigned poll_ms;
     pthread_t poller;
     bool poller_started;
@@ -366,6 +366,26 @@ sb_err sb__api_key_get(struct sb_api_call *c);
 sb_err sb__api_key_create(struct sb_api_call *c);
 sb_err sb__api_key_delete(struct sb_api_call *c);
 sb_err sb__api_key_revoke(struct sb_api_call *c);
+/* Appended (issue 7): PUT /api/keys/{id} sets a key's limits (admin). */
+sb_err sb__api_key_update(struct sb_api_call *c);
+
+/* ---- quota.c: limits and spend of keys and users (issue 7 parts 4-5) ---- */
+
+struct sb_store_limits;
+enum sb_store_spend_by;
+/* Reads body members rpm, tpm, budget_usd, budget_period over *l (absent:
+ * keep, null: none); *any when one was given. 403 for a non-admin who gives
+ * one, 400 with the field for a bad value. Strings in c->arena. */
+sb_err sb__api_limits_parse(struct sb_api_call *c, struct sb_store_limits *l, bool *any);
+/* Writes members "limits" and "spend" (id's spend in the budget's period, or
+ * the month) into the object open in c->jw. */
+sb_err sb__api_limits_members(struct sb_api_call *c, enum sb_store_spend_by by, const char *id,
+                              const struct sb_store_limits *l);
+/* The same after the object was closed: re-opens it (the last byte of c->out). */
+sb_err sb__api_limits_append(struct sb_api_call *c, enum sb_store_spend_by by, const char *id,
+                             const struct sb_store_limits *l);
+/* l as JSON in c->arena, for audit documents. */
+struct sb_slice sb__api_limits_doc(struct sb_api_call *c, const struct sb_store_limits *l);
 sb_err sb__api_me_credentials_list(struct sb_api_call *c);
 sb_err sb__api_me_credential_put(struct sb_api_call *c);
 sb_err sb__api_me_credential_delete(struct sb_api_call *c);

@@ -14,6 +14,10 @@
  * "user" is given. "models" names model or route ids that must exist and
  * be visible to the owner (global models plus their own); none means every
  * model the owner can see.
+ *
+ * Limits (issue 7): an admin may give rpm, tpm, budget_usd and
+ * budget_period on create or with PUT /api/keys/{id} (api/quota.c); a key's
+ * GET shows them with its spend in the current period.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 #include "crypto/secret.h"
 #include "crypto/vkey.h"
 #include "registry/registry.h"
+#include "store/quota.h"
 
 #define KEY_NAME_MAX 128
 #define KEY_MODELS_MAX 64
@@ -201,13 +206,43 @@ sb_err sb__api_keys_list(struct sb_api_call *c)
     return SB_OK;
 }
 
+/* Writes k with its limits and spend (GET and PUT of one key). */
+static sb_err write_key_limits(struct sb_api_call *c, const struct sb_store_api_key *k)
+{
+    struct sb_store_limits l;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)k->id);
+    if (sb_store_key_limits_get(c->api->store, k->id, c->arena, &l, &c->err) != SB_OK)
+        return c->err.code;
+    write_key(&c->jw, k);
+    return sb__api_limits_append(c, SB_SPEND_BY_KEY, id, &l);
+}
+
 sb_err sb__api_key_get(struct sb_api_call *c)
 {
     struct sb_store_api_key k;
     if (load(c, &k) != SB_OK)
         return c->err.code;
-    write_key(&c->jw, &k);
-    return SB_OK;
+    return write_key_limits(c, &k);
+}
+
+sb_err sb__api_key_update(struct sb_api_call *c)
+{
+    static const char *const keys[] = {"rpm", "tpm", "budget_usd", "budget_period", NULL};
+    struct sb_store_api_key k;
+    struct sb_store_limits before, after;
+    bool any = false;
+    if (load(c, &k) != SB_OK || sb__api_body_only(c, keys) != SB_OK ||
+        sb_store_key_limits_get(c->api->store, k.id, c->arena, &before, &c->err) != SB_OK)
+        return c->err.code;
+    after = before;
+    if (sb__api_limits_parse(c, &after, &any) != SB_OK ||
+        sb_store_key_limits_set(c->api->store, k.id, &after, &c->err) != SB_OK)
+        return c->err.code;
+    c->changed = true; /* the snapshot's key carries its limits */
+    sb__api_audit(c, "key.limits", "key", sb__api_param(c, 0), sb__api_limits_doc(c, &before),
+                  sb__api_limits_doc(c, &after), "ok");
+    return write_key_limits(c, &k);
 }
 
 /* ---- create ---- */
@@ -283,13 +318,17 @@ static sb_err answer_created(struct sb_api_call *c, int64_t id, const char *key)
 
 sb_err sb__api_key_create(struct sb_api_call *c)
 {
-    static const char *const keys[] = {"name", "models", "expires_at", "user", NULL};
+    static const char *const keys[] = {"name", "models",     "expires_at",    "user", "rpm",
+                                       "tpm",  "budget_usd", "budget_period", NULL};
     struct sb_api_key_new k = {0};
+    struct sb_store_limits lim = {0};
+    bool limited = false;
     char key[SB_VKEY_LEN + 1];
     int64_t id = 0;
     if (sb__api_body_only(c, keys) != SB_OK ||
         sb__api_body_str(c, "name", true, &k.name) != SB_OK || parse_models(c, &k) != SB_OK ||
-        sb__api_body_time(c, "expires_at", &k.expires_at) != SB_OK || parse_owner(c, &k) != SB_OK)
+        sb__api_body_time(c, "expires_at", &k.expires_at) != SB_OK || parse_owner(c, &k) != SB_OK ||
+        sb__api_limits_parse(c, &lim, &limited) != SB_OK)
         return c->err.code;
     if (sb_api_key_new(c->api->store, &k, key, &id, &c->err) != SB_OK) {
         const char *view = NULL;
@@ -300,6 +339,12 @@ sb_err sb__api_key_create(struct sb_api_call *c)
             if (bad < k.nmodels)
                 suggest(c, k.models[bad], k.owner);
         }
+        return c->err.code;
+    }
+    if (limited && sb_store_key_limits_set(c->api->store, id, &lim, &c->err) != SB_OK) {
+        struct sb_error ignore;
+        sb_store_key_delete(c->api->store, id, &ignore); /* no key without its limits */
+        sb_secret_wipe(key, sizeof(key));
         return c->err.code;
     }
     sb_err rc = answer_created(c, id, key);

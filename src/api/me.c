@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * me.c - /api/me: who the caller is, and for a console session its CSRF
- * token again (a reloaded page has lost it; the cookie is HttpOnly).
+ * token again (a reloaded page has lost it; the cookie is HttpOnly), and
+ * for a user their limits and spend in the current period (issue 7; the
+ * admin token is nobody and has none).
  */
 #include "api/internal.h"
 #include "crypto/session.h"
+#include "store/quota.h"
 
 sb_err sb__api_me(struct sb_api_call *c)
 {
@@ -21,6 +24,11 @@ sb_err sb__api_me(struct sb_api_call *c)
         sb_session_csrf(c->session, csrf);
         sb_jw_key(j, "csrf_token");
         sb_jw_cstr(j, csrf);
+        struct sb_store_limits l;
+        if (sb_store_user_limits_get(c->api->store, c->actor.name, c->arena, &l, &c->err) !=
+                SB_OK ||
+            sb__api_limits_members(c, SB_SPEND_BY_USER, c->actor.name, &l) != SB_OK)
+            return c->err.code;
     }
     sb_jw_obj_end(j);
     return SB_OK;

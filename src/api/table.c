@@ -38,6 +38,7 @@ const struct sb_api_route sb__api_routes[] = {
     {"GET", "/api/keys", ALL, sb__api_keys_list},
     {"POST", "/api/keys", ALL, sb__api_key_create},
     {"GET", "/api/keys/{id}", ALL, sb__api_key_get},
+    {"PUT", "/api/keys/{id}", ADMIN, sb__api_key_update}, /* limits (issue 7) */
     {"DELETE", "/api/keys/{id}", ALL, sb__api_key_delete},
     {"POST", "/api/keys/{id}/revoke", ALL, sb__api_key_revoke},
     /* audit and administration */

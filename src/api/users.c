@@ -12,12 +12,15 @@
  *     their sessions (store and the data plane's mirror): whoever held the
  *     old password or rights must log in again.
  * Unknown body members are refused (400 with the member as field), never
- * silently ignored.
+ * silently ignored. PUT also takes the user's limits (issue 7: rpm, tpm,
+ * budget_usd, budget_period; api/quota.c), and GET shows them with the
+ * user's spend in the current period.
  */
 #include <string.h>
 
 #include "api/internal.h"
 #include "crypto/password.h"
+#include "store/quota.h"
 
 sb_err sb__api_body_only(struct sb_api_call *c, const char *const *keys)
 {
@@ -98,13 +101,22 @@ sb_err sb__api_users_list(struct sb_api_call *c)
     return SB_OK;
 }
 
+/* Writes u with its limits and spend (GET and PUT of one user). */
+static sb_err write_user_limits(struct sb_api_call *c, const struct sb_store_user *u)
+{
+    struct sb_store_limits l;
+    if (sb_store_user_limits_get(c->api->store, u->username, c->arena, &l, &c->err) != SB_OK)
+        return c->err.code;
+    write_user(&c->jw, u);
+    return sb__api_limits_append(c, SB_SPEND_BY_USER, u->username, &l);
+}
+
 sb_err sb__api_user_get(struct sb_api_call *c)
 {
     struct sb_store_user u;
     if (load(c, &u) != SB_OK)
         return c->err.code;
-    write_user(&c->jw, &u);
-    return SB_OK;
+    return write_user_limits(c, &u);
 }
 
 sb_err sb__api_user_create(struct sb_api_call *c)
@@ -143,7 +155,8 @@ static sb_err keep_an_admin(struct sb_api_call *c, const struct sb_store_user *u
 /* Reads and checks PUT's members into up. */
 static sb_err parse_update(struct sb_api_call *c, struct sb_store_user_update *up, char *hash)
 {
-    static const char *const keys[] = {"role", "password", "status", "username", "id", NULL};
+    static const char *const keys[] = {"role", "password", "status",     "username",      "id",
+                                       "rpm",  "tpm",      "budget_usd", "budget_period", NULL};
     const char *pw = NULL, *name = NULL;
     if (sb__api_body_only(c, keys) != SB_OK || sb__api_body_str(c, "role", false, &up->role) ||
         sb__api_body_str(c, "status", false, &up->status) ||
@@ -162,17 +175,41 @@ static sb_err parse_update(struct sb_api_call *c, struct sb_store_user_update *u
     return SB_OK;
 }
 
+/* The limits part of PUT (issue 7): parsed before anything changes, set after. */
+static sb_err set_limits(struct sb_api_call *c, const char *username, bool parse_only,
+                         struct sb_store_limits *before, struct sb_store_limits *after)
+{
+    bool any = false;
+    if (parse_only) {
+        if (sb_store_user_limits_get(c->api->store, username, c->arena, before, &c->err) != SB_OK)
+            return c->err.code;
+        *after = *before;
+        return sb__api_limits_parse(c, after, &any);
+    }
+    if (memcmp(before, after, sizeof(*after)) == 0)
+        return SB_OK;
+    if (sb_store_user_limits_set(c->api->store, username, after, &c->err) != SB_OK)
+        return c->err.code;
+    c->changed = true; /* the snapshot holds users' limits */
+    sb__api_audit(c, "user.limits", "user", username, sb__api_limits_doc(c, before),
+                  sb__api_limits_doc(c, after), "ok");
+    return SB_OK;
+}
+
 sb_err sb__api_user_update(struct sb_api_call *c)
 {
     struct sb_store_user before, after;
     struct sb_store_user_update up = {0};
+    struct sb_store_limits lim_before, lim_after;
     char hash[SB_PASSWORD_HASH_MAX];
-    if (load(c, &before) != SB_OK || parse_update(c, &up, hash) != SB_OK)
+    if (load(c, &before) != SB_OK || parse_update(c, &up, hash) != SB_OK ||
+        set_limits(c, before.username, true, &lim_before, &lim_after) != SB_OK)
         return c->err.code;
     bool demote = up.role && strcmp(up.role, "admin") != 0;
     bool disable = up.status && strcmp(up.status, "disabled") == 0;
     if (keep_an_admin(c, &before, demote || disable) != SB_OK ||
-        sb_store_user_update(c->api->store, before.username, &up, &c->err) != SB_OK)
+        sb_store_user_update(c->api->store, before.username, &up, &c->err) != SB_OK ||
+        set_limits(c, before.username, false, &lim_before, &lim_after) != SB_OK)
         return c->err.code;
     bool role_changed = up.role && strcmp(up.role, before.role) != 0;
     if ((disable || role_changed || up.password_hash) &&
@@ -181,14 +218,13 @@ sb_err sb__api_user_update(struct sb_api_call *c)
     if (sb_store_user_get(c->api->store, before.username, c->arena, &after, &c->err) != SB_OK)
         return c->err.code;
     /* The snapshot's keys know their owners' status: any change of it republishes. */
-    c->changed = role_changed || (up.status && strcmp(up.status, before.status) != 0);
-    write_user(&c->jw, &after);
+    c->changed = c->changed || role_changed || (up.status && strcmp(up.status, before.status) != 0);
     struct sb_slice a = doc(c, &after);
     if (up.password_hash) /* say that it changed, never what to */
         a = sb_slice_cstr(
             sb_arena_printf(c->arena, "%.*s,\"password_changed\":true}", (int)a.len - 1, a.p));
     sb__api_audit(c, "user.update", "user", before.username, doc(c, &before), a, "ok");
-    return SB_OK;
+    return write_user_limits(c, &after);
 }
 
 sb_err sb__api_user_delete(struct sb_api_call *c)

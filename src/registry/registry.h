@@ -29,6 +29,16 @@ struct sb_route_entry {
     const int64_t *weights; /* ntargets weights for strategy weighted; NULL = all 1 */
 };
 
+/* Appended (issue 7 parts 4-5): what an admin allows one virtual key or one
+ * user (router/limits.h enforces it). Every field 0 = no limit of that kind. */
+enum sb_budget_period { SB_BUDGET_NONE, SB_BUDGET_DAY, SB_BUDGET_MONTH }; /* UTC periods */
+struct sb_client_limits {
+    int64_t rpm;       /* requests per minute */
+    int64_t tpm;       /* tokens (prompt + completion) per minute */
+    double budget_usd; /* spend per period */
+    enum sb_budget_period period;
+};
+
 /* A live virtual key (revoked keys and keys of disabled users are not in a snapshot). */
 struct sb_client_key {
     const char *id;      /* the row id in decimal: usage_logs.key_id */
@@ -36,7 +46,8 @@ struct sb_client_key {
     const char *user;    /* owner's username; NULL = created with the admin token, no user */
     const char **models; /* allowed model or route ids; nmodels == 0: all the owner sees */
     size_t nmodels;
-    int64_t expires_at_ms; /* Unix ms, 0 = never; checked per request */
+    int64_t expires_at_ms;          /* Unix ms, 0 = never; checked per request */
+    struct sb_client_limits limits; /* appended (issue 7): all 0 = none */
 };
 
 /* Publishes r as the current snapshot, taking ownership; the previous one is
@@ -73,6 +84,10 @@ const struct sb_secret *sb_registry_personal_key(const struct sb_registry *r, co
                                                  const char *user);
 /* A personal model is visible to its owner only; user NULL (the admin token) sees all. */
 bool sb_registry_model_visible(const struct sb_model *m, const char *user);
+
+/* Appended (issue 7): the limits an admin set on user, or NULL when none (or user NULL). */
+const struct sb_client_limits *sb_registry_user_limits(const struct sb_registry *r,
+                                                       const char *user);
 
 /* A counter that grows with every publish (for /api/registry/status and tests). */
 unsigned long sb_registry_generation(const struct sb_registry *r);

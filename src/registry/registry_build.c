@@ -315,6 +315,9 @@ sb_err sb_registry_load(struct sb_store *s, const struct sb_registry_keys *keys,
     if (rc == SB_OK)
         rc = sb_store_key_load_all(s, e->arena, (struct sb_store_api_key **)&src.keys, &src.nkeys,
                                    err);
+    if (rc == SB_OK) /* appended (issue 7): limits of keys and users */
+        rc = sb_store_limits_load_all(s, e->arena, (struct sb_store_limits_row **)&src.limits,
+                                      &src.nlimits, err);
     src.e = e;
     if (rc == SB_OK)
         rc = sb_registry_build_source(&src, keys, out, err);

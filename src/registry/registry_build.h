@@ -22,6 +22,7 @@
 #include "crypto/keys.h"
 #include "registry/registry.h"
 #include "store/identity.h"
+#include "store/quota.h"
 #include "store/store.h"
 
 /* How stored credentials are decrypted: with a keyring (each row names the
@@ -37,6 +38,9 @@ struct sb_registry_source {
     const struct sb_store_entities *e;   /* providers, models, routes, personal credentials */
     const struct sb_store_api_key *keys; /* virtual keys; revoked, expired-owner ones skipped */
     size_t nkeys;
+    /* Appended (issue 7): limits of keys and users (store/quota.h); may be NULL. */
+    const struct sb_store_limits_row *limits;
+    size_t nlimits;
 };
 
 /*

@@ -47,6 +47,8 @@ struct sb_registry {
     struct sb_experiment_entry *experiments;
     size_t nexperiments;
     struct index by_experiment;
+    /* Appended (issue 7): "k:<key id>" and "u:<username>" -> struct sb_client_limits */
+    struct index by_limits;
 };
 
 /* The builder's state (registry_build.c, registry_identity.c). */

@@ -203,6 +203,19 @@ static const char m3_sql[] =
  * Admin reports keep using usage_logs_ts. */
 static const char m4_sql[] = "CREATE INDEX usage_logs_user_ts ON usage_logs(user_id, ts);";
 
+/* Migration 5: limits and budgets (issue 7 parts 4-5, store/quota.h). NULL =
+ * no limit; a budget's period is a UTC day or month. Spend is summed from
+ * usage_logs per key since a period's start: (key_id, ts) serves one key as
+ * migration 4's (user_id, ts) serves one user. */
+#define LIMIT_COLUMNS(table)                                                                       \
+    "ALTER TABLE " table " ADD COLUMN rpm BIGINT CHECK (rpm > 0);"                                 \
+    "ALTER TABLE " table " ADD COLUMN tpm BIGINT CHECK (tpm > 0);"                                 \
+    "ALTER TABLE " table " ADD COLUMN budget_usd DOUBLE PRECISION CHECK (budget_usd > 0);"         \
+    "ALTER TABLE " table " ADD COLUMN budget_period TEXT"                                          \
+    " CHECK (budget_period IN ('day', 'month'));"
+static const char m5_sql[] = LIMIT_COLUMNS("api_keys")
+    LIMIT_COLUMNS("users") "CREATE INDEX usage_logs_key_ts ON usage_logs(key_id, ts);";
+
 /*
  * Migration 6: A/B experiments (issue 7 part 3). Numbered 6, not 5: the
  * rate-limit work adds migration 5 on another branch at the same time, and
@@ -246,6 +259,7 @@ const struct sb__migration sb__migrations[] = {
      m2_sql},
     {3, "users, sessions, virtual key scopes, audit log", m3_sql},
     {4, "usage analytics: usage rows by user and time", m4_sql},
+    {5, "limits and budgets of keys and users, usage rows by key and time", m5_sql},
     {6, "A/B experiments, feedback", m6_sql},
 };
 

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "store/identity.h"
+#include "store/quota.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -649,4 +650,5 @@ static const struct sb_store_ops sqlite_ops = {
     .feedback_put = sb__sq_feedback_put,
     .request_ref = sb__sq_request_ref,
     .experiment_ratings = sb__sq_experiment_ratings,
+    .quota = &sb__sqlite_quota_ops, /* sqlite_quota.c */
 };

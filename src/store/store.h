@@ -349,6 +349,7 @@ void sb_store_entities_free(struct sb_store_entities *e);
 
 struct sb_store;
 struct sb_store_identity_ops; /* store/identity.h: users, sessions, keys, audit */
+struct sb_store_quota_ops;    /* store/quota.h: limits of keys and users, spend */
 
 /*
  * The rekey callback: re-encrypts one credential. c is borrowed for the call
@@ -476,6 +477,8 @@ struct sb_store_ops {
     sb_err (*experiment_ratings)(struct sb_store *s, const char *id, int64_t from_ms, int64_t to_ms,
                                  struct sb_arena *a, struct sb_store_rating_stats **out, size_t *n,
                                  struct sb_error *err);
+    /* Appended for limits and budgets (issue 7 parts 4-5, store/quota.h): a sub-table. */
+    const struct sb_store_quota_ops *quota;
 };
 
 /* The base every backend embeds as its first member. */
