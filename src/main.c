@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -31,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/sessions.h"
 #include "registry/registry.h"
+#include "router/limits.h"
 #include "router/router.h"
 #include "registry/registry_build.h"
 #include "store/store.h"
@@ -136,6 +138,7 @@ struct serve_state {
     struct sb_api *api;
     struct sb_secret *metrics_token;
     struct sb_router *router;      /* health state behind routes and failover */
+    struct sb_limits *limits;      /* rate limits and budgets */
     struct sb_listen_claim *claim; /* the listen address, until the server takes it */
     char host[256];                /* the listen host, for messages */
     struct sb_server *server;
@@ -161,6 +164,12 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         return err->code;
     gateway.sessions = s->sessions;
     gateway.router = s->router = sb_router_create(NULL);
+    gateway.limits = s->limits = sb_limits_create();
+    /* Budgets count what this period already spent (usage rows), before serving. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (sb_limits_load_spend(s->limits, s->store, (int64_t)now.tv_sec * 1000, NULL, err) != SB_OK)
+        return err->code;
     struct sb_api_opts o = {
         .db_url = db,
         .keyring = s->keyring,
@@ -238,6 +247,7 @@ static void serve_cleanup(struct serve_state *s)
     sb_listen_claim_free(s->claim); /* start failed before the server took it */
     sb_api_free(s->api);
     sb_router_free(s->router);
+    sb_limits_free(s->limits);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();

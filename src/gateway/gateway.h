@@ -22,12 +22,14 @@
 struct sb_usage_writer;
 struct sb_sessions;
 struct sb_router;
+struct sb_limits;
 struct sb_upstream;
 
 struct sb_gateway {
     struct sb_usage_writer *usage; /* borrowed; may be NULL in tests */
     struct sb_sessions *sessions;  /* console sessions (sessions.h); borrowed, may be NULL */
     struct sb_router *router;      /* health state for routes and failover; may be NULL */
+    struct sb_limits *limits;      /* rate limits and budgets (router/limits.h); may be NULL */
     struct sb_admin_hash admin;    /* the admin token's hash */
     bool has_admin;                /* false: every /v1 request is refused */
     size_t max_body_bytes;         /* client limit, reused for parsing */

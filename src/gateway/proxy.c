@@ -33,6 +33,7 @@
 #include "gateway/metrics.h"
 #include "registry/registry.h"
 #include "router/experiment.h"
+#include "router/limits.h"
 #include "router/router.h"
 #include "store/usage.h"
 #include "upstream/client.h"
@@ -73,7 +74,8 @@ struct proxy {
     const struct sb_experiment_entry *experiment; /* when the client named an experiment */
     const char *variant;                          /* its variant, counted in results; or NULL */
     uint64_t attempt_ns;                          /* the current attempt's start */
-    struct sb_error last; /* the last failed attempt's error, for the client */
+    struct sb_error last;        /* the last failed attempt's error, for the client */
+    struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
 };
 
 static bool retry(struct proxy *x, int status, const struct sb_error *e);
@@ -138,6 +140,22 @@ static void end_attempt(struct proxy *x, bool ok, int64_t hold_ms)
     sb_router_end(x->w->gw->router, x->call.model, ok, ms_since(x->attempt_ns, now), ttft, hold_ms,
                   wall_ms());
     x->attempt_ns = 0;
+}
+
+/* The reservations become the real tokens and cost (or come back whole when
+ * nothing was sent upstream). */
+static void settle_limits(struct proxy *x, const struct sb_usage *u)
+{
+    struct sb_limits *l = x->w->gw->limits;
+    if (!l || !x->lim.held)
+        return;
+    if (x->local_header) {
+        sb_limits_cancel(l, &x->lim, wall_ms());
+        return;
+    }
+    int64_t prompt = u->prompt_tokens >= 0 ? u->prompt_tokens : 0;
+    int64_t done = u->completion_tokens > 0 ? u->completion_tokens : 0;
+    sb_limits_settle(l, &x->lim, prompt + done, u->cost_usd, wall_ms());
 }
 
 /* ======================================================================
@@ -207,6 +225,7 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
         double outt = u.completion_tokens > 0 ? (double)u.completion_tokens : 0;
         u.cost_usd = (in * m->input_per_mtok + outt * m->output_per_mtok) / 1e6;
     }
+    settle_limits(x, &u);
     u.latency_ms = latency_ms;
     u.ttft_ms = x->ttft_ns ? ms_since(x->req->start_ns, x->ttft_ns) : -1;
     u.streamed = x->call.stream;
@@ -576,21 +595,28 @@ static sb_err not_found(struct proxy *x, struct sb_slice name, struct sb_error *
                    (int)(name.len > 100 ? 100 : name.len), name.p, hint, n ? "?" : "");
 }
 
+/* The output the client asked for at most (max_completion_tokens, else max_tokens), 0 = not said.
+ */
+static int64_t requested_max(const struct proxy *x)
+{
+    int64_t max = 0;
+    if (!sb_json_int64(sb_json_get(x->call.json, "max_completion_tokens"), &max))
+        sb_json_int64(sb_json_get(x->call.json, "max_tokens"), &max);
+    return max > 0 ? max : 0;
+}
+
 /* What a route's strategy needs to know of the request. */
 static void plan_request(struct proxy *x, struct sb_plan_req *q)
 {
     const struct sb_json *j = x->call.json;
     struct sb_slice conv = sb_http_header(x->req, "x-switchboard-conversation");
     const struct sb_json *user = sb_json_get(j, "user");
-    int64_t max = 0;
     memset(q, 0, sizeof(*q));
     if (!conv.len && sb_json_is_string(user))
         conv = user->str;
     for (size_t i = 0; i < conv.len; i++) /* FNV-1a: the same conversation, the same target */
         q->sticky = (q->sticky ^ (unsigned char)conv.p[i]) * 1099511628211ull;
-    if (!sb_json_int64(sb_json_get(j, "max_completion_tokens"), &max))
-        sb_json_int64(sb_json_get(j, "max_tokens"), &max);
-    q->max_tokens = max > 0 ? max : 0;
+    q->max_tokens = requested_max(x);
     q->prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(j) : 0;
     q->user = x->client.user;
     q->now_ms = wall_ms();
@@ -756,13 +782,37 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
 
 #define FAILOVER_BUDGET_NS (120ull * 1000000000ull) /* no new attempt after this */
 
+/* Every scope's limit admits this attempt (provider rpm/tpm, the key's and
+ * the user's limits and budgets), reserved all at once; a later attempt moves
+ * the provider's share to the new target. A refusal leaves x->err_code unset:
+ * the limiter's own code (rate_limit_exceeded, insufficient_quota) is used. */
+static sb_err reserve_limits(struct proxy *x, const struct sb_model *m, struct sb_error *err)
+{
+    struct sb_limits *l = x->w->gw->limits;
+    if (!l)
+        return SB_OK;
+    struct sb_limits_req r = {
+        .model = m,
+        .key = x->client.key,
+        .user = x->client.user,
+        .user_limits = sb_registry_user_limits(x->reg, x->client.user),
+        .prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(x->call.json) : 0,
+        .max_tokens = requested_max(x),
+        .no_output = x->call.op == SB_OP_EMBEDDINGS,
+        .now_ms = wall_ms(),
+    };
+    return x->lim.held ? sb_limits_retarget(l, &r, &x->lim, err)
+                       : sb_limits_reserve(l, &r, &x->lim, err);
+}
+
 /* Prepares target plan.t[attempt] and starts it. */
 static sb_err try_target(struct proxy *x, struct sb_error *err)
 {
     const struct sb_model *m = x->plan.t[x->attempt];
     x->call.model = m;
     x->call.provider = m->provider;
-    if (check_caps(x, err) != SB_OK || choose_credential(x, err) != SB_OK)
+    if (check_caps(x, err) != SB_OK || choose_credential(x, err) != SB_OK ||
+        reserve_limits(x, m, err) != SB_OK)
         return err->code;
     x->attempt_ns = uv_hrtime();
     if (x->w->gw->router)
@@ -784,6 +834,9 @@ static void run_targets(struct proxy *x)
         x->last = err;
         x->attempt++;
     }
+    if (x->last.code == SB_E_RATE_LIMITED && x->lim.retry_after_ms > 0)
+        x->retry_after = sb_slice_cstr(sb_arena_printf(
+            x->req->arena, "%lld", (long long)(x->lim.retry_after_ms + 999) / 1000));
     fail(x, &x->last);
 }
 

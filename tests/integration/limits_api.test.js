@@ -9,8 +9,7 @@
 //
 // The last describe block drives the data plane (429 rate_limit_exceeded
 // with Retry-After, 429 insufficient_quota at the budget). It is marked
-// `todo` (expected to fail) until the lead wires router/limits.h into
-// src/gateway/proxy.c; drop the todo marks then.
+// enforced on /v1 by src/gateway/proxy.c (reserve_limits, settle_limits).
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -19,7 +18,6 @@ const { FakeUpstream } = require('./lib/fake-upstream');
 const h = require('./lib/harness');
 const cp = require('./lib/cp');
 
-const TODO = 'data-plane enforcement: waits for the proxy hook (router/limits.h) to be wired';
 
 describe('limits api', () => {
     let fake;
@@ -143,8 +141,8 @@ describe('limits api', () => {
         assert.ok(Math.abs(me.spend.spent_usd - before - cost) < 1e-9, JSON.stringify(me.spend));
     });
 
-    describe('data plane (expected to fail until the proxy hook is wired)', () => {
-        it('a key at its rpm gets 429 rate_limit_exceeded with Retry-After', { todo: TODO }, async () => {
+    describe('data plane', () => {
+        it('a key at its rpm gets 429 rate_limit_exceeded with Retry-After', async () => {
             const k = await cp.createKey(gw, { name: 'lim-rpm', rpm: 2 });
             for (let i = 0; i < 2; i++) assert.equal((await chat(k.key)).status, 200);
             const r = await chat(k.key);
@@ -156,7 +154,7 @@ describe('limits api', () => {
             assert.ok(ra >= 1 && ra <= 30, `Retry-After ${r.headers['retry-after']}`);
         });
 
-        it('a key at its budget gets 429 insufficient_quota, and nothing reaches the upstream', { todo: TODO }, async () => {
+        it('a key at its budget gets 429 insufficient_quota, and nothing reaches the upstream', async () => {
             // Each request reserves and costs exactly $0.10: two fit in $0.25, the third does not.
             const k = await cp.createKey(gw, { name: 'lim-budget', budget_usd: 0.25, budget_period: 'day' });
             for (let i = 0; i < 2; i++) assert.equal((await chat(k.key, 'outonly')).status, 200);
@@ -165,6 +163,18 @@ describe('limits api', () => {
             assert.equal(r.status, 429, r.text);
             assert.equal(h.assertOpenAIError(r.json, r.text).code, 'insufficient_quota', r.text);
             if (fake.requests) assert.equal(fake.requests.length, before, 'a refused request went upstream');
+        });
+
+        it("a provider's own rpm is never exceeded: the request beyond it is refused before the upstream", async () => {
+            cp.ok(await cp.api.post(gw, '/api/providers', {
+                id: 'lim-prov', type: 'openai', base_url: `http://127.0.0.1:${fake.port}/v1`, api_key: h.FAKE_KEY, rate_limits: { rpm: 2 },
+            }), 201);
+            cp.ok(await cp.api.post(gw, '/api/models', { id: 'lim-prov-m', provider: 'lim-prov', upstream_model: 'gpt-4o-mini' }), 201);
+            const ask = () => h.chat(gw, { model: 'lim-prov-m', messages: [{ role: 'user', content: 'hi' }] });
+            for (let i = 0; i < 2; i++) assert.equal((await ask()).status, 200);
+            const r = await ask();
+            assert.equal(r.status, 429, r.text);
+            assert.match(h.assertOpenAIError(r.json, r.text).message, /provider lim-prov: 2 requests per minute/);
         });
     });
 });
