@@ -149,6 +149,10 @@ struct sb_store_route {
     size_t nweights;        /* as the config walker read them (checked == ntargets) */
     int64_t created_at;     /* Unix ms; read-only */
     int64_t updated_at;     /* Unix ms; read-only */
+    /* Added for the response cache (issue 7 part 9): the `cache` block, kept in routes.options. */
+    int64_t cache_ttl_s; /* 0 = no cache */
+    bool cache_shared;   /* one entry for every tenant */
+    bool cache_sampled;  /* also cache requests that sample */
 };
 
 /* A provider blueprint: applying it creates a provider and its models. */
