@@ -695,12 +695,32 @@ static void init_model(void *elem)
 
 static const struct table model_table = TABLE(model_fields, MODEL, init_model, check_model);
 
+#define ROUTE_TTL_MAX 2592000 /* 30 days, in seconds */
+
+static const struct field route_cache_fields[] = {
+    INT("ttl_s", ROUTE, cache_ttl_s, 1, ROUTE_TTL_MAX),
+    BOOL("shared", ROUTE, cache_shared),
+    BOOL("sampled", ROUTE, cache_sampled),
+};
+
+/* A cache block turns the cache on, so it must say for how long. */
+static sb_err check_route_cache(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    if (((struct sb_store_route *)elem)->cache_ttl_s == 0)
+        return missing(w, n->line, "ttl_s", " (seconds, 1 .. 2592000)");
+    return SB_OK;
+}
+
+static const struct table route_cache_table =
+    TABLE(route_cache_fields, ROUTE, NULL, check_route_cache);
+
 static const struct field route_fields[] = {
     STR("id", ROUTE, id),
     STR("strategy", ROUTE, strategy),
     ARR("targets", F_STRS, ROUTE, targets, ntargets, NULL),
     {.key = "weights", .kind = F_INTS, .off = offsetof(ROUTE, weights),
      .off_n = offsetof(ROUTE, nweights), .min = 0, .max = 1000000},
+    MAP("cache", route_cache_table), /* issue 7 part 9 */
 };
 
 static void init_route(void *elem)

@@ -33,7 +33,7 @@ struct sb_route_entry {
     const char *strategy; /* priority | weighted | least-latency | least-busy | cost */
     const char **targets; /* model id or provider/upstream_model, as written */
     size_t ntargets;
-    const int64_t *weights; /* ntargets weights for strategy weighted; NULL = all 1 */
+    const int64_t *weights;      /* ntargets weights for strategy weighted; NULL = all 1 */
     struct sb_route_cache cache; /* appended for the response cache */
 };
 

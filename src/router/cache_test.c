@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "registry/registry_build.h"
 #include "router/cache.h"
 
 static const char *targets[] = {"gpt-a", "gpt-b"};
@@ -136,6 +137,34 @@ static void test_key_rules(void **state)
     struct sb_error err = {0};
     assert_int_equal(sb_cache_key(&cached, "key:1", SB_SLICE("[1]"), &k, &err), SB_E_BAD_JSON);
     assert_int_equal(sb_cache_key(&cached, "key:1", SB_SLICE("{\"a\":"), &k, &err), SB_E_BAD_JSON);
+}
+
+/* The snapshot carries a route's cache block from the store's row. */
+static void test_registry_carries_cache(void **state)
+{
+    (void)state;
+    static struct sb_store_provider p = {
+        .id = "p", .type = "openai", .base_url = "http://127.0.0.1:1", .enabled = true};
+    static struct sb_store_model m = {.id = "gpt-a", .provider = "p", .enabled = true};
+    static const char *t[] = {"gpt-a"};
+    struct sb_store_route r[] = {
+        {.id = "c", .targets = t, .ntargets = 1, .cache_ttl_s = 30, .cache_sampled = true},
+        {.id = "n", .targets = t, .ntargets = 1}};
+    struct sb_store_entities e = {
+        .providers = &p, .nproviders = 1, .models = &m, .nmodels = 1, .routes = r, .nroutes = 2};
+    struct sb_registry *reg = NULL;
+    struct sb_error err = {0};
+    assert_int_equal(sb_registry_build(&e, NULL, &reg, &err), SB_OK);
+    const struct sb_route_entry *c = sb_registry_find_route(reg, SB_SLICE("c"));
+    const struct sb_route_entry *n = sb_registry_find_route(reg, SB_SLICE("n"));
+    assert_int_equal(c->cache.ttl_s, 30);
+    assert_true(c->cache.sampled);
+    assert_false(c->cache.shared);
+    assert_int_equal(n->cache.ttl_s, 0);
+    struct sb_cache_key k = key_of(c, "admin", "{\"model\":\"c\",\"messages\":[]}");
+    assert_true(k.cacheable);
+    assert_int_equal(k.ttl_ms, 30000);
+    sb_registry_release(reg);
 }
 
 /* ---- the store ---- */
@@ -605,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_key_reorder_hits_temperature_misses),
         cmocka_unit_test(test_key_rules),
+        cmocka_unit_test(test_registry_carries_cache),
         cmocka_unit_test(test_tenant_isolation),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_lru_bytes),

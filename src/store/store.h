@@ -654,6 +654,10 @@ sb_err sb__dec_pricing(struct sb_arena *a, const char *text, struct sb_store_mod
                        struct sb_error *err);
 sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
+/* routes.options (migration 7): {"cache": {"ttl_s", "shared", "sampled"}}, "{}" without a cache. */
+void sb__enc_route_options(const struct sb_store_route *r, struct sb_buf *out);
+sb_err sb__dec_route_options(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                             struct sb_error *err);
 /* After sb__dec_targets (needs ntargets); NULL text leaves weights NULL. */
 sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
