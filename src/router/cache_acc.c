@@ -94,6 +94,12 @@ void sb_cache_acc_free(struct sb_cache_acc *acc)
 
 /* ---- accumulating ---- */
 
+/* b's bytes; "" (not a NULL pointer) for a buffer never written. */
+static struct sb_slice text(const struct sb_buf *b)
+{
+    return b->p ? sb_buf_slice(b) : SB_SLICE("");
+}
+
 static void give_up(struct sb_cache_acc *acc, const char *why)
 {
     if (!acc->why)
@@ -158,7 +164,7 @@ static void add_tool(struct sb_cache_acc *acc, const struct sb_json *call)
 static struct other *other_slot(struct sb_cache_acc *acc, struct sb_slice key)
 {
     for (size_t i = 0; i < acc->nothers; i++)
-        if (sb_slice_eq(sb_buf_slice(&acc->others[i].key), key))
+        if (sb_slice_eq(text(&acc->others[i].key), key))
             return &acc->others[i];
     if (acc->nothers == MAX_OTHERS) {
         give_up(acc, "more than 8 unknown delta members");
@@ -289,7 +295,7 @@ static void write_text(struct sb_jw *w, const char *key, bool has, const struct 
     if (!has)
         return;
     sb_jw_key(w, key);
-    sb_jw_str(w, sb_buf_slice(b));
+    sb_jw_str(w, text(b));
 }
 
 /* The call's members: id, type, function {name, arguments}, then the others of its first delta. */
@@ -299,15 +305,15 @@ static void write_tool(struct sb_jw *w, struct sb_arena *a, const struct tool *t
     struct sb_json *first = NULL;
     sb_jw_obj_begin(w);
     sb_jw_key(w, "id");
-    sb_jw_str(w, sb_buf_slice(&t->id));
+    sb_jw_str(w, text(&t->id));
     sb_jw_key(w, "type");
     sb_jw_str(w, t->type.len ? sb_buf_slice(&t->type) : SB_SLICE("function"));
     sb_jw_key(w, "function");
     sb_jw_obj_begin(w);
     sb_jw_key(w, "name");
-    sb_jw_str(w, sb_buf_slice(&t->name));
+    sb_jw_str(w, text(&t->name));
     sb_jw_key(w, "arguments");
-    sb_jw_str(w, sb_buf_slice(&t->args));
+    sb_jw_str(w, text(&t->args));
     sb_jw_obj_end(w);
     if (sb_json_parse(a, t->first.p, t->first.len, &lim, &first, NULL) == SB_OK)
         for (const struct sb_json *m = first->child; m; m = m->next) {
@@ -330,7 +336,7 @@ static void write_message(struct sb_cache_acc *acc, struct sb_jw *w, struct sb_a
     sb_jw_str(w, acc->role.len ? sb_buf_slice(&acc->role) : SB_SLICE("assistant"));
     sb_jw_key(w, "content");
     if (acc->has_content)
-        sb_jw_str(w, sb_buf_slice(&acc->content));
+        sb_jw_str(w, text(&acc->content));
     else
         sb_jw_null(w);
     write_text(w, "reasoning_content", acc->has_reasoning, &acc->reasoning);
@@ -344,7 +350,7 @@ static void write_message(struct sb_cache_acc *acc, struct sb_jw *w, struct sb_a
     }
     for (size_t i = 0; i < acc->nothers; i++) {
         const struct other *o = &acc->others[i];
-        sb_jw_key_slice(w, sb_buf_slice(&o->key));
+        sb_jw_key_slice(w, text(&o->key));
         if (!o->array) {
             sb_jw_raw(w, sb_buf_slice(&o->val));
             continue;
@@ -380,7 +386,7 @@ sb_err sb_cache_acc_finish(struct sb_cache_acc *acc, struct sb_buf *out, struct 
     sb_jw_key(&w, "message");
     write_message(acc, &w, a);
     sb_jw_key(&w, "finish_reason");
-    sb_jw_str(&w, sb_buf_slice(&acc->finish));
+    sb_jw_str(&w, text(&acc->finish));
     sb_jw_obj_end(&w);
     sb_jw_arr_end(&w);
     if (acc->usage.len) {

@@ -8,10 +8,11 @@
  * sorted by their decoded names (bytewise, then by length), the last of
  * duplicated names kept, strings re-escaped by one writer, integers that fit
  * int64 written as integers and other numbers in the shortest form that
- * reads back to the same double (so 1.0, 1 and 1e0 are one temperature;
- * two decimal texts that are the same double are one request, as they are
- * to every upstream's parser). Arrays keep their order: the order of
- * messages is the conversation.
+ * reads back to the same double when that is not longer than the text (so
+ * 1.0 and 1 are one temperature, 0.50 and 0.5 too; two decimal texts that
+ * are the same double are one request, as they are to every upstream's
+ * parser). Arrays keep their order: the order of messages is the
+ * conversation.
  *
  * The digest binds the route (id and targets, so re-pointing a route does
  * not serve the old model's answers), the tenant and the canonical body.
@@ -86,16 +87,37 @@ static void write_object(struct sb_jw *w, struct sb_arena *a, const struct sb_js
     sb_jw_obj_end(w);
 }
 
+/* An integer as an integer; another number in its shortest round-trip form
+ * when that is no longer than the text (1.0 is 1, 0.50 is 0.5), else as
+ * written (1e9 stays 1e9: a miss at worst, never a wrong hit). So the
+ * canonical form is never longer than its input, and its bound is simple. */
 static void write_number(struct sb_jw *w, const struct sb_json *j)
 {
     int64_t i = 0;
     double d = 0;
-    if (sb_json_int64(j, &i))
+    char buf[40];
+    struct sb_buf tmp = {.p = NULL};
+    struct sb_jw t;
+    if (sb_json_int64(j, &i)) {
         sb_jw_int(w, i);
-    else if (sb_json_double(j, &d) && isfinite(d))
-        sb_jw_double(w, d);
-    else
+        return;
+    }
+    if (sb_json_double(j, &d) && d == 0) {
+        sb_jw_int(w, 0); /* -0.0, 0e5, 1e-400: as "-0" would read back, an integer 0 */
+        return;
+    }
+    if (!sb_json_double(j, &d) || !isfinite(d)) {
         sb_jw_raw(w, j->raw); /* beyond double range: the text is all there is */
+        return;
+    }
+    sb_buf_init(&tmp, sizeof(buf));
+    sb_jw_init(&t, &tmp);
+    sb_jw_double(&t, d);
+    if (t.err == SB_OK && tmp.len <= j->raw.len)
+        sb_jw_raw(w, sb_buf_slice(&tmp));
+    else
+        sb_jw_raw(w, j->raw);
+    sb_buf_free(&tmp);
 }
 
 static void write_value(struct sb_jw *w, struct sb_arena *a, const struct sb_json *j, bool top)
@@ -161,9 +183,8 @@ sb_err sb_cache_normalize(struct sb_slice json, struct sb_buf *out, struct sb_er
 static const char *refusal(const struct sb_route_cache *rc, const struct sb_json *body)
 {
     const struct sb_json *n = sb_json_get(body, "n"), *t = sb_json_get(body, "temperature");
-    int64_t count = 1;
-    double temp = 1;
-    if (n && n->type != SB_JSON_NULL && (!sb_json_int64(n, &count) || count != 1))
+    double count = 1, temp = 1;
+    if (n && n->type != SB_JSON_NULL && (!sb_json_double(n, &count) || count != 1))
         return "n is not 1";
     if (rc->sampled)
         return NULL;
@@ -226,7 +247,7 @@ sb_err sb_cache_key(const struct sb_route_entry *route, const char *tenant, stru
     if (!route || route->cache.ttl_s <= 0)
         return SB_OK;
     a = sb_arena_create(8192);
-    sb_buf_init(&canon, body.len * 2 + 1024);
+    sb_buf_init(&canon, body.len + 64); /* never longer than the input (write_number) */
     rc = parse(a, body, &root, err);
     if (rc == SB_OK && root->type != SB_JSON_OBJECT)
         rc = sb_fail(err, SB_E_BAD_JSON, "the body must be a JSON object");
