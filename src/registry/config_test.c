@@ -74,6 +74,9 @@ static void test_defaults(void **state)
         assert_int_equal(c->server.max_connections, 10000);
         assert_int_equal(c->server.shutdown_timeout_ms, 10000);
         assert_int_equal(c->system.nproviders, 0);
+        assert_int_equal(c->cache.max_bytes, 64 * 1024 * 1024);
+        assert_int_equal(c->cache.max_entries, 65536);
+        assert_int_equal(c->cache.max_entry_bytes, 0);
         sb_config_free(c);
     }
     struct sb_config *d = sb_config_default();
@@ -250,6 +253,10 @@ static const struct {
     {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 60, size: 5}}\n",
      "routes[0].cache: unknown key 'size'"},
     {P M "routes:\n  - {id: r, targets: [m], cache: 60}\n", "routes[0].cache: expected a mapping"},
+    {"cache: {max_bytes: 1000}\n", "t.yaml:1: cache.max_bytes: expected an integer in [1048576,"},
+    {"cache: {max_bytes: 2097152, max_entry_bytes: 4194304}\n",
+     "cache.max_entry_bytes: must not exceed max_bytes (2097152)"},
+    {"cache: {ttl_s: 5}\n", "cache: unknown key 'ttl_s'"},
     {"listen: localhost\n", "t.yaml:1: listen: expected HOST:PORT"},
     {"listen: \"h:99999\"\n", "listen: expected HOST:PORT"},
     {"database: mysql://x\n", "database: expected sqlite:PATH or postgres://"},
@@ -280,6 +287,13 @@ static void test_route_cache(void **state)
     assert_true(c->system.routes[0].cache_shared);
     assert_false(c->system.routes[0].cache_sampled);
     assert_int_equal(c->system.routes[1].cache_ttl_s, 0);
+    sb_config_free(c);
+    static const char top[] =
+        "cache: {max_bytes: 2097152, max_entries: 10, max_entry_bytes: 4096}\n";
+    assert_int_equal(sb_config_parse("t.yaml", top, strlen(top), &c, &err), SB_OK);
+    assert_int_equal(c->cache.max_bytes, 2097152);
+    assert_int_equal(c->cache.max_entries, 10);
+    assert_int_equal(c->cache.max_entry_bytes, 4096);
     sb_config_free(c);
     /* /api bodies: the same table, the field named */
     struct sb_arena *a = sb_arena_create(4096);
