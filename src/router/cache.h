@@ -191,6 +191,9 @@ struct sb_cache_acc *sb_cache_acc_create(size_t max_bytes);
 void sb_cache_acc_free(struct sb_cache_acc *acc);
 /* Feeds bytes (borrowed) of the stream. Never fails: a bad stream only makes finish fail. */
 void sb_cache_acc_feed(struct sb_cache_acc *acc, const char *p, size_t n);
+/* Feeds one event's data (borrowed): a chunk's JSON, or "[DONE]". For a caller
+ * that holds events rather than bytes (the proxy's sb_event.chunk). */
+void sb_cache_acc_event(struct sb_cache_acc *acc, struct sb_slice data);
 /*
  * The rebuilt chat.completion, appended to out (unbounded; at most about
  * max_bytes), or SB_E_UNPROCESSABLE with err saying why the stream cannot

@@ -264,6 +264,18 @@ static int on_event(void *ud, const struct sb_sse_event *ev)
     return 0;
 }
 
+void sb_cache_acc_event(struct sb_cache_acc *acc, struct sb_slice data)
+{
+    if (!acc || acc->why)
+        return;
+    if (data.len > acc->max)
+        give_up(acc, "an event beyond the bound");
+    else if (acc->done)
+        give_up(acc, "data after [DONE]");
+    else
+        add_chunk(acc, data);
+}
+
 void sb_cache_acc_feed(struct sb_cache_acc *acc, const char *p, size_t n)
 {
     if (!acc || acc->why || n == 0)

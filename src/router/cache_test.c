@@ -558,6 +558,24 @@ static void test_accumulator(void **state)
         assert_true(sb_cache_storable(200, sb_buf_slice(&back), &u));
         assert_int_equal(u.completion_tokens, 2);
     }
+    /* the same answer fed event by event (the proxy's sb_event.chunk), usage-only chunk included */
+    {
+        struct sb_cache_acc *acc = sb_cache_acc_create(1 << 20);
+        struct sb_error err = {0};
+        const char *p = upstream_stream;
+        while ((p = strstr(p, "data: "))) {
+            const char *end = strstr(p, "\n\n");
+            const char *cr = strstr(p, "\r\n\r\n");
+            if (cr && cr < end)
+                end = cr;
+            sb_cache_acc_event(acc, (struct sb_slice){p + 6, (size_t)(end - p - 6)});
+            p = end;
+        }
+        sb_buf_reset(&back);
+        assert_int_equal(sb_cache_acc_finish(acc, &back, &err), SB_OK);
+        assert_same_answer(answer, sb_buf_slice(&back));
+        sb_cache_acc_free(acc);
+    }
     /* what it refuses to rebuild */
     const char *no_done = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
                           "\"finish_reason\":\"stop\"}]}\n\n";
