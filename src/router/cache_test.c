@@ -562,8 +562,7 @@ static void test_accumulator(void **state)
     {
         struct sb_cache_acc *acc = sb_cache_acc_create(1 << 20);
         struct sb_error err = {0};
-        const char *p = upstream_stream;
-        while ((p = strstr(p, "data: "))) {
+        for (const char *p = strstr(upstream_stream, "data: "); p; p = strstr(p, "data: ")) {
             const char *end = strstr(p, "\n\n");
             const char *cr = strstr(p, "\r\n\r\n");
             if (cr && cr < end)
