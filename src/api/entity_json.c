@@ -166,6 +166,19 @@ void sb__api_write_route(struct sb_jw *j, const struct sb_store_route *r)
     } else {
         sb_jw_null(j);
     }
+    sb_jw_key(j, "cache"); /* the config file's block, null without one */
+    if (r->cache_ttl_s > 0) {
+        sb_jw_obj_begin(j);
+        sb_jw_key(j, "ttl_s");
+        sb_jw_int(j, r->cache_ttl_s);
+        sb_jw_key(j, "shared");
+        sb_jw_bool(j, r->cache_shared);
+        sb_jw_key(j, "sampled");
+        sb_jw_bool(j, r->cache_sampled);
+        sb_jw_obj_end(j);
+    } else {
+        sb_jw_null(j);
+    }
     sb_jw_key(j, "is_system");
     sb_jw_bool(j, r->is_system);
     sb__api_time(j, "created_at", r->created_at);

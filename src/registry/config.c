@@ -727,12 +727,32 @@ static void init_model(void *elem)
 
 static const struct table model_table = TABLE(model_fields, MODEL, init_model, check_model);
 
+#define ROUTE_TTL_MAX 2592000 /* 30 days, in seconds */
+
+static const struct field route_cache_fields[] = {
+    INT("ttl_s", ROUTE, cache_ttl_s, 1, ROUTE_TTL_MAX),
+    BOOL("shared", ROUTE, cache_shared),
+    BOOL("sampled", ROUTE, cache_sampled),
+};
+
+/* A cache block turns the cache on, so it must say for how long. */
+static sb_err check_route_cache(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    if (((struct sb_store_route *)elem)->cache_ttl_s == 0)
+        return missing(w, n->line, "ttl_s", " (seconds, 1 .. 2592000)");
+    return SB_OK;
+}
+
+static const struct table route_cache_table =
+    TABLE(route_cache_fields, ROUTE, NULL, check_route_cache);
+
 static const struct field route_fields[] = {
     STR("id", ROUTE, id),
     STR("strategy", ROUTE, strategy),
     ARR("targets", F_STRS, ROUTE, targets, ntargets, NULL),
     {.key = "weights", .kind = F_INTS, .off = offsetof(ROUTE, weights),
      .off_n = offsetof(ROUTE, nweights), .min = 0, .max = 1000000},
+    MAP("cache", route_cache_table), /* issue 7 part 9 */
 };
 
 static void init_route(void *elem)
@@ -752,6 +772,22 @@ static const struct field server_fields[] = {
 };
 static const struct table server_table = TABLE(server_fields, CFG, NULL, NULL);
 
+static const struct field cache_fields[] = {
+    INT("max_bytes", CFG, cache.max_bytes, 1048576, 68719476736LL),
+    INT("max_entries", CFG, cache.max_entries, 1, 100000000),
+    INT("max_entry_bytes", CFG, cache.max_entry_bytes, 1024, 68719476736LL),
+};
+
+static sb_err check_cache(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    const struct sb_cache_limits *c = &((struct sb_config *)elem)->cache;
+    if (c->max_entry_bytes > c->max_bytes)
+        return ffail(w, n, "max_entry_bytes", "must not exceed max_bytes (%lld)",
+                     (long long)c->max_bytes);
+    return SB_OK;
+}
+static const struct table cache_table = TABLE(cache_fields, CFG, NULL, check_cache);
+
 static const struct field top_fields[] = {
     STR("listen", CFG, listen),
     STR("database", CFG, database),
@@ -759,6 +795,7 @@ static const struct field top_fields[] = {
     INT("workers", CFG, workers, 0, 1024),
     CRED("metrics_token", CFG, metrics_token),
     MAP("server", server_table),
+    MAP("cache", cache_table),
     ARR("providers", F_LIST, CFG, system.providers, system.nproviders, &provider_table),
     ARR("models", F_LIST, CFG, system.models, system.nmodels, &model_table),
     ARR("routes", F_LIST, CFG, system.routes, system.nroutes, &route_table),
@@ -916,6 +953,7 @@ struct sb_config *sb_config_default(void)
         .max_connections = 10000,
         .shutdown_timeout_ms = 10000,
     };
+    c->cache = (struct sb_cache_limits){.max_bytes = 64 * 1024 * 1024, .max_entries = 65536};
     return c;
 }
 

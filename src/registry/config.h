@@ -23,6 +23,11 @@
  *     idle_timeout_ms: 60000        keep-alive idle time, 100 .. 3600000
  *     max_connections: 10000        open client connections, 1 .. 1000000
  *     shutdown_timeout_ms: 10000    drain time on SIGTERM, 0 .. 600000
+ *   cache:                          the in-memory response cache (routes opt in with their
+ *                                   own `cache: {ttl_s, shared, sampled}` block)
+ *     max_bytes: 67108864           answers plus per-entry overhead, 1 MiB .. 64 GiB (64 MiB)
+ *     max_entries: 65536            1 .. 100000000
+ *     max_entry_bytes: 0            largest answer kept, 1 KiB .. max_bytes; 0 = max_bytes / 8
  *   providers: [...]  models: [...]  routes: [...]   (see examples/switchboard.yaml)
  */
 #ifndef SB_REGISTRY_CONFIG_H
@@ -47,6 +52,13 @@ struct sb_server_limits {
     int64_t shutdown_timeout_ms; /* graceful drain on SIGTERM/SIGINT */
 };
 
+/* The response cache's bounds (router/cache.h struct sb_cache_opts). */
+struct sb_cache_limits {
+    int64_t max_bytes;
+    int64_t max_entries;
+    int64_t max_entry_bytes; /* 0 = max_bytes / 8 */
+};
+
 struct sb_config {
     const char *path;          /* file it came from, "(defaults)" when none */
     const char *listen;        /* HOST:PORT */
@@ -57,6 +69,7 @@ struct sb_config {
     struct sb_server_limits server;
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
     struct sb_arena *arena;          /* owns every string and array above */
+    struct sb_cache_limits cache;    /* appended for the response cache (issue 7 part 9) */
 };
 
 /* The wire formats (DESIGN.md §6) and how each authenticates by default. */

@@ -74,6 +74,9 @@ static void test_defaults(void **state)
         assert_int_equal(c->server.max_connections, 10000);
         assert_int_equal(c->server.shutdown_timeout_ms, 10000);
         assert_int_equal(c->system.nproviders, 0);
+        assert_int_equal(c->cache.max_bytes, 64 * 1024 * 1024);
+        assert_int_equal(c->cache.max_entries, 65536);
+        assert_int_equal(c->cache.max_entry_bytes, 0);
         sb_config_free(c);
     }
     struct sb_config *d = sb_config_default();
@@ -237,6 +240,23 @@ static const struct {
     {P M "routes:\n  - {id: r, strategy: random, targets: [m]}\n",
      "routes[0].strategy: unknown strategy 'random'"},
     {P M "routes:\n  - {id: r, targets: m}\n", "routes[0].targets: expected a list of strings"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 0}}\n",
+     "t.yaml:6: routes[0].cache.ttl_s: expected an integer in [1, 2592000]"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 2592001}}\n",
+     "routes[0].cache.ttl_s: expected an integer in [1, 2592000]"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 5m}}\n",
+     "routes[0].cache.ttl_s: expected an integer"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {shared: true}}\n",
+     "routes[0].cache: ttl_s is required (seconds, 1 .. 2592000)"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 60, shared: yes}}\n",
+     "routes[0].cache.shared: expected true or false"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 60, size: 5}}\n",
+     "routes[0].cache: unknown key 'size'"},
+    {P M "routes:\n  - {id: r, targets: [m], cache: 60}\n", "routes[0].cache: expected a mapping"},
+    {"cache: {max_bytes: 1000}\n", "t.yaml:1: cache.max_bytes: expected an integer in [1048576,"},
+    {"cache: {max_bytes: 2097152, max_entry_bytes: 4194304}\n",
+     "cache.max_entry_bytes: must not exceed max_bytes (2097152)"},
+    {"cache: {ttl_s: 5}\n", "cache: unknown key 'ttl_s'"},
     {"listen: localhost\n", "t.yaml:1: listen: expected HOST:PORT"},
     {"listen: \"h:99999\"\n", "listen: expected HOST:PORT"},
     {"database: mysql://x\n", "database: expected sqlite:PATH or postgres://"},
@@ -250,6 +270,55 @@ static const struct {
     {"- a\n- b\n", "t.yaml:1: expected a mapping"},
     {"a: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]\n", "nested too deeply"},
 };
+
+/* The route's cache block (issue 7 part 9): off unless given, with a TTL. */
+static void test_route_cache(void **state)
+{
+    static const char yaml[] =
+        "providers:\n  - {id: p, type: openai, base_url: \"http://h\"}\n"
+        "models:\n  - {id: m, provider: p}\n"
+        "routes:\n  - {id: r, targets: [m], cache: {ttl_s: 300, shared: true}}\n"
+        "  - {id: s, targets: [m]}\n";
+    struct sb_config *c = NULL;
+    struct sb_error err = {0};
+    (void)state;
+    assert_int_equal(sb_config_parse("t.yaml", yaml, strlen(yaml), &c, &err), SB_OK);
+    assert_int_equal(c->system.routes[0].cache_ttl_s, 300);
+    assert_true(c->system.routes[0].cache_shared);
+    assert_false(c->system.routes[0].cache_sampled);
+    assert_int_equal(c->system.routes[1].cache_ttl_s, 0);
+    sb_config_free(c);
+    static const char top[] =
+        "cache: {max_bytes: 2097152, max_entries: 10, max_entry_bytes: 4096}\n";
+    assert_int_equal(sb_config_parse("t.yaml", top, strlen(top), &c, &err), SB_OK);
+    assert_int_equal(c->cache.max_bytes, 2097152);
+    assert_int_equal(c->cache.max_entries, 10);
+    assert_int_equal(c->cache.max_entry_bytes, 4096);
+    sb_config_free(c);
+    /* /api bodies: the same table, the field named */
+    struct sb_arena *a = sb_arena_create(4096);
+    struct sb_store_route r;
+    struct sb_json *j = NULL;
+    const char *neg = "{\"id\":\"r\",\"targets\":[\"m\"],\"cache\":{\"ttl_s\":-5}}";
+    assert_int_equal(sb_json_parse(a, neg, strlen(neg), NULL, &j, &err), SB_OK);
+    assert_int_equal(sb_config_entry_from_json(a, SB_CONFIG_ROUTE, j, &r, NULL, &err),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "cache.ttl_s");
+    assert_string_equal(err.msg, "cache.ttl_s: expected an integer in [1, 2592000]");
+    const char *none = "{\"id\":\"r\",\"targets\":[\"m\"],\"cache\":{}}";
+    assert_int_equal(sb_json_parse(a, none, strlen(none), NULL, &j, &err), SB_OK);
+    assert_int_equal(sb_config_entry_from_json(a, SB_CONFIG_ROUTE, j, &r, NULL, &err),
+                     SB_E_BAD_REQUEST);
+    assert_string_equal(err.field, "cache.ttl_s");
+    const char *ok = "{\"id\":\"r\",\"targets\":[\"m\"],\"cache\":{\"ttl_s\":60,"
+                     "\"sampled\":true}}";
+    assert_int_equal(sb_json_parse(a, ok, strlen(ok), NULL, &j, &err), SB_OK);
+    assert_int_equal(sb_config_entry_from_json(a, SB_CONFIG_ROUTE, j, &r, NULL, &err), SB_OK);
+    assert_int_equal(r.cache_ttl_s, 60);
+    assert_true(r.cache_sampled);
+    assert_false(r.cache_shared);
+    sb_arena_free(a);
+}
 
 static void test_errors(void **state)
 {
@@ -444,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_resolve_env),
         cmocka_unit_test(test_resolve_file), cmocka_unit_test(test_type_table),
         cmocka_unit_test(test_entry_json),   cmocka_unit_test(test_template_key),
+        cmocka_unit_test(test_route_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,12 +21,20 @@
 
 struct sb_registry;
 
+/* A route's response cache (issue 7 part 9, router/cache.h); ttl_s == 0: off. */
+struct sb_route_cache {
+    int64_t ttl_s; /* how long an answer is served from the cache */
+    bool shared;   /* one entry for every tenant: an admin's explicit choice */
+    bool sampled;  /* also cache requests that sample (temperature absent or > 0) */
+};
+
 struct sb_route_entry {
     const char *id;       /* alias clients send */
     const char *strategy; /* priority | weighted | least-latency | least-busy | cost */
     const char **targets; /* model id or provider/upstream_model, as written */
     size_t ntargets;
-    const int64_t *weights; /* ntargets weights for strategy weighted; NULL = all 1 */
+    const int64_t *weights;      /* ntargets weights for strategy weighted; NULL = all 1 */
+    struct sb_route_cache cache; /* appended for the response cache */
 };
 
 /* Appended (issue 7 parts 4-5): what an admin allows one virtual key or one

@@ -261,6 +261,7 @@ static void build_routes(struct builder *b, const struct sb_store_entities *e)
         re->strategy = dup(b->a, sr->strategy ? sr->strategy : "priority");
         re->targets = sb_arena_calloc(b->a, (sr->ntargets + 1) * sizeof(*re->targets));
         re->ntargets = sr->ntargets;
+        re->cache = (struct sb_route_cache){sr->cache_ttl_s, sr->cache_shared, sr->cache_sampled};
         if (sr->weights) {
             int64_t *w = sb_arena_alloc(b->a, (sr->ntargets + 1) * sizeof(*w));
             memcpy(w, sr->weights, sr->ntargets * sizeof(*w));

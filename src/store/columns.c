@@ -162,6 +162,25 @@ void sb__enc_weights(const struct sb_store_route *r, struct sb_buf *out)
     sb_jw_arr_end(&w);
 }
 
+/* The route's cache block; a route without a cache (ttl 0) stores "{}". */
+void sb__enc_route_options(const struct sb_store_route *r, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    if (r->cache_ttl_s > 0) {
+        sb_jw_key(&w, "cache");
+        sb_jw_obj_begin(&w);
+        sb_jw_key(&w, "ttl_s");
+        sb_jw_int(&w, r->cache_ttl_s);
+        sb_jw_key(&w, "shared");
+        sb_jw_bool(&w, r->cache_shared);
+        sb_jw_key(&w, "sampled");
+        sb_jw_bool(&w, r->cache_sampled);
+        sb_jw_obj_end(&w);
+    }
+    sb_jw_obj_end(&w);
+}
+
 /* ---- decoding ---- */
 
 static sb_err parse(struct sb_arena *a, const char *text, const char *column, bool array,
@@ -352,4 +371,20 @@ sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_rou
     r->weights = w;
     r->nweights = i;
     return SB_OK;
+}
+
+sb_err sb__dec_route_options(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                             struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "options", false, &o, err);
+    const struct sb_json *c = rc == SB_OK ? sb_json_get(o, "cache") : NULL;
+    if (!c || c->type == SB_JSON_NULL)
+        return rc;
+    if (c->type != SB_JSON_OBJECT)
+        return sb_fail(err, SB_E_STORE, "column options: cache is not an object");
+    rc = get_int(c, "ttl_s", &r->cache_ttl_s, "options", err);
+    r->cache_shared = sb_json_bool(sb_json_get(c, "shared"));
+    r->cache_sampled = sb_json_bool(sb_json_get(c, "sampled"));
+    return rc;
 }

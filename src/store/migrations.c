@@ -253,6 +253,14 @@ static const char m6_sql[] =
     "CREATE INDEX usage_logs_request ON usage_logs(request_id);"
     "CREATE INDEX usage_logs_route_ts ON usage_logs(route, ts);";
 
+/* Migration 7: the response cache (issue 7 part 9). A route's extra keys
+ * go in one JSON column, options, shaped like the config file's keys:
+ * {"cache": {"ttl_s", "shared", "sampled"}}; "{}" is a route without a
+ * cache. Numbered 7 because 5 and 6 were taken by work in flight when this
+ * was written; the runner applies every step above the stored version, in
+ * order. */
+static const char m7_sql[] = "ALTER TABLE routes ADD COLUMN options {json} NOT NULL DEFAULT '{}';";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
@@ -261,6 +269,7 @@ const struct sb__migration sb__migrations[] = {
     {4, "usage analytics: usage rows by user and time", m4_sql},
     {5, "limits and budgets of keys and users, usage rows by key and time", m5_sql},
     {6, "A/B experiments, feedback", m6_sql},
+    {7, "route options: the response cache", m7_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);

@@ -501,6 +501,8 @@ static void test_routes(void **state)
     assert_string_equal(got.targets[1], "p/b");
     assert_non_null(got.weights);
     assert_int_equal(got.weights[0], 3);
+    assert_int_equal(got.cache_ttl_s, 0);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM routes WHERE options = '{}'"), 1);
     /* Targets stay a list of strings (the config file's shape). */
     assert_int_equal(scalar("SELECT COUNT(*) FROM routes WHERE targets = '[\"a\",\"p/b\"]'"), 1);
     r.id = NULL;
@@ -510,6 +512,19 @@ static void test_routes(void **state)
     OK(sb_store_route_get(S, "mix", A, &got, &E));
     assert_null(got.weights);
     assert_string_equal(got.strategy, "priority");
+    /* The cache block round-trips through routes.options (migration 7). */
+    r.cache_ttl_s = 90;
+    r.cache_shared = true;
+    OK(sb_store_route_update(S, "mix", &r, &E));
+    OK(sb_store_route_get(S, "mix", A, &got, &E));
+    assert_int_equal(got.cache_ttl_s, 90);
+    assert_true(got.cache_shared);
+    assert_false(got.cache_sampled);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM routes WHERE options ="
+                            " '{\"cache\":{\"ttl_s\":90,\"shared\":true,\"sampled\":false}}'"),
+                     1);
+    r.cache_ttl_s = 0;
+    r.cache_shared = false;
     r.weights = negative;
     FAILS(sb_store_route_update(S, "mix", &r, &E), SB_E_BAD_REQUEST, "weights");
     r.ntargets = 0;

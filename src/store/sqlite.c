@@ -292,11 +292,11 @@ static const char model_upsert[] =
     " updated_at = excluded.updated_at WHERE models.is_system = 1";
 
 static const char route_upsert[] =
-    "INSERT INTO routes(identifier, strategy, targets, weights, is_system, created_at, updated_at)"
-    " VALUES(?1, ?2, ?3, ?5, 1, ?4, ?4)"
+    "INSERT INTO routes(identifier, strategy, targets, weights, is_system, created_at, updated_at,"
+    " options) VALUES(?1, ?2, ?3, ?5, 1, ?4, ?4, ?6)"
     " ON CONFLICT(identifier) DO UPDATE SET strategy = excluded.strategy,"
-    " targets = excluded.targets, weights = excluded.weights, updated_at = excluded.updated_at"
-    " WHERE routes.is_system = 1";
+    " targets = excluded.targets, weights = excluded.weights, updated_at = excluded.updated_at,"
+    " options = excluded.options WHERE routes.is_system = 1";
 
 /* Steps a bound upsert; warns when an API-created row kept the identifier. */
 static sb_err step_upsert(sqlite3 *db, sqlite3_stmt *st, const char *table, const char *id,
@@ -381,9 +381,10 @@ static sb_err upsert_routes(sqlite3 *db, const struct sb_store_entities *e, int6
                             struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sb_buf targets, weights;
+    struct sb_buf targets, weights, options;
     sb_buf_init(&targets, 0);
     sb_buf_init(&weights, 0);
+    sb_buf_init(&options, 0);
     sb_err rc = sb__sq_prepare(db, route_upsert, &st, err);
     for (size_t i = 0; rc == SB_OK && i < e->nroutes; i++) {
         const struct sb_store_route *r = &e->routes[i];
@@ -394,11 +395,14 @@ static sb_err upsert_routes(sqlite3 *db, const struct sb_store_entities *e, int6
         sb__sq_bind_str(st, 3, targets.p);
         sqlite3_bind_int64(st, 4, now);
         sb__sq_bind_str(st, 5, r->weights ? weights.p : NULL);
+        sb__enc_route_options(r, &options);
+        sb__sq_bind_str(st, 6, options.p);
         rc = step_upsert(db, st, "routes", r->id, err);
     }
     sqlite3_finalize(st);
     sb_buf_free(&targets);
     sb_buf_free(&weights);
+    sb_buf_free(&options);
     return rc;
 }
 

@@ -180,7 +180,8 @@ static sb_err read_model(struct sb_arena *a, sqlite3_stmt *st, void *out, struct
 }
 
 static const char route_cols[] =
-    "SELECT identifier, strategy, targets, is_system, weights, created_at, updated_at FROM routes";
+    "SELECT identifier, strategy, targets, is_system, weights, created_at, updated_at, options"
+    " FROM routes";
 
 static sb_err read_route(struct sb_arena *a, sqlite3_stmt *st, void *out, struct sb_error *err)
 {
@@ -193,6 +194,8 @@ static sb_err read_route(struct sb_arena *a, sqlite3_stmt *st, void *out, struct
     sb_err rc = sb__dec_targets(a, sb__sq_col_str(a, st, 2), r, err);
     if (rc == SB_OK)
         rc = sb__dec_weights(a, sb__sq_col_str(a, st, 4), r, err);
+    if (rc == SB_OK)
+        rc = sb__dec_route_options(a, sb__sq_col_str(a, st, 7), r, err);
     return rc;
 }
 

@@ -569,10 +569,10 @@ struct route_op {
 
 static const char route_insert[] =
     "INSERT INTO routes(identifier, strategy, targets, weights, is_system, created_at,"
-    " updated_at) VALUES(?1, ?2, ?3, ?4, 0, ?5, ?5)";
+    " updated_at, options) VALUES(?1, ?2, ?3, ?4, 0, ?5, ?5, ?6)";
 
 static const char route_update[] = "UPDATE routes SET strategy = ?2, targets = ?3, weights = ?4,"
-                                   " updated_at = ?5 WHERE identifier = ?1";
+                                   " updated_at = ?5, options = ?6 WHERE identifier = ?1";
 
 static sb_err check_route(const struct sb_store_route *r, struct sb_error *err)
 {
@@ -591,22 +591,26 @@ static sb_err write_route(sqlite3 *db, const char *sql, const char *id,
                           const struct sb_store_route *r, struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sb_buf targets, weights;
+    struct sb_buf targets, weights, options;
     sb_err rc = sb__sq_prepare(db, sql, &st, err);
     if (rc != SB_OK)
         return rc;
     sb_buf_init(&targets, 0);
     sb_buf_init(&weights, 0);
+    sb_buf_init(&options, 0);
     sb__enc_targets(r, &targets);
     sb__enc_weights(r, &weights);
+    sb__enc_route_options(r, &options);
     sb__sq_bind_str(st, 1, id);
     sb__sq_bind_str(st, 2, r->strategy ? r->strategy : "priority");
     sb__sq_bind_str(st, 3, targets.p);
     sb__sq_bind_str(st, 4, weights.len ? weights.p : NULL);
     sqlite3_bind_int64(st, 5, sb__sq_now_ms());
+    sb__sq_bind_str(st, 6, options.p);
     rc = run(db, st, "route", id, err);
     sb_buf_free(&targets);
     sb_buf_free(&weights);
+    sb_buf_free(&options);
     return rc;
 }
 

@@ -150,6 +150,10 @@ struct sb_store_route {
     size_t nweights;        /* as the config walker read them (checked == ntargets) */
     int64_t created_at;     /* Unix ms; read-only */
     int64_t updated_at;     /* Unix ms; read-only */
+    /* Added for the response cache (issue 7 part 9): the `cache` block, kept in routes.options. */
+    int64_t cache_ttl_s; /* 0 = no cache */
+    bool cache_shared;   /* one entry for every tenant */
+    bool cache_sampled;  /* also cache requests that sample */
 };
 
 /* A provider blueprint: applying it creates a provider and its models. */
@@ -767,6 +771,10 @@ sb_err sb__dec_pricing(struct sb_arena *a, const char *text, struct sb_store_mod
                        struct sb_error *err);
 sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
+/* routes.options (migration 7): {"cache": {"ttl_s", "shared", "sampled"}}, "{}" without a cache. */
+void sb__enc_route_options(const struct sb_store_route *r, struct sb_buf *out);
+sb_err sb__dec_route_options(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                             struct sb_error *err);
 /* After sb__dec_targets (needs ntargets); NULL text leaves weights NULL. */
 sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err);
