@@ -32,6 +32,7 @@
 #include "gateway/gateway.h"
 #include "gateway/sessions.h"
 #include "registry/registry.h"
+#include "router/cache.h"
 #include "router/limits.h"
 #include "router/router.h"
 #include "registry/registry_build.h"
@@ -139,6 +140,7 @@ struct serve_state {
     struct sb_secret *metrics_token;
     struct sb_router *router;      /* health state behind routes and failover */
     struct sb_limits *limits;      /* rate limits and budgets */
+    struct sb_cache *cache;        /* the response cache */
     struct sb_listen_claim *claim; /* the listen address, until the server takes it */
     char host[256];                /* the listen host, for messages */
     struct sb_server *server;
@@ -165,6 +167,10 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     gateway.sessions = s->sessions;
     gateway.router = s->router = sb_router_create(NULL);
     gateway.limits = s->limits = sb_limits_create();
+    struct sb_cache_opts co = {(size_t)s->cfg->cache.max_bytes, (size_t)s->cfg->cache.max_entries,
+                               (size_t)s->cfg->cache.max_entry_bytes};
+    gateway.cache = s->cache = sb_cache_memory_create(&co);
+    gateway.cache_max_entry = sb_cache_max_entry(&co);
     /* Budgets count what this period already spent (usage rows), before serving. */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -248,6 +254,7 @@ static void serve_cleanup(struct serve_state *s)
     sb_api_free(s->api);
     sb_router_free(s->router);
     sb_limits_free(s->limits);
+    sb_cache_free(s->cache);
     sb_secret_free(s->metrics_token);
     sb_usage_writer_stop(s->usage); /* flushes every queued row */
     sb_registry_shutdown();

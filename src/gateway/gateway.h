@@ -23,6 +23,7 @@ struct sb_usage_writer;
 struct sb_sessions;
 struct sb_router;
 struct sb_limits;
+struct sb_cache;
 struct sb_upstream;
 
 struct sb_gateway {
@@ -30,6 +31,8 @@ struct sb_gateway {
     struct sb_sessions *sessions;  /* console sessions (sessions.h); borrowed, may be NULL */
     struct sb_router *router;      /* health state for routes and failover; may be NULL */
     struct sb_limits *limits;      /* rate limits and budgets (router/limits.h); may be NULL */
+    struct sb_cache *cache;        /* the response cache (router/cache.h); may be NULL */
+    size_t cache_max_entry;        /* the largest answer it stores (the stream rebuilder's bound) */
     struct sb_admin_hash admin;    /* the admin token's hash */
     bool has_admin;                /* false: every /v1 request is refused */
     size_t max_body_bytes;         /* client limit, reused for parsing */

@@ -31,6 +31,7 @@
 #include "gateway/front_door.h"
 #include "gateway/gateway.h"
 #include "gateway/metrics.h"
+#include "gateway/proxy_int.h"
 #include "registry/registry.h"
 #include "router/experiment.h"
 #include "router/limits.h"
@@ -40,53 +41,15 @@
 
 #define STREAM_HIGH_WATER (256 * 1024) /* client backlog that pauses the upstream */
 
-struct proxy {
-    struct sb_http_req *req; /* the client request (owns this struct's arena) */
-    struct sb_gw_worker *w;
-    struct sb_registry *reg;      /* snapshot reference, released by the arena hook */
-    struct sb_call call;          /* what the adapter sees */
-    struct sb_client client;      /* who is calling (client_auth.c) */
-    struct sb_ureq *ureq;         /* in flight, or NULL */
-    int status;                   /* upstream HTTP status */
-    struct sb_slice retry_after;  /* from the upstream, copied */
-    bool streaming;               /* relaying SSE to the client */
-    bool done;                    /* accounted: nothing more may happen */
-    void *st;                     /* adapter stream state */
-    struct sb_buf body;           /* non-streamed upstream body */
-    struct sb_buf out;            /* SSE bytes of the current upstream read */
-    struct sb_usage_counts usage; /* from the upstream, -1 when unknown */
-    int64_t delta_chunks;         /* chunks relayed with a delta (cancel estimate) */
-    bool saw_done;                /* [DONE] or a finish_reason arrived */
-    bool sent_error;              /* an SSE error event was written */
-    const char *err_code;         /* OpenAI error "code" when more precise than the table's */
-    const char *adjusted;         /* the adapter's x-switchboard-adjusted value, or NULL */
-    uint64_t ttft_ns;             /* first relayed byte, 0 if none */
-    /* The client's wire format (front_door.h) */
-    const struct sb_front_door *front; /* NULL: the OpenAI API */
-    void *front_st;                    /* the front door's stream state */
-    const char *client_model;          /* the model name the client sent (NUL-terminated) */
-    const char *local_header;          /* set when the front door answered locally */
-    /* Failover (router.h): the deployments to try, in order */
-    struct sb_plan plan;                          /* targets; the current one is plan.t[attempt] */
-    size_t attempt;                               /* index of the current target */
-    int fallbacks;                                /* attempts that failed before the current one */
-    const struct sb_route_entry *route;           /* when the client named a route */
-    const struct sb_experiment_entry *experiment; /* when the client named an experiment */
-    const char *variant;                          /* its variant, counted in results; or NULL */
-    uint64_t attempt_ns;                          /* the current attempt's start */
-    struct sb_error last;        /* the last failed attempt's error, for the client */
-    struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
-};
-
 static bool retry(struct proxy *x, int status, const struct sb_error *e);
 
 /* ======================================================================
  * Small helpers
  * ==================================================================== */
 
-static const struct sb_http_header *route_headers(struct proxy *x, const char *ctype, size_t *n)
+const struct sb_http_header *sb__proxy_headers(struct proxy *x, const char *ctype, size_t *n)
 {
-    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 8 * sizeof(*h));
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 9 * sizeof(*h));
     size_t k = 0;
     h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
     if (x->call.provider) {
@@ -105,6 +68,9 @@ static const struct sb_http_header *route_headers(struct proxy *x, const char *c
             (struct sb_http_header){SB_SLICE("x-switchboard-adjusted"), sb_slice_cstr(x->adjusted)};
     if (x->local_header)
         h[k++] = (struct sb_http_header){sb_slice_cstr(x->local_header), SB_SLICE("true")};
+    if (x->cache_on)
+        h[k++] = (struct sb_http_header){SB_SLICE(SB_CACHE_HEADER),
+                                         x->cache_hit ? SB_SLICE("hit") : SB_SLICE("miss")};
     if (x->variant)
         h[k++] =
             (struct sb_http_header){SB_SLICE("x-switchboard-variant"), sb_slice_cstr(x->variant)};
@@ -122,7 +88,7 @@ static void copy_field(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-static int64_t wall_ms(void)
+int64_t sb__wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -138,7 +104,7 @@ static void end_attempt(struct proxy *x, bool ok, int64_t hold_ms)
     uint64_t now = uv_hrtime();
     double ttft = x->ttft_ns > x->attempt_ns ? ms_since(x->attempt_ns, x->ttft_ns) : -1;
     sb_router_end(x->w->gw->router, x->call.model, ok, ms_since(x->attempt_ns, now), ttft, hold_ms,
-                  wall_ms());
+                  sb__wall_ms());
     x->attempt_ns = 0;
 }
 
@@ -150,12 +116,12 @@ static void settle_limits(struct proxy *x, const struct sb_usage *u)
     if (!l || !x->lim.held)
         return;
     if (x->local_header) {
-        sb_limits_cancel(l, &x->lim, wall_ms());
+        sb_limits_cancel(l, &x->lim, sb__wall_ms());
         return;
     }
     int64_t prompt = u->prompt_tokens >= 0 ? u->prompt_tokens : 0;
     int64_t done = u->completion_tokens > 0 ? u->completion_tokens : 0;
-    sb_limits_settle(l, &x->lim, prompt + done, u->cost_usd, wall_ms());
+    sb_limits_settle(l, &x->lim, prompt + done, u->cost_usd, sb__wall_ms());
 }
 
 /* ======================================================================
@@ -189,8 +155,8 @@ static void log_request(const struct sb_usage *u, const char *why)
            why ? " why=\"" : "", why ? why : "", why ? "\"" : "");
 }
 
-static void account(struct proxy *x, int http_status, const char *status, sb_err code,
-                    const char *why)
+void sb__proxy_account(struct proxy *x, int http_status, const char *status, sb_err code,
+                       const char *why)
 {
     if (x->done)
         return;
@@ -225,6 +191,8 @@ static void account(struct proxy *x, int http_status, const char *status, sb_err
         double outt = u.completion_tokens > 0 ? (double)u.completion_tokens : 0;
         u.cost_usd = (in * m->input_per_mtok + outt * m->output_per_mtok) / 1e6;
     }
+    if (x->cache_hit)
+        u.cost_usd = 0; /* served from the cache: no provider was paid */
     settle_limits(x, &u);
     u.latency_ms = latency_ms;
     u.ttft_ms = x->ttft_ns ? ms_since(x->req->start_ns, x->ttft_ns) : -1;
@@ -257,7 +225,7 @@ static void fail(struct proxy *x, const struct sb_error *e)
                                 : sb_err_name(e->code));
     for (char *p = code; *p; p++)
         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    account(x, status, "error", e->code, e->msg);
+    sb__proxy_account(x, status, "error", e->code, e->msg);
     struct sb_buf b;
     sb_buf_init(&b, 0);
     /* An OpenAI-format upstream's own type and param are kept (SDKs branch on them). */
@@ -267,7 +235,7 @@ static void fail(struct proxy *x, const struct sb_error *e)
     else
         sb_http_error_body_param(&b, type, code, e->api_param, e->msg);
     size_t n;
-    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    const struct sb_http_header *h = sb__proxy_headers(x, "application/json", &n);
     struct sb_slice body = sb_arena_slice(x->req->arena, sb_buf_slice(&b));
     sb_buf_free(&b);
     sb_http_respond(x->req, status, h, n, body);
@@ -337,6 +305,7 @@ static int on_event(void *ud, const struct sb_event *ev)
     struct proxy *x = ud;
     switch (ev->kind) {
     case SB_EV_CHUNK:
+        sb__proxy_cache_event(x, ev->chunk); /* usage chunks too: the entry keeps usage */
         if (ev->has_usage)
             x->usage = ev->usage;
         if (ev->finish_reason.len)
@@ -350,6 +319,7 @@ static int on_event(void *ud, const struct sb_event *ev)
             sse_append(x, ev->chunk);
         break;
     case SB_EV_DONE:
+        sb__proxy_cache_event(x, SB_SLICE("[DONE]"));
         x->saw_done = true;
         if (!x->front)
             sse_append(x, SB_SLICE("[DONE]"));
@@ -375,8 +345,9 @@ static void stream_begin(struct proxy *x)
     if (x->front)
         x->front_st = x->front->stream_open(x->req->arena, x->client_model);
     sb_buf_init(&x->out, 0);
+    sb__proxy_cache_stream_begin(x);
     size_t n;
-    const struct sb_http_header *h = route_headers(x, "text/event-stream", &n);
+    const struct sb_http_header *h = sb__proxy_headers(x, "text/event-stream", &n);
     struct sb_http_header *all = sb_arena_alloc(x->req->arena, (n + 1) * sizeof(*all));
     memcpy(all, h, n * sizeof(*h));
     all[n++] = (struct sb_http_header){SB_SLICE("cache-control"), SB_SLICE("no-cache")};
@@ -395,10 +366,12 @@ static void stream_end(struct proxy *x, const struct sb_error *err)
         sse_error(x, err);
     flush(x);
     sb_http_stream_end(x->req);
-    if (err)
-        account(x, 200, "error", err->code, err->msg);
-    else
-        account(x, 200, "ok", SB_OK, NULL);
+    if (err) {
+        sb__proxy_account(x, 200, "error", err->code, err->msg);
+    } else {
+        sb__proxy_cache_stream_end(x);
+        sb__proxy_account(x, 200, "ok", SB_OK, NULL);
+    }
 }
 
 /* ======================================================================
@@ -491,9 +464,11 @@ static void finish_whole(struct proxy *x)
         return;
     }
     x->usage = r.usage;
-    account(x, 200, "ok", SB_OK, NULL);
+    if (!x->front)
+        sb__proxy_cache_whole(x, r.body);
+    sb__proxy_account(x, 200, "ok", SB_OK, NULL);
     size_t n;
-    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    const struct sb_http_header *h = sb__proxy_headers(x, "application/json", &n);
     sb_http_respond(x->req, 200, h, n, r.body);
 }
 
@@ -520,7 +495,7 @@ static void on_client_abort(void *ud)
         sb_ureq_cancel(x->ureq);
         x->ureq = NULL;
     }
-    account(x, 499, "cancelled", SB_OK, "client disconnected");
+    sb__proxy_account(x, 499, "cancelled", SB_OK, "client disconnected");
 }
 
 /* ======================================================================
@@ -619,7 +594,7 @@ static void plan_request(struct proxy *x, struct sb_plan_req *q)
     q->max_tokens = requested_max(x);
     q->prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(j) : 0;
     q->user = x->client.user;
-    q->now_ms = wall_ms();
+    q->now_ms = sb__wall_ms();
 }
 
 static sb_err plan_route(struct proxy *x, const struct sb_route_entry *re, struct sb_error *err)
@@ -738,8 +713,8 @@ static void respond_local(struct proxy *x, struct sb_slice body)
 {
     size_t n;
     x->local_header = x->front->local_header;
-    account(x, 200, "ok", SB_OK, NULL);
-    const struct sb_http_header *h = route_headers(x, "application/json", &n);
+    sb__proxy_account(x, 200, "ok", SB_OK, NULL);
+    const struct sb_http_header *h = sb__proxy_headers(x, "application/json", &n);
     sb_http_respond(x->req, 200, h, n, body);
 }
 
@@ -799,7 +774,7 @@ static sb_err reserve_limits(struct proxy *x, const struct sb_model *m, struct s
         .prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(x->call.json) : 0,
         .max_tokens = requested_max(x),
         .no_output = x->call.op == SB_OP_EMBEDDINGS,
-        .now_ms = wall_ms(),
+        .now_ms = sb__wall_ms(),
     };
     return x->lim.held ? sb_limits_retarget(l, &r, &x->lim, err)
                        : sb_limits_reserve(l, &r, &x->lim, err);
@@ -816,7 +791,7 @@ static sb_err try_target(struct proxy *x, struct sb_error *err)
         return err->code;
     x->attempt_ns = uv_hrtime();
     if (x->w->gw->router)
-        sb_router_begin(x->w->gw->router, m, wall_ms());
+        sb_router_begin(x->w->gw->router, m, sb__wall_ms());
     sb_err rc = start_upstream(x, err);
     if (rc != SB_OK)
         end_attempt(x, true, 0); /* never reached the upstream: says nothing of it */
@@ -897,7 +872,8 @@ void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op o
         return;
     }
     x->last = err;
-    run_targets(x);
+    if (!sb__proxy_cache_serve(x))
+        run_targets(x);
 }
 
 void sb_gateway_chat(struct sb_http_req *req, struct sb_gw_worker *w)

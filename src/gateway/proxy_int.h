@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy_int.h - one /v1 request's state, shared by the proxy's files
+ * (src/gateway/ only): proxy.c runs the request, proxy_cache.c serves and
+ * fills the response cache around it.
+ */
+#ifndef SB_GATEWAY_PROXY_INT_H
+#define SB_GATEWAY_PROXY_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "gateway/front_door.h"
+#include "gateway/gateway.h"
+#include "provider/provider.h"
+#include "registry/registry.h"
+#include "router/cache.h"
+#include "router/experiment.h"
+#include "router/limits.h"
+#include "router/router.h"
+#include "upstream/client.h"
+
+struct proxy {
+    struct sb_http_req *req; /* the client request (owns this struct's arena) */
+    struct sb_gw_worker *w;
+    struct sb_registry *reg;      /* snapshot reference, released by the arena hook */
+    struct sb_call call;          /* what the adapter sees */
+    struct sb_client client;      /* who is calling (client_auth.c) */
+    struct sb_ureq *ureq;         /* in flight, or NULL */
+    int status;                   /* upstream HTTP status */
+    struct sb_slice retry_after;  /* from the upstream, copied */
+    bool streaming;               /* relaying SSE to the client */
+    bool done;                    /* accounted: nothing more may happen */
+    void *st;                     /* adapter stream state */
+    struct sb_buf body;           /* non-streamed upstream body */
+    struct sb_buf out;            /* SSE bytes of the current upstream read */
+    struct sb_usage_counts usage; /* from the upstream, -1 when unknown */
+    int64_t delta_chunks;         /* chunks relayed with a delta (cancel estimate) */
+    bool saw_done;                /* [DONE] or a finish_reason arrived */
+    bool sent_error;              /* an SSE error event was written */
+    const char *err_code;         /* OpenAI error "code" when more precise than the table's */
+    const char *adjusted;         /* the adapter's x-switchboard-adjusted value, or NULL */
+    uint64_t ttft_ns;             /* first relayed byte, 0 if none */
+    /* The client's wire format (front_door.h) */
+    const struct sb_front_door *front; /* NULL: the OpenAI API */
+    void *front_st;                    /* the front door's stream state */
+    const char *client_model;          /* the model name the client sent (NUL-terminated) */
+    const char *local_header;          /* set when the front door answered locally */
+    /* Failover (router.h): the deployments to try, in order */
+    struct sb_plan plan;                          /* targets; the current one is plan.t[attempt] */
+    size_t attempt;                               /* index of the current target */
+    int fallbacks;                                /* attempts that failed before the current one */
+    const struct sb_route_entry *route;           /* when the client named a route */
+    const struct sb_experiment_entry *experiment; /* when the client named an experiment */
+    const char *variant;                          /* its variant, counted in results; or NULL */
+    uint64_t attempt_ns;                          /* the current attempt's start */
+    struct sb_error last;        /* the last failed attempt's error, for the client */
+    struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
+    /* The response cache (proxy_cache.c) */
+    struct sb_cache_key ckey; /* the request's key, when its route caches */
+    bool cache_on;            /* the route caches: answers say hit or miss */
+    bool cache_hit;           /* answered from the cache: no upstream, no cost */
+    struct sb_cache_acc *acc; /* a streamed miss being rebuilt for the cache */
+};
+
+/* The response headers (content type, x-switchboard-*, retry-after, cache); arena. */
+const struct sb_http_header *sb__proxy_headers(struct proxy *x, const char *ctype, size_t *n);
+/* Accounts the request once: usage row, log line, metrics, limits settled. */
+void sb__proxy_account(struct proxy *x, int http_status, const char *status, sb_err code,
+                       const char *why);
+/* Wall-clock Unix ms. */
+int64_t sb__wall_ms(void);
+
+/* ---- proxy_cache.c ---- */
+
+/* A hit answered the client (true); else the key is kept for storing the answer. */
+bool sb__proxy_cache_serve(struct proxy *x);
+/* The whole answer (OpenAI chat.completion body) of a miss, to store. */
+void sb__proxy_cache_whole(struct proxy *x, struct sb_slice body);
+/* A stream of a miss begins / passes an event's data / ended cleanly. */
+void sb__proxy_cache_stream_begin(struct proxy *x);
+void sb__proxy_cache_event(struct proxy *x, struct sb_slice data);
+void sb__proxy_cache_stream_end(struct proxy *x);
+
+#endif
