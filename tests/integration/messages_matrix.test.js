@@ -398,7 +398,7 @@ describe('/v1/messages × every provider type, through @anthropic-ai/sdk', () =>
             assert.equal(sup.query.alt, 'sse');
         });
 
-        it('tool round trip: the tool_result reaches Gemini as a functionResponse', async () => {
+        it('tool round trip: the tool_result reaches Gemini as a functionResponse; a streamed call', async () => {
             const tool = { name: 'get_time', input_schema: { type: 'object', properties: { tz: { type: 'string' } } } };
             const m = f.gem.script(f.gem.marker('gtool'), { parts: [{ functionCall: { name: 'get_time', args: { tz: 'CET' } } }] }, { text: 'It is noon.' });
             const first = await client.messages.create({ model: 'flash', max_tokens: 64, tools: [tool], messages: [user(m)] });
@@ -415,6 +415,13 @@ describe('/v1/messages × every provider type, through @anthropic-ai/sdk', () =>
                 { role: 'model', parts: [{ functionCall: { name: 'get_time', args: { tz: 'CET' } } }] },
                 { role: 'user', parts: [{ functionResponse: { name: 'get_time', response: { output: 'noon' } } }] },
             ]);
+            // Streamed: the call arrives whole in one part, after the thought.
+            const st = f.gem.script(f.gem.marker('gtoolstream'), { chunks: [[{ text: 'Let me check.', thought: true }], [{ functionCall: { name: 'get_time', args: { tz: 'UTC' } } }]] });
+            const { msg } = await streamed({ model: 'flash', max_tokens: 64, tools: [tool], messages: [user(st)] });
+            assert.equal(msg.stop_reason, 'tool_use');
+            assert.deepEqual(msg.content.map((b) => [b.type, b.thinking ?? b.name, b.signature ?? b.input]),
+                [['thinking', 'Let me check.', ''], ['tool_use', 'get_time', { tz: 'UTC' }]]);
+            assert.match(msg.content[1].id, /^call_/);
         });
 
         // PRODUCT BUG: a Gemini thought signature on a function call has no place in the
