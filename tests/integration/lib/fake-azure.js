@@ -8,7 +8,8 @@
 // deployment), answers with Azure's extras (prompt_filter_results,
 // content_filter_results, the annotation-only first stream chunk), refuses
 // a prompt with the marker "trigger-filter" with Azure's content_filter
-// 400, and records every request for the tests to inspect.
+// 400, drops the connection after three stream events for the marker
+// "break-stream", and records every request for the tests to inspect.
 'use strict';
 
 const http = require('node:http');
@@ -148,8 +149,13 @@ class FakeAzure {
         if (body.stream_options && body.stream_options.include_usage) {
             events.push({ ...head, choices: [], usage: { completion_tokens: 7, prompt_tokens: 19, total_tokens: 26 } });
         }
+        const breakAt = JSON.stringify(body.messages || []).includes('break-stream') ? 3 : -1;
         let i = 0;
         const next = () => {
+            if (i === breakAt) {
+                res.socket.destroy();
+                return;
+            }
             if (i < events.length) {
                 res.write(`data: ${JSON.stringify(events[i++])}\n\n`);
                 setTimeout(next, 2);
