@@ -84,6 +84,12 @@ void sb__anth_usage_write(struct sb_jw *w, const struct sb__anth_usage *u)
     sb_jw_obj_begin(w);
     sb_jw_key(w, "cached_tokens");
     sb_jw_int(w, known(u->cache_read));
+    if (u->cache_create >= 0) {
+        /* Not OpenAI's: cache writes are billed apart, and /v1/messages gives them
+         * back as cache_creation_input_tokens (messages_front.c reads this). */
+        sb_jw_key(w, "cache_creation_tokens");
+        sb_jw_int(w, u->cache_create);
+    }
     sb_jw_obj_end(w);
     if (u->thinking >= 0) {
         sb_jw_key(w, "completion_tokens_details");

@@ -475,7 +475,8 @@ static void test_response_text(void **state)
         "{'id':'chatcmpl-msg_01','object':'chat.completion','model':'claude-sonnet-4-20250514',"
         "'choices':[{'index':0,'message':{'role':'assistant','content':'Hello world'},"
         "'finish_reason':'stop'}],'usage':{'prompt_tokens':115,'completion_tokens':7,"
-        "'total_tokens':122,'prompt_tokens_details':{'cached_tokens':100}}}");
+        "'total_tokens':122,'prompt_tokens_details':{'cached_tokens':100,'cache_creation_tokens':5}"
+        "}}");
     assert_int_equal(r.usage.prompt_tokens, 115);
     assert_int_equal(r.usage.completion_tokens, 7);
     assert_true(sb_slice_eq_cstr(r.finish_reason, "stop"));

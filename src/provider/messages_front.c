@@ -333,6 +333,7 @@ static void put_tool_calls(struct rq *r, const struct sb_json *content)
         sb_jw_key(r->w, "arguments");
         sb_jw_str(r->w, jget(blk, "input")->raw); /* the input object's JSON text */
         sb_jw_obj_end(r->w);
+        sb__mf_put_extra(r->w, blk); /* Gemini's thought signature goes back on its call */
         sb_jw_obj_end(r->w);
     }
     if (open)
@@ -683,17 +684,21 @@ const char *sb__messages_front_stop_reason(struct sb_slice finish)
 /* Writes Anthropic usage members from an OpenAI usage object (input excludes cached). */
 static void put_usage(struct sb_jw *w, const struct sb_json *usage)
 {
-    int64_t prompt = 0, completion = 0, cached = 0;
+    int64_t prompt = 0, completion = 0, cached = 0, created = 0;
+    const struct sb_json *details = jget(usage, "prompt_tokens_details");
     sb_json_int64(jget(usage, "prompt_tokens"), &prompt);
     sb_json_int64(jget(usage, "completion_tokens"), &completion);
-    bool has_cached =
-        sb_json_int64(jget(jget(usage, "prompt_tokens_details"), "cached_tokens"), &cached);
+    bool has_cached = sb_json_int64(jget(details, "cached_tokens"), &cached);
+    bool has_created = sb_json_int64(jget(details, "cache_creation_tokens"), &created);
     sb_jw_key(w, "input_tokens");
-    sb_jw_int(w, prompt > cached ? prompt - cached : 0);
+    sb_jw_int(w, prompt > cached + created ? prompt - cached - created : 0);
     sb_jw_key(w, "output_tokens");
     sb_jw_int(w, completion);
     sb_jw_key(w, "cache_creation_input_tokens");
-    sb_jw_null(w);
+    if (has_created)
+        sb_jw_int(w, created);
+    else
+        sb_jw_null(w);
     sb_jw_key(w, "cache_read_input_tokens");
     if (has_cached)
         sb_jw_int(w, cached);
@@ -785,8 +790,24 @@ static sb_err put_tool_use(struct sb_arena *a, struct sb_jw *w, const struct sb_
     sb_jw_str(w, name->str);
     sb_jw_key(w, "input");
     sb_jw_raw(w, input ? input->raw : SB_SLICE("{}"));
+    sb__mf_put_extra(w, call);
     sb_jw_obj_end(w);
     return SB_OK;
+}
+
+/*
+ * A provider's opaque per-call state (Gemini's thought signature, DESIGN.md
+ * §6: extra_content.google.thought_signature) rides on the Anthropic
+ * tool_use block as the same `extra_content` member: clients send assistant
+ * blocks back as they came, so the next turn carries it to the provider.
+ */
+void sb__mf_put_extra(struct sb_jw *w, const struct sb_json *from)
+{
+    const struct sb_json *x = jget(from, "extra_content");
+    if (!x || x->type != SB_JSON_OBJECT)
+        return;
+    sb_jw_key(w, "extra_content");
+    sb_jw_raw(w, x->raw);
 }
 
 static sb_err put_content(struct sb_arena *a, struct sb_jw *w, const struct sb_json *msg,

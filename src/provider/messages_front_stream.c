@@ -49,8 +49,8 @@ struct sb_messages_front_stream {
     struct tool *tools;       /* every tool block so far */
     size_t ntools, cap;
     size_t first_open_tool; /* tools[first_open_tool..ntools) are open when open == OPEN_TOOLS */
-    bool has_usage, has_cached;
-    int64_t prompt, completion, cached;
+    bool has_usage, has_cached, has_created;
+    int64_t prompt, completion, cached, created; /* created: cache writes (Anthropic) */
 };
 
 static const struct sb_json_limits chunk_limits = {.max_depth = 64, .max_bytes = 0};
@@ -283,6 +283,7 @@ static struct tool *new_tool(struct sb_messages_front_stream *st, struct sb_buf 
     sb_jw_str(&w, jstr(name) ? name->str : SB_SLICE(""));
     sb_jw_key(&w, "input");
     sb_jw_raw(&w, SB_SLICE("{}"));
+    sb__mf_put_extra(&w, call);
     block_start_end(out, &w);
     return t;
 }
@@ -317,6 +318,8 @@ static void take_usage(struct sb_messages_front_stream *st, const struct sb_json
     sb_json_int64(jget(u, "completion_tokens"), &st->completion);
     st->has_cached =
         sb_json_int64(jget(jget(u, "prompt_tokens_details"), "cached_tokens"), &st->cached);
+    st->has_created = sb_json_int64(jget(jget(u, "prompt_tokens_details"), "cache_creation_tokens"),
+                                    &st->created);
 }
 
 static sb_err on_delta(struct sb_messages_front_stream *st, const struct sb_json *d,
@@ -404,10 +407,13 @@ sb_err sb_messages_front_stream_finish(struct sb_messages_front_stream *st, stru
     sb_jw_key(&w, "output_tokens");
     sb_jw_int(&w, st->has_usage ? st->completion : 0);
     if (st->has_usage) {
+        int64_t other = (st->has_cached ? st->cached : 0) + (st->has_created ? st->created : 0);
         sb_jw_key(&w, "input_tokens");
-        sb_jw_int(&w, st->prompt > st->cached && st->has_cached ? st->prompt - st->cached
-                      : st->has_cached                          ? 0
-                                                                : st->prompt);
+        sb_jw_int(&w, st->prompt > other ? st->prompt - other : 0);
+        if (st->has_created) {
+            sb_jw_key(&w, "cache_creation_input_tokens");
+            sb_jw_int(&w, st->created);
+        }
         sb_jw_key(&w, "cache_read_input_tokens");
         if (st->has_cached)
             sb_jw_int(&w, st->cached);

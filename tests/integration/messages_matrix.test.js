@@ -16,9 +16,7 @@
 // one upstream error class in Anthropic's shape, and a broken stream that
 // makes the SDK raise. Last, `make run`'s example config starts with no
 // provider skipped.
-//
-// Tests named "PRODUCT BUG:" fail on purpose until the gateway is fixed; the
-// comment above each says what is wrong.
+
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -304,12 +302,9 @@ describe('/v1/messages × every provider type, through @anthropic-ai/sdk', () =>
             assert.equal(f.ant.requestsFor(s)[0].json.stream, true);
         });
 
-        // PRODUCT BUG: Anthropic's cache_creation_input_tokens is read by the anthropic
-        // adapter (anthropic_resp.c) but folded into OpenAI's prompt_tokens and never
-        // emitted, and the /v1/messages writer (messages_front.c) always answers
-        // cache_creation_input_tokens: null, so input_tokens comes back as
-        // input + cache writes (15 here, not 12) and the cache-write count is lost.
-        it('PRODUCT BUG: usage: cache reads and writes keep their own fields', async () => {
+        // Cache writes are billed apart: they travel as prompt_tokens_details
+        // .cache_creation_tokens and come back as cache_creation_input_tokens.
+        it('usage: cache reads and writes keep their own fields', async () => {
             const m = f.ant.script(f.ant.marker('acache'), { blocks: [{ type: 'text', text: 'ok' }],
                 usage: { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 100, cache_creation_input_tokens: 3 } });
             const r = await client.messages.create({ model: 'claude-test', max_tokens: 100, messages: [user(m)] });
@@ -424,10 +419,9 @@ describe('/v1/messages × every provider type, through @anthropic-ai/sdk', () =>
             assert.match(msg.content[1].id, /^call_/);
         });
 
-        // PRODUCT BUG: a Gemini thought signature on a function call has no place in the
-        // Anthropic tool_use block the gateway answers with, so the follow-up reaches
-        // Gemini without it and Gemini (3) refuses the conversation with a 400.
-        it('PRODUCT BUG: tool round trip with a thought signature: it returns to Gemini on its functionCall part', async () => {
+        // A Gemini thought signature rides on the tool_use block as extra_content
+        // and goes back on its functionCall part (Gemini 3 refuses a call without it).
+        it('tool round trip with a thought signature: it returns to Gemini on its functionCall part', async () => {
             const tool = { name: 'lookup_signed', input_schema: { type: 'object', properties: { q: { type: 'string' } } } };
             const m = f.gem.script(f.gem.marker('gsig'), { parts: [{ functionCall: { name: 'lookup_signed', args: { q: 'x' } }, thoughtSignature: 'c2lnLW14LTE=' }] }, { text: 'found' });
             const first = await client.messages.create({ model: 'flash', max_tokens: 64, tools: [tool], messages: [user(m)] });
