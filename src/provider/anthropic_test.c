@@ -9,129 +9,34 @@
  * body; streams fed whole, byte by byte and in random pieces must give the
  * same events, and their text must equal the whole response's; errors in
  * a stream and from map_error keep their meaning and never echo the key.
- * JSON in this file is written with ' for " to stay readable (see q()).
+ * JSON in this file is written with ' for " to stay readable (see fx_q()).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-#include <jansson.h>
-
-#include "core/arena.h"
-#include "core/buf.h"
-#include "core/json.h"
-#include "crypto/secret.h"
-#include "provider/provider.h"
+#include "provider/adapter_testlib.h"
 
 #define KEY "sk-ant-test-secret-1234"
 
-struct fx {
-    struct sb_arena *a;
-    struct sb_provider p;
-    struct sb_model m;
-    struct sb_call c;
-    const struct sb_provider_ops *ops;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->a = sb_arena_create(8192);
-    f->ops = sb_provider_ops_find(SB_SLICE("anthropic"));
-    assert_non_null(f->ops);
-    f->p = (struct sb_provider){.id = "claude",
-                                .type = "anthropic",
-                                .ops = f->ops,
-                                .base_url = "https://api.anthropic.com",
-                                .auth = SB_AUTH_API_KEY};
-    f->p.api_key = sb_secret_new(KEY, strlen(KEY));
-    f->m = (struct sb_model){.id = "sonnet",
-                             .provider = &f->p,
-                             .upstream_model = "claude-sonnet-4-20250514",
-                             .max_output_tokens = 8192};
+    struct fx *f = fx_open((struct sb_provider){.id = "claude",
+                                                .type = "anthropic",
+                                                .base_url = "https://api.anthropic.com",
+                                                .auth = SB_AUTH_API_KEY},
+                           KEY,
+                           (struct sb_model){.id = "sonnet",
+                                             .upstream_model = "claude-sonnet-4-20250514",
+                                             .max_output_tokens = 8192});
+    f->squote = true;
     *state = f;
     return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    sb_secret_free(f->p.api_key);
-    sb_arena_free(f->a);
-    free(f);
-    return 0;
-}
-
-/* s with every ' turned into ", from the arena. */
-static const char *q(struct fx *f, const char *s)
-{
-    char *o = sb_arena_strndup(f->a, s, strlen(s));
-    for (char *p = o; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return o;
-}
-
-static void call(struct fx *f, const char *body, enum sb_op op)
-{
-    struct sb_json *j = NULL;
-    struct sb_error err;
-    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = 0};
-    body = q(f, body);
-    assert_int_equal(sb_json_parse(f->a, body, strlen(body), &lim, &j, &err), SB_OK);
-    const struct sb_json *so = sb_json_get(j, "stream_options");
-    f->c = (struct sb_call){.arena = f->a,
-                            .op = op,
-                            .provider = &f->p,
-                            .model = &f->m,
-                            .body = sb_slice_cstr(body),
-                            .json = j};
-    f->c.stream = op == SB_OP_CHAT && sb_json_bool(sb_json_get(j, "stream"));
-    f->c.client_wants_usage = so && sb_json_bool(sb_json_get(so, "include_usage"));
-}
-
-static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (sb_slice_caseeq(r->headers[i].name, sb_slice_cstr(name)))
-            return r->headers[i].value;
-    return SB_SLICE_NULL;
-}
-
-/* Builds the request for body; the upstream body must be exactly want, and valid JSON. */
-static struct sb_upstream_req expect_body(struct fx *f, const char *body, const char *want)
-{
-    struct sb_upstream_req r;
-    struct sb_error err;
-    json_error_t jerr;
-    call(f, body, SB_OP_CHAT);
-    if (f->ops->build_request(&f->c, &r, &err) != SB_OK)
-        fail_msg("build_request: %s", err.msg);
-    want = q(f, want);
-    if (r.body.len != strlen(want) || memcmp(r.body.p, want, r.body.len) != 0)
-        fail_msg("body\n got: %.*s\nwant: %s", (int)r.body.len, r.body.p, want);
-    json_t *j = json_loadb(r.body.p, r.body.len, 0, &jerr);
-    assert_non_null(j);
-    json_decref(j);
-    return r;
 }
 
 /* Builds the request for body; it must fail with a 400 naming field and saying `says`. */
 static void expect_refusal(struct fx *f, const char *body, const char *field, const char *says)
 {
-    struct sb_upstream_req r;
-    struct sb_error err;
-    call(f, body, SB_OP_CHAT);
-    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_BAD_REQUEST);
+    struct sb_error err = fx_expect_refused(f, body, SB_OP_CHAT, SB_E_BAD_REQUEST, says);
     assert_int_equal(sb_err_status(&err), 400);
     if (field)
         assert_string_equal(err.field, field);
-    if (!strstr(err.msg, says))
-        fail_msg("error '%s' does not say '%s'", err.msg, says);
 }
 
 /* ==================================================================
@@ -142,37 +47,40 @@ static void test_request_basic(void **state)
 {
     struct fx *f = *state;
     struct sb_upstream_req r =
-        expect_body(f,
-                    "{'model':'sonnet','messages':[{'role':'system','content':'Be brief.'},"
-                    "{'role':'user','content':'Hi'}]}",
-                    "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'system':'Be brief.',"
-                    "'messages':[{'role':'user','content':'Hi'}]}");
+        fx_expect_body(f,
+                       "{'model':'sonnet','messages':[{'role':'system','content':'Be brief.'},"
+                       "{'role':'user','content':'Hi'}]}",
+                       SB_OP_CHAT,
+                       "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'system':'Be brief.',"
+                       "'messages':[{'role':'user','content':'Hi'}]}");
     assert_string_equal(r.method, "POST");
     assert_string_equal(r.url, "https://api.anthropic.com/v1/messages");
-    assert_true(sb_slice_eq_cstr(header(&r, "x-api-key"), KEY));
-    assert_true(sb_slice_eq_cstr(header(&r, "anthropic-version"), "2023-06-01"));
-    assert_true(sb_slice_eq_cstr(header(&r, "content-type"), "application/json"));
-    assert_int_equal(header(&r, "authorization").len, 0);
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "x-api-key"), KEY));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "anthropic-version"), "2023-06-01"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "content-type"), "application/json"));
+    assert_int_equal(fx_header(&r, "authorization").len, 0);
     assert_null(r.adjusted);
 }
 
 static void test_request_max_tokens(void **state)
 {
     struct fx *f = *state;
-    expect_body(f, "{'model':'m','max_tokens':100,'messages':[{'role':'user','content':'x'}]}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':100,"
-                "'messages':[{'role':'user','content':'x'}]}");
+    fx_expect_body(f, "{'model':'m','max_tokens':100,'messages':[{'role':'user','content':'x'}]}",
+                   SB_OP_CHAT,
+                   "{'model':'claude-sonnet-4-20250514','max_tokens':100,"
+                   "'messages':[{'role':'user','content':'x'}]}");
     /* max_completion_tokens wins over the deprecated max_tokens. */
-    expect_body(f,
-                "{'max_tokens':100,'max_completion_tokens':300,"
-                "'messages':[{'role':'user','content':'x'}]}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':300,"
-                "'messages':[{'role':'user','content':'x'}]}");
+    fx_expect_body(f,
+                   "{'max_tokens':100,'max_completion_tokens':300,"
+                   "'messages':[{'role':'user','content':'x'}]}",
+                   SB_OP_CHAT,
+                   "{'model':'claude-sonnet-4-20250514','max_tokens':300,"
+                   "'messages':[{'role':'user','content':'x'}]}");
     /* No registry limit: the default. */
     f->m.max_output_tokens = 0;
-    expect_body(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':4096,"
-                "'messages':[{'role':'user','content':'x'}],'stream':true}");
+    fx_expect_body(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT,
+                   "{'model':'claude-sonnet-4-20250514','max_tokens':4096,"
+                   "'messages':[{'role':'user','content':'x'}],'stream':true}");
     expect_refusal(f, "{'max_tokens':0,'messages':[{'role':'user','content':'x'}]}", "max_tokens",
                    "positive integer");
     expect_refusal(f, "{'max_tokens':'9','messages':[{'role':'user','content':'x'}]}", "max_tokens",
@@ -183,11 +91,12 @@ static void test_request_system_parts(void **state)
 {
     struct fx *f = *state;
     /* Several system/developer messages, in order, as text blocks; parts become blocks. */
-    expect_body(
+    fx_expect_body(
         f,
         "{'messages':[{'role':'system','content':'A'},"
         "{'role':'user','content':[{'type':'text','text':'q1'},{'type':'text','text':'q2'}]},"
         "{'role':'developer','content':[{'type':'text','text':'B'}]}]}",
+        SB_OP_CHAT,
         "{'model':'claude-sonnet-4-20250514','max_tokens':8192,"
         "'system':[{'type':'text','text':'A'},{'type':'text','text':'B'}],"
         "'messages':[{'role':'user','content':[{'type':'text','text':'q1'},"
@@ -201,16 +110,18 @@ static void test_request_system_parts(void **state)
 static void test_request_images(void **state)
 {
     struct fx *f = *state;
-    expect_body(f,
-                "{'messages':[{'role':'user','content':[{'type':'text','text':'What?'},"
-                "{'type':'image_url','image_url':{'url':'data:image/png;base64,iVBORw0KGgo='}},"
-                "{'type':'image_url','image_url':{'url':'https://e.com/cat.jpg','detail':'low'}}"
-                "]}]}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
-                "'content':[{'type':'text','text':'What?'},"
-                "{'type':'image','source':{'type':'base64','media_type':'image/png',"
-                "'data':'iVBORw0KGgo='}},"
-                "{'type':'image','source':{'type':'url','url':'https://e.com/cat.jpg'}}]}]}");
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':[{'type':'text','text':'What?'},"
+        "{'type':'image_url','image_url':{'url':'data:image/png;base64,iVBORw0KGgo='}},"
+        "{'type':'image_url','image_url':{'url':'https://e.com/cat.jpg','detail':'low'}}"
+        "]}]}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
+        "'content':[{'type':'text','text':'What?'},"
+        "{'type':'image','source':{'type':'base64','media_type':'image/png',"
+        "'data':'iVBORw0KGgo='}},"
+        "{'type':'image','source':{'type':'url','url':'https://e.com/cat.jpg'}}]}]}");
     expect_refusal(f,
                    "{'messages':[{'role':'user','content':[{'type':'image_url',"
                    "'image_url':{'url':'data:image/bmp;base64,Qk0='}}]}]}",
@@ -259,7 +170,7 @@ static void test_request_tools(void **state)
                  "{'model':'claude-sonnet-4-20250514','max_tokens':8192,"
                  "'messages':[{'role':'user','content':'x'}],%s%s}",
                  want_tools, cases[i].want);
-        expect_body(f, body, want);
+        fx_expect_body(f, body, SB_OP_CHAT, want);
     }
     expect_refusal(f, "{'messages':[{'role':'user','content':'x'}],'tools':[{'type':'code'}]}",
                    "tools[0]", "type: function");
@@ -271,7 +182,7 @@ static void test_request_tool_round_trip(void **state)
 {
     struct fx *f = *state;
     /* Parallel calls, then two tool results merged into one user turn, then the user again. */
-    expect_body(
+    fx_expect_body(
         f,
         "{'messages':[{'role':'user','content':'Weather in Paris and Rome?'},"
         "{'role':'assistant','content':null,'tool_calls':["
@@ -281,6 +192,7 @@ static void test_request_tool_round_trip(void **state)
         "{'role':'tool','tool_call_id':'toolu_1','content':'18C'},"
         "{'role':'tool','tool_call_id':'toolu_2','content':[{'type':'text','text':'21C'}]},"
         "{'role':'user','content':'Thanks'}]}",
+        SB_OP_CHAT,
         "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':["
         "{'role':'user','content':'Weather in Paris and Rome?'},"
         "{'role':'assistant','content':[{'type':'tool_use','id':'toolu_1','name':'w',"
@@ -290,13 +202,15 @@ static void test_request_tool_round_trip(void **state)
         "{'type':'tool_result','tool_use_id':'toolu_2','content':[{'type':'text','text':'21C'}]}]},"
         "{'role':'user','content':'Thanks'}]}");
     /* Text and a call in one assistant turn. */
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'hi'},{'role':'assistant','content':"
-                "'Let me check.','tool_calls':[{'id':'t','type':'function','function':{'name':"
-                "'n','arguments':'{}'}}]}]}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':["
-                "{'role':'user','content':'hi'},{'role':'assistant','content':[{'type':'text',"
-                "'text':'Let me check.'},{'type':'tool_use','id':'t','name':'n','input':{}}]}]}");
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':'hi'},{'role':'assistant','content':"
+        "'Let me check.','tool_calls':[{'id':'t','type':'function','function':{'name':"
+        "'n','arguments':'{}'}}]}]}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':["
+        "{'role':'user','content':'hi'},{'role':'assistant','content':[{'type':'text',"
+        "'text':'Let me check.'},{'type':'tool_use','id':'t','name':'n','input':{}}]}]}");
     expect_refusal(f,
                    "{'messages':[{'role':'assistant','tool_calls':[{'id':'t','type':'function',"
                    "'function':{'name':'n','arguments':'{oops'}}]}]}",
@@ -312,33 +226,37 @@ static void test_request_thinking(void **state)
     struct fx *f = *state;
     /* Budget 16384 does not fit in max_tokens 1000: raised to budget + 1000; temperature,
      * top_p and a forced tool_choice changed as thinking requires, and all of it reported. */
-    struct sb_upstream_req r = expect_body(
+    struct sb_upstream_req r = fx_expect_body(
         f,
         "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'high','max_tokens':1000,"
         "'temperature':0.2,'top_p':0.5,'tools':[{'type':'function','function':{'name':'n'}}],"
         "'tool_choice':'required'}",
+        SB_OP_CHAT,
         "{'model':'claude-sonnet-4-20250514','max_tokens':17384,'messages':[{'role':'user',"
         "'content':'x'}],'tools':[{'name':'n','input_schema':{'type':'object','properties':{}}}],"
         "'tool_choice':{'type':'auto'},'temperature':1,'top_p':0.95,"
         "'thinking':{'type':'enabled','budget_tokens':16384}}");
     assert_string_equal(r.adjusted, "max_tokens=17384,tool_choice=auto,temperature=1,top_p=0.95");
     /* Fits already: nothing adjusted. */
-    r = expect_body(f,
-                    "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'low',"
-                    "'temperature':1,'top_p':0.99}",
-                    "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
-                    "'user','content':'x'}],'temperature':1,'top_p':0.99,"
-                    "'thinking':{'type':'enabled','budget_tokens':1024}}");
+    r = fx_expect_body(f,
+                       "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'low',"
+                       "'temperature':1,'top_p':0.99}",
+                       SB_OP_CHAT,
+                       "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
+                       "'user','content':'x'}],'temperature':1,'top_p':0.99,"
+                       "'thinking':{'type':'enabled','budget_tokens':1024}}");
     assert_null(r.adjusted);
-    r = expect_body(f, "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'medium'}",
-                    "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
-                    "'user','content':'x'}],'thinking':{'type':'enabled','budget_tokens':4096}}");
+    r = fx_expect_body(
+        f, "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'medium'}", SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
+        "'user','content':'x'}],'thinking':{'type':'enabled','budget_tokens':4096}}");
     /* Without thinking sampling passes through exactly. */
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'none',"
-                "'temperature':0.70,'top_p':1e-1}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
-                "'user','content':'x'}],'temperature':0.70,'top_p':1e-1}");
+    fx_expect_body(f,
+                   "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'none',"
+                   "'temperature':0.70,'top_p':1e-1}",
+                   SB_OP_CHAT,
+                   "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
+                   "'user','content':'x'}],'temperature':0.70,'top_p':1e-1}");
     expect_refusal(f, "{'messages':[{'role':'user','content':'x'}],'reasoning_effort':'max'}",
                    "reasoning_effort", "none, low, medium, high");
 }
@@ -348,7 +266,7 @@ static void test_request_thinking_blocks_back(void **state)
     struct fx *f = *state;
     /* Signed and redacted blocks go first, untouched; an unsigned block and reasoning_content
      * alone never become blocks. */
-    expect_body(
+    fx_expect_body(
         f,
         "{'messages':[{'role':'user','content':'x'},{'role':'assistant','content':'Sure.',"
         "'reasoning_content':'I think','thinking_blocks':["
@@ -357,17 +275,20 @@ static void test_request_thinking_blocks_back(void **state)
         "{'type':'redacted_thinking','data':'EmwKAhgBEgy3va'}],"
         "'tool_calls':[{'id':'t1','type':'function','function':{'name':'n','arguments':'{}'}}]},"
         "{'role':'tool','tool_call_id':'t1','content':'ok'}]}",
+        SB_OP_CHAT,
         "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
         "'content':'x'},{'role':'assistant','content':[{'type':'thinking','thinking':"
         "'I think \xc3\xa9\\n','signature':'EqQBCkYIARgCKkB+/=='},{'type':'redacted_thinking',"
         "'data':'EmwKAhgBEgy3va'},{'type':'text','text':'Sure.'},{'type':'tool_use','id':'t1',"
         "'name':'n','input':{}}]},{'role':'user','content':[{'type':'tool_result',"
         "'tool_use_id':'t1','content':'ok'}]}]}");
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'x'},{'role':'assistant','content':'y',"
-                "'reasoning_content':'hmm'}]}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
-                "'content':'x'},{'role':'assistant','content':'y'}]}");
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':'x'},{'role':'assistant','content':'y',"
+        "'reasoning_content':'hmm'}]}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
+        "'content':'x'},{'role':'assistant','content':'y'}]}");
     expect_refusal(f,
                    "{'messages':[{'role':'assistant','content':'y','thinking_blocks':[{'type':"
                    "'summary'}]}]}",
@@ -377,18 +298,22 @@ static void test_request_thinking_blocks_back(void **state)
 static void test_request_stop_format_user(void **state)
 {
     struct fx *f = *state;
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'x'}],'stop':'END','user':'u-42',"
-                "'response_format':{'type':'text'}}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
-                "'content':'x'}],'stop_sequences':['END'],'metadata':{'user_id':'u-42'}}");
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'x'}],'stop':['a','b'],"
-                "'response_format':{'type':'json_schema','json_schema':{'name':'r','schema':"
-                "{'type':'object'}}}}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
-                "'content':'x'}],'stop_sequences':['a','b'],'output_config':{'format':{'type':"
-                "'json_schema','schema':{'type':'object'}}}}");
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':'x'}],'stop':'END','user':'u-42',"
+        "'response_format':{'type':'text'}}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
+        "'content':'x'}],'stop_sequences':['END'],'metadata':{'user_id':'u-42'}}");
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':'x'}],'stop':['a','b'],"
+        "'response_format':{'type':'json_schema','json_schema':{'name':'r','schema':"
+        "{'type':'object'}}}}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
+        "'content':'x'}],'stop_sequences':['a','b'],'output_config':{'format':{'type':"
+        "'json_schema','schema':{'type':'object'}}}}");
     expect_refusal(f,
                    "{'messages':[{'role':'user','content':'x'}],'response_format':{'type':"
                    "'json_object'}}",
@@ -419,19 +344,20 @@ static void test_request_refusals(void **state)
         expect_refusal(f, body, cases[i].field, "no Anthropic equivalent");
     }
     /* Defaults are fine, and null is absence. */
-    expect_body(f,
-                "{'messages':[{'role':'user','content':'x'}],'n':1,'logprobs':false,"
-                "'presence_penalty':0,'frequency_penalty':0.0,'logit_bias':{},'seed':null,"
-                "'stream_options':{'include_usage':true},'store':false}",
-                "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
-                "'user','content':'x'}]}");
+    fx_expect_body(f,
+                   "{'messages':[{'role':'user','content':'x'}],'n':1,'logprobs':false,"
+                   "'presence_penalty':0,'frequency_penalty':0.0,'logit_bias':{},'seed':null,"
+                   "'stream_options':{'include_usage':true},'store':false}",
+                   SB_OP_CHAT,
+                   "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':"
+                   "'user','content':'x'}]}");
     expect_refusal(f, "{'messages':[{'role':'user','content':'x'}],'frobnicate':1}", "",
                    "'frobnicate' is not supported");
     expect_refusal(f, "{'messages':[]}", "messages", "non-empty array");
     /* No embeddings at Anthropic. */
     struct sb_upstream_req r;
     struct sb_error err;
-    call(f, "{'input':'x'}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{'input':'x'}", SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_BAD_REQUEST);
     assert_non_null(strstr(err.msg, "no embeddings"));
 }
@@ -444,20 +370,16 @@ static void test_request_refusals(void **state)
 static struct sb_result expect_response(struct fx *f, const char *up, const char *want)
 {
     struct sb_result res;
-    struct sb_error err;
     json_error_t jerr;
-    call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
-    up = q(f, up);
-    if (f->ops->parse_response(&f->c, sb_slice_cstr(up), &res, &err) != SB_OK)
-        fail_msg("parse_response: %s", err.msg);
-    json_t *got = json_loadb(res.body.p, res.body.len, 0, &jerr);
-    json_t *exp = json_loads(q(f, want), 0, &jerr);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    json_t *got = fx_parse(f, up, &res);
+    json_t *exp = json_loads(fx_q(f, want), 0, &jerr);
     assert_non_null(got);
     assert_non_null(exp);
     assert_true(json_is_integer(json_object_get(got, "created")));
     json_object_del(got, "created");
     if (!json_equal(got, exp))
-        fail_msg("response\n got: %.*s\nwant: %s", (int)res.body.len, res.body.p, q(f, want));
+        fail_msg("response\n got: %.*s\nwant: %s", (int)res.body.len, res.body.p, fx_q(f, want));
     json_decref(got);
     json_decref(exp);
     return res;
@@ -531,7 +453,7 @@ static void test_response_bad(void **state)
     struct fx *f = *state;
     struct sb_result res;
     struct sb_error err;
-    call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("not json"), &res, &err),
                      SB_E_UPSTREAM);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("{\"type\":\"message\"}"), &res, &err),
@@ -593,26 +515,10 @@ static int on_event(void *ud, const struct sb_event *ev)
 /* Feeds up (mode 0 whole, 1 bytewise, 2 random pieces); returns the first non-OK code. */
 static sb_err feed(struct fx *f, const char *up, int mode, struct rec *r, struct sb_error *err)
 {
-    size_t len = strlen(up), i = 0;
-    unsigned seed = 777;
-    void *st = f->ops->stream_open(&f->c);
     sb_buf_init(&r->log, 0);
     sb_buf_init(&r->text, 0);
-    while (i < len) {
-        size_t n = mode == 0 ? len - i : 1;
-        if (mode == 2) {
-            seed = seed * 1103515245u + 12345u;
-            n = 1 + (seed >> 16) % 61;
-        }
-        n = n > len - i ? len - i : n;
-        sb_err rc = f->ops->stream_feed(st, up + i, n, on_event, r, err);
-        if (rc != SB_OK)
-            return rc;
-        i += n;
-    }
-    return f->ops->stream_finish(st, on_event, r, err);
+    return fx_feed(f, up, strlen(up), mode == 1, mode == 2 ? 777 : 0, on_event, r, err);
 }
-
 static void rec_free(struct rec *r)
 {
     sb_buf_free(&r->log);
@@ -710,8 +616,8 @@ static const char full_stream_log[] =
 static void test_stream_full(void **state)
 {
     struct fx *f = *state;
-    const char *want = q(f, full_stream_log);
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    const char *want = fx_q(f, full_stream_log);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     for (int mode = 0; mode < 3; mode++) {
         struct rec r = {.n = 0};
         struct sb_error err;
@@ -730,7 +636,7 @@ static void test_stream_equals_whole(void **state)
     struct fx *f = *state;
     struct rec r = {.n = 0};
     struct sb_error err;
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     assert_int_equal(feed(f, full_stream, 1, &r, &err), SB_OK);
     struct sb_result res;
     const char *whole =
@@ -758,7 +664,7 @@ static void test_stream_error_event(void **state)
                      "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
                      "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
                      "\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     for (int mode = 0; mode < 3; mode++) {
         struct rec r = {.n = 0};
         struct sb_error err;
@@ -797,7 +703,7 @@ static void test_stream_broken(void **state)
         {"data: not json\n\n", "not a JSON object"},
         {"", "before the message was complete"},
     };
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct rec r = {.n = 0};
         struct sb_error err;
@@ -825,7 +731,7 @@ static void test_stream_callback_stops(void **state)
     struct fx *f = *state;
     struct rec r = {.stop_after = 2};
     struct sb_error err;
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     assert_int_equal(feed(f, full_stream, 0, &r, &err), 1);
     assert_int_equal(r.n, 2);
     rec_free(&r);
@@ -836,7 +742,7 @@ static void test_stream_redacted(void **state)
     struct fx *f = *state;
     struct rec r = {.n = 0};
     struct sb_error err;
-    call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}],'stream':true}", SB_OP_CHAT);
     assert_int_equal(
         feed(f,
              "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\"}}\n\n"
@@ -882,7 +788,7 @@ static void test_map_error(void **state)
         {529, "overloaded_error", "Overloaded", SB_E_UNAVAILABLE, 503, ""},
         {504, "timeout_error", "timed out", SB_E_UPSTREAM_TIMEOUT, 504, ""},
     };
-    call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char body[512];
         struct sb_error err;
@@ -911,7 +817,7 @@ static void test_map_error(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         T(test_request_basic),
         T(test_request_max_tokens),

@@ -9,114 +9,27 @@
  * streamed content must equal the whole answer's), exception frames,
  * truncated and corrupt streams, and map_error.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-#include <jansson.h>
-
-#include "core/arena.h"
-#include "core/buf.h"
-#include "core/json.h"
-#include "crypto/secret.h"
+#include "provider/adapter_testlib.h"
 #include "crypto/sigv4.h"
 #include "provider/eventstream.h"
-#include "provider/provider.h"
 
 #define BASE "https://bedrock-runtime.us-east-1.amazonaws.com"
 #define HAIKU "anthropic.claude-3-haiku-20240307-v1:0"
 
 /* ---- fixture ---- */
 
-struct fx {
-    struct sb_arena *a;
-    struct sb_provider p;
-    struct sb_model m;
-    struct sb_call c;
-    const struct sb_provider_ops *ops;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->a = sb_arena_create(8192);
-    f->ops = sb_provider_ops_find(SB_SLICE("bedrock"));
-    assert_non_null(f->ops);
-    f->p = (struct sb_provider){.id = "aws",
-                                .type = "bedrock",
-                                .ops = f->ops,
-                                .base_url = BASE,
-                                .auth = SB_AUTH_SIGV4,
-                                .region = "us-east-1"};
+    struct fx *f = fx_open((struct sb_provider){.id = "aws",
+                                                .type = "bedrock",
+                                                .base_url = BASE,
+                                                .auth = SB_AUTH_SIGV4,
+                                                .region = "us-east-1"},
+                           NULL, (struct sb_model){.id = "claude", .upstream_model = HAIKU});
     f->p.aws_access_key_id = sb_secret_new("AKIDEXAMPLE", 11);
     f->p.aws_secret_access_key = sb_secret_new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 40);
-    f->m = (struct sb_model){.id = "claude", .provider = &f->p, .upstream_model = HAIKU};
     *state = f;
     return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    sb_secret_free(f->p.aws_access_key_id);
-    sb_secret_free(f->p.aws_secret_access_key);
-    sb_arena_free(f->a);
-    free(f);
-    return 0;
-}
-
-/* Parses body into f->c as the proxy does. */
-static void call(struct fx *f, const char *body, enum sb_op op)
-{
-    struct sb_json *j = NULL;
-    struct sb_error err;
-    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = 0};
-    size_t len = strlen(body);
-    char *copy = sb_arena_strndup(f->a, body, len);
-    assert_int_equal(sb_json_parse(f->a, copy, len, &lim, &j, &err), SB_OK);
-    f->c = (struct sb_call){
-        .arena = f->a, .op = op, .provider = &f->p, .model = &f->m, .body = {copy, len}, .json = j};
-    f->c.stream = op == SB_OP_CHAT && sb_json_bool(sb_json_get(j, "stream"));
-}
-
-static struct sb_upstream_req build_ok(struct fx *f, const char *body, enum sb_op op)
-{
-    struct sb_upstream_req r;
-    struct sb_error err = {0};
-    call(f, body, op);
-    sb_err rc = f->ops->build_request(&f->c, &r, &err);
-    if (rc != SB_OK)
-        fail_msg("build_request: %s", err.msg);
-    return r;
-}
-
-static void expect_body(struct fx *f, const char *client, const char *want)
-{
-    struct sb_upstream_req r = build_ok(f, client, SB_OP_CHAT);
-    if (r.body.len != strlen(want) || memcmp(r.body.p, want, r.body.len) != 0)
-        fail_msg("body:\n got %.*s\nwant %s", (int)r.body.len, r.body.p, want);
-}
-
-static void expect_refused(struct fx *f, const char *client, enum sb_op op, const char *words)
-{
-    struct sb_upstream_req r;
-    struct sb_error err = {0};
-    call(f, client, op);
-    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_BAD_REQUEST);
-    if (!strstr(err.msg, words))
-        fail_msg("error \"%s\" lacks \"%s\"", err.msg, words);
-}
-
-static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (sb_slice_caseeq(r->headers[i].name, sb_slice_cstr(name)))
-            return r->headers[i].value;
-    return SB_SLICE_NULL;
 }
 
 /* ==================================================================
@@ -126,11 +39,12 @@ static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
 static void test_request_text_and_system(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{\"model\":\"claude\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
         "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"No emoji.\"}]},"
         "{\"role\":\"user\",\"content\":\"Hi \\\"you\\\" \\u00e9\"}]}",
+        SB_OP_CHAT,
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Hi \\\"you\\\" \xc3\xa9\"}]}],"
         "\"system\":[{\"text\":\"Be brief.\"},{\"text\":\"No emoji.\"}]}");
 }
@@ -139,15 +53,15 @@ static void test_request_url_headers_and_signed_path(void **state)
 {
     struct fx *f = *state;
     struct sb_upstream_req r =
-        build_ok(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", SB_OP_CHAT);
+        fx_build(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", SB_OP_CHAT);
     assert_string_equal(r.url, BASE "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse");
     assert_string_equal(r.method, "POST");
-    assert_true(sb_slice_eq_cstr(header(&r, "Content-Type"), "application/json"));
-    assert_true(sb_slice_eq_cstr(header(&r, "Accept"), "application/json"));
-    struct sb_slice auth = header(&r, "Authorization");
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "Content-Type"), "application/json"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "Accept"), "application/json"));
+    struct sb_slice auth = fx_header(&r, "Authorization");
     assert_true(sb_slice_starts_with(auth, SB_SLICE("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")));
     assert_non_null(memmem(auth.p, auth.len, "/us-east-1/bedrock/aws4_request", 31));
-    assert_true(header(&r, "X-Amz-Date").len == 16);
+    assert_true(fx_header(&r, "X-Amz-Date").len == 16);
     /* The canonical request SigV4 hashes names the path we send, encoded once more. */
     struct sb_sigv4_request sr = {
         .method = SB_SLICE("POST"), .url = sb_slice_cstr(r.url), .body = r.body};
@@ -171,56 +85,60 @@ static void test_request_arn_and_stream_url(void **state)
     struct fx *f = *state;
     f->m.upstream_model = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
                           "us.anthropic.claude-3-7-sonnet-20250219-v1:0";
-    struct sb_upstream_req r = build_ok(
+    struct sb_upstream_req r = fx_build(
         f, "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", SB_OP_CHAT);
     assert_string_equal(r.url, BASE "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3A"
                                     "inference-profile%2Fus.anthropic.claude-3-7-sonnet-20250219-"
                                     "v1%3A0/converse-stream");
-    assert_true(sb_slice_eq_cstr(header(&r, "Accept"), "application/vnd.amazon.eventstream"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "Accept"), "application/vnd.amazon.eventstream"));
 }
 
 static void test_request_inference_config(void **state)
 {
     struct fx *f = *state;
-    expect_body(f,
-                "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":50,"
-                "\"max_completion_tokens\":100,\"temperature\":0.25,\"top_p\":1e-1,"
-                "\"stop\":\"END\",\"n\":1,\"user\":\"u1\",\"stream_options\":null}",
-                "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}],"
-                "\"inferenceConfig\":{\"maxTokens\":100,\"temperature\":0.25,\"topP\":1e-1,"
-                "\"stopSequences\":[\"END\"]}}");
-    expect_body(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\"]}",
-                "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}],"
-                "\"inferenceConfig\":{\"stopSequences\":[\"a\",\"b\"]}}");
+    fx_expect_body(f,
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":50,"
+                   "\"max_completion_tokens\":100,\"temperature\":0.25,\"top_p\":1e-1,"
+                   "\"stop\":\"END\",\"n\":1,\"user\":\"u1\",\"stream_options\":null}",
+                   SB_OP_CHAT,
+                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}],"
+                   "\"inferenceConfig\":{\"maxTokens\":100,\"temperature\":0.25,\"topP\":1e-1,"
+                   "\"stopSequences\":[\"END\"]}}");
+    fx_expect_body(f,
+                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\"]}",
+                   SB_OP_CHAT,
+                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}],"
+                   "\"inferenceConfig\":{\"stopSequences\":[\"a\",\"b\"]}}");
 }
 
 static void test_request_images(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"What?\"},"
         "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,/9j/4AA=\"}}]}]}",
+        SB_OP_CHAT,
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"What?\"},{\"image\":"
         "{\"format\":\"jpeg\",\"source\":{\"bytes\":\"/9j/4AA=\"}}}]}]}");
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
-                   "\"image_url\":{\"url\":\"https://example.com/cat.png\"}}]}]}",
-                   SB_OP_CHAT, "not http(s) URLs");
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
-                   "\"image_url\":{\"url\":\"data:image/png;base64,a b\"}}]}]}",
-                   SB_OP_CHAT, "not valid base64");
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\","
-                   "\"input_audio\":{}}]}]}",
-                   SB_OP_CHAT, "input_audio");
+    fx_expect_refused(f,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                      "\"image_url\":{\"url\":\"https://example.com/cat.png\"}}]}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST, "not http(s) URLs");
+    fx_expect_refused(f,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                      "\"image_url\":{\"url\":\"data:image/png;base64,a b\"}}]}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST, "not valid base64");
+    fx_expect_refused(f,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\","
+                      "\"input_audio\":{}}]}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST, "input_audio");
 }
 
 static void test_request_tools_round_trip(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris and Rome?\"},"
         "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
@@ -236,6 +154,7 @@ static void test_request_tools_round_trip(void **state)
         "\"Get weather\",\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":"
         "{\"type\":\"string\"}}}}},{\"type\":\"function\",\"function\":{\"name\":\"noop\"}}],"
         "\"tool_choice\":\"required\",\"parallel_tool_calls\":true}",
+        SB_OP_CHAT,
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"Weather in Paris and "
         "Rome?\"}]},"
         "{\"role\":\"assistant\",\"content\":[{\"toolUse\":{\"toolUseId\":\"tooluse_1\",\"name\":"
@@ -259,39 +178,40 @@ static void test_request_tool_choice(void **state)
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s,\"tool_choice\":"
              "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}",
              tools);
-    struct sb_upstream_req r = build_ok(f, body, SB_OP_CHAT);
+    struct sb_upstream_req r = fx_build(f, body, SB_OP_CHAT);
     assert_non_null(memmem(r.body.p, r.body.len, "\"toolChoice\":{\"tool\":{\"name\":\"f\"}}", 34));
     snprintf(body, sizeof(body),
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s,\"tool_choice\":\"auto\"}",
              tools);
-    r = build_ok(f, body, SB_OP_CHAT);
+    r = fx_build(f, body, SB_OP_CHAT);
     assert_non_null(memmem(r.body.p, r.body.len, "\"toolChoice\":{\"auto\":{}}", 24));
     /* none without tool history: no tools at all */
     snprintf(body, sizeof(body),
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s,\"tool_choice\":\"none\"}",
              tools);
-    expect_body(f, body, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}]}");
+    fx_expect_body(f, body, SB_OP_CHAT,
+                   "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"x\"}]}]}");
     snprintf(body, sizeof(body),
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
              "\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
              "{\"role\":\"tool\",\"tool_call_id\":\"a\",\"content\":\"1\"}],%s,"
              "\"tool_choice\":\"none\"}",
              tools);
-    expect_refused(f, body, SB_OP_CHAT, "tool_choice 'none'");
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
-                   "\"retrieval\"}]}",
-                   SB_OP_CHAT, "type function");
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\","
-                   "\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
-                   SB_OP_CHAT, "arguments must be a JSON object");
+    fx_expect_refused(f, body, SB_OP_CHAT, SB_E_BAD_REQUEST, "tool_choice 'none'");
+    fx_expect_refused(f,
+                      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":"
+                      "\"retrieval\"}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST, "type function");
+    fx_expect_refused(f,
+                      "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"a\","
+                      "\"function\":{\"name\":\"f\",\"arguments\":\"[1]\"}}]}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST, "arguments must be a JSON object");
 }
 
 static void test_request_reasoning_round_trip(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{\"messages\":[{\"role\":\"user\",\"content\":\"2+2?\"},{\"role\":\"assistant\","
         "\"content\":\"4\",\"reasoning_content\":\"Adding.\",\"thinking_blocks\":["
@@ -299,6 +219,7 @@ static void test_request_reasoning_round_trip(void **state)
         "{\"type\":\"redacted_thinking\",\"data\":\"RVJBU0VE\"}]},"
         "{\"role\":\"user\",\"content\":\"And 3+3?\"}],\"reasoning_effort\":\"low\","
         "\"max_tokens\":500}",
+        SB_OP_CHAT,
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"text\":\"2+2?\"}]},{\"role\":"
         "\"assistant\",\"content\":[{\"reasoningContent\":{\"reasoningText\":{\"text\":"
         "\"Adding.\",\"signature\":\"EqQBCkYIARgC+/=\"}}},{\"reasoningContent\":"
@@ -308,20 +229,21 @@ static void test_request_reasoning_round_trip(void **state)
         "\"budget_tokens\":1024}}}");
     /* a max that already fits the budget is kept; none asked: budget + 4096 */
     struct sb_upstream_req r =
-        build_ok(f,
+        fx_build(f,
                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"reasoning_effort\":"
                  "\"high\",\"max_tokens\":20000}",
                  SB_OP_CHAT);
     assert_non_null(memmem(r.body.p, r.body.len, "\"maxTokens\":20000", 17));
-    r = build_ok(f,
+    r = fx_build(f,
                  "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"reasoning_effort\":"
                  "\"medium\"}",
                  SB_OP_CHAT);
     assert_non_null(memmem(r.body.p, r.body.len, "\"maxTokens\":8192", 16));
-    expect_refused(f,
-                   "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\",\"thinking_blocks\":"
-                   "[{\"type\":\"thinking\",\"thinking\":\"t\"}]}]}",
-                   SB_OP_CHAT, "thinking_blocks");
+    fx_expect_refused(
+        f,
+        "{\"messages\":[{\"role\":\"assistant\",\"content\":\"x\",\"thinking_blocks\":"
+        "[{\"type\":\"thinking\",\"thinking\":\"t\"}]}]}",
+        SB_OP_CHAT, SB_E_BAD_REQUEST, "thinking_blocks");
 }
 
 static void test_request_refusals(void **state)
@@ -347,17 +269,17 @@ static void test_request_refusals(void **state)
         char body[256];
         snprintf(body, sizeof(body), "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],%s}",
                  cases[i].extra);
-        expect_refused(f, body, SB_OP_CHAT, cases[i].words);
+        fx_expect_refused(f, body, SB_OP_CHAT, SB_E_BAD_REQUEST, cases[i].words);
     }
-    expect_refused(f, "{\"messages\":[]}", SB_OP_CHAT, "non-empty array");
-    expect_refused(f, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", SB_OP_CHAT,
-                   "needs a role");
-    expect_refused(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}", SB_OP_CHAT,
-                   "no content");
-    expect_refused(f, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", SB_OP_CHAT,
-                   "tool_call_id");
+    fx_expect_refused(f, "{\"messages\":[]}", SB_OP_CHAT, SB_E_BAD_REQUEST, "non-empty array");
+    fx_expect_refused(f, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", SB_OP_CHAT,
+                      SB_E_BAD_REQUEST, "needs a role");
+    fx_expect_refused(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}", SB_OP_CHAT,
+                      SB_E_BAD_REQUEST, "no content");
+    fx_expect_refused(f, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", SB_OP_CHAT,
+                      SB_E_BAD_REQUEST, "tool_call_id");
     /* accepted neutral values */
-    build_ok(f,
+    fx_build(f,
              "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logprobs\":false,"
              "\"frequency_penalty\":0,\"response_format\":{\"type\":\"text\"},\"seed\":null}",
              SB_OP_CHAT);
@@ -368,18 +290,21 @@ static void test_request_embeddings(void **state)
     struct fx *f = *state;
     f->m.upstream_model = "amazon.titan-embed-text-v2:0";
     struct sb_upstream_req r =
-        build_ok(f, "{\"model\":\"e\",\"input\":[\"hello\"],\"dimensions\":256}", SB_OP_EMBEDDINGS);
+        fx_build(f, "{\"model\":\"e\",\"input\":[\"hello\"],\"dimensions\":256}", SB_OP_EMBEDDINGS);
     assert_string_equal(r.url, BASE "/model/amazon.titan-embed-text-v2%3A0/invoke");
     assert_true(sb_slice_eq_cstr(r.body, "{\"inputText\":\"hello\",\"dimensions\":256}"));
-    expect_refused(f, "{\"input\":[\"a\",\"b\"]}", SB_OP_EMBEDDINGS, "one string per request");
-    expect_refused(f, "{\"input\":[1,2]}", SB_OP_EMBEDDINGS, "one string per request");
-    expect_refused(f, "{\"input\":\"a\",\"encoding_format\":\"int8\"}", SB_OP_EMBEDDINGS,
-                   "encoding_format");
+    fx_expect_refused(f, "{\"input\":[\"a\",\"b\"]}", SB_OP_EMBEDDINGS, SB_E_BAD_REQUEST,
+                      "one string per request");
+    fx_expect_refused(f, "{\"input\":[1,2]}", SB_OP_EMBEDDINGS, SB_E_BAD_REQUEST,
+                      "one string per request");
+    fx_expect_refused(f, "{\"input\":\"a\",\"encoding_format\":\"int8\"}", SB_OP_EMBEDDINGS,
+                      SB_E_BAD_REQUEST, "encoding_format");
     f->m.upstream_model = "cohere.embed-english-v3";
-    r = build_ok(f, "{\"input\":[\"a\",\"b\"],\"encoding_format\":\"base64\"}", SB_OP_EMBEDDINGS);
+    r = fx_build(f, "{\"input\":[\"a\",\"b\"],\"encoding_format\":\"base64\"}", SB_OP_EMBEDDINGS);
     assert_true(
         sb_slice_eq_cstr(r.body, "{\"texts\":[\"a\",\"b\"],\"input_type\":\"search_document\"}"));
-    expect_refused(f, "{\"input\":[\"a\",[1]]}", SB_OP_EMBEDDINGS, "token arrays");
+    fx_expect_refused(f, "{\"input\":[\"a\",[1]]}", SB_OP_EMBEDDINGS, SB_E_BAD_REQUEST,
+                      "token arrays");
 }
 
 static void test_request_needs_credentials(void **state)
@@ -389,7 +314,7 @@ static void test_request_needs_credentials(void **state)
     struct sb_error err = {0};
     struct sb_secret *keep = f->p.aws_secret_access_key;
     f->p.aws_secret_access_key = NULL;
-    call(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", SB_OP_CHAT);
+    fx_call(f, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", SB_OP_CHAT);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_CONFIG);
     assert_null(strstr(err.msg, "AKIDEXAMPLE"));
     f->p.aws_secret_access_key = keep;
@@ -402,15 +327,8 @@ static void test_request_needs_credentials(void **state)
 static json_t *parse_result(struct fx *f, const char *client, const char *upstream, enum sb_op op,
                             struct sb_result *res)
 {
-    struct sb_error err = {0};
-    json_error_t jerr;
-    call(f, client, op);
-    sb_err rc = f->ops->parse_response(&f->c, sb_slice_cstr(upstream), res, &err);
-    if (rc != SB_OK)
-        fail_msg("parse_response: %s", err.msg);
-    json_t *j = json_loadb(res->body.p, res->body.len, 0, &jerr);
-    assert_non_null(j);
-    return j;
+    fx_call(f, client, op);
+    return fx_parse(f, upstream, res);
 }
 
 static const char *WHOLE =
@@ -483,7 +401,7 @@ static void test_response_finish_reasons(void **state)
         json_decref(j);
     }
     struct sb_error err = {0};
-    call(f, "{}", SB_OP_CHAT);
+    fx_call(f, "{}", SB_OP_CHAT);
     struct sb_result res;
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("{\"output\":{}}"), &res, &err),
                      SB_E_UPSTREAM);
@@ -706,7 +624,7 @@ static void test_stream_every_split(void **state)
     struct run r;
     sb_buf_init(&b, 0);
     full_stream(&b);
-    call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
+    fx_call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
     struct sb_slice up = sb_buf_slice(&b);
     assert_string_equal(feed(f, up, NULL, 0, &r), "ok");
     expect_full(&r);
@@ -749,7 +667,7 @@ static void test_stream_equals_whole(void **state)
     struct sb_result res;
     sb_buf_init(&b, 0);
     full_stream(&b);
-    call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
+    fx_call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
     assert_string_equal(feed(f, sb_buf_slice(&b), NULL, 0, &r), "ok");
     json_t *j = parse_result(f, "{\"messages\":[]}", WHOLE, SB_OP_CHAT, &res);
     json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
@@ -772,7 +690,7 @@ static void test_stream_redacted_thinking(void **state)
           "}");
     frame(&b, "contentBlockStop", "{\"contentBlockIndex\":0}");
     frame(&b, "messageStop", "{\"stopReason\":\"max_tokens\"}");
-    call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
+    fx_call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
     assert_string_equal(feed(f, sb_buf_slice(&b), NULL, 0, &r), "ok");
     assert_int_equal(r.n, 4);
     assert_string_equal(
@@ -793,7 +711,7 @@ static void test_stream_exception(void **state)
     frame(&b, "contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"Hi\"}}");
     exception(&b, "throttlingException", "{\"message\":\"Too many requests, AKIDEXAMPLE\"}");
     frame(&b, "contentBlockDelta", "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"never\"}}");
-    call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
+    fx_call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
     static const char *kinds[] = {"modelStreamErrorException", "validationException",
                                   "internalServerException", "serviceUnavailableException"};
     assert_string_equal(feed(f, sb_buf_slice(&b), NULL, 0, &r), "feed_error");
@@ -819,7 +737,7 @@ static void test_stream_broken(void **state)
     struct run r;
     sb_buf_init(&b, 0);
     full_stream(&b);
-    call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
+    fx_call(f, "{\"stream\":true,\"messages\":[]}", SB_OP_CHAT);
     /* cut inside the last frame */
     assert_string_equal(feed(f, (struct sb_slice){b.p, b.len - 5}, NULL, 0, &r), "finish_error");
     assert_non_null(strstr(r.errmsg, "inside a frame"));
@@ -896,7 +814,7 @@ static void test_map_error(void **state)
          "upstream aws: <html>bad gateway</html>"},
         {400, "", SB_E_BAD_REQUEST, 400, NULL, "upstream aws: HTTP 400"},
     };
-    call(f, "{}", SB_OP_CHAT);
+    fx_call(f, "{}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sb_error err;
         memset(&err, 0x5a, sizeof(err));
@@ -916,26 +834,27 @@ static void test_map_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_text_and_system, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_url_headers_and_signed_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_arn_and_stream_url, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_inference_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_images, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_tools_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_tool_choice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_reasoning_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_embeddings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_needs_credentials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_whole, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_finish_reasons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_embeddings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_every_split, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_equals_whole, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_redacted_thinking, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_exception, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_broken, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_text_and_system, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_url_headers_and_signed_path, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_arn_and_stream_url, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_inference_config, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_images, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_tools_round_trip, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_tool_choice, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_reasoning_round_trip, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_refusals, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_embeddings, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_needs_credentials, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_whole, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_finish_reasons, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_embeddings, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_every_split, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_equals_whole, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_redacted_thinking, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_exception, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_broken, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_error, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

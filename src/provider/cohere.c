@@ -31,7 +31,6 @@
 #include "provider/oai_emit.h"
 #include "provider/provider.h"
 #include "provider/sse.h"
-#include "provider/upstream_auth.h"
 
 #define TYPE "cohere"
 #define STREAM_MAX_LINE (1024u * 1024u)
@@ -491,16 +490,8 @@ static sb_err cohere_build_request(const struct sb_call *c, struct sb_upstream_r
         sb_buf_free(&b);
         return rc;
     }
-    out->body = sb_oai_finish_body(c, &b);
-    out->method = "POST";
-    out->url = sb_arena_printf(c->arena, "%s%s", c->provider->base_url,
-                               c->op == SB_OP_EMBEDDINGS ? "/v2/embed" : "/v2/chat");
-    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Content-Type"),
-                                SB_SLICE("application/json"));
-    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Accept"),
-                                c->stream ? SB_SLICE("text/event-stream")
-                                          : SB_SLICE("application/json"));
-    return sb_upstream_auth_apply(c->provider, NULL, c->arena, out, err);
+    return sb_oai_post_json(c, &b, c->op == SB_OP_EMBEDDINGS ? "/v2/embed" : "/v2/chat",
+                            "text/event-stream", out, err);
 }
 
 /* ==================================================================
@@ -847,16 +838,7 @@ static const struct sb_oai_hint hints[] = {
 static void cohere_map_error(const struct sb_call *c, int status, struct sb_slice body,
                              struct sb_error *err)
 {
-    struct sb_json_limits lim = {.max_depth = SB_OAI_MAX_DEPTH, .max_bytes = 1024 * 1024};
-    struct sb_json *root = NULL;
-    struct sb_error jerr;
-    struct sb_slice msg = body;
-    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) == SB_OK) {
-        const struct sb_json *m = sb_oai_get(root, "message");
-        if (sb_oai_is_str(m))
-            msg = m->str;
-    }
-    sb_oai_map_status(c, TYPE, status, msg, hints, err);
+    sb_oai_map_status(c, TYPE, status, sb_oai_error_text(c, body, "message"), hints, err);
 }
 
 /* ==================================================================

@@ -17,12 +17,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    fx_free(*state);
-    return 0;
-}
-
 /* ---- requests ---- */
 
 static void test_basic_request(void **state)
@@ -546,24 +540,24 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_basic_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_images, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_round_trip_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_named_tool_choice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reasoning_sent_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_embed_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_text_response, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_response, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_thinking_and_finishes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_embed_response, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_text_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_thinking_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_basic_request, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_request, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_images, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_round_trip_request, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_named_tool_choice, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reasoning_sent_back, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_format, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_embed_request, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_text_response, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_response, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_thinking_and_finishes, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_embed_response, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_text_stream, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_stream, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_thinking_stream, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_failures, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,8 +33,8 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/json.h"
-#include "crypto/secret.h"
 #include "provider/gemini_int.h"
+#include "provider/oai_emit.h"
 #include "provider/provider.h"
 #include "provider/sse.h"
 
@@ -464,32 +464,6 @@ sb_err sb__gm_parse_response(const struct sb_call *c, struct sb_slice body, stru
  * Error messages (shared by streams and error bodies)
  * ================================================================== */
 
-/* Copies s into dst (size n) as printable text, cut at a UTF-8 boundary. */
-static void printable(char *dst, size_t n, struct sb_slice s)
-{
-    size_t len = s.len < n - 1 ? s.len : n - 1;
-    while (len > 0 && len < s.len && ((unsigned char)s.p[len] & 0xC0) == 0x80)
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s.p[i];
-        dst[i] = (ch < 0x20 || ch == 0x7F) ? ' ' : (char)ch;
-    }
-    dst[len] = '\0';
-}
-
-/* Blanks out the provider's API key wherever an upstream echoed it back. */
-static void scrub(const struct sb_call *c, char *msg)
-{
-    if (!c->provider || !c->provider->api_key)
-        return;
-    struct sb_slice key = sb_secret_reveal(c->provider->api_key);
-    if (key.len < 4)
-        return;
-    for (char *hit = memmem(msg, strlen(msg), key.p, key.len); hit;
-         hit = memmem(msg, strlen(msg), key.p, key.len))
-        memset(hit, '*', key.len);
-}
-
 /* Google's ErrorInfo reason API_KEY_INVALID (or the message naming the key). */
 static bool key_error(const struct sb_json *e)
 {
@@ -514,8 +488,7 @@ static void describe(const struct sb_call *c, const struct sb_json *e, struct sb
                 sb__gm_name(c));
         return;
     }
-    printable(msg, sizeof(msg), ISSTR(m) && m->str.len ? m->str : fallback);
-    scrub(c, msg);
+    sb_oai_excerpt(c, msg, sizeof(msg), ISSTR(m) && m->str.len ? m->str : fallback);
     if (msg[0])
         sb_fail(err, code, "upstream %s: %s", sb__gm_name(c), msg);
     else

@@ -8,129 +8,31 @@
  * at a time and in pseudo-random pieces (equal to the whole answer), stream
  * errors and early ends, and map_error for every google.rpc status.
  *
- * Expected JSON is written with ' for " to stay readable; q() swaps them.
+ * Expected JSON is written with ' for " to stay readable; fx_q() swaps them.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
-#include <jansson.h>
-
-#include "core/arena.h"
-#include "core/buf.h"
-#include "core/json.h"
-#include "crypto/secret.h"
-#include "provider/provider.h"
+#include "provider/adapter_testlib.h"
 
 #define KEY "AIzaSyTest-secret-key-123"
 
 /* ---- fixture ---- */
 
-struct fx {
-    struct sb_arena *a;
-    struct sb_provider p;
-    struct sb_model m;
-    struct sb_call c;
-    const struct sb_provider_ops *ops;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->a = sb_arena_create(8192);
-    f->ops = sb_provider_ops_find(SB_SLICE("gemini"));
-    assert_non_null(f->ops);
-    f->p = (struct sb_provider){.id = "gemini",
-                                .type = "gemini",
-                                .ops = f->ops,
-                                .base_url = "https://generativelanguage.googleapis.com/v1beta",
-                                .auth = SB_AUTH_API_KEY};
-    f->p.api_key = sb_secret_new(KEY, strlen(KEY));
-    f->m =
-        (struct sb_model){.id = "flash", .provider = &f->p, .upstream_model = "gemini-2.5-flash"};
+    struct fx *f =
+        fx_open((struct sb_provider){.id = "gemini",
+                                     .type = "gemini",
+                                     .base_url = "https://generativelanguage.googleapis.com/v1beta",
+                                     .auth = SB_AUTH_API_KEY},
+                KEY, (struct sb_model){.id = "flash", .upstream_model = "gemini-2.5-flash"});
+    f->squote = true;
     *state = f;
     return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    sb_secret_free(f->p.api_key);
-    sb_arena_free(f->a);
-    free(f);
-    return 0;
-}
-
-/* s with every ' turned into ", from the arena. */
-static const char *q(struct fx *f, const char *s)
-{
-    char *out = sb_arena_strndup(f->a, s, strlen(s));
-    for (char *p = out; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    return out;
-}
-
-/* Parses body (single-quoted) into f->c as the proxy does. */
-static void call(struct fx *f, const char *body, enum sb_op op)
-{
-    struct sb_json *j = NULL;
-    struct sb_error err;
-    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = 0};
-    body = q(f, body);
-    assert_int_equal(sb_json_parse(f->a, body, strlen(body), &lim, &j, &err), SB_OK);
-    const struct sb_json *so = sb_json_get(j, "stream_options");
-    f->c = (struct sb_call){.arena = f->a,
-                            .op = op,
-                            .provider = &f->p,
-                            .model = &f->m,
-                            .body = sb_slice_cstr(body),
-                            .json = j};
-    f->c.stream = op == SB_OP_CHAT && sb_json_bool(sb_json_get(j, "stream"));
-    f->c.client_wants_usage = so && sb_json_bool(sb_json_get(so, "include_usage"));
-}
-
-static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (sb_slice_caseeq(r->headers[i].name, sb_slice_cstr(name)))
-            return r->headers[i].value;
-    return SB_SLICE_NULL;
-}
-
-/* Builds the request for body and checks the upstream body byte for byte. */
-static struct sb_upstream_req expect_body(struct fx *f, const char *body, const char *want)
-{
-    struct sb_upstream_req r;
-    struct sb_error err = {0};
-    call(f, body, SB_OP_CHAT);
-    if (f->ops->build_request(&f->c, &r, &err) != SB_OK)
-        fail_msg("build_request: %s", err.msg);
-    want = q(f, want);
-    if (r.body.len != strlen(want) || memcmp(r.body.p, want, r.body.len) != 0)
-        fail_msg("body\n got: %.*s\nwant: %s", (int)r.body.len, r.body.p, want);
-    return r;
-}
-
-/* Builds the request for body and expects a 400 whose message contains needle. */
-static void expect_refused(struct fx *f, const char *body, const char *needle)
-{
-    struct sb_upstream_req r;
-    struct sb_error err = {0};
-    call(f, body, SB_OP_CHAT);
-    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_BAD_REQUEST);
-    if (!strstr(err.msg, needle))
-        fail_msg("error '%s' lacks '%s'", err.msg, needle);
 }
 
 static json_t *J(struct fx *f, const char *s)
 {
     json_error_t e;
-    json_t *j = json_loads(q(f, s), 0, &e);
+    json_t *j = json_loads(fx_q(f, s), 0, &e);
     if (!j)
         fail_msg("bad test JSON: %s: %s", e.text, s);
     return j;
@@ -155,17 +57,18 @@ static void test_request_basic(void **state)
 {
     struct fx *f = *state;
     struct sb_upstream_req r =
-        expect_body(f,
-                    "{'model':'flash','messages':[{'role':'system','content':'Be brief.'},"
-                    "{'role':'user','content':'Hi \\u00e9'}]}",
-                    "{'contents':[{'role':'user','parts':[{'text':'Hi \xc3\xa9'}]}],"
-                    "'systemInstruction':{'parts':[{'text':'Be brief.'}]}}");
+        fx_expect_body(f,
+                       "{'model':'flash','messages':[{'role':'system','content':'Be brief.'},"
+                       "{'role':'user','content':'Hi \\u00e9'}]}",
+                       SB_OP_CHAT,
+                       "{'contents':[{'role':'user','parts':[{'text':'Hi \xc3\xa9'}]}],"
+                       "'systemInstruction':{'parts':[{'text':'Be brief.'}]}}");
     assert_string_equal(r.method, "POST");
     assert_string_equal(r.url, "https://generativelanguage.googleapis.com/v1beta/models/"
                                "gemini-2.5-flash:generateContent");
-    assert_true(sb_slice_eq_cstr(header(&r, "x-goog-api-key"), KEY));
-    assert_true(sb_slice_eq_cstr(header(&r, "content-type"), "application/json"));
-    assert_null(header(&r, "authorization").p);
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "x-goog-api-key"), KEY));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "content-type"), "application/json"));
+    assert_null(fx_header(&r, "authorization").p);
     assert_null(strstr(r.url, KEY));
 }
 
@@ -174,18 +77,18 @@ static void test_request_stream_and_query_auth(void **state)
     struct fx *f = *state;
     f->p.auth = SB_AUTH_QUERY;
     f->m.upstream_model = "models/gemini-2.0-flash";
-    struct sb_upstream_req r =
-        expect_body(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-                    "{'contents':[{'role':'user','parts':[{'text':'x'}]}]}");
+    struct sb_upstream_req r = fx_expect_body(
+        f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT,
+        "{'contents':[{'role':'user','parts':[{'text':'x'}]}]}");
     assert_string_equal(r.url, "https://generativelanguage.googleapis.com/v1beta/models/"
                                "gemini-2.0-flash:streamGenerateContent?alt=sse&key=" KEY);
-    assert_null(header(&r, "x-goog-api-key").p);
+    assert_null(fx_header(&r, "x-goog-api-key").p);
 }
 
 static void test_request_multipart(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{'model':'flash','messages':[{'role':'developer','content':[{'type':'text','text':'A'},"
         "{'type':'text','text':'B'}]},{'role':'user','content':[{'type':'text','text':'see'},"
@@ -194,6 +97,7 @@ static void test_request_multipart(void **state)
         "{'type':'input_audio','input_audio':{'data':'UklGR','format':'wav'}},"
         "{'type':'file','file':{'file_data':'data:application/pdf;base64,JVBER',"
         "'filename':'a.pdf'}}]}]}",
+        SB_OP_CHAT,
         "{'contents':[{'role':'user','parts':[{'text':'see'},"
         "{'inlineData':{'mimeType':'image/png','data':'iVBORw0K'}},"
         "{'fileData':{'fileUri':'https://x.test/cat.jpg'}},"
@@ -211,7 +115,7 @@ static void test_request_multipart(void **state)
 static void test_request_tool_round_trip(void **state)
 {
     struct fx *f = *state;
-    expect_body(
+    fx_expect_body(
         f,
         "{'model':'flash','messages':[{'role':'user','content':'Weather in Paris and Rome?'},"
         "{'role':'assistant','content':null,'tool_calls':["
@@ -228,6 +132,7 @@ static void test_request_tool_round_trip(void **state)
         "'required':['city'],'additionalProperties':false}}},"
         "{'type':'function','function':{'name':'get_time'}}],"
         "'tool_choice':{'type':'function','function':{'name':'get_weather'}}}",
+        SB_OP_CHAT,
         "{'contents':[{'role':'user','parts':[{'text':'Weather in Paris and Rome?'}]},"
         "{'role':'model','parts':[{'functionCall':{'name':'get_weather','args':{'city':'Paris'}},"
         "'thoughtSignature':'c2lnLTE='},"
@@ -247,55 +152,61 @@ static void test_request_text_signature_and_reasoning(void **state)
 {
     struct fx *f = *state;
     /* reasoning_content is not sent back; the text's signature rides on its part. */
-    expect_body(f,
-                "{'model':'flash','messages':[{'role':'user','content':'q'},"
-                "{'role':'assistant','content':'a','reasoning_content':'thinking...',"
-                "'extra_content':{'google':{'thought_signature':'U0lH'}}},"
-                "{'role':'assistant','content':''},{'role':'user','content':'q2'}],"
-                "'tool_choice':'none'}",
-                "{'contents':[{'role':'user','parts':[{'text':'q'}]},"
-                "{'role':'model','parts':[{'text':'a','thoughtSignature':'U0lH'}]},"
-                "{'role':'user','parts':[{'text':'q2'}]}],"
-                "'toolConfig':{'functionCallingConfig':{'mode':'NONE'}}}");
+    fx_expect_body(f,
+                   "{'model':'flash','messages':[{'role':'user','content':'q'},"
+                   "{'role':'assistant','content':'a','reasoning_content':'thinking...',"
+                   "'extra_content':{'google':{'thought_signature':'U0lH'}}},"
+                   "{'role':'assistant','content':''},{'role':'user','content':'q2'}],"
+                   "'tool_choice':'none'}",
+                   SB_OP_CHAT,
+                   "{'contents':[{'role':'user','parts':[{'text':'q'}]},"
+                   "{'role':'model','parts':[{'text':'a','thoughtSignature':'U0lH'}]},"
+                   "{'role':'user','parts':[{'text':'q2'}]}],"
+                   "'toolConfig':{'functionCallingConfig':{'mode':'NONE'}}}");
 }
 
 static void test_request_generation_config(void **state)
 {
     struct fx *f = *state;
-    expect_body(f,
-                "{'model':'flash','messages':[{'role':'user','content':'x'}],'temperature':0.2,"
-                "'top_p':1,'max_tokens':50,'max_completion_tokens':100,'stop':['END','##'],"
-                "'seed':7,'presence_penalty':0.5,'frequency_penalty':-0.5,'n':1,"
-                "'response_format':{'type':'json_schema','json_schema':{'name':'r',"
-                "'schema':{'type':'object','properties':{'a':{'type':'integer'}}}}},"
-                "'reasoning_effort':'high','tool_choice':'required','user':'u1'}",
-                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
-                "'toolConfig':{'functionCallingConfig':{'mode':'ANY'}},"
-                "'generationConfig':{'temperature':0.2,'topP':1,'presencePenalty':0.5,"
-                "'frequencyPenalty':-0.5,'seed':7,'maxOutputTokens':16484,"
-                "'stopSequences':['END','##'],'responseMimeType':'application/json',"
-                "'responseJsonSchema':{'type':'object','properties':{'a':{'type':'integer'}}},"
-                "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
-    expect_body(f,
-                "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':9,"
-                "'stop':'Z','response_format':{'type':'json_object'},'reasoning_effort':'low',"
-                "'tool_choice':'auto'}",
-                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
-                "'toolConfig':{'functionCallingConfig':{'mode':'AUTO'}},"
-                "'generationConfig':{'maxOutputTokens':1033,'stopSequences':['Z'],"
-                "'responseMimeType':'application/json',"
-                "'thinkingConfig':{'thinkingBudget':1024,'includeThoughts':true}}}");
+    fx_expect_body(f,
+                   "{'model':'flash','messages':[{'role':'user','content':'x'}],'temperature':0.2,"
+                   "'top_p':1,'max_tokens':50,'max_completion_tokens':100,'stop':['END','##'],"
+                   "'seed':7,'presence_penalty':0.5,'frequency_penalty':-0.5,'n':1,"
+                   "'response_format':{'type':'json_schema','json_schema':{'name':'r',"
+                   "'schema':{'type':'object','properties':{'a':{'type':'integer'}}}}},"
+                   "'reasoning_effort':'high','tool_choice':'required','user':'u1'}",
+                   SB_OP_CHAT,
+                   "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                   "'toolConfig':{'functionCallingConfig':{'mode':'ANY'}},"
+                   "'generationConfig':{'temperature':0.2,'topP':1,'presencePenalty':0.5,"
+                   "'frequencyPenalty':-0.5,'seed':7,'maxOutputTokens':16484,"
+                   "'stopSequences':['END','##'],'responseMimeType':'application/json',"
+                   "'responseJsonSchema':{'type':'object','properties':{'a':{'type':'integer'}}},"
+                   "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
+    fx_expect_body(f,
+                   "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':9,"
+                   "'stop':'Z','response_format':{'type':'json_object'},'reasoning_effort':'low',"
+                   "'tool_choice':'auto'}",
+                   SB_OP_CHAT,
+                   "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                   "'toolConfig':{'functionCallingConfig':{'mode':'AUTO'}},"
+                   "'generationConfig':{'maxOutputTokens':1033,'stopSequences':['Z'],"
+                   "'responseMimeType':'application/json',"
+                   "'thinkingConfig':{'thinkingBudget':1024,'includeThoughts':true}}}");
     /* Budget plus output is capped at the model's max_output_tokens; no effort, no change. */
     f->m.max_output_tokens = 2000;
-    expect_body(f,
-                "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100,"
-                "'reasoning_effort':'high'}",
-                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
-                "'generationConfig':{'maxOutputTokens':2000,"
-                "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
-    expect_body(f, "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100}",
-                "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
-                "'generationConfig':{'maxOutputTokens':100}}");
+    fx_expect_body(f,
+                   "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100,"
+                   "'reasoning_effort':'high'}",
+                   SB_OP_CHAT,
+                   "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                   "'generationConfig':{'maxOutputTokens':2000,"
+                   "'thinkingConfig':{'thinkingBudget':16384,'includeThoughts':true}}}");
+    fx_expect_body(f,
+                   "{'model':'flash','messages':[{'role':'user','content':'x'}],'max_tokens':100}",
+                   SB_OP_CHAT,
+                   "{'contents':[{'role':'user','parts':[{'text':'x'}]}],"
+                   "'generationConfig':{'maxOutputTokens':100}}");
 }
 
 static void test_request_refused(void **state)
@@ -333,7 +244,7 @@ static void test_request_refused(void **state)
          "schema"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        expect_refused(f, cases[i][0], cases[i][1]);
+        fx_expect_refused(f, cases[i][0], SB_OP_CHAT, SB_E_BAD_REQUEST, cases[i][1]);
 }
 
 static void test_request_embeddings(void **state)
@@ -342,23 +253,23 @@ static void test_request_embeddings(void **state)
     struct sb_upstream_req r;
     struct sb_error err = {0};
     f->m.upstream_model = "gemini-embedding-001";
-    call(f, "{'model':'e','input':['one','two'],'dimensions':8,'encoding_format':'base64'}",
-         SB_OP_EMBEDDINGS);
+    fx_call(f, "{'model':'e','input':['one','two'],'dimensions':8,'encoding_format':'base64'}",
+            SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
     assert_string_equal(r.url, "https://generativelanguage.googleapis.com/v1beta/models/"
                                "gemini-embedding-001:batchEmbedContents");
-    const char *want = q(f, "{'requests':[{'model':'models/gemini-embedding-001','content':"
-                            "{'parts':[{'text':'one'}]},'outputDimensionality':8},"
-                            "{'model':'models/gemini-embedding-001','content':"
-                            "{'parts':[{'text':'two'}]},'outputDimensionality':8}]}");
+    const char *want = fx_q(f, "{'requests':[{'model':'models/gemini-embedding-001','content':"
+                               "{'parts':[{'text':'one'}]},'outputDimensionality':8},"
+                               "{'model':'models/gemini-embedding-001','content':"
+                               "{'parts':[{'text':'two'}]},'outputDimensionality':8}]}");
     assert_int_equal(r.body.len, strlen(want));
     assert_memory_equal(r.body.p, want, r.body.len);
-    call(f, "{'model':'e','input':'solo'}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{'model':'e','input':'solo'}", SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
-    want = q(f, "{'requests':[{'model':'models/gemini-embedding-001','content':"
-                "{'parts':[{'text':'solo'}]}}]}");
+    want = fx_q(f, "{'requests':[{'model':'models/gemini-embedding-001','content':"
+                   "{'parts':[{'text':'solo'}]}}]}");
     assert_memory_equal(r.body.p, want, r.body.len);
-    call(f, "{'model':'e','input':[[1,2,3]]}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{'model':'e','input':[[1,2,3]]}", SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_BAD_REQUEST);
     assert_non_null(strstr(err.msg, "token arrays"));
 }
@@ -370,14 +281,7 @@ static void test_request_embeddings(void **state)
 /* parse_response on body (single-quoted); returns the client body without "created". */
 static json_t *parse(struct fx *f, const char *body, struct sb_result *res)
 {
-    struct sb_error err = {0};
-    json_error_t je;
-    const char *b = q(f, body);
-    if (f->ops->parse_response(&f->c, sb_slice_cstr(b), res, &err) != SB_OK)
-        fail_msg("parse_response: %s", err.msg);
-    json_t *j = json_loadb(res->body.p, res->body.len, 0, &je);
-    if (!j)
-        fail_msg("client body is not JSON: %.*s", (int)res->body.len, res->body.p);
+    json_t *j = fx_parse(f, body, res);
     if (f->c.op == SB_OP_CHAT)
         assert_true(json_is_integer(json_object_get(j, "created")));
     json_object_del(j, "created");
@@ -388,7 +292,7 @@ static void test_response_text(void **state)
 {
     struct fx *f = *state;
     struct sb_result res;
-    call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     json_t *got =
         parse(f,
               "{\n  'candidates': [{'content': {'role': 'model', 'parts': ["
@@ -418,7 +322,7 @@ static void test_response_tool_calls(void **state)
 {
     struct fx *f = *state;
     struct sb_result res;
-    call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     json_t *got = parse(f,
                         "{'candidates':[{'content':{'role':'model','parts':["
                         "{'functionCall':{'name':'get_weather','args':{\n  'city': 'Paris'\n}},"
@@ -479,7 +383,7 @@ static void test_response_finish_reasons(void **state)
         {"{'promptFeedback':{'blockReason':'SAFETY'}}", "content_filter"},
         {"{'candidates':[{'content':{'parts':[{'text':'a'}]},'finishReason':'OTHER'}]}", "stop"},
     };
-    call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sb_result res;
         json_t *got = parse(f, cases[i][0], &res);
@@ -496,7 +400,7 @@ static void test_response_bad(void **state)
     struct fx *f = *state;
     struct sb_result res;
     struct sb_error err = {0};
-    call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("<html>"), &res, &err), SB_E_UPSTREAM);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("{\"candidates\":7}"), &res, &err),
                      SB_E_UPSTREAM);
@@ -512,14 +416,14 @@ static void test_response_embeddings(void **state)
     struct fx *f = *state;
     struct sb_result res;
     f->m.upstream_model = "gemini-embedding-001";
-    call(f, "{'model':'e','input':['a','b']}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{'model':'e','input':['a','b']}", SB_OP_EMBEDDINGS);
     json_t *got = parse(f, "{'embeddings':[{'values':[0.5,-1]},{'values':[2e-3]}]}", &res);
     expect_json(got, J(f, "{'object':'list','data':[{'object':'embedding','index':0,"
                           "'embedding':[0.5,-1]},{'object':'embedding','index':1,"
                           "'embedding':[0.002]}],'model':'gemini-embedding-001',"
                           "'usage':{'prompt_tokens':0,'total_tokens':0}}"));
     json_decref(got);
-    call(f, "{'model':'e','input':'a','encoding_format':'base64'}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{'model':'e','input':'a','encoding_format':'base64'}", SB_OP_EMBEDDINGS);
     got = parse(f, "{'embeddings':[{'values':[1.0,-2]}]}", &res);
     /* float32 little-endian 1.0 = 00 00 80 3f, -2.0 = 00 00 00 c0 */
     json_t *e = json_object_get(json_array_get(json_object_get(got, "data"), 0), "embedding");
@@ -579,31 +483,14 @@ static int on_event(void *ud, const struct sb_event *ev)
 /* Feeds up in pieces (mode 0 whole, 1 bytes, 2 pseudo-random); returns feed/finish result. */
 static sb_err feed(struct fx *f, const char *up, int mode, struct run *r, struct sb_error *err)
 {
-    void *st = f->ops->stream_open(&f->c);
-    size_t len = strlen(up), i = 0;
-    unsigned seed = 777;
-    while (i < len) {
-        size_t n = len - i;
-        if (mode == 1)
-            n = 1;
-        if (mode == 2) {
-            seed = seed * 1103515245u + 12345u;
-            n = 1 + (seed >> 16) % 53;
-            n = n > len - i ? len - i : n;
-        }
-        sb_err rc = f->ops->stream_feed(st, up + i, n, on_event, r, err);
-        if (rc != SB_OK)
-            return rc;
-        i += n;
-    }
-    return f->ops->stream_finish(st, on_event, r, err);
+    return fx_feed(f, up, strlen(up), mode == 1, mode == 2 ? 777 : 0, on_event, r, err);
 }
 
 /* Runs up (single-quoted) in all three modes; each must give result and events want. */
 static void expect_stream(struct fx *f, const char *up, sb_err result, const char *want,
                           const char *err_contains)
 {
-    up = q(f, up);
+    up = fx_q(f, up);
     json_t *w = J(f, want);
     for (int mode = 0; mode < 3; mode++) {
         struct run r = {json_array(), f};
@@ -627,8 +514,8 @@ static void expect_stream(struct fx *f, const char *up, sb_err result, const cha
 static void test_stream_text(void **state)
 {
     struct fx *f = *state;
-    call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-         SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
+            SB_OP_CHAT);
     expect_stream(
         f,
         "data: {'candidates':[{'content':{'parts':[{'text':'Hel'}],'role':'model'},'index':0}],"
@@ -659,8 +546,8 @@ static void test_stream_text(void **state)
 static void test_stream_thoughts_and_tools(void **state)
 {
     struct fx *f = *state;
-    call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-         SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
+            SB_OP_CHAT);
     const char *up =
         "data: {'candidates':[{'content':{'parts':[{'text':'Plan','thought':true}],"
         "'role':'model'}}],'responseId':'t1'}\n\n"
@@ -725,14 +612,14 @@ static void test_stream_equals_whole(void **state)
              "{'candidates':[{'content':{'parts':[%s,%s,%s,%s]},'finishReason':'STOP'}],"
              "'responseId':'w'}",
              parts[0], parts[1], parts[2], parts[3]);
-    call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-         SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
+            SB_OP_CHAT);
     struct sb_result res;
     json_t *w = parse(f, whole, &res);
     json_t *msg = json_object_get(json_array_get(json_object_get(w, "choices"), 0), "message");
     struct run r = {json_array(), f};
     struct sb_error err = {0};
-    assert_int_equal(feed(f, q(f, up), 1, &r, &err), SB_OK);
+    assert_int_equal(feed(f, fx_q(f, up), 1, &r, &err), SB_OK);
     char text[256] = "", reasoning[256] = "";
     json_t *call0 = NULL, *ev;
     size_t i;
@@ -762,8 +649,8 @@ static void test_stream_equals_whole(void **state)
 static void test_stream_errors(void **state)
 {
     struct fx *f = *state;
-    call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-         SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
+            SB_OP_CHAT);
     /* An error object mid-stream. */
     expect_stream(f,
                   "data: {'candidates':[{'content':{'parts':[{'text':'a'}]}}],'responseId':'e'}"
@@ -790,8 +677,8 @@ static void test_stream_errors(void **state)
 static void test_stream_blocked(void **state)
 {
     struct fx *f = *state;
-    call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
-         SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','stream':true,'messages':[{'role':'user','content':'x'}]}",
+            SB_OP_CHAT);
     expect_stream(f,
                   "data: {'promptFeedback':{'blockReason':'PROHIBITED_CONTENT'},"
                   "'responseId':'b'}\n\n",
@@ -846,10 +733,10 @@ static void test_map_error(void **state)
          "upstream gemini: <html>bad gateway</html>", NULL},
         {413, "", SB_E_TOO_LARGE, 413, "upstream gemini: request failed", NULL},
     };
-    call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
+    fx_call(f, "{'model':'flash','messages':[{'role':'user','content':'x'}]}", SB_OP_CHAT);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sb_error err = {0};
-        f->ops->map_error(&f->c, cases[i].status, sb_slice_cstr(q(f, cases[i].body)), &err);
+        f->ops->map_error(&f->c, cases[i].status, sb_slice_cstr(fx_q(f, cases[i].body)), &err);
         assert_int_equal(err.code, cases[i].code);
         assert_int_equal(err.http_status, cases[i].http);
         if (strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)) != 0)
@@ -862,25 +749,26 @@ static void test_map_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_stream_and_query_auth, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_multipart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_tool_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_text_signature_and_reasoning, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_generation_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_embeddings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_tool_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_finish_reasons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_bad, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_response_embeddings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_thoughts_and_tools, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_equals_whole, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_blocked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_basic, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_stream_and_query_auth, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_multipart, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_tool_round_trip, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_text_signature_and_reasoning, setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_generation_config, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_refused, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_embeddings, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_text, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_tool_calls, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_finish_reasons, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_bad, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_response_embeddings, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_text, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_thoughts_and_tools, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_equals_whole, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_errors, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_blocked, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_error, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

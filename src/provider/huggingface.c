@@ -35,6 +35,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "provider/huggingface_int.h"
+#include "provider/oai_emit.h"
 #include "provider/openai_int.h"
 #include "provider/provider.h"
 #include "provider/upstream_auth.h"
@@ -562,7 +563,7 @@ static void hf_map_error(const struct sb_call *c, int status, struct sb_slice bo
     char msg[MAX_EXCERPT + 1];
     struct sb_slice type;
     struct sb_slice m = error_text(c, body, &type);
-    sb__openai_excerpt(c, msg, sizeof(msg), m);
+    sb_oai_excerpt(c, msg, sizeof(msg), m);
     bool overloaded = sb_slice_eq_cstr(type, "overloaded");
     /* TGI: 422 validation, 424 generation failed, 429 overloaded, 500 incomplete generation. */
     sb_err code = status == 401                   ? SB_E_UNAUTHORIZED

@@ -25,6 +25,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "provider/huggingface_int.h"
+#include "provider/oai_emit.h"
 #include "provider/openai_int.h"
 #include "provider/sse.h"
 
@@ -149,7 +150,7 @@ static int emit_simple(struct stream *st, enum sb_event_kind kind, struct sb_sli
     memset(&ev, 0, sizeof(ev));
     ev.kind = kind;
     if (kind == SB_EV_ERROR) {
-        sb__openai_excerpt(st->c, text, sizeof(text), msg);
+        sb_oai_excerpt(st->c, text, sizeof(text), msg);
         sb_fail(&ev.error, SB_E_UPSTREAM, "upstream %s: %s", sb__hf_name(st->c), text);
     }
     return st->fn(st->ud, &ev);

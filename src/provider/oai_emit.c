@@ -16,6 +16,7 @@
 
 #include "crypto/secret.h"
 #include "provider/oai_emit.h"
+#include "provider/upstream_auth.h"
 
 static const struct sb_json_limits upstream_json = {.max_depth = SB_OAI_MAX_DEPTH, .max_bytes = 0};
 
@@ -327,6 +328,19 @@ struct sb_slice sb_oai_finish_body(const struct sb_call *c, struct sb_buf *b)
     return out;
 }
 
+sb_err sb_oai_post_json(const struct sb_call *c, struct sb_buf *b, const char *path,
+                        const char *stream_type, struct sb_upstream_req *out, struct sb_error *err)
+{
+    out->body = sb_oai_finish_body(c, b);
+    out->method = "POST";
+    out->url = sb_arena_printf(c->arena, "%s%s", c->provider->base_url, path);
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Content-Type"),
+                                SB_SLICE("application/json"));
+    sb_upstream_auth_set_header(c->arena, out, SB_SLICE("Accept"),
+                                sb_slice_cstr(c->stream ? stream_type : "application/json"));
+    return sb_upstream_auth_apply(c->provider, NULL, c->arena, out, err);
+}
+
 /* ==================================================================
  * Embeddings
  * ================================================================== */
@@ -597,4 +611,17 @@ void sb_oai_map_status(const struct sb_call *c, const char *type, int status, st
     err->http_status = http;
     if (oai)
         snprintf(err->api_code, sizeof(err->api_code), "%s", oai);
+}
+
+struct sb_slice sb_oai_error_text(const struct sb_call *c, struct sb_slice body, const char *member)
+{
+    struct sb_json_limits lim = {.max_depth = SB_OAI_MAX_DEPTH, .max_bytes = 1024 * 1024};
+    struct sb_json *root = NULL;
+    struct sb_error jerr;
+    if (sb_json_parse(c->arena, body.p, body.len, &lim, &root, &jerr) == SB_OK) {
+        const struct sb_json *m = sb_oai_get(root, member);
+        if (sb_oai_is_str(m))
+            return m->str;
+    }
+    return body;
 }

@@ -124,6 +124,13 @@ const char *sb_oai_new_call_id(struct sb_arena *a);
 const char *sb_oai_completion_id(struct sb_arena *a, struct sb_slice upstream_id);
 /* Copies w's buffer into c's arena as the result body and frees it. */
 struct sb_slice sb_oai_finish_body(const struct sb_call *c, struct sb_buf *b);
+/*
+ * Fills out as a JSON POST to the provider's base_url + path: the body from b (copied into
+ * c's arena; b is freed), Content-Type JSON, Accept stream_type when c streams and JSON
+ * otherwise, then the provider's auth. Returns the auth's result.
+ */
+sb_err sb_oai_post_json(const struct sb_call *c, struct sb_buf *b, const char *path,
+                        const char *stream_type, struct sb_upstream_req *out, struct sb_error *err);
 
 /* ---- embeddings ---- */
 
@@ -175,6 +182,10 @@ struct sb_oai_hint {
  */
 void sb_oai_map_status(const struct sb_call *c, const char *type, int status, struct sb_slice msg,
                        const struct sb_oai_hint *hints, struct sb_error *err);
+/* Returns the top-level string member `member` of the JSON error body, or body itself when it
+ * is not JSON or has no such string; valid as long as body (parsed in c's arena). */
+struct sb_slice sb_oai_error_text(const struct sb_call *c, struct sb_slice body,
+                                  const char *member);
 /* Copies s into dst (size n) as printable text with c's key blanked out. */
 void sb_oai_excerpt(const struct sb_call *c, char *dst, size_t n, struct sb_slice s);
 

@@ -19,7 +19,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/json.h"
-#include "crypto/secret.h"
+#include "provider/oai_emit.h"
 #include "provider/openai_int.h"
 #include "provider/provider.h"
 #include "provider/upstream_auth.h"
@@ -276,41 +276,6 @@ static void *openai_stream_open(const struct sb_call *c)
     return st;
 }
 
-/* Copies s into dst (size n) as printable text: control bytes become spaces; cut at a UTF-8
- * boundary. */
-static void printable(char *dst, size_t n, struct sb_slice s)
-{
-    size_t len = s.len < n - 1 ? s.len : n - 1;
-    while (len > 0 && len < s.len && ((unsigned char)s.p[len] & 0xC0) == 0x80)
-        len--;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s.p[i];
-        dst[i] = (ch < 0x20 || ch == 0x7F) ? ' ' : (char)ch;
-    }
-    dst[len] = '\0';
-}
-
-/* Blanks out the provider's API key wherever an upstream echoed it back. */
-static void scrub(const struct sb_call *c, char *msg)
-{
-    if (!c->provider || !c->provider->api_key)
-        return;
-    struct sb_slice key = sb_secret_reveal(c->provider->api_key);
-    if (key.len < 4)
-        return;
-    char *hit = memmem(msg, strlen(msg), key.p, key.len);
-    while (hit) {
-        memset(hit, '*', key.len);
-        hit = memmem(msg, strlen(msg), key.p, key.len);
-    }
-}
-
-void sb__openai_excerpt(const struct sb_call *c, char *dst, size_t n, struct sb_slice s)
-{
-    printable(dst, n, s);
-    scrub(c, dst);
-}
-
 /* The human message of an OpenAI-style error value (object, or a bare string). */
 static struct sb_slice error_message(const struct sb_json *e)
 {
@@ -327,8 +292,7 @@ static int emit_error(struct stream *st, const struct sb_json *root, struct sb_s
     struct sb_event ev;
     char msg[MAX_EXCERPT + 1];
     struct sb_slice m = error_message(jget(root, "error"));
-    printable(msg, sizeof(msg), m.len ? m : data);
-    scrub(st->c, msg);
+    sb_oai_excerpt(st->c, msg, sizeof(msg), m.len ? m : data);
     memset(&ev, 0, sizeof(ev));
     ev.kind = SB_EV_ERROR;
     sb_fail(&ev.error, SB_E_UPSTREAM, "upstream %s: %s", pname(st->c), msg);
@@ -529,8 +493,7 @@ static void openai_map_error(const struct sb_call *c, int status, struct sb_slic
 {
     char msg[MAX_EXCERPT + 1];
     struct sb_slice m = upstream_message(c, body);
-    printable(msg, sizeof(msg), m);
-    scrub(c, msg);
+    sb_oai_excerpt(c, msg, sizeof(msg), m);
     if (!msg[0])
         sb_fail(err, code_for_status(status), "upstream %s: HTTP %d", pname(c), status);
     else

@@ -24,13 +24,6 @@ sb_err sb__openai_rewrite_body(const struct sb_call *c, bool usage, struct sb_sl
                                struct sb_error *err);
 
 /*
- * Copies an upstream's text into dst (size n >= 1) fit for a message:
- * control bytes blanked, cut at a UTF-8 boundary, the provider's key masked.
- * Borrows s.
- */
-void sb__openai_excerpt(const struct sb_call *c, char *dst, size_t n, struct sb_slice s);
-
-/*
  * After sb_fail: sets err->api_code to the upstream's error.code when it is
  * a word (context_length_exceeded, content_filter; Azure's names renamed to
  * OpenAI's), else invalid_api_key for 401 and model_not_found for 404.

@@ -5,96 +5,19 @@
  * shape), URL and headers, whole responses, stream chunks under every feed
  * split, usage-only chunks, in-stream errors, early ends, and map_error.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <cmocka.h>
-#include <jansson.h>
-
-#include "core/arena.h"
-#include "core/buf.h"
-#include "core/json.h"
-#include "crypto/secret.h"
-#include "provider/provider.h"
+#include "provider/adapter_testlib.h"
 
 /* ---- fixture ---- */
 
-struct fx {
-    struct sb_arena *a;
-    struct sb_provider p;
-    struct sb_model m;
-    struct sb_call c;
-    const struct sb_provider_ops *ops;
-};
-
 static int setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-    f->a = sb_arena_create(8192);
-    f->ops = sb_provider_ops_find(SB_SLICE("openai"));
-    f->p = (struct sb_provider){.id = "openai",
-                                .type = "openai",
-                                .ops = f->ops,
-                                .base_url = "https://api.openai.com/v1",
-                                .auth = SB_AUTH_BEARER};
-    f->p.api_key = sb_secret_new("sk-test-secret-1234", 19);
-    f->m = (struct sb_model){.id = "gpt", .provider = &f->p, .upstream_model = "gpt-4o-mini"};
-    *state = f;
+    *state = fx_open((struct sb_provider){.id = "openai",
+                                          .type = "openai",
+                                          .base_url = "https://api.openai.com/v1",
+                                          .auth = SB_AUTH_BEARER},
+                     "sk-test-secret-1234",
+                     (struct sb_model){.id = "gpt", .upstream_model = "gpt-4o-mini"});
     return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    sb_secret_free(f->p.api_key);
-    sb_arena_free(f->a);
-    free(f);
-    return 0;
-}
-
-/* Parses body into f->c as the proxy does (stream and include_usage read from it). */
-static void call(struct fx *f, const char *body, enum sb_op op)
-{
-    struct sb_json *j = NULL;
-    struct sb_error err;
-    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = 0};
-    assert_int_equal(sb_json_parse(f->a, body, strlen(body), &lim, &j, &err), SB_OK);
-    const struct sb_json *so = sb_json_get(j, "stream_options");
-    f->c = (struct sb_call){.arena = f->a,
-                            .op = op,
-                            .provider = &f->p,
-                            .model = &f->m,
-                            .body = sb_slice_cstr(body),
-                            .json = j};
-    f->c.stream = op == SB_OP_CHAT && sb_json_bool(sb_json_get(j, "stream"));
-    f->c.client_wants_usage = so && sb_json_bool(sb_json_get(so, "include_usage"));
-}
-
-static struct sb_slice header(const struct sb_upstream_req *r, const char *name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (sb_slice_caseeq(r->headers[i].name, sb_slice_cstr(name)))
-            return r->headers[i].value;
-    return SB_SLICE_NULL;
-}
-
-/* Builds the request for body and checks the upstream body is exactly want (and valid JSON). */
-static struct sb_upstream_req expect_body(struct fx *f, const char *body, const char *want)
-{
-    struct sb_upstream_req r;
-    struct sb_error err;
-    json_error_t jerr;
-    call(f, body, SB_OP_CHAT);
-    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
-    assert_int_equal(r.body.len, strlen(want));
-    assert_memory_equal(r.body.p, want, r.body.len);
-    json_t *j = json_loadb(r.body.p, r.body.len, 0, &jerr);
-    assert_non_null(j);
-    json_decref(j);
-    return r;
 }
 
 /* ---- request ---- */
@@ -102,29 +25,32 @@ static struct sb_upstream_req expect_body(struct fx *f, const char *body, const 
 static void test_model_positions(void **state)
 {
     struct fx *f = *state;
-    expect_body(f, "{\"model\":\"gpt\",\"messages\":[]}",
-                "{\"model\":\"gpt-4o-mini\",\"messages\":[]}");
-    expect_body(
-        f, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt\"}",
+    fx_expect_body(f, "{\"model\":\"gpt\",\"messages\":[]}", SB_OP_CHAT,
+                   "{\"model\":\"gpt-4o-mini\",\"messages\":[]}");
+    fx_expect_body(
+        f, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt\"}", SB_OP_CHAT,
         "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"model\":\"gpt-4o-mini\"}");
-    expect_body(f, "{ \"a\" : 1 ,\n \"model\" :\t\"gpt\" , \"b\":[1, 2] }",
-                "{ \"a\" : 1 ,\n \"model\" :\t\"gpt-4o-mini\" , \"b\":[1, 2] }");
+    fx_expect_body(f, "{ \"a\" : 1 ,\n \"model\" :\t\"gpt\" , \"b\":[1, 2] }", SB_OP_CHAT,
+                   "{ \"a\" : 1 ,\n \"model\" :\t\"gpt-4o-mini\" , \"b\":[1, 2] }");
     /* A nested "model" is not ours to touch. */
-    expect_body(f, "{\"tools\":[{\"model\":\"keep\"}],\"model\":\"gpt\"}",
-                "{\"tools\":[{\"model\":\"keep\"}],\"model\":\"gpt-4o-mini\"}");
+    fx_expect_body(f, "{\"tools\":[{\"model\":\"keep\"}],\"model\":\"gpt\"}", SB_OP_CHAT,
+                   "{\"tools\":[{\"model\":\"keep\"}],\"model\":\"gpt-4o-mini\"}");
     /* Duplicates: every top-level one is rewritten. */
-    expect_body(f, "{\"model\":\"a\",\"model\":\"b\"}",
-                "{\"model\":\"gpt-4o-mini\",\"model\":\"gpt-4o-mini\"}");
+    fx_expect_body(f, "{\"model\":\"a\",\"model\":\"b\"}", SB_OP_CHAT,
+                   "{\"model\":\"gpt-4o-mini\",\"model\":\"gpt-4o-mini\"}");
     /* Missing: inserted first. */
-    expect_body(f, "{\"messages\":[]}", "{\"model\":\"gpt-4o-mini\",\"messages\":[]}");
+    fx_expect_body(f, "{\"messages\":[]}", SB_OP_CHAT,
+                   "{\"model\":\"gpt-4o-mini\",\"messages\":[]}");
 }
 
 static void test_model_escapes_and_unicode(void **state)
 {
     struct fx *f = *state;
-    expect_body(f, "{\"model\":\"gp\\u0074\\\"x\",\"n\":1}", "{\"model\":\"gpt-4o-mini\",\"n\":1}");
+    fx_expect_body(f, "{\"model\":\"gp\\u0074\\\"x\",\"n\":1}", SB_OP_CHAT,
+                   "{\"model\":\"gpt-4o-mini\",\"n\":1}");
     f->m.upstream_model = "org/m\"odel\\\xc3\xa9";
-    expect_body(f, "{\"model\":\"gpt\"}", "{\"model\":\"org/m\\\"odel\\\\\xc3\xa9\"}");
+    fx_expect_body(f, "{\"model\":\"gpt\"}", SB_OP_CHAT,
+                   "{\"model\":\"org/m\\\"odel\\\\\xc3\xa9\"}");
     f->m.upstream_model = "gpt-4o-mini";
     /* Everything else byte-identical, escapes and raw UTF-8 included. */
     const char *u =
@@ -133,14 +59,14 @@ static void test_model_escapes_and_unicode(void **state)
     const char *w =
         "{\"messages\":[{\"content\":\"h\\u00e9llo \xf0\x9f\x8c\x8d \\ud83c\\udf0d\\n\"}],"
         "\"model\":\"gpt-4o-mini\",\"temperature\":1.50e0}";
-    expect_body(f, u, w);
+    fx_expect_body(f, u, SB_OP_CHAT, w);
 }
 
 static void test_zero_copy_when_unchanged(void **state)
 {
     struct fx *f = *state;
     const char *body = "{\"model\":\"gpt-4o-mini\",\"stream\":false}";
-    struct sb_upstream_req r = expect_body(f, body, body);
+    struct sb_upstream_req r = fx_expect_body(f, body, SB_OP_CHAT, body);
     assert_ptr_equal(r.body.p, body);
 }
 
@@ -148,68 +74,73 @@ static void test_stream_options(void **state)
 {
     struct fx *f = *state;
     /* Absent: inserted right after the opening brace. */
-    expect_body(
-        f, "{\"model\":\"gpt\",\"stream\":true}",
+    fx_expect_body(
+        f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT,
         "{\"stream_options\":{\"include_usage\":true},\"model\":\"gpt-4o-mini\",\"stream\":true}");
-    expect_body(f, "\n\t{  \"stream\" :true , \"model\":\"gpt-4o-mini\"}  ",
-                "\n\t{\"stream_options\":{\"include_usage\":true},  \"stream\" :true , "
-                "\"model\":\"gpt-4o-mini\"}  ");
+    fx_expect_body(f, "\n\t{  \"stream\" :true , \"model\":\"gpt-4o-mini\"}  ", SB_OP_CHAT,
+                   "\n\t{\"stream_options\":{\"include_usage\":true},  \"stream\" :true , "
+                   "\"model\":\"gpt-4o-mini\"}  ");
     /* Present without include_usage: inserted into it. */
-    expect_body(f, "{\"stream\":true,\"stream_options\":{ \"x\":1 },\"model\":\"gpt\"}",
-                "{\"stream\":true,\"stream_options\":{\"include_usage\":true, \"x\":1 },"
-                "\"model\":\"gpt-4o-mini\"}");
-    expect_body(
-        f, "{\"stream\":true,\"stream_options\":{ },\"model\":\"gpt\"}",
+    fx_expect_body(f, "{\"stream\":true,\"stream_options\":{ \"x\":1 },\"model\":\"gpt\"}",
+                   SB_OP_CHAT,
+                   "{\"stream\":true,\"stream_options\":{\"include_usage\":true, \"x\":1 },"
+                   "\"model\":\"gpt-4o-mini\"}");
+    fx_expect_body(
+        f, "{\"stream\":true,\"stream_options\":{ },\"model\":\"gpt\"}", SB_OP_CHAT,
         "{\"stream\":true,\"stream_options\":{\"include_usage\":true },\"model\":\"gpt-4o-mini\"}");
     /* include_usage false: replaced. */
-    expect_body(
+    fx_expect_body(
         f, "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":{\"include_usage\" : false}}",
+        SB_OP_CHAT,
         "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\" : "
         "true}}");
     /* null stream_options: replaced by an object. */
-    expect_body(
-        f, "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":null}",
+    fx_expect_body(
+        f, "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":null}", SB_OP_CHAT,
         "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     /* The client asked already: untouched. */
-    expect_body(
+    fx_expect_body(
         f, "{\"model\":\"gpt\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+        SB_OP_CHAT,
         "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     /* Nested look-alikes are not stream_options. */
-    expect_body(f,
-                "{\"metadata\":{\"stream_options\":{\"include_usage\":false}},\"stream\":true,"
-                "\"model\":\"gpt\"}",
-                "{\"stream_options\":{\"include_usage\":true},\"metadata\":{\"stream_options\":"
-                "{\"include_usage\":false}},\"stream\":true,\"model\":\"gpt-4o-mini\"}");
+    fx_expect_body(f,
+                   "{\"metadata\":{\"stream_options\":{\"include_usage\":false}},\"stream\":true,"
+                   "\"model\":\"gpt\"}",
+                   SB_OP_CHAT,
+                   "{\"stream_options\":{\"include_usage\":true},\"metadata\":{\"stream_options\":"
+                   "{\"include_usage\":false}},\"stream\":true,\"model\":\"gpt-4o-mini\"}");
     /* Not streaming: stream_options left alone. */
-    expect_body(f, "{\"model\":\"gpt\",\"stream_options\":{\"include_usage\":false}}",
-                "{\"model\":\"gpt-4o-mini\",\"stream_options\":{\"include_usage\":false}}");
+    fx_expect_body(f, "{\"model\":\"gpt\",\"stream_options\":{\"include_usage\":false}}",
+                   SB_OP_CHAT,
+                   "{\"model\":\"gpt-4o-mini\",\"stream_options\":{\"include_usage\":false}}");
 }
 
 static void test_url_and_headers(void **state)
 {
     struct fx *f = *state;
-    struct sb_upstream_req r = expect_body(f, "{\"model\":\"gpt\",\"stream\":true}",
-                                           "{\"stream_options\":{\"include_usage\":true},"
-                                           "\"model\":\"gpt-4o-mini\",\"stream\":true}");
+    struct sb_upstream_req r = fx_expect_body(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT,
+                                              "{\"stream_options\":{\"include_usage\":true},"
+                                              "\"model\":\"gpt-4o-mini\",\"stream\":true}");
     assert_string_equal(r.method, "POST");
     assert_string_equal(r.url, "https://api.openai.com/v1/chat/completions");
-    assert_true(sb_slice_eq_cstr(header(&r, "content-type"), "application/json"));
-    assert_true(sb_slice_eq_cstr(header(&r, "accept"), "text/event-stream"));
-    assert_true(sb_slice_eq_cstr(header(&r, "authorization"), "Bearer sk-test-secret-1234"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "content-type"), "application/json"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "accept"), "text/event-stream"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "authorization"), "Bearer sk-test-secret-1234"));
 
     struct sb_error err;
-    call(f, "{\"model\":\"emb\",\"input\":\"hello\"}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{\"model\":\"emb\",\"input\":\"hello\"}", SB_OP_EMBEDDINGS);
     f->m.upstream_model = "text-embedding-3-small";
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
     f->m.upstream_model = "gpt-4o-mini";
     assert_string_equal(r.url, "https://api.openai.com/v1/embeddings");
-    assert_true(sb_slice_eq_cstr(header(&r, "accept"), "application/json"));
+    assert_true(sb_slice_eq_cstr(fx_header(&r, "accept"), "application/json"));
     assert_true(
         sb_slice_eq_cstr(r.body, "{\"model\":\"text-embedding-3-small\",\"input\":\"hello\"}"));
 
     struct sb_secret *key = f->p.api_key;
     f->p.api_key = NULL; /* a bearer provider without a key is a config error */
-    call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
     assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_E_CONFIG);
     f->p.api_key = key;
 }
@@ -238,7 +169,7 @@ static void test_parse_response(void **state)
         "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},"
         "\"finish_reason\":\"stop\"}],"
         "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}";
-    call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
     assert_int_equal(f->ops->parse_response(&f->c, sb_slice_cstr(body), &res, &err), SB_OK);
     assert_ptr_equal(res.body.p, body);
     assert_int_equal(res.body.len, strlen(body));
@@ -257,7 +188,7 @@ static void test_parse_response(void **state)
         SB_E_UPSTREAM);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("[1]"), &res, &err), SB_E_UPSTREAM);
 
-    call(f, "{\"model\":\"emb\",\"input\":\"x\"}", SB_OP_EMBEDDINGS);
+    fx_call(f, "{\"model\":\"emb\",\"input\":\"x\"}", SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->parse_response(&f->c,
                                             SB_SLICE("{\"object\":\"list\",\"data\":[],\"usage\":"
                                                      "{\"prompt_tokens\":8,\"total_tokens\":8}}"),
@@ -300,18 +231,12 @@ static int on_event(void *ud, const struct sb_event *ev)
 static sb_err run_stream(struct fx *f, const char *s, size_t step, struct log *l, sb_err *feed_rc)
 {
     struct sb_error err;
-    size_t len = strlen(s);
     void *st = f->ops->stream_open(&f->c);
     sb_buf_init(&l->out, 0);
     sb_buf_append_char(&l->out, 'x');
     sb_buf_reset(&l->out);
-    *feed_rc = SB_OK;
     l->n = 0;
-    if (step == 0)
-        step = len ? len : 1;
-    for (size_t i = 0; i < len && *feed_rc == SB_OK; i += step)
-        *feed_rc =
-            f->ops->stream_feed(st, s + i, len - i < step ? len - i : step, on_event, l, &err);
+    *feed_rc = fx_feed_pieces(f, st, s, strlen(s), step, 0, on_event, l, &err);
     if (*feed_rc != SB_OK)
         return *feed_rc;
     return f->ops->stream_finish(st, on_event, l, &err);
@@ -341,7 +266,7 @@ static void test_stream_events(void **state)
     struct fx *f = *state;
     struct log l;
     sb_err feed_rc;
-    call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
     assert_int_equal(run_stream(f, openai_stream, 0, &l, &feed_rc), SB_OK);
     const char *want_prefix = "CHUNK text=[] fr=[] usage=0:-1/-1 only=0 len=";
     assert_memory_equal(l.out.p, want_prefix, strlen(want_prefix));
@@ -360,7 +285,7 @@ static void test_stream_split_invariance(void **state)
     struct fx *f = *state;
     struct log whole, part;
     sb_err feed_rc;
-    call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
     assert_int_equal(run_stream(f, openai_stream, 0, &whole, &feed_rc), SB_OK);
     for (size_t step = 1; step < 64; step++) {
         assert_int_equal(run_stream(f, openai_stream, step, &part, &feed_rc), SB_OK);
@@ -386,7 +311,7 @@ static void test_stream_chunk_verbatim(void **state)
     struct sb_error err;
     const char *s = "data:{\"choices\":[{\"delta\":{\"content\":\"a\"},\"finish_reason\":"
                     "\"length\"}] , \"x\" : 1}\r\n\r\n";
-    call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
     void *st = f->ops->stream_open(&f->c);
     assert_int_equal(f->ops->stream_feed(st, s, strlen(s), check_chunk, NULL, &err), SB_OK);
     /* finish_reason seen but no [DONE]: finish closes the stream with DONE. */
@@ -414,7 +339,7 @@ static void expect_stream(struct fx *f, const char *s, sb_err want_feed, sb_err 
 static void test_stream_errors(void **state)
 {
     struct fx *f = *state;
-    call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
     /* An error object in the stream. */
     expect_stream(f,
                   "data: {\"error\":{\"message\":\"The server had an "
@@ -448,7 +373,7 @@ static void test_stream_callback_stops(void **state)
     struct fx *f = *state;
     struct sb_error err;
     struct log l = {.stop_after = 2};
-    call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\",\"stream\":true}", SB_OP_CHAT);
     void *st = f->ops->stream_open(&f->c);
     sb_buf_init(&l.out, 0);
     assert_int_equal(
@@ -473,7 +398,7 @@ static void expect_map(struct fx *f, int status, const char *body, sb_err code, 
 static void test_map_error(void **state)
 {
     struct fx *f = *state;
-    call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
+    fx_call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
     expect_map(f, 401,
                "{\"error\":{\"message\":\"Incorrect API key provided: sk-test-***1234.\","
                "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}",
@@ -509,19 +434,19 @@ static void test_map_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_model_positions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_model_escapes_and_unicode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zero_copy_when_unchanged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_url_and_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_positions, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_model_escapes_and_unicode, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_zero_copy_when_unchanged, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_options, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_url_and_headers, setup, fx_teardown),
         cmocka_unit_test(test_registry),
-        cmocka_unit_test_setup_teardown(test_parse_response, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_events, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_split_invariance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_chunk_verbatim, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_callback_stops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_response, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_events, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_split_invariance, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_chunk_verbatim, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_errors, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_callback_stops, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_error, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

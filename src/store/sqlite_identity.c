@@ -11,6 +11,7 @@
  *
  * Chapters: helpers · users · sessions · virtual keys · audit.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,32 @@ static sb_err collect(sqlite3 *db, sqlite3_stmt *st, struct sb_arena *a, row_fn 
             return sb__sq_fail(db, err, "query");
         fn(a, st, sb__vec_push(v));
     }
+}
+
+/*
+ * Steps st (bound by the caller), which selects at most one row, reading it into out with
+ * fn; no row fails SB_E_NOT_FOUND with the message nf_fmt formats. Finalizes st.
+ */
+static sb_err get_one(sqlite3 *db, sqlite3_stmt *st, struct sb_arena *a, row_fn fn, void *out,
+                      const char *what, struct sb_error *err, const char *nf_fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+static sb_err get_one(sqlite3 *db, sqlite3_stmt *st, struct sb_arena *a, row_fn fn, void *out,
+                      const char *what, struct sb_error *err, const char *nf_fmt, ...)
+{
+    sb_err rc = SB_OK;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        fn(a, st, out);
+    } else if (step == SQLITE_DONE) {
+        va_list ap;
+        va_start(ap, nf_fmt);
+        rc = sb_vfail(err, SB_E_NOT_FOUND, nf_fmt, ap);
+        va_end(ap);
+    } else {
+        rc = sb__sq_fail(db, err, what);
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* The single integer a COUNT(*) statement returns. */
@@ -198,15 +225,8 @@ static sb_err user_get(struct sb_store *s, const char *username, struct sb_arena
     if (rc != SB_OK)
         return rc;
     sb__sq_bind_str(st, 1, username);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        read_user(a, st, out);
-    else if (step == SQLITE_DONE)
-        rc = sb_fail(err, SB_E_NOT_FOUND, "user '%s' not found", username ? username : "");
-    else
-        rc = sb__sq_fail(db, err, "get user");
-    sqlite3_finalize(st);
-    return rc;
+    return get_one(db, st, a, read_user, out, "get user", err, "user '%s' not found",
+                   username ? username : "");
 }
 
 static sb_err user_list(struct sb_store *s, const struct sb_store_paging *pg, struct sb_arena *a,
@@ -343,42 +363,11 @@ static sb_err session_create(struct sb_store *s, const struct sb_store_session *
     return rc;
 }
 
-static sb_err session_get(struct sb_store *s, const char *token_hash, int64_t now,
-                          struct sb_arena *a, struct sb_store_session *out, struct sb_error *err)
-{
-    sqlite3 *db = sb__sq_db(s);
-    sqlite3_stmt *st = NULL;
-    memset(out, 0, sizeof(*out));
-    /* The join drops sessions whose user was deleted. */
-    sb_err rc = sb__sq_prepare(
-        db,
-        "SELECT s.id, s.token_hash, s.username, s.created_at, s.expires_at, s.last_seen_at,"
-        " s.ip, u.role, u.status FROM sessions s JOIN users u ON u.username = s.username"
-        " WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-        &st, err);
-    if (rc != SB_OK)
-        return rc;
-    sb__sq_bind_str(st, 1, token_hash);
-    sqlite3_bind_int64(st, 2, now);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        out->token_hash = sb__sq_col_str(a, st, 1);
-        out->username = sb__sq_col_str(a, st, 2);
-        out->created_at = col_i64(st, 3);
-        out->expires_at = col_i64(st, 4);
-        out->last_seen_at = col_i64(st, 5);
-        out->ip = sb__sq_col_str(a, st, 6);
-        out->role = sb__sq_col_str(a, st, 7);
-        out->status = sb__sq_col_str(a, st, 8);
-    } else if (step == SQLITE_DONE) {
-        rc = sb_fail(err, SB_E_NOT_FOUND, "session not found or expired");
-    } else {
-        rc = sb__sq_fail(db, err, "get session");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
+/* The session columns with the user's role and status; the join drops sessions whose user was
+ * deleted. */
+#define SESSION_JOIN                                                                               \
+    "s.id, s.token_hash, s.username, s.created_at, s.expires_at, s.last_seen_at, s.ip, u.role,"    \
+    " u.status FROM sessions s JOIN users u ON u.username = s.username"
 
 static void read_session(struct sb_arena *a, sqlite3_stmt *st, void *elem)
 {
@@ -394,6 +383,22 @@ static void read_session(struct sb_arena *a, sqlite3_stmt *st, void *elem)
     out->status = sb__sq_col_str(a, st, 8);
 }
 
+static sb_err session_get(struct sb_store *s, const char *token_hash, int64_t now,
+                          struct sb_arena *a, struct sb_store_session *out, struct sb_error *err)
+{
+    sqlite3 *db = sb__sq_db(s);
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof(*out));
+    sb_err rc = sb__sq_prepare(
+        db, "SELECT " SESSION_JOIN " WHERE s.token_hash = ?1 AND s.expires_at > ?2", &st, err);
+    if (rc != SB_OK)
+        return rc;
+    sb__sq_bind_str(st, 1, token_hash);
+    sqlite3_bind_int64(st, 2, now);
+    return get_one(db, st, a, read_session, out, "get session", err,
+                   "session not found or expired");
+}
+
 static sb_err session_list_live(struct sb_store *s, int64_t now, struct sb_arena *a,
                                 struct sb_store_session **out, size_t *n, struct sb_error *err)
 {
@@ -401,10 +406,7 @@ static sb_err session_list_live(struct sb_store *s, int64_t now, struct sb_arena
     sqlite3_stmt *st = NULL;
     struct sb__vec v = {.size = sizeof(struct sb_store_session)};
     sb_err rc = sb__sq_prepare(
-        db,
-        "SELECT s.id, s.token_hash, s.username, s.created_at, s.expires_at, s.last_seen_at,"
-        " s.ip, u.role, u.status FROM sessions s JOIN users u ON u.username = s.username"
-        " WHERE s.expires_at > ?1 AND u.status = 'active' ORDER BY s.id",
+        db, "SELECT " SESSION_JOIN " WHERE s.expires_at > ?1 AND u.status = 'active' ORDER BY s.id",
         &st, err);
     if (rc == SB_OK) {
         sqlite3_bind_int64(st, 1, now);
@@ -587,15 +589,7 @@ static sb_err key_get(struct sb_store *s, int64_t id, struct sb_arena *a,
     if (rc != SB_OK)
         return rc;
     sqlite3_bind_int64(st, 1, id);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        read_key(a, st, out);
-    else if (step == SQLITE_DONE)
-        rc = sb_fail(err, SB_E_NOT_FOUND, "key %lld not found", (long long)id);
-    else
-        rc = sb__sq_fail(db, err, "get key");
-    sqlite3_finalize(st);
-    return rc;
+    return get_one(db, st, a, read_key, out, "get key", err, "key %lld not found", (long long)id);
 }
 
 static sb_err key_list(struct sb_store *s, const char *user, const struct sb_store_paging *pg,

@@ -19,7 +19,7 @@
 // marker string that appears anywhere in the request body.
 'use strict';
 
-const http = require('node:http');
+const { FakeServer, sleep } = require('./fake-http');
 
 let seq = 0;
 
@@ -27,29 +27,11 @@ function errorBody(type, message) {
     return JSON.stringify({ type: 'error', error: { type, message }, request_id: `req_fake_${++seq}` });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class FakeAnthropic {
+class FakeAnthropic extends FakeServer {
     constructor({ apiKey }) {
+        super();
         this.apiKey = apiKey;
-        this.requests = [];
         this.scripts = new Map();
-        this.scheme = 'http';
-        this.server = http.createServer((req, res) => this.handle(req, res));
-    }
-
-    start() {
-        return new Promise((resolve) => {
-            this.server.listen(0, '127.0.0.1', () => {
-                this.port = this.server.address().port;
-                this.url = `http://127.0.0.1:${this.port}`;
-                resolve(this);
-            });
-        });
-    }
-
-    stop() {
-        return new Promise((resolve) => this.server.close(() => resolve()));
     }
 
     /** A fresh marker for one test's request. */
@@ -69,15 +51,11 @@ class FakeAnthropic {
         return marker;
     }
 
-    requestsFor(marker) { return this.requests.filter((r) => r.raw.includes(marker)); }
-
-    async handle(req, res) {
-        const chunks = [];
-        for await (const c of req) chunks.push(c);
-        const raw = Buffer.concat(chunks).toString('utf8');
+    handle(req, res) { // req: the record (method, url, headers, raw)
+        const raw = req.raw;
         let json = null;
         try { json = JSON.parse(raw); } catch (_) { /* checked below */ }
-        this.requests.push({ method: req.method, url: req.url, headers: req.headers, raw, json });
+        req.json = json;
         const fail = (status, type, message, headers = {}) => {
             res.writeHead(status, { 'content-type': 'application/json', ...headers });
             res.end(errorBody(type, message));

@@ -12,7 +12,7 @@
 // "break-stream", and records every request for the tests to inspect.
 'use strict';
 
-const http = require('node:http');
+const { FakeServer } = require('./fake-http');
 
 function azureError(res, status, code, message, extra = {}) {
     const body = JSON.stringify({ error: { code, message, param: null, type: null, status, ...extra } });
@@ -23,39 +23,17 @@ function azureError(res, status, code, message, extra = {}) {
 const FILTER_OK = { hate: { filtered: false, severity: 'safe' }, self_harm: { filtered: false, severity: 'safe' },
     sexual: { filtered: false, severity: 'safe' }, violence: { filtered: false, severity: 'safe' } };
 
-class FakeAzure {
+class FakeAzure extends FakeServer {
     constructor({ apiKey, deployments, apiVersion = '2024-10-21' }) {
+        super();
         this.apiKey = apiKey;
         this.deployments = deployments; // name -> underlying model name
         this.apiVersion = apiVersion;
-        this.requests = [];
-        this.server = http.createServer((req, res) => this.handle(req, res));
     }
 
-    async start() {
-        await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-        this.port = this.server.address().port;
-        this.baseUrl = `http://127.0.0.1:${this.port}`;
-        return this;
-    }
-
-    async stop() {
-        this.server.closeAllConnections?.();
-        await new Promise((resolve) => this.server.close(resolve));
-    }
-
-    handle(req, res) {
-        const chunks = [];
-        req.on('data', (c) => chunks.push(c));
-        req.on('end', () => {
-            const raw = Buffer.concat(chunks).toString('utf8');
-            const url = new URL(req.url, 'http://x');
-            const rec = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams),
-                headers: req.headers, raw, json: null };
-            try { rec.json = JSON.parse(raw); } catch (_) { /* recorded as raw */ }
-            this.requests.push(rec);
-            this.route(rec, res);
-        });
+    handle(rec, res) {
+        try { rec.json = JSON.parse(rec.raw); } catch (_) { /* recorded as raw */ }
+        this.route(rec, res);
     }
 
     route(rec, res) {

@@ -20,9 +20,9 @@
 // request is recorded (path, headers, raw body, parsed JSON) for assertions.
 'use strict';
 
-const http = require('node:http');
 const crypto = require('node:crypto');
 const zlib = require('node:zlib');
+const { FakeServer, writePieces } = require('./fake-http');
 
 const SIGNATURE = 'EqQBCkYIARgCIkBsig/fake+bedrock==';
 
@@ -228,29 +228,11 @@ const ERRORS = {
     ServiceUnavailableException: 503,
 };
 
-class FakeBedrock {
+class FakeBedrock extends FakeServer {
     constructor({ accessKeyId, secretAccessKey, region, models }) {
+        super();
         this.creds = { accessKeyId, secretAccessKey, region };
         this.models = new Set(models);
-        this.requests = [];
-        this.scheme = 'http';
-    }
-
-    start() {
-        this.server = http.createServer((req, res) => {
-            const parts = [];
-            req.on('data', (d) => parts.push(d));
-            req.on('end', () => this.handle(req, Buffer.concat(parts), res));
-        });
-        return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => {
-            this.port = this.server.address().port;
-            resolve(this);
-        }));
-    }
-
-    stop() {
-        this.server.closeAllConnections?.();
-        return new Promise((resolve) => this.server.close(() => resolve()));
     }
 
     fail(res, type, message) {
@@ -264,9 +246,9 @@ class FakeBedrock {
         res.end(body);
     }
 
-    handle(req, raw, res) {
-        const rec = { method: req.method, path: req.url, headers: req.headers, raw: raw.toString('utf8'), json: null };
-        this.requests.push(rec);
+    handle(rec, res, raw) {
+        const req = rec; // the record has the method, url and headers SigV4 reads
+        rec.path = rec.url;
         const m = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/.exec(req.url);
         if (req.method !== 'POST' || !m) return this.fail(res, 'ResourceNotFoundException', 'Unknown operation');
         const sigError = checkSigV4(req, raw, this.creds);
@@ -300,12 +282,7 @@ class FakeBedrock {
         let bytes = Buffer.concat(frames);
         if (text.includes('[[truncate]]') || text.includes('[[reset]]')) bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
         // Several writes, cut anywhere (inside frames too), as TCP may deliver them.
-        for (let at = 0; at < bytes.length;) {
-            const n = 1 + ((at * 7919) % 173);
-            res.write(bytes.subarray(at, at + n));
-            at += n;
-            await new Promise((r) => setTimeout(r, 1));
-        }
+        await writePieces(res, bytes, (at) => 1 + ((at * 7919) % 173), 1);
         // [[truncate]] ends the HTTP body cleanly in the middle of a frame; [[reset]] drops the
         // connection there: the first only the event-stream framing can notice.
         if (text.includes('[[reset]]')) return res.socket.destroy();

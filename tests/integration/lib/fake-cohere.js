@@ -12,12 +12,11 @@
 // status, message, endError, breakAfter}.
 'use strict';
 
-const http = require('node:http');
 const crypto = require('node:crypto');
+const { FakeServer, writePieces } = require('./fake-http');
 
 const FINISH = new Set(['COMPLETE', 'STOP_SEQUENCE', 'MAX_TOKENS', 'TOOL_CALL', 'ERROR', 'TIMEOUT']);
 const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function sendError(res, status, message) {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -106,56 +105,32 @@ async function sendStream(res, sc) {
     const buf = Buffer.from(bytes);
     const cut = sc.breakAfter !== undefined ? Math.min(buf.length, sc.breakAfter) : buf.length;
     // Several writes that split events, lines and UTF-8 sequences at arbitrary bytes.
-    for (let at = 0; at < cut;) {
-        const n = Math.min(cut - at, 37 + (at % 23));
-        res.write(buf.subarray(at, at + n));
-        at += n;
-        await sleep(3);
-    }
+    await writePieces(res, buf, (at) => 37 + (at % 23), 3, cut);
     if (sc.breakAfter !== undefined) res.socket.destroy();
     else res.end();
 }
 
-class FakeCohere {
+class FakeCohere extends FakeServer {
     constructor({ apiKey, models }) {
+        super();
         this.apiKey = apiKey;
         this.models = new Set(models);
-        this.requests = [];
         this.scenarios = new Map();
         this.seq = 0;
-    }
-
-    async start() {
-        this.server = http.createServer((req, res) => this._onRequest(req, res).catch((e) => {
-            res.destroy(e);
-        }));
-        await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
-        this.port = this.server.address().port;
-        return this;
-    }
-
-    async stop() {
-        this.server.closeAllConnections();
-        await new Promise((r) => this.server.close(r));
     }
 
     marker(name) { return `co-${name}-${++this.seq}`; }
 
     script(marker, scenario) { this.scenarios.set(marker, scenario); return marker; }
 
-    requestsFor(marker) { return this.requests.filter((r) => r.raw.includes(marker)); }
-
     _scenario(raw) {
         for (const [m, sc] of this.scenarios) if (raw.includes(m)) return sc;
         return { text: 'Hello from Cohere.' };
     }
 
-    async _onRequest(req, res) {
-        const parts = [];
-        for await (const p of req) parts.push(p);
-        const raw = Buffer.concat(parts).toString('utf8');
-        const rec = { method: req.method, url: req.url, headers: req.headers, raw, json: null };
-        this.requests.push(rec);
+    handle(rec, res) {
+        const req = rec;
+        const raw = rec.raw;
         if (req.headers.authorization !== `Bearer ${this.apiKey}`) return sendError(res, 401, 'invalid api token');
         if (!/^application\/json/.test(req.headers['content-type'] || '')) return sendError(res, 400, 'invalid request: content-type must be application/json');
         try { rec.json = JSON.parse(raw); } catch { return sendError(res, 400, 'invalid request: body is not valid JSON'); }

@@ -18,7 +18,7 @@
 // a script holds one reply per turn, used in order.
 'use strict';
 
-const http = require('node:http');
+const { FakeServer } = require('./fake-http');
 
 const TOP = new Set(['contents', 'systemInstruction', 'tools', 'toolConfig', 'generationConfig',
     'safetySettings', 'cachedContent']);
@@ -43,10 +43,10 @@ function unknownNames(obj, allowed, where) {
     }
 }
 
-class FakeGemini {
+class FakeGemini extends FakeServer {
     constructor({ apiKey }) {
+        super();
         this.apiKey = apiKey;
-        this.requests = [];
         this.scripts = new Map();
         this.signatures = new Map(); // thoughtSignature issued → function name
         this.n = 0;
@@ -57,44 +57,20 @@ class FakeGemini {
     /** Replies for requests whose body contains marker, one per turn. */
     script(marker, ...turns) { this.scripts.set(marker, turns); return marker; }
 
-    requestsFor(marker) { return this.requests.filter((r) => r.raw.includes(marker)); }
-
-    start() {
-        this.server = http.createServer((req, res) => this.handle(req, res));
-        return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => {
-            this.port = this.server.address().port;
-            this.scheme = 'http';
-            resolve(this);
-        }));
-    }
-
-    stop() {
-        this.server.closeAllConnections();
-        return new Promise((resolve) => this.server.close(() => resolve()));
-    }
-
     send(res, code, obj) {
         const body = JSON.stringify(obj, null, 2); // Google pretty-prints whole responses
         res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(body) });
         res.end(body);
     }
 
-    handle(req, res) {
-        const chunks = [];
-        req.on('data', (c) => chunks.push(c));
-        req.on('end', () => {
-            const raw = Buffer.concat(chunks).toString('utf8');
-            const url = new URL(req.url, 'http://x');
-            const rec = { method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, raw };
-            try { rec.json = JSON.parse(raw); } catch (_) { rec.json = undefined; }
-            this.requests.push(rec);
-            try {
-                this.route(rec, res);
-            } catch (e) {
-                if (!(e instanceof Invalid)) throw e;
-                this.send(res, 400, gError(400, e.message));
-            }
-        });
+    handle(rec, res) {
+        try { rec.json = JSON.parse(rec.raw); } catch (_) { rec.json = undefined; }
+        try {
+            this.route(rec, res);
+        } catch (e) {
+            if (!(e instanceof Invalid)) throw e;
+            this.send(res, 400, gError(400, e.message));
+        }
     }
 
     route(rec, res) {

@@ -12,9 +12,8 @@
 // id?}], doneReason, usage, status, message, errorAfter, breakAfter}.
 'use strict';
 
-const http = require('node:http');
+const { FakeServer, writePieces } = require('./fake-http');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function sendError(res, status, error) {
@@ -43,44 +42,27 @@ function checkChat(j) {
     return null;
 }
 
-class FakeOllama {
+class FakeOllama extends FakeServer {
     constructor({ models, apiKey }) {
+        super();
         this.models = new Set(models);
         this.apiKey = apiKey;
-        this.requests = [];
         this.scenarios = new Map();
         this.seq = 0;
-    }
-
-    async start() {
-        this.server = http.createServer((req, res) => this._onRequest(req, res).catch((e) => res.destroy(e)));
-        await new Promise((r) => this.server.listen(0, '127.0.0.1', r));
-        this.port = this.server.address().port;
-        return this;
-    }
-
-    async stop() {
-        this.server.closeAllConnections();
-        await new Promise((r) => this.server.close(r));
     }
 
     marker(name) { return `ol-${name}-${++this.seq}`; }
 
     script(marker, scenario) { this.scenarios.set(marker, scenario); return marker; }
 
-    requestsFor(marker) { return this.requests.filter((r) => r.raw.includes(marker)); }
-
     _scenario(raw) {
         for (const [m, sc] of this.scenarios) if (raw.includes(m)) return sc;
         return { text: 'Hello from Ollama.' };
     }
 
-    async _onRequest(req, res) {
-        const parts = [];
-        for await (const p of req) parts.push(p);
-        const raw = Buffer.concat(parts).toString('utf8');
-        const rec = { method: req.method, url: req.url, headers: req.headers, raw, json: null };
-        this.requests.push(rec);
+    handle(rec, res) {
+        const req = rec;
+        const raw = rec.raw;
         if (this.apiKey && req.headers.authorization !== `Bearer ${this.apiKey}`) return sendError(res, 401, 'unauthorized');
         try { rec.json = JSON.parse(raw); } catch (e) { return sendError(res, 400, e.message); }
         if (req.method === 'POST' && req.url === '/api/chat') return this._chat(res, rec.json, raw);
@@ -123,12 +105,7 @@ class FakeOllama {
         const buf = Buffer.from(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
         res.writeHead(200, { 'content-type': 'application/x-ndjson' });
         const cut = sc.breakAfter !== undefined ? Math.min(sc.breakAfter, buf.length) : buf.length;
-        for (let at = 0; at < cut;) {
-            const n = Math.min(cut - at, 29 + (at % 17)); // splits lines and UTF-8 sequences
-            res.write(buf.subarray(at, at + n));
-            at += n;
-            await sleep(3);
-        }
+        await writePieces(res, buf, (at) => 29 + (at % 17), 3, cut); // splits lines and UTF-8
         if (sc.breakAfter !== undefined) res.socket.destroy();
         else res.end();
     }

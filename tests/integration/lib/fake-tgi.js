@@ -13,7 +13,7 @@
 // "fail-midway", and records every request.
 'use strict';
 
-const http = require('node:http');
+const { FakeServer } = require('./fake-http');
 
 const CONTEXT = 4096;
 
@@ -37,35 +37,16 @@ function validate(body) {
     return null;
 }
 
-class FakeTGI {
+class FakeTGI extends FakeServer {
     constructor({ token }) {
+        super();
         this.token = token;
-        this.requests = [];
-        this.server = http.createServer((req, res) => this.handle(req, res));
     }
 
-    async start() {
-        await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-        this.port = this.server.address().port;
-        this.baseUrl = `http://127.0.0.1:${this.port}`;
-        return this;
-    }
-
-    async stop() {
-        this.server.closeAllConnections?.();
-        await new Promise((resolve) => this.server.close(resolve));
-    }
-
-    handle(req, res) {
-        const chunks = [];
-        req.on('data', (c) => chunks.push(c));
-        req.on('end', () => {
-            const raw = Buffer.concat(chunks).toString('utf8');
-            const rec = { method: req.method, path: req.url, headers: req.headers, raw, json: null };
-            try { rec.json = JSON.parse(raw); } catch (_) { /* recorded raw */ }
-            this.requests.push(rec);
-            this.route(rec, res);
-        });
+    handle(rec, res) {
+        rec.path = rec.url; // TGI routes on the whole target, query included
+        try { rec.json = JSON.parse(rec.raw); } catch (_) { /* recorded raw */ }
+        this.route(rec, res);
     }
 
     route(rec, res) {
