@@ -786,6 +786,10 @@ static sb_err try_target(struct proxy *x, struct sb_error *err)
     const struct sb_model *m = x->plan.t[x->attempt];
     x->call.model = m;
     x->call.provider = m->provider;
+    /* A fallback to another kind of provider must not forward the first one's
+     * reasoning signatures (DESIGN.md §6): its adapter leaves them out. */
+    x->call.foreign_signatures =
+        x->attempt > 0 && strcmp(m->provider->type, x->plan.t[0]->provider->type) != 0;
     if (check_caps(x, err) != SB_OK || choose_credential(x, err) != SB_OK ||
         reserve_limits(x, m, err) != SB_OK)
         return err->code;

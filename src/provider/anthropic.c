@@ -506,6 +506,8 @@ static sb_err write_assistant(struct xl *x, const struct sb_json *m, size_t i)
     const struct sb_json *calls = field(m, "tool_calls"), *blocks = field(m, "thinking_blocks");
     const struct sb_json *content = field(m, "content");
     char path[80];
+    if (x->c->foreign_signatures)
+        blocks = NULL; /* another provider signed them: left out, not forwarded */
     snprintf(path, sizeof(path), "messages[%zu].content", i);
     role_open(x->w, "assistant");
     if (!calls && !blocks && sb__anth_is_str(content)) {

@@ -333,7 +333,8 @@ static void tool_use_block(struct tr *t, const struct sb_json *call)
 
 static size_t assistant_blocks(struct tr *t, const struct sb_json *m)
 {
-    size_t n = thinking_blocks(t, jget(m, "thinking_blocks"));
+    /* Blocks another provider signed are left out, not forwarded. */
+    size_t n = t->c->foreign_signatures ? 0 : thinking_blocks(t, jget(m, "thinking_blocks"));
     n += content_blocks(t, jget(m, "content"), false);
     const struct sb_json *calls = jget(m, "tool_calls");
     if (calls && calls->type != SB_JSON_NULL && calls->type != SB_JSON_ARRAY)

@@ -282,10 +282,11 @@ static sb_err msg_user(struct req *r, size_t idx, const struct sb_json *m)
     return SB_OK;
 }
 
-static const struct sb_json *thought_signature(const struct sb_json *holder)
+/* holder's thought signature, unless another provider issued the body's (a fallback). */
+static const struct sb_json *thought_signature(const struct req *r, const struct sb_json *holder)
 {
     const struct sb_json *s = GET(GET(GET(holder, "extra_content"), "google"), "thought_signature");
-    return ISSTR(s) ? s : NULL;
+    return ISSTR(s) && !r->c->foreign_signatures ? s : NULL;
 }
 
 /* {"functionCall":{"name","args"},"thoughtSignature"?} for one assistant tool call. */
@@ -293,7 +294,7 @@ static sb_err write_call(struct req *r, const struct sb_json *call)
 {
     const struct sb_json *fn = GET(call, "function");
     const struct sb_json *name = GET(fn, "name"), *args = GET(fn, "arguments");
-    const struct sb_json *sig = thought_signature(call), *parsed = NULL;
+    const struct sb_json *sig = thought_signature(r, call), *parsed = NULL;
     struct sb_json_limits lim = {.max_depth = SB_GEMINI_MAX_DEPTH, .max_bytes = 0};
     struct sb_error jerr;
     if (!ISSTR(name) || (present(args) && !ISSTR(args)))
@@ -329,7 +330,7 @@ static sb_err write_call(struct req *r, const struct sb_json *call)
 /* Reasoning text (reasoning_content) is not sent back: Gemini keeps its state in signatures. */
 static sb_err msg_assistant(struct req *r, size_t idx, const struct sb_json *m)
 {
-    const struct sb_json *calls = GET(m, "tool_calls"), *sig = thought_signature(m);
+    const struct sb_json *calls = GET(m, "tool_calls"), *sig = thought_signature(r, m);
     struct sb_slice text;
     (void)idx;
     if (content_text(r, GET(m, "content"), "assistant", &text) != SB_OK)

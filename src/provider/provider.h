@@ -103,6 +103,10 @@ struct sb_call {
     const struct sb_json *json; /* body parsed */
     bool stream;                /* client asked for a stream */
     bool client_wants_usage;    /* client set stream_options.include_usage */
+    /* Appended (DESIGN.md §6): reasoning signatures in the body were issued by
+     * another provider (this is a fallback to a different one): adapters leave
+     * thinking blocks and thought signatures out instead of forwarding them. */
+    bool foreign_signatures;
 };
 
 enum sb_stream_format {
