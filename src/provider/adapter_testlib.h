@@ -38,7 +38,8 @@ struct fx {
     struct sb_model m;
     struct sb_call c;
     const struct sb_provider_ops *ops;
-    bool squote; /* client bodies and expected bodies are written with ' for " (see fx_q) */
+    bool squote;  /* client bodies and expected bodies are written with ' for " (see fx_q) */
+    bool foreign; /* the next calls carry another provider's signatures (a fallback) */
 };
 
 /* ---- fixture ---- */
@@ -120,6 +121,7 @@ static inline void fx_call(struct fx *f, const char *body, enum sb_op op)
                             .json = j};
     f->c.stream = op == SB_OP_CHAT && sb_json_bool(sb_json_get(j, "stream"));
     f->c.client_wants_usage = so && sb_json_bool(sb_json_get(so, "include_usage"));
+    f->c.foreign_signatures = f->foreign;
 }
 
 static inline struct sb_slice fx_header(const struct sb_upstream_req *r, const char *name)

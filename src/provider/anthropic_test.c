@@ -293,6 +293,16 @@ static void test_request_thinking_blocks_back(void **state)
                    "{'messages':[{'role':'assistant','content':'y','thinking_blocks':[{'type':"
                    "'summary'}]}]}",
                    "messages[0].thinking_blocks[0]", "redacted_thinking");
+    /* A fallback from another provider: its signed blocks are left out, not forwarded. */
+    f->foreign = true;
+    fx_expect_body(
+        f,
+        "{'messages':[{'role':'user','content':'x'},{'role':'assistant','content':'Sure.',"
+        "'thinking_blocks':[{'type':'thinking','thinking':'t','signature':'EqQB'}]}]}",
+        SB_OP_CHAT,
+        "{'model':'claude-sonnet-4-20250514','max_tokens':8192,'messages':[{'role':'user',"
+        "'content':'x'},{'role':'assistant','content':'Sure.'}]}");
+    f->foreign = false;
 }
 
 static void test_request_stop_format_user(void **state)
