@@ -182,6 +182,7 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         .sessions = s->sessions,
         .admin = &gateway.admin,
         .writer = s->usage,
+        .allow_private_base_urls = s->cfg->allow_private_base_urls,
     };
     return sb_api_create(&o, &s->api, err); /* publishes the first snapshot */
 }

@@ -38,7 +38,8 @@ sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
      * rotation every row is under it; a rotation runs under a->lock and ends
      * (or is resumed at create) before the next reload. */
     if (sb_store_registry_version(a->store, &v, err) != SB_OK ||
-        sb_registry_load(a->store, &(struct sb_registry_keys){.kr = a->keyring}, &reg, err) != SB_OK)
+        sb_registry_load(a->store, &(struct sb_registry_keys){.kr = a->keyring}, &reg, err) !=
+            SB_OK)
         return err->code;
     sb_registry_publish(reg);
     a->version = v;
@@ -119,6 +120,7 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
     a->writer = o->writer;
     a->sessions = o->sessions;
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
+    a->allow_private = o->allow_private_base_urls;
     sb__api_rate_init(&a->tests, 10, 60000, 2);
     if (o->admin) {
         a->admin = *o->admin;

@@ -38,6 +38,7 @@ struct sb_api_opts {
     const struct sb_admin_hash *admin; /* the admin token's hash; NULL = none */
     struct sb_usage_writer *writer;    /* audit rows; borrowed, may be NULL in tests */
     unsigned poll_ms;                  /* registry_version poll period; 0 = 1000 */
+    bool allow_private_base_urls;      /* the config's choice: non-admins may name internal hosts */
 };
 
 /* Opens the store, loads and publishes the first snapshot, starts the

@@ -334,7 +334,7 @@ sb_err sb__api_provider_test_unsaved(struct sb_api_call *c)
         target_free(&t);
         return c->err.code;
     }
-    bool refuse_private = c->actor.role != SB_ROLE_ADMIN;
+    bool refuse_private = sb__api_refuse_private(c);
     sb_err rc = run_probe(c, &t, true, refuse_private, 1, t.has_model, &r);
     target_free(&t);
     sb__api_rate_done(&c->api->tests);

@@ -75,6 +75,7 @@ struct sb_api {
     struct sb_admin_hash admin;
     bool has_admin;
     struct sb_usage_writer *writer;
+    bool allow_private;          /* an admin allowed internal base URLs for everyone (config) */
     int64_t version;             /* registry_version the published snapshot was built at */
     int64_t loaded_at_ms;        /* when it was published */
     _Atomic int64_t store_ok_ms; /* when the poller last read the store, 0 = it failed */
@@ -148,6 +149,10 @@ extern const size_t sb__api_nroutes;
 /* Matches path against pattern, filling params (decoded? no: raw segments). */
 bool sb__api_match(const char *pattern, struct sb_slice path, struct sb_slice *param,
                    size_t *nparam);
+
+/* Non-admins' base URLs must resolve to public addresses (SSRF), unless the
+ * config allows internal ones (allow_private_base_urls). */
+bool sb__api_refuse_private(const struct sb_api_call *c);
 
 /* ---- reply.c: answers and inputs ---- */
 

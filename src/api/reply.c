@@ -44,6 +44,11 @@ void sb__api_time(struct sb_jw *j, const char *key, int64_t ms)
     sb_jw_cstr(j, iso);
 }
 
+bool sb__api_refuse_private(const struct sb_api_call *c)
+{
+    return c->actor.role != SB_ROLE_ADMIN && !c->api->allow_private;
+}
+
 const char *sb__api_role_name(unsigned role)
 {
     return role == SB_ROLE_ADMIN ? "admin" : role == SB_ROLE_DEVELOPER ? "developer" : "user";

@@ -170,7 +170,7 @@ static sb_err parse(struct sb_api_call *c, struct sb_store_template *t)
         check_models_part(c, models) != SB_OK)
         return c->err.code;
     /* A non-admin's URL must not point into our own network (SSRF). */
-    if (t->base_url && c->actor.role != SB_ROLE_ADMIN &&
+    if (t->base_url && sb__api_refuse_private(c) &&
         sb_ssrf_check_url(t->base_url, false, &c->err) != SB_OK)
         return c->err.code;
     t->options = opts ? sb_arena_strndup(c->arena, opts->raw.p, opts->raw.len) : NULL;

@@ -396,9 +396,9 @@ static sb_err set_list(struct walk *w, const struct field *f, void *base, const 
 }
 
 static const set_fn setters[] = {
-    [F_STR] = set_str,   [F_INT] = set_int,   [F_NUM] = set_num,
-    [F_BOOL] = set_bool, [F_CRED] = set_cred, [F_HEADERS] = set_headers,
-    [F_STRS] = set_strs, [F_INTS] = set_ints, [F_MAP] = set_map,   [F_LIST] = set_list,
+    [F_STR] = set_str,   [F_INT] = set_int,         [F_NUM] = set_num,   [F_BOOL] = set_bool,
+    [F_CRED] = set_cred, [F_HEADERS] = set_headers, [F_STRS] = set_strs, [F_INTS] = set_ints,
+    [F_MAP] = set_map,   [F_LIST] = set_list,
 };
 
 static const struct field *find_field(const struct table *t, const struct sb__ynode *key)
@@ -514,8 +514,7 @@ static sb_err check_provider_aws(struct walk *w, struct sb_store_provider *p,
 
 /* `template: groq` fills what the entry leaves out: type, base_url, and the
  * template's options (api_version, region). Models stay explicit. */
-static sb_err apply_template(struct walk *w, struct sb_store_provider *p,
-                             const struct sb__ynode *n)
+static sb_err apply_template(struct walk *w, struct sb_store_provider *p, const struct sb__ynode *n)
 {
     const struct sb_store_template *t = sb_templates_find(p->template_id);
     struct sb_json *opts = NULL;
@@ -528,8 +527,8 @@ static sb_err apply_template(struct walk *w, struct sb_store_provider *p,
         p->type = t->type;
     if (!p->base_url && t->base_url)
         p->base_url = t->base_url;
-    if (t->options &&
-        sb_json_parse(w->cfg->arena, t->options, strlen(t->options), &lim, &opts, &ignore) == SB_OK) {
+    if (t->options && sb_json_parse(w->cfg->arena, t->options, strlen(t->options), &lim, &opts,
+                                    &ignore) == SB_OK) {
         const struct sb_json *v = sb_json_get(opts, "api_version");
         if (!p->api_version && sb_json_is_string(v))
             p->api_version = sb_arena_strndup(w->cfg->arena, v->str.p, v->str.len);
@@ -609,8 +608,7 @@ static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
                      "least-busy, cost)",
                      r->strategy);
     if (r->ntargets == 0)
-        return at_key(w, "targets",
-                      wfail(w, n->line, "targets: at least one target is required"));
+        return at_key(w, "targets", wfail(w, n->line, "targets: at least one target is required"));
     if (r->weights && r->nweights != r->ntargets)
         return ffail(w, n, "weights", "one weight per target (%zu targets, %zu weights)",
                      r->ntargets, r->nweights);
@@ -750,8 +748,12 @@ static const struct field route_fields[] = {
     STR("id", ROUTE, id),
     STR("strategy", ROUTE, strategy),
     ARR("targets", F_STRS, ROUTE, targets, ntargets, NULL),
-    {.key = "weights", .kind = F_INTS, .off = offsetof(ROUTE, weights),
-     .off_n = offsetof(ROUTE, nweights), .min = 0, .max = 1000000},
+    {.key = "weights",
+     .kind = F_INTS,
+     .off = offsetof(ROUTE, weights),
+     .off_n = offsetof(ROUTE, nweights),
+     .min = 0,
+     .max = 1000000},
     MAP("cache", route_cache_table), /* issue 7 part 9 */
 };
 
@@ -794,6 +796,7 @@ static const struct field top_fields[] = {
     STR("redis", CFG, redis),
     INT("workers", CFG, workers, 0, 1024),
     CRED("metrics_token", CFG, metrics_token),
+    BOOL("allow_private_base_urls", CFG, allow_private_base_urls),
     MAP("server", server_table),
     MAP("cache", cache_table),
     ARR("providers", F_LIST, CFG, system.providers, system.nproviders, &provider_table),

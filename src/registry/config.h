@@ -16,6 +16,7 @@
  *   redis: (none)                   redis://...
  *   workers: 0                      0 = one per core, at most 1024
  *   metrics_token: (none)           env:NAME | file:PATH; /metrics then needs Bearer <token>
+ *   allow_private_base_urls: false  true lets developers name internal hosts (SSRF guard off)
  *   server:                         connection limits of the listener
  *     max_body_bytes: 8388608       request body, 1 KiB .. 1 GiB      (8 MiB)
  *     max_header_bytes: 16384       request header block, 1 KiB .. 1 MiB (16 KiB)
@@ -66,6 +67,7 @@ struct sb_config {
     const char *redis;         /* redis://..., NULL = none */
     int64_t workers;           /* 0 = number of cores */
     const char *metrics_token; /* reference (env:NAME | file:PATH) to the /metrics token, or NULL */
+    bool allow_private_base_urls; /* non-admins may give internal base URLs (default: refused) */
     struct sb_server_limits server;
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
     struct sb_arena *arena;          /* owns every string and array above */

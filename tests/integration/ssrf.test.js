@@ -99,3 +99,22 @@ describe('SSRF refusals', () => {
         await h.assertCleanStop(gw);
     });
 });
+
+describe('SSRF guard turned off by the config (allow_private_base_urls: true)', () => {
+    let fake, gw;
+    before(async () => {
+        fake = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
+        gw = await h.startGateway(fake, {
+            configYaml: (server) => `${h.configYaml(fake.port, server)}allow_private_base_urls: true\n`,
+        });
+    });
+    after(async () => {
+        if (gw) await h.assertCleanStop(gw);
+        if (fake) await fake.stop();
+    });
+    it('a developer may name an internal host when an admin allowed it', async () => {
+        const dev = await cp.userSession(gw, 'ssrf-dev2', 'developer');
+        const r = await cp.api.post(gw, '/api/templates', { id: 'internal-ok', type: 'openai', base_url: 'http://127.0.0.1:9/v1' }, dev);
+        assert.equal(r.status, 201, r.text);
+    });
+});
