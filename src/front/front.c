@@ -18,6 +18,7 @@
 #include "crypto/keys.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
+#include "router/cache.h"
 #include "router/router.h"
 #include "store/usage.h"
 #include "upstream/client.h"
@@ -89,6 +90,12 @@ static void metrics(struct sb_http_req *req, struct worker *w)
     if (f->usage)
         sb_usage_stats(f->usage, &us);
     sb_metrics_render_usage(&b, &us);
+    struct sb_cache_stats cs = {0};
+    if (f->gw->cache)
+        f->gw->cache->ops->stats(f->gw->cache, &cs);
+    const unsigned long long cache[7] = {cs.hits,    cs.misses,  cs.stores, cs.evictions,
+                                         cs.expired, cs.entries, cs.bytes};
+    sb_metrics_render_limits_cache(&b, cache);
     if (f->gw->router) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

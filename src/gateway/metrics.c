@@ -221,3 +221,34 @@ void sb_metrics_render_usage(struct sb_buf *out, const struct sb_usage_stats *s)
                   (unsigned long long)s->queue_rows, (unsigned long long)s->journal_rows,
                   (unsigned long long)s->journal_bytes, (unsigned long long)s->spilled);
 }
+
+/* ---- limiter rejections and the response cache ---- */
+
+static _Atomic unsigned long long refused[4][2]; /* [scope][budget] */
+
+void sb_metrics_limit_refused(int scope, bool budget)
+{
+    if (scope >= 1 && scope <= 3)
+        atomic_fetch_add(&refused[scope][budget ? 1 : 0], 1);
+}
+
+void sb_metrics_render_limits_cache(struct sb_buf *out, const unsigned long long cache[7])
+{
+    static const char *const scopes[] = {"", "provider", "key", "user"};
+    static const char *const names[] = {"hits",    "misses",  "stores", "evictions",
+                                        "expired", "entries", "bytes"};
+    sb_buf_printf(out,
+                  "# HELP switchboard_limit_rejections_total Requests refused by our own "
+                  "rate limits and budgets.\n# TYPE switchboard_limit_rejections_total counter\n");
+    for (int sc = 1; sc <= 3; sc++)
+        for (int b = 0; b < 2; b++)
+            sb_buf_printf(out,
+                          "switchboard_limit_rejections_total{scope=\"%s\",kind=\"%s\"} %llu\n",
+                          scopes[sc], b ? "budget" : "rate", atomic_load(&refused[sc][b]));
+    for (int i = 0; i < 7; i++) {
+        bool gauge = i >= 5;
+        sb_buf_printf(out, "# TYPE switchboard_cache_%s%s %s\nswitchboard_cache_%s%s %llu\n",
+                      names[i], gauge ? "" : "_total", gauge ? "gauge" : "counter", names[i],
+                      gauge ? "" : "_total", cache[i]);
+    }
+}

@@ -30,6 +30,12 @@ void sb_metrics_record(const struct sb_metrics_sample *s);
 /* Appends the whole exposition (text format 0.0.4) to out. extra_gauges may be NULL. */
 void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long long usage_written,
                        unsigned long long usage_failed);
+/* A request refused by our own limits: scope 1 provider, 2 virtual key, 3 user
+ * (router/limits.h enum sb_limits_scope), budget true for a spend limit. */
+void sb_metrics_limit_refused(int scope, bool budget);
+/* Appends the limiter rejections and the response cache's counters (hits,
+ * misses, stores, evictions, expired, entries, bytes; any may be 0). */
+void sb_metrics_render_limits_cache(struct sb_buf *out, const unsigned long long cache[7]);
 /* Appends the usage writer's queue and journal families (usage.h). Borrows s. */
 void sb_metrics_render_usage(struct sb_buf *out, const struct sb_usage_stats *s);
 

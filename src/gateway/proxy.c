@@ -776,8 +776,12 @@ static sb_err reserve_limits(struct proxy *x, const struct sb_model *m, struct s
         .no_output = x->call.op == SB_OP_EMBEDDINGS,
         .now_ms = sb__wall_ms(),
     };
-    return x->lim.held ? sb_limits_retarget(l, &r, &x->lim, err)
-                       : sb_limits_reserve(l, &r, &x->lim, err);
+    sb_err rc = x->lim.held ? sb_limits_retarget(l, &r, &x->lim, err)
+                            : sb_limits_reserve(l, &r, &x->lim, err);
+    if (rc == SB_E_RATE_LIMITED)
+        sb_metrics_limit_refused((int)x->lim.refused,
+                                 strcmp(err->api_code, "insufficient_quota") == 0);
+    return rc;
 }
 
 /* Prepares target plan.t[attempt] and starts it. */

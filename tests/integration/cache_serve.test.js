@@ -53,6 +53,9 @@ describe('response cache on /v1', () => {
         assert.equal(rows[1].cost_usd, 0);
         const c = await ask(r1, fake.marker('other'));
         assert.equal(c.headers['x-switchboard-cache'], 'miss');
+        const met = await h.request(gw, { method: 'GET', path: '/metrics' });
+        assert.match(met.text, /switchboard_cache_hits_total [1-9]/);
+        assert.match(met.text, /switchboard_cache_entries [1-9]/);
     });
 
     it('a streaming request is answered from a stored answer as a stream, and a stream fills the cache', async () => {

@@ -152,6 +152,8 @@ describe('limits api', () => {
             assert.match(e.message, new RegExp(`virtual key ${k.id}: 2 requests per minute`));
             const ra = Number(r.headers['retry-after']);
             assert.ok(ra >= 1 && ra <= 30, `Retry-After ${r.headers['retry-after']}`);
+            const met = await h.request(gw, { method: 'GET', path: '/metrics' });
+            assert.match(met.text, /switchboard_limit_rejections_total\{scope="key",kind="rate"\} [1-9]/);
         });
 
         it('a key at its budget gets 429 insufficient_quota, and nothing reaches the upstream', async () => {
