@@ -57,7 +57,7 @@ describe('anthropic adapter through the openai SDK', () => {
         assert.equal(data.model, 'claude-sonnet-4-20250514');
         assert.equal(data.choices[0].message.content, 'Bonjour \u{1F44B}');
         assert.equal(data.choices[0].finish_reason, 'stop');
-        assert.deepEqual(data.usage, { prompt_tokens: 115, completion_tokens: 4, total_tokens: 119, prompt_tokens_details: { cached_tokens: 100 } });
+        assert.deepEqual(data.usage, { prompt_tokens: 115, completion_tokens: 4, total_tokens: 119, prompt_tokens_details: { cached_tokens: 100, cache_creation_tokens: 3 } });
         assert.equal(response.headers.get('x-switchboard-provider'), 'claude');
         assert.equal(response.headers.get('x-switchboard-adjusted'), null);
         const up = fake.requestsFor(m)[0];
