@@ -150,6 +150,12 @@ struct serve_state {
  * control plane then open their own (one thread per connection). */
 static sb_err open_store(struct serve_state *s, const char *db, struct sb_error *err)
 {
+    /* Each of the gateway's threads opens its own connection, and every
+     * connection to ":memory:" is a database of its own. */
+    if (strcmp(db, "sqlite::memory:") == 0)
+        return sb_fail(err, SB_E_CONFIG,
+                       "--db sqlite::memory: cannot be shared by the gateway's connections; "
+                       "use sqlite:PATH (a temporary file works)");
     struct sb_store *wstore = NULL;
     if (sb_store_open(db, &s->store, err) != SB_OK || sb_store_migrate(s->store, err) != SB_OK ||
         sb_store_sync_system(s->store, &s->cfg->system, err) != SB_OK ||

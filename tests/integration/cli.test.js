@@ -83,6 +83,12 @@ describe('cli', () => {
         assert.ok(!r.stderr.includes(secret) && !r.stdout.includes(secret), 'the literal key was echoed');
     });
 
+    it('serve refuses sqlite::memory: with a clear message (its connections would not share it)', () => {
+        const r = run(['serve', '--db', 'sqlite::memory:', '--listen', '127.0.0.1:0'], { SWITCHBOARD_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /sqlite::memory: cannot be shared/);
+    });
+
     it('stops cleanly', async () => {
         await h.assertCleanStop(gw);
     });
