@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mock_upstream.c - a fast OpenAI-compatible upstream for `make bench`.
+ * mock_upstream.c - a fast OpenAI- and Anthropic-format upstream for `make bench`.
  *
  * One thread, one libuv loop, http-parser, keep-alive. It must never be the
- * bottleneck: every response is built once and cached (keyed by model,
- * stream and include_usage), then written straight from the cache with no
- * copy. What a request gets is chosen by the request itself:
- *   - non-streaming: model "m<N>k" returns a chat.completion of exactly N KiB
- *     (any other model: 1 KiB), with a usage object;
+ * bottleneck: every response is built once and cached (keyed by wire format,
+ * model, stream and include_usage), then written straight from the cache with
+ * no copy. POST /v1/chat/completions answers in OpenAI's format, POST
+ * /v1/messages in Anthropic's Messages format (the translated path: it wants
+ * x-api-key and anthropic-version like the real API, and answers 401 / 400 in
+ * Anthropic's error shape without them). What a request gets is chosen by the
+ * request itself:
+ *   - non-streaming: model "m<N>k" returns a chat.completion (or a Message) of
+ *     exactly N KiB (any other model: 1 KiB), with usage;
  *   - streaming ("stream":true): SSE chat.completion.chunk events, then a usage
- *     chunk when stream_options.include_usage is true, then `data: [DONE]`.
+ *     chunk when stream_options.include_usage is true, then `data: [DONE]`; or
+ *     Anthropic's events: message_start, content_block_start, ping, one
+ *     content_block_delta (text_delta) per chunk, content_block_stop,
+ *     message_delta (stop_reason, usage), message_stop. Both carry the same
+ *     text in the same number of pieces.
  *     Model "s-paced" sends one chunk every --pace-ms, "s-hold" one every
  *     --hold-ms (streams that stay open), anything else all chunks at once.
  * Paced streams write the first chunk together with the headers, so a proxy
@@ -32,7 +40,7 @@
 
 #define MAX_BODY (1u << 20)   /* request body cap: larger requests get 413 */
 #define MAX_MODEL 64          /* model names longer than this are refused */
-#define MAX_CACHED 64         /* distinct (model, stream, usage) responses */
+#define MAX_CACHED 64         /* distinct (format, model, stream, usage) responses */
 #define MAX_KIB 16384         /* largest "m<N>k" body: 16 MiB */
 
 /* ---- options ---------------------------------------------------------- */
@@ -48,8 +56,12 @@ static struct {
 
 /* ---- cached responses ------------------------------------------------- */
 
+/* The wire formats the mock speaks; indexes formats[] below. */
+enum fmt { FMT_OPENAI, FMT_ANTHROPIC };
+
 /* One immutable response, built on first use and kept for the process life. */
 struct resp {
+    enum fmt fmt;              /* cache key */
     char model[MAX_MODEL + 1]; /* cache key */
     int stream;                /* cache key */
     int usage;                 /* cache key: stream_options.include_usage */
@@ -65,12 +77,24 @@ static struct resp cache[MAX_CACHED];
 static int ncached;
 
 static const char filler[] = "lorem ipsum dolor sit amet ";
+static const char sse_hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                              "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
 
-/* Appends one HTTP chunk holding the SSE event `data: <json>\n\n`. */
-static void put_event(struct sb_buf *b, const char *json)
+/* Appends one HTTP chunk holding the SSE event `[event: <name>\n]data: <json>\n\n`. */
+static void put_event_named(struct sb_buf *b, const char *name, const char *json)
 {
     size_t n = strlen(json) + 8; /* "data: " + "\n\n" */
-    sb_buf_printf(b, "%zx\r\ndata: %s\n\n\r\n", n, json);
+    if (name) {
+        n += strlen(name) + 8; /* "event: " + "\n" */
+        sb_buf_printf(b, "%zx\r\nevent: %s\ndata: %s\n\n\r\n", n, name, json);
+    } else {
+        sb_buf_printf(b, "%zx\r\ndata: %s\n\n\r\n", n, json);
+    }
+}
+
+static void put_event(struct sb_buf *b, const char *json)
+{
+    put_event_named(b, NULL, json);
 }
 
 static void put_chunk_event(struct sb_buf *b, const char *model, const char *delta,
@@ -85,18 +109,27 @@ static void put_chunk_event(struct sb_buf *b, const char *model, const char *del
     put_event(b, ev);
 }
 
-static void build_stream(struct resp *r)
+/* Where a stream's pieces go: `full` when unpaced, else head / mid / tail. */
+static struct sb_buf *part(struct resp *r, struct sb_buf *paced)
 {
-    static const char hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                              "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
-    struct sb_buf *head = r->pace_ms ? &r->head : &r->full;
-    sb_buf_append_cstr(head, hdr);
-    put_chunk_event(head, r->model, "{\"role\":\"assistant\",\"content\":\"tok \"}", "null");
-    put_chunk_event(&r->mid, r->model, "{\"content\":\"tok \"}", "null");
+    return r->pace_ms ? paced : &r->full;
+}
+
+/* Appends `mid` chunks-1 times to an unpaced stream (the first is in the head). */
+static void repeat_mid(struct resp *r)
+{
     if (!r->pace_ms)
         for (int i = 1; i < r->chunks; i++)
             sb_buf_append_slice(&r->full, sb_buf_slice(&r->mid));
-    struct sb_buf *tail = r->pace_ms ? &r->tail : &r->full;
+}
+
+static void build_stream_openai(struct resp *r)
+{
+    struct sb_buf *head = part(r, &r->head), *tail = part(r, &r->tail);
+    sb_buf_append_cstr(head, sse_hdr);
+    put_chunk_event(head, r->model, "{\"role\":\"assistant\",\"content\":\"tok \"}", "null");
+    put_chunk_event(&r->mid, r->model, "{\"content\":\"tok \"}", "null");
+    repeat_mid(r);
     put_chunk_event(tail, r->model, "{}", "\"stop\"");
     if (r->usage) {
         char ev[256];
@@ -111,22 +144,72 @@ static void build_stream(struct resp *r)
     sb_buf_append_cstr(tail, "0\r\n\r\n");
 }
 
-/* Writes the chat.completion body with `fill` bytes of content; returns its length. */
-static size_t completion_body(struct sb_buf *b, const char *model, size_t fill)
+/* Anthropic's stream: the same text pieces as OpenAI's, framed as Messages API events. */
+static void build_stream_anthropic(struct resp *r)
 {
+    static const char delta[] = "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                "{\"type\":\"text_delta\",\"text\":\"tok \"}}";
+    struct sb_buf *head = part(r, &r->head), *tail = part(r, &r->tail);
+    char ev[512];
+    sb_buf_append_cstr(head, sse_hdr);
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock\",\"type\":\"message\","
+             "\"role\":\"assistant\",\"content\":[],\"model\":\"%s\",\"stop_reason\":null,"
+             "\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}",
+             r->model);
+    put_event_named(head, "message_start", ev);
+    put_event_named(head, "content_block_start",
+                    "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+                    "{\"type\":\"text\",\"text\":\"\"}}");
+    put_event_named(head, "ping", "{\"type\":\"ping\"}");
+    put_event_named(head, "content_block_delta", delta);
+    put_event_named(&r->mid, "content_block_delta", delta);
+    repeat_mid(r);
+    put_event_named(tail, "content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}");
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","
+             "\"stop_sequence\":null},\"usage\":{\"output_tokens\":%d}}",
+             r->chunks);
+    put_event_named(tail, "message_delta", ev);
+    put_event_named(tail, "message_stop", "{\"type\":\"message_stop\"}");
+    sb_buf_append_cstr(tail, "0\r\n\r\n");
+}
+
+/* What differs between the two wire formats: everything else is shared. */
+static const struct format {
+    const char *name;
+    void (*build_stream)(struct resp *r);
+    const char *body_open;  /* whole answer up to its text; %s = model */
+    const char *body_close; /* after the text; %zu = output tokens, %zu = total tokens */
+    const char *bad_model;  /* 400 body for a missing model or a full cache */
+} formats[] = {
+    [FMT_OPENAI] = {"openai", build_stream_openai,
+                    "{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion\",\"created\":1700000000,"
+                    "\"model\":\"%s\",\"system_fingerprint\":\"fp_mock\",\"choices\":[{\"index\":0,"
+                    "\"message\":{\"role\":\"assistant\",\"content\":\"",
+                    "\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,"
+                    "\"completion_tokens\":%zu,\"total_tokens\":%zu}}",
+                    "{\"error\":{\"message\":\"mock: bad model\",\"type\":"
+                    "\"invalid_request_error\",\"param\":\"model\",\"code\":null}}"},
+    [FMT_ANTHROPIC] = {"anthropic", build_stream_anthropic,
+                       "{\"id\":\"msg_mock\",\"type\":\"message\",\"role\":\"assistant\","
+                       "\"model\":\"%s\",\"content\":[{\"type\":\"text\",\"text\":\"",
+                       "\"}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,\"usage\":"
+                       "{\"input_tokens\":12,\"output_tokens\":%zu}}",
+                       "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                       "\"message\":\"mock: bad model\"}}"},
+};
+
+/* Writes the whole answer body with `fill` bytes of text; returns its length. */
+static size_t completion_body(struct sb_buf *b, const struct resp *r, size_t fill)
+{
+    const struct format *f = &formats[r->fmt];
     size_t start = b->len;
-    sb_buf_printf(b,
-                  "{\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion\",\"created\":1700000000,"
-                  "\"model\":\"%s\",\"system_fingerprint\":\"fp_mock\",\"choices\":[{\"index\":0,"
-                  "\"message\":{\"role\":\"assistant\",\"content\":\"",
-                  model);
+    sb_buf_printf(b, f->body_open, r->model);
     for (size_t i = 0; i < fill; i++)
         sb_buf_append_char(b, filler[i % (sizeof filler - 1)]);
     size_t toks = fill / 4 + 1;
-    sb_buf_printf(b,
-                  "\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,"
-                  "\"completion_tokens\":%zu,\"total_tokens\":%zu}}",
-                  toks, toks + 12);
+    sb_buf_printf(b, f->body_close, toks, toks + 12);
     return b->len - start;
 }
 
@@ -146,7 +229,7 @@ static void build_completion(struct resp *r)
     size_t fill = 0;
     for (int pass = 0; pass < 4; pass++) {
         sb_buf_reset(&probe);
-        size_t len = completion_body(&probe, r->model, fill);
+        size_t len = completion_body(&probe, r, fill);
         if (len == want)
             break;
         fill = len < want ? fill + (want - len) : (fill > len - want ? fill - (len - want) : 0);
@@ -155,23 +238,25 @@ static void build_completion(struct resp *r)
     sb_buf_printf(&r->full, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                             "Content-Length: %zu\r\n\r\n",
                   want);
-    size_t got = completion_body(&r->full, r->model, fill);
+    size_t got = completion_body(&r->full, r, fill);
     if (got != want)
-        fprintf(stderr, "mock: body for %s is %zu bytes, wanted %zu\n", r->model, got, want);
+        fprintf(stderr, "mock: %s body for %s is %zu bytes, wanted %zu\n", formats[r->fmt].name,
+                r->model, got, want);
 }
 
 /* Returns the cached response for this request shape, building it once; NULL when full. */
-static const struct resp *lookup(const char *model, int stream, int usage)
+static const struct resp *lookup(enum fmt fmt, const char *model, int stream, int usage)
 {
-    if (!stream)
-        usage = 0;
+    if (!stream || fmt != FMT_OPENAI)
+        usage = 0; /* Anthropic streams always carry usage */
     for (int i = 0; i < ncached; i++)
-        if (cache[i].stream == stream && cache[i].usage == usage &&
+        if (cache[i].fmt == fmt && cache[i].stream == stream && cache[i].usage == usage &&
             strcmp(cache[i].model, model) == 0)
             return &cache[i];
     if (ncached == MAX_CACHED)
         return NULL;
     struct resp *r = &cache[ncached++];
+    r->fmt = fmt;
     snprintf(r->model, sizeof r->model, "%s", model);
     r->stream = stream;
     r->usage = usage;
@@ -193,7 +278,7 @@ static const struct resp *lookup(const char *model, int stream, int usage)
     }
     if (r->chunks < 1)
         r->chunks = 1;
-    build_stream(r);
+    formats[fmt].build_stream(r);
     return r;
 }
 
@@ -207,12 +292,23 @@ struct conn {
     char url[256];             /* request path; longer paths are truncated (and 404) */
     size_t url_len;
     int too_large;             /* the body went past MAX_BODY */
+    char hname[32];            /* the header name being read, lower case, truncated */
+    size_t hname_len;
+    int in_value;              /* the parser is in a header value (a new name resets hname) */
+    unsigned seen;             /* HDR_* bits of the request's headers */
     int keep_alive;            /* from the request that is being answered */
     const struct resp *stream; /* paced stream in progress, or NULL */
     int step;                  /* chunks of it already written */
     int open_handles;          /* tcp + timer; freed when both close callbacks ran */
     int closing;
 };
+
+/* Request headers the Anthropic route checks, as the real API does. */
+enum { HDR_API_KEY = 1, HDR_VERSION = 2 };
+static const struct {
+    const char *name; /* lower case */
+    unsigned bit;
+} checked_headers[] = {{"x-api-key", HDR_API_KEY}, {"anthropic-version", HDR_VERSION}};
 
 static uv_loop_t *loop;
 static http_parser_settings settings;
@@ -336,7 +432,7 @@ static int value_is_true(const char *v, const char *end)
     return v && end - v >= 4 && memcmp(v, "true", 4) == 0;
 }
 
-static void handle_chat(struct conn *c)
+static void handle_chat(struct conn *c, enum fmt fmt)
 {
     const char *p = c->body.p ? c->body.p : "";
     const char *end = p + c->body.len;
@@ -350,19 +446,11 @@ static void handle_chat(struct conn *c)
             ml = 0;
     }
     model[ml] = '\0';
-    if (ml == 0) {
-        send_text(c, "400 Bad Request",
-                  "{\"error\":{\"message\":\"mock: missing or bad model\",\"type\":"
-                  "\"invalid_request_error\",\"param\":\"model\",\"code\":null}}");
-        return;
-    }
     int stream = value_is_true(find_value(p, c->body.len, "\"stream\""), end);
     int usage = value_is_true(find_value(p, c->body.len, "\"include_usage\""), end);
-    const struct resp *r = lookup(model, stream, usage);
-    if (!r) {
-        send_text(c, "400 Bad Request",
-                  "{\"error\":{\"message\":\"mock: too many distinct models\",\"type\":"
-                  "\"invalid_request_error\",\"param\":\"model\",\"code\":null}}");
+    const struct resp *r = ml ? lookup(fmt, model, stream, usage) : NULL;
+    if (!r) { /* no model, or too many distinct ones */
+        send_text(c, "400 Bad Request", formats[fmt].bad_model);
         return;
     }
     if (!r->pace_ms) {
@@ -382,6 +470,9 @@ static int on_message_begin(http_parser *p)
     struct conn *c = p->data;
     c->url_len = 0;
     c->too_large = 0;
+    c->hname_len = 0;
+    c->in_value = 0;
+    c->seen = 0;
     sb_buf_reset(&c->body);
     return 0;
 }
@@ -395,6 +486,46 @@ static int on_url(http_parser *p, const char *at, size_t len)
     c->url_len += n;
     c->url[c->url_len] = '\0';
     return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (c->in_value)
+        c->hname_len = 0;
+    c->in_value = 0;
+    for (size_t i = 0; i < len && c->hname_len < sizeof c->hname - 1; i++) {
+        char ch = at[i];
+        c->hname[c->hname_len++] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+    }
+    c->hname[c->hname_len] = '\0';
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = p->data;
+    if (!c->in_value && len)
+        for (size_t i = 0; i < sizeof checked_headers / sizeof checked_headers[0]; i++)
+            if (strcmp(c->hname, checked_headers[i].name) == 0)
+                c->seen |= checked_headers[i].bit;
+    c->in_value = 1;
+    return 0;
+}
+
+/* POST /v1/messages: the headers the real API insists on, then the answer. */
+static void handle_messages(struct conn *c)
+{
+    if (!(c->seen & HDR_API_KEY))
+        send_text(c, "401 Unauthorized",
+                  "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\","
+                  "\"message\":\"mock: x-api-key header is required\"}}");
+    else if (!(c->seen & HDR_VERSION))
+        send_text(c, "400 Bad Request",
+                  "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+                  "\"message\":\"mock: anthropic-version header is required\"}}");
+    else
+        handle_chat(c, FMT_ANTHROPIC);
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
@@ -420,7 +551,9 @@ static int on_message_complete(http_parser *p)
     if (c->too_large)
         send_text(c, "413 Payload Too Large", "{\"error\":{\"message\":\"mock: body too large\"}}");
     else if (p->method == HTTP_POST && strcmp(c->url, "/v1/chat/completions") == 0)
-        handle_chat(c);
+        handle_chat(c, FMT_OPENAI);
+    else if (p->method == HTTP_POST && strcmp(c->url, "/v1/messages") == 0)
+        handle_messages(c);
     else if (p->method == HTTP_GET && strcmp(c->url, "/health") == 0)
         send_text(c, "200 OK", "{\"status\":\"ok\"}");
     else if (p->method == HTTP_GET && strcmp(c->url, "/v1/models") == 0)
@@ -478,8 +611,9 @@ static void usage_exit(void)
     fprintf(stderr,
             "usage: mock_upstream [--port N] [--fast-chunks N] [--paced-chunks N] [--pace-ms MS]\n"
             "                     [--hold-chunks N] [--hold-ms MS]\n"
-            "  POST /v1/chat/completions: model m<N>k -> N KiB completion; stream:true -> SSE,\n"
-            "  model s-paced / s-hold -> one chunk every pace / hold ms, others all at once.\n");
+            "  POST /v1/chat/completions (OpenAI) or /v1/messages (Anthropic): model m<N>k ->\n"
+            "  an N KiB answer; stream:true -> SSE, model s-paced / s-hold -> one chunk every\n"
+            "  pace / hold ms, others all at once.\n");
     exit(2);
 }
 
@@ -520,15 +654,20 @@ int main(int argc, char **argv)
     }
     settings.on_message_begin = on_message_begin;
     settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     loop = uv_default_loop();
     /* Precompute the bodies the benchmark uses, so no request pays for a build. */
-    lookup("m1k", 0, 0);
-    lookup("m100k", 0, 0);
-    lookup("s-fast", 1, 1);
-    lookup("s-paced", 1, 1);
-    lookup("s-hold", 1, 1);
+    lookup(FMT_OPENAI, "m1k", 0, 0);
+    lookup(FMT_OPENAI, "m100k", 0, 0);
+    lookup(FMT_OPENAI, "s-fast", 1, 1);
+    lookup(FMT_OPENAI, "s-paced", 1, 1);
+    lookup(FMT_OPENAI, "s-hold", 1, 1);
+    lookup(FMT_ANTHROPIC, "m1k", 0, 0);
+    lookup(FMT_ANTHROPIC, "s-fast", 1, 0);
+    lookup(FMT_ANTHROPIC, "s-paced", 1, 0);
 
     uv_tcp_t server;
     struct sockaddr_in addr;

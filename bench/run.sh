@@ -7,12 +7,16 @@
 # saturation the core is the only resource, so 1e6/(req/s) is the CPU in
 # microseconds that one request costs the client, the mock and the proxy
 # together, and the difference to the direct column is what the proxy adds
-# (DESIGN.md section 7). Prints one table, saves it to build/bench/results.txt,
-# and stops every process it started, by PID, on any exit.
+# (DESIGN.md section 7). The "translated" target is the same switchboard
+# reached with models whose provider is `anthropic`-type on the same mock: the
+# OpenAI client's request and answer are translated both ways, so its rows show
+# what translation costs beside the pass-through rows. Prints one table, saves
+# it to build/bench/results.txt, and stops every process it started, by PID,
+# on any exit.
 #
 # Knobs (environment): BENCH_CORE (1), BENCH_DURATION (2 s per run),
 # BENCH_ROUNDS (3 runs per cell, median shown), BENCH_WARMUP (1 s), BENCH_STREAMS (10000), BENCH_TTFB_N (2000),
-# BENCH_PACED_N (20), BENCH_TARGETS ("direct nginx switchboard"), BENCH_NICE (-10).
+# BENCH_PACED_N (20), BENCH_TARGETS ("direct nginx switchboard translated"), BENCH_NICE (-10).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +28,7 @@ WARM=${BENCH_WARMUP:-1}
 STREAMS=${BENCH_STREAMS:-10000}
 TTFB_N=${BENCH_TTFB_N:-2000}
 PACED_N=${BENCH_PACED_N:-20}
-TARGETS=${BENCH_TARGETS:-"direct nginx switchboard"}
+TARGETS=${BENCH_TARGETS:-"direct nginx switchboard translated"}
 NICE=${BENCH_NICE:--10}
 PACE_MS=10        # s-paced: one chunk every 10 ms ...
 PACED_CHUNKS=20   # ... 20 chunks
@@ -113,7 +117,10 @@ MOCK_PORT=$(free_port)
 NGINX_PORT=$(free_port)
 SB_PORT=$(free_port)
 TOKEN="sb-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-declare -A PORT=([direct]=$MOCK_PORT [nginx]=$NGINX_PORT [switchboard]=$SB_PORT)
+declare -A PORT=([direct]=$MOCK_PORT [nginx]=$NGINX_PORT [switchboard]=$SB_PORT [translated]=$SB_PORT)
+# translated: switchboard's own port, models "a-<name>" served by the anthropic-type provider.
+declare -A PREFIX=([translated]=a-)
+TRANSLATED_SCENS=" ns1k_c1 ns1k_c64 sfast_c1 " # the cells the translated path is measured in
 declare -A PID=() START_MS=()
 
 # ---- start the three servers ----------------------------------------------
@@ -150,10 +157,18 @@ providers:
     type: openai
     base_url: http://127.0.0.1:$MOCK_PORT/v1
     api_key: env:MOCK_KEY
+  - id: mock-anthropic
+    type: anthropic
+    base_url: http://127.0.0.1:$MOCK_PORT
+    api_key: env:MOCK_KEY
 models:
 EOF
     for m in m1k m100k s-fast s-paced s-hold; do
         printf '  - id: %s\n    provider: mock\n    upstream_model: %s\n' "$m" "$m" >>"$tmp/switchboard.yaml"
+    done
+    for m in m1k s-fast s-paced; do
+        printf '  - id: a-%s\n    provider: mock-anthropic\n    upstream_model: %s\n' "$m" "$m" \
+            >>"$tmp/switchboard.yaml"
     done
     poll_start "$SB_PORT" 10
     SWITCHBOARD_ADMIN_TOKEN=$TOKEN MOCK_KEY=mock-key \
@@ -171,14 +186,14 @@ EOF
 # smoke TARGET: one request of each kind must come back right before we time anything.
 smoke() {
     local url="http://127.0.0.1:${PORT[$1]}/v1/chat/completions" auth=(-H "Authorization: Bearer $TOKEN")
-    local body
+    local body pre=${PREFIX[$1]:-}
     body=$(curl -s --max-time 5 "${auth[@]}" -H 'Content-Type: application/json' \
-        -d '{"model":"m1k","messages":[{"role":"user","content":"hi"}]}' "$url")
+        -d '{"model":"'"${pre}"'m1k","messages":[{"role":"user","content":"hi"}]}' "$url")
     [[ $body == *'"object":"chat.completion"'* && $body == *'"usage"'* ]] ||
         { echo "bad non-streaming answer: ${body:0:200}"; return 1; }
     body=$(curl -s -N --max-time 5 "${auth[@]}" -H 'Content-Type: application/json' \
-        -d '{"model":"s-fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}' "$url")
-    [[ $body == *'chat.completion.chunk'* && $body == *'data: [DONE]'* ]] ||
+        -d '{"model":"'"${pre}"'s-fast","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}' "$url")
+    [[ $body == *'chat.completion.chunk'* && $body == *'data: [DONE]'* && $body == *'"usage"'* ]] ||
         { echo "bad streaming answer: ${body:0:200}"; return 1; }
 }
 
@@ -190,13 +205,17 @@ for t in $TARGETS; do
         direct) ;;
         nginx) start_nginx 1024 || WHY="nginx did not start: $(tail -3 "$tmp/nginx/error.log" 2>/dev/null | tr '\n' ' ')" ;;
         switchboard) start_switchboard || WHY=${WHY:-failed to start} ;;
+        translated)
+            # The same switchboard process: measured only when it runs.
+            if [[ " ${active[*]} " == *" switchboard "* ]]; then PID[translated]=${PID[switchboard]}
+            else WHY="needs the switchboard target"; fi ;;
         *) WHY="unknown target" ;;
     esac
     [ -z "$WHY" ] && { WHY=$(smoke "$t") || WHY=${WHY:-smoke test failed}; }
     if [ -n "$WHY" ]; then
         printf '%s\t%s\n' "$t" "$WHY" >>"$tmp/notes"
         echo "bench: $t skipped: $WHY" >&2
-        [ -n "${PID[$t]:-}" ] && [ "$t" != direct ] && stop_pid "${PID[$t]}"
+        [ -n "${PID[$t]:-}" ] && [ "$t" != direct ] && [ "$t" != translated ] && stop_pid "${PID[$t]}"
     else
         active+=("$t")
     fi
@@ -215,7 +234,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # with the server process's own CPU time over the run (round 0 = warm-up, not recorded).
 run_wrk() {
     local url="http://127.0.0.1:${PORT[$1]}/v1/chat/completions" line t0 t1
-    export BENCH_MODEL=$4 BENCH_STREAM=$5 BENCH_TOKEN=$TOKEN
+    export BENCH_MODEL=${PREFIX[$1]:-}$4 BENCH_STREAM=$5 BENCH_TOKEN=$TOKEN
     t0=$(cpu_ticks "${PID[$1]}")
     line=$("${PIN[@]}" timeout $(($6 + 20)) wrk -t1 -c"$3" -d"$6s" --timeout 5s --latency \
         -s bench/chat.lua "$url" 2>&1 | grep '^WRK_RESULT')
@@ -232,18 +251,22 @@ scenarios=(
 )
 # Rounds interleave the targets (d n s d n s ...) so drift on the machine hits
 # every column alike; the table shows the median over the rounds.
+# in_cell TARGET SCEN: whether TARGET is measured in that cell (translated only in a few).
+in_cell() { [ "$1" != translated ] || [[ $TRANSLATED_SCENS == *" $2 "* ]]; }
 echo "bench: wrk, $ROUNDS x ${DUR} s per cell after ${WARM} s warm-up, everything on core $CORE" >&2
 for s in "${scenarios[@]}"; do
     read -r scen conns model stream <<<"$s"
-    for t in "${active[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$WARM" 0; done
+    cell=()
+    for t in "${active[@]}"; do in_cell "$t" "$scen" && cell+=("$t"); done
+    for t in "${cell[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$WARM" 0; done
     for r in $(seq "$ROUNDS"); do
-        for t in "${active[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$DUR" "$r"; done
+        for t in "${cell[@]}"; do run_wrk "$t" "$scen" "$conns" "$model" "$stream" "$DUR" "$r"; done
     done
 done
 
 # Peak memory under the load above, before the stream test inflates it.
 for t in "${active[@]}"; do
-    [ "$t" = direct ] && continue
+    [ "$t" = direct ] || [ "$t" = translated ] && continue
     rec "$t" mem "start_ms=${START_MS[$t]:-} $(awk '/^VmHWM|^VmRSS/ {printf "%s=%s ", tolower(substr($1,1,length($1)-1)), $2}' "/proc/${PID[$t]}/status")"
 done
 
@@ -252,15 +275,16 @@ done
 echo "bench: streaming TTFB ($TTFB_N fast, $PACED_N paced per target)" >&2
 for t in "${active[@]}"; do
     line=$("${PIN[@]}" "$BUILD/bench/streamload" --mode ttfb --port "${PORT[$t]}" --token "$TOKEN" \
-        --model s-fast -n "$TTFB_N" --warmup 100 --timeout-s 60 | grep '^RESULT')
+        --model "${PREFIX[$t]:-}s-fast" -n "$TTFB_N" --warmup 100 --timeout-s 60 | grep '^RESULT')
     rec "$t" ttfb "${line#RESULT }"
     line=$("${PIN[@]}" "$BUILD/bench/streamload" --mode ttfb --port "${PORT[$t]}" --token "$TOKEN" \
-        --model s-paced -n "$PACED_N" --warmup 2 --pace-ms "$PACE_MS" --timeout-s 60 | grep '^RESULT')
+        --model "${PREFIX[$t]:-}s-paced" -n "$PACED_N" --warmup 2 --pace-ms "$PACE_MS" --timeout-s 60 |
+        grep '^RESULT')
     rec "$t" paced "${line#RESULT }"
 done
 
 for t in "${active[@]}"; do
-    [ "$t" = direct ] && continue
+    [ "$t" = direct ] || [ "$t" = translated ] && continue # translated: the same process
     if [ "$t" = nginx ]; then
         stop_pid "${PID[nginx]}"
         start_nginx $(((2 * HOLD_N + 256) * 17 / 16 + 1024)) || { echo "bench: nginx restart failed" >&2; continue; }
@@ -285,7 +309,8 @@ R = {}  # (target, scenario) -> [ {key: value} per round ]
 for line in open(path):
     kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
     R.setdefault((kv.pop("target"), kv.pop("scen")), []).append(kv)
-T = ["direct", "nginx", "switchboard"]
+T = ["direct", "nginx", "switchboard", "translated"]
+SB = ("switchboard", "translated")  # rows with an x ratio vs nginx
 
 def vals(t, s, k):
     out = []
@@ -324,6 +349,9 @@ if float(load0) >= 0.5:
 p("cpu/req = 1e6/(req/s): client+mock+proxy on one core at saturation; srv = the server process's own")
 p("CPU per request; + = added vs direct; x = switchboard's added / nginx's added; req/s and p50 are")
 p("medians over the rounds, p99 the lowest (other load on the core only ever raises a tail)")
+if any(k[0] == "translated" for k in R):
+    p("translated = switchboard, OpenAI client -> anthropic-type provider on the same mock (nginx cannot")
+    p("translate: its x is only a scale, not a target; see 'translated vs pass-through' below)")
 p("")
 p(f"{'scenario':<11} {'target':<12} {'req/s':>8} {'p50us':>7} {'p99us':>7} {'+p50':>6} {'+p99':>6} "
   f"{'cpu/req':>7} {'+cpu':>6} {'srv':>6} {'x+cpu':>6} {'x+p50':>6} {'x+p99':>6}")
@@ -345,7 +373,7 @@ for scen in ["ns1k_c1", "ns1k_c16", "ns1k_c64", "ns100k_c1", "ns100k_c16", "ns10
             add[t] = (sub(cpu, 1e6 / drps if drps else None),
                       sub(p50, g("direct", scen, "p50_us")), sub(p99, best("direct", scen, "p99_us")))
         rx = (None, None, None)
-        if t == "switchboard" and "nginx" in add:
+        if t in SB and "nginx" in add:
             rx = tuple(ratio(a, b) for a, b in zip(add[t], add["nginx"]))
         errs = errors[(t, scen)] = int(sum(sum(vals(t, scen, k)) for k in
                    ("err_connect", "err_read", "err_write", "err_status", "err_timeout")))
@@ -376,7 +404,7 @@ for t in T:
     d50 = sub(a50, g("direct", "ttfb", "ttfb_p50_us")) if t != "direct" else None
     d99 = sub(a99, g("direct", "ttfb", "ttfb_p99_us")) if t != "direct" else None
     add[t] = d50
-    rx = ratio(d50, add.get("nginx")) if t == "switchboard" else None
+    rx = ratio(d50, add.get("nginx")) if t in SB else None
     unb = (f"{int(g(t, 'paced', 'unbuffered') or 0)}/{int(g(t, 'paced', 'n') or 0)}"
            if (t, "paced") in R else "-")
     p(f"{label:<11} {t:<12} {f(a50,8)} {f(a99,7)} {f(d50,6)} {f(d99,6)} {f(rx,6,2)}   "
@@ -384,7 +412,7 @@ for t in T:
       f"{f(g(t, 'paced', 'gap_p99_us'),8)} {unb:>10}")
     label = ""
 if "switchboard" in add and "nginx" in add:
-    bad = sum(int(g(t, "ttfb", "errors") or 0) for t in T)
+    bad = sum(int(g(t, "ttfb", "errors") or 0) for t in ("direct", "nginx", "switchboard"))
     checks.append(("added TTFB p50, s-fast c1", add["switchboard"], add["nginx"], 1.25, "us", bad))
 
 p("")
@@ -433,8 +461,37 @@ if ("switchboard", "paced") in R:
     ok = bool(n) and u == n and gap is not None and abs(gap - pace * 1000) < pace * 500
     p(f"  {'paced streams not buffered':<34} {int(u or 0)}/{int(n or 0)} first chunk before the "
       f"second was sent, gap p50 {f(gap,0)} us vs {pace} ms  {'PASS' if ok else 'FAIL'}")
+
 for line in open(notes):
     t, _, msg = line.rstrip("\n").partition("\t")
     p(f"  {t}: not measured: {msg}")
+
+def cell(t, s):  # (cpu/req, srv, p50, p99) of one wrk cell
+    rps = g(t, s, "rps")
+    return (1e6 / rps if rps else None, srv_cpu(t, s), g(t, s, "p50_us"), best(t, s, "p99_us"))
+def sg(v, d=1):  # a signed difference: "+12.3", "-0.8"; "-" when not measured
+    return "-" if v is None else f"{v:+.{d}f}"
+tr = [s for s in ["ns1k_c1", "ns1k_c64", "sfast_c1"] if ("translated", s) in R]
+if tr or ("translated", "ttfb") in R:
+    p("")
+    p("translated vs pass-through: the same switchboard, anthropic-type vs openai-type provider on the mock")
+    p("(informational, no DESIGN.md target; cpu/req includes the mock's own answer in each format)")
+for s in tr:
+    kind, c = s.split("_")
+    d = [sub(a, b) for a, b in zip(cell("translated", s), cell("switchboard", s))]
+    bad = sum(errors.get((t, s), 0) for t in SB)
+    p(f"  {names[kind] + ' ' + c:<11} translated costs {sg(d[0])} us CPU per request vs pass-through "
+      f"(server process {sg(d[1])} us), p50 {sg(d[2], 0)} us, p99 {sg(d[3], 0)} us"
+      + (f"  INVALID ({bad} failed requests)" if bad else ""))
+if ("translated", "ttfb") in R and ("switchboard", "ttfb") in R:
+    d50 = sub(g("translated", "ttfb", "ttfb_p50_us"), g("switchboard", "ttfb", "ttfb_p50_us"))
+    d99 = sub(g("translated", "ttfb", "ttfb_p99_us"), g("switchboard", "ttfb", "ttfb_p99_us"))
+    p(f"  {'TTFB':<11} translated first byte vs pass-through: p50 {sg(d50, 0)} us, p99 {sg(d99, 0)} us")
+if ("translated", "paced") in R:
+    n, u = g("translated", "paced", "n"), g("translated", "paced", "unbuffered")
+    gap = g("translated", "paced", "gap_p50_us")
+    ok = bool(n) and u == n and gap is not None and abs(gap - pace * 1000) < pace * 500
+    p(f"  {'paced':<11} translated streams not buffered: {int(u or 0)}/{int(n or 0)}, gap p50 "
+      f"{f(gap,0)} us vs {pace} ms  {'PASS' if ok else 'FAIL'}")
 print("\n".join(out))
 PY

@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "crypto/secret.h"
 #include "provider/oai_emit.h"
 #include "provider/openai_int.h"
 #include "provider/provider.h"
@@ -459,6 +460,15 @@ static bool param_word(struct sb_slice s, size_t cap)
     return true;
 }
 
+/* An upstream that echoes our key in error.code, type or param must not reach the client. */
+static bool holds_key(const struct sb_call *c, struct sb_slice s)
+{
+    if (!c->provider || !c->provider->api_key)
+        return false;
+    struct sb_slice key = sb_secret_reveal(c->provider->api_key);
+    return key.len >= 4 && memmem(s.p, s.len, key.p, key.len) != NULL;
+}
+
 void sb__openai_keep_code(const struct sb_call *c, int status, struct sb_slice body,
                           struct sb_error *err)
 {
@@ -472,12 +482,13 @@ void sb__openai_keep_code(const struct sb_call *c, int status, struct sb_slice b
         param = jget(jget(root, "error"), "param");
     }
     /* The upstream's type and param pass through when they are plain words. */
-    if (jstr(type) && code_word(type->str) && type->str.len < sizeof(err->api_type))
+    if (jstr(type) && code_word(type->str) && type->str.len < sizeof(err->api_type) &&
+        !holds_key(c, type->str))
         snprintf(err->api_type, sizeof(err->api_type), "%.*s", SB_FMT(type->str));
-    if (jstr(param) && param_word(param->str, sizeof(err->api_param)))
+    if (jstr(param) && param_word(param->str, sizeof(err->api_param)) && !holds_key(c, param->str))
         snprintf(err->api_param, sizeof(err->api_param), "%.*s", SB_FMT(param->str));
     const char *word = status == 401 ? "invalid_api_key" : status == 404 ? "model_not_found" : "";
-    if (jstr(code) && code_word(code->str)) {
+    if (jstr(code) && code_word(code->str) && !holds_key(c, code->str)) {
         snprintf(err->api_code, sizeof(err->api_code), "%.*s", SB_FMT(code->str));
         word = err->api_code;
     }

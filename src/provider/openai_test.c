@@ -431,6 +431,34 @@ static void test_map_error(void **state)
     assert_int_equal(strlen(err.msg), strlen("upstream openai: ") + 199);
 }
 
+/* Found by fuzz/openai_fuzz.c: an upstream that puts the key in error.code, type or param. */
+static void test_map_error_key_in_fields(void **state)
+{
+    struct fx *f = *state;
+    struct sb_error err;
+    fx_call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
+    memset(&err, 0, sizeof(err));
+    f->ops->map_error(
+        &f->c, 401,
+        sb_slice_cstr("{\"error\":{\"message\":\"no\",\"code\":\"sk-test-secret-1234\","
+                      "\"type\":\"sk-test-secret-1234\",\"param\":\"key=sk-test-secret-1234\"}}"),
+        &err);
+    assert_int_equal(err.code, SB_E_UNAUTHORIZED);
+    assert_string_equal(err.api_code, "invalid_api_key"); /* the status's word, not the key */
+    assert_string_equal(err.api_type, "");
+    assert_string_equal(err.api_param, "");
+    /* The same fields without the key still pass through. */
+    memset(&err, 0, sizeof(err));
+    f->ops->map_error(
+        &f->c, 400,
+        sb_slice_cstr("{\"error\":{\"message\":\"long\",\"code\":\"context_length_exceeded\","
+                      "\"type\":\"invalid_request_error\",\"param\":\"messages\"}}"),
+        &err);
+    assert_string_equal(err.api_code, "context_length_exceeded");
+    assert_string_equal(err.api_type, "invalid_request_error");
+    assert_string_equal(err.api_param, "messages");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_errors, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stream_callback_stops, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_map_error, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_error_key_in_fields, setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
