@@ -797,9 +797,16 @@ static sb_err try_target(struct proxy *x, struct sb_error *err)
     if (check_caps(x, err) != SB_OK || choose_credential(x, err) != SB_OK ||
         reserve_limits(x, m, err) != SB_OK)
         return err->code;
+    if (x->w->gw->router && !sb_router_begin(x->w->gw->router, m, sb__wall_ms())) {
+        if (x->lim.held) /* this target is skipped: its provider share goes back */
+            sb_limits_cancel(x->w->gw->limits, &x->lim, sb__wall_ms());
+        sb_fail(err, SB_E_RATE_LIMITED,
+                "provider '%s' has its max_concurrency (%ld) requests in flight; retry shortly",
+                m->provider->id, m->provider->max_concurrency);
+        snprintf(err->api_code, sizeof(err->api_code), "rate_limit_exceeded");
+        return SB_E_RATE_LIMITED;
+    }
     x->attempt_ns = uv_hrtime();
-    if (x->w->gw->router)
-        sb_router_begin(x->w->gw->router, m, sb__wall_ms());
     sb_err rc = start_upstream(x, err);
     if (rc != SB_OK)
         end_attempt(x, true, 0); /* never reached the upstream: says nothing of it */

@@ -63,6 +63,7 @@ struct sb_provider {
     bool personal_keys_required;
     enum sb_auth_method keyed_auth; /* how a key is sent when there is one (auth is NONE
                                        without a system key; a user's own key uses this) */
+    long max_concurrency; /* appended (issue 7): requests in flight at once, 0 = no cap */
 };
 
 enum sb_capability {

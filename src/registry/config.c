@@ -656,6 +656,7 @@ static const struct field provider_fields[] = {
     INT("timeout_ms", PROV, timeout_ms, 0, 3600000),
     INT("connect_timeout_ms", PROV, connect_timeout_ms, 0, 600000),
     INT("idle_timeout_ms", PROV, idle_timeout_ms, 0, 3600000),
+    INT("max_concurrency", PROV, max_concurrency, 0, 1000000),
     STR("api_version", PROV, api_version),
     STR("region", PROV, region),
     CRED("aws_access_key_id", PROV, aws_access_key_id),

@@ -136,6 +136,7 @@ static void provider_fields(struct builder *b, const struct sb_store_provider *s
     p->enabled = sp->enabled;
     p->is_system = sp->is_system;
     p->personal_keys_required = sp->personal_keys_required;
+    p->max_concurrency = (long)sp->max_concurrency;
 }
 
 static void note_skipped_type(struct builder *b, const char *type)

@@ -179,14 +179,31 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
 
 /* ---- attempts ---- */
 
-void sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms)
+#define PROVIDER_PREFIX "provider " /* a space: no model id holds one */
+
+/* A provider's own record ("provider <id>") counts its requests in flight. */
+static struct health *provider_of(struct sb_router *rt, const struct sb_model *m)
+{
+    char key[sizeof(((struct health *)0)->id)];
+    snprintf(key, sizeof(key), PROVIDER_PREFIX "%s", m->provider->id);
+    return get(rt, key);
+}
+
+bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms)
 {
     pthread_mutex_lock(&rt->lock);
+    struct health *p = provider_of(rt, m);
+    if (m->provider->max_concurrency > 0 && p->inflight >= m->provider->max_concurrency) {
+        pthread_mutex_unlock(&rt->lock);
+        return false;
+    }
+    p->inflight++;
     struct health *h = get(rt, m->id);
     h->inflight++;
     if (state(h, now_ms) == SB_BREAKER_HALF_OPEN)
         h->probing = true;
     pthread_mutex_unlock(&rt->lock);
+    return true;
 }
 
 static double ewma(double avg, double x)
@@ -198,6 +215,9 @@ void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, doub
                    double ttft_ms, int64_t hold_ms, int64_t now_ms)
 {
     pthread_mutex_lock(&rt->lock);
+    struct health *pv = provider_of(rt, m);
+    if (pv->inflight > 0)
+        pv->inflight--;
     struct health *h = get(rt, m->id);
     bool probe = h->probing;
     if (h->inflight > 0)
@@ -252,7 +272,7 @@ void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t 
         family(out, f[k].name, f[k].help);
         for (size_t i = 0; i <= rt->mask; i++) {
             const struct health *h = &rt->h[i];
-            if (!h->id[0])
+            if (!h->id[0] || strncmp(h->id, PROVIDER_PREFIX, strlen(PROVIDER_PREFIX)) == 0)
                 continue;
             double v = k == 0   ? (double)state(h, now_ms)
                        : k == 1 ? (double)h->inflight
@@ -261,5 +281,10 @@ void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t 
             sb_buf_printf(out, "%s{model=\"%s\"} %g\n", f[k].name, h->id, v);
         }
     }
+    family(out, "switchboard_provider_inflight", "Requests in flight to the provider.");
+    for (size_t i = 0; i <= rt->mask; i++)
+        if (strncmp(rt->h[i].id, PROVIDER_PREFIX, strlen(PROVIDER_PREFIX)) == 0)
+            sb_buf_printf(out, "switchboard_provider_inflight{provider=\"%s\"} %d\n",
+                          rt->h[i].id + strlen(PROVIDER_PREFIX), rt->h[i].inflight);
     pthread_mutex_unlock(&rt->lock);
 }

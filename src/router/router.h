@@ -59,8 +59,10 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
                     const struct sb_route_entry *re, const struct sb_plan_req *q,
                     struct sb_plan *out);
 
-/* An attempt on m begins (in-flight count; claims a half-open breaker's probe). */
-void sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms);
+/* An attempt on m begins (in-flight count; claims a half-open breaker's probe).
+ * false, and nothing counted, when m's provider already has its
+ * max_concurrency requests in flight (checked and counted under one lock). */
+bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms);
 /* It ended: ok or a failure that counts against the deployment (connect
  * error, timeout, 429, 5xx), with its latency and time to first token (< 0 =
  * none). hold_ms > 0 (an upstream's Retry-After) keeps traffic away from the

@@ -16,6 +16,11 @@
 
 static struct sb_store_provider providers[] = {
     {.id = "p", .type = "openai", .base_url = "http://127.0.0.1:1", .enabled = true},
+    {.id = "q",
+     .type = "openai",
+     .base_url = "http://127.0.0.1:2",
+     .enabled = true,
+     .max_concurrency = 2},
 };
 
 static struct sb_store_model models[] = {
@@ -52,6 +57,8 @@ static struct sb_store_model models[] = {
      .enabled = true,
      .owner = "alice",
      .caps = {.streaming = true}},
+    {.id = "q1", .provider = "q", .upstream_model = "q1", .enabled = true},
+    {.id = "q2", .provider = "q", .upstream_model = "q2", .enabled = true},
 };
 
 static const char *targets[] = {"a", "b", "c", "nope", "mine"};
@@ -66,9 +73,9 @@ static struct sb_registry *reg;
 static int setup(void **state)
 {
     struct sb_store_entities e = {.providers = providers,
-                                  .nproviders = 1,
+                                  .nproviders = 2,
                                   .models = models,
-                                  .nmodels = 4,
+                                  .nmodels = 6,
                                   .routes = routes,
                                   .nroutes = 1};
     struct sb_error err = {0};
@@ -212,6 +219,27 @@ static void test_breaker(void **state)
     sb_router_free(rt);
 }
 
+/* max_concurrency counts the provider's requests in flight, across its models. */
+static void test_provider_concurrency(void **state)
+{
+    struct sb_router *rt = sb_router_create(NULL);
+    const struct sb_model *q1 = sb_registry_find_model(reg, SB_SLICE("q1"));
+    const struct sb_model *q2 = sb_registry_find_model(reg, SB_SLICE("q2"));
+    const struct sb_model *a = sb_registry_find_model(reg, SB_SLICE("a"));
+    assert_true(sb_router_begin(rt, q1, 1000));
+    assert_true(sb_router_begin(rt, q2, 1000));
+    assert_false(sb_router_begin(rt, q1, 1000)); /* two in flight: full */
+    assert_false(sb_router_begin(rt, q2, 1000));
+    for (int i = 0; i < 5; i++) /* another provider without a cap is not affected */
+        assert_true(sb_router_begin(rt, a, 1000));
+    sb_router_end(rt, q1, true, 5, -1, 0, 1001);
+    assert_true(sb_router_begin(rt, q2, 1002));
+    struct sb_router_health h;
+    assert_true(sb_router_health(rt, "q2", 1002, &h));
+    assert_int_equal(h.inflight, 2);
+    sb_router_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_cost_latency_busy),
         cmocka_unit_test(test_weighted),
         cmocka_unit_test(test_breaker),
+        cmocka_unit_test(test_provider_concurrency),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -115,6 +115,7 @@ struct sb_store_provider {
                                 none; read-only (written by credential_put) */
     bool personal_keys_required; /* no system-key fallback for users (stored in options) */
     const char *template_id;     /* config file only: the built-in template it starts from */
+    int64_t max_concurrency;     /* requests in flight at once, 0 = no cap (stored in options) */
 };
 
 struct sb_store_model {

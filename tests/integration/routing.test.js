@@ -187,6 +187,24 @@ describe('routing and failover', () => {
         assert.equal(spread.size, 2, 'different conversations spread over the weights');
     });
 
+    it("a provider's max_concurrency caps its requests in flight; a route moves on to its next target", async () => {
+        cp.ok(await cp.api.post(gw, '/api/providers', {
+            id: 'pc', type: 'openai', base_url: `http://127.0.0.1:${A.port}/v1`, api_key: h.FAKE_KEY, max_concurrency: 1,
+        }), 201);
+        const mc = await model('pc');
+        const m = A.script(A.marker('busy'), { delayMs: 600 });
+        const [r1, r2] = await Promise.all([ask(mc, m), (async () => { await h.sleep(150); return ask(mc, m); })()]);
+        assert.equal(r1.status, 200, r1.text);
+        assert.equal(r2.status, 429, r2.text);
+        assert.match(r2.json.error.message, /max_concurrency \(1\)/);
+        const rt = await route([mc, await model('pb')]);
+        const [s1, s2] = await Promise.all([ask(rt, m), (async () => { await h.sleep(150); return ask(rt, m); })()]);
+        served(s1, 'pc', 0);
+        served(s2, 'pb', 0);
+        const met = await h.request(gw, { method: 'GET', path: '/metrics' });
+        assert.match(met.text, /switchboard_provider_inflight\{provider="pc"\} 0/);
+    });
+
     it('a virtual key scoped to a route may use the route; a route of unfit targets is a clear 400', async () => {
         const r1 = await route([await model('pa')]);
         const k = cp.ok(await cp.api.post(gw, '/api/keys', { name: 'route-key', models: [r1] }), 201);
