@@ -468,6 +468,19 @@ sb_err sb_oai_embed_input(const struct sb_call *c, const char *type, const struc
  * Requests
  * ================================================================== */
 
+/* clang-format off */
+const char *const sb_oai_chat_fields[] = {
+    "model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens",
+    "max_completion_tokens", "stop", "seed", "frequency_penalty", "presence_penalty", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "n", "user", "reasoning_effort",
+    "logprobs", "store", "metadata", NULL,
+};
+/* clang-format on */
+
+const char *const sb_oai_embed_fields[] = {
+    "model", "input", "encoding_format", "dimensions", "user", NULL,
+};
+
 sb_err sb_oai_check_fields(const struct sb_call *c, const char *type, const char *const known[],
                            struct sb_error *err)
 {

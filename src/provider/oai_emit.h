@@ -148,6 +148,12 @@ sb_err sb_oai_embed_input(const struct sb_call *c, const char *type, const struc
 
 /* ---- requests ---- */
 
+/* The OpenAI chat and embeddings members the translating adapters (Cohere, Ollama) carry over
+ * or safely drop (user, store, metadata, stream_options); NULL-terminated, for
+ * sb_oai_check_fields. */
+extern const char *const sb_oai_chat_fields[];
+extern const char *const sb_oai_embed_fields[];
+
 /* Fails with SB_E_BAD_REQUEST naming the first top-level member of the client body that is
  * not in known (a NULL-terminated list), and when n is not 1. */
 sb_err sb_oai_check_fields(const struct sb_call *c, const char *type, const char *const known[],

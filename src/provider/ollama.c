@@ -33,19 +33,6 @@
 #define STREAM_MAX_LINE (4u * 1024u * 1024u)
 #define SCRATCH_BLOCK (16u * 1024u)
 
-/* clang-format off */
-static const char *const chat_fields[] = {
-    "model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens",
-    "max_completion_tokens", "stop", "seed", "frequency_penalty", "presence_penalty", "tools",
-    "tool_choice", "parallel_tool_calls", "response_format", "n", "user", "reasoning_effort",
-    "logprobs", "store", "metadata", NULL,
-};
-/* clang-format on */
-
-static const char *const embed_fields[] = {
-    "model", "input", "encoding_format", "dimensions", "user", NULL,
-};
-
 /* ==================================================================
  * Request: messages
  * ================================================================== */
@@ -415,7 +402,7 @@ static sb_err chat_body(struct req *r)
 {
     const struct sb_model *m = r->c->model;
     const struct sb_json *lp = sb_oai_get(r->c->json, "logprobs");
-    if (sb_oai_check_fields(r->c, TYPE, chat_fields, r->err) != SB_OK)
+    if (sb_oai_check_fields(r->c, TYPE, sb_oai_chat_fields, r->err) != SB_OK)
         return r->err->code;
     if (present(lp) && lp->type != SB_JSON_FALSE)
         return sb_fail(r->err, SB_E_BAD_REQUEST, "'logprobs' is not supported by ollama");
@@ -441,7 +428,7 @@ static sb_err embed_body(struct req *r)
 {
     const struct sb_model *m = r->c->model;
     const struct sb_json *in = NULL, *dims = sb_oai_get(r->c->json, "dimensions");
-    if (sb_oai_check_fields(r->c, TYPE, embed_fields, r->err) != SB_OK ||
+    if (sb_oai_check_fields(r->c, TYPE, sb_oai_embed_fields, r->err) != SB_OK ||
         sb_oai_embed_input(r->c, TYPE, &in, r->err) != SB_OK)
         return r->err->code;
     sb_jw_obj_begin(&r->w);
