@@ -276,6 +276,11 @@ static const char m8_sql[] = "DROP INDEX IF EXISTS usage_logs_user_ts;"
                              "DROP INDEX IF EXISTS usage_logs_request;"
                              "DROP INDEX IF EXISTS usage_logs_route_ts;";
 
+/* Migration 9: a model's extra keys, shaped like the config file's
+ * (issue 7): {"fallbacks": ["model-id", "provider/upstream", ...]}, the
+ * targets a request naming this model tries after it; "{}" is none. */
+static const char m9_sql[] = "ALTER TABLE models ADD COLUMN options {json} NOT NULL DEFAULT '{}';";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
@@ -286,6 +291,7 @@ const struct sb__migration sb__migrations[] = {
     {6, "A/B experiments, feedback", m6_sql},
     {7, "route options: the response cache", m7_sql},
     {8, "usage rows: only the time index (the others cost the hot path)", m8_sql},
+    {9, "model options: fallbacks", m9_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);
