@@ -37,6 +37,12 @@ TEST_SRC := $(wildcard src/*/*_test.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:src/%.c=$(BUILD)/test/%)
 BIN      := $(BUILD)/switchboard
+# The web console (web/, Vue + Vite) is built once into web/dist (a stamp shared
+# by every variant) and embedded as a generated C table (src/front/ui.h).
+WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js \
+            web/package.json web/package-lock.json
+UI_GEN   := $(BUILD)/gen/ui_assets.c
+UI_OBJ   := $(BUILD)/gen/ui_assets.o
 
 .PHONY: fuzzers all run test unit integration asan fuzz bench check format clean bootstrap tools
 
@@ -49,7 +55,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libsb.a: $(LIB_OBJ)
+web/dist/.built: $(WEB_SRC) scripts/build-web.sh
+	@scripts/build-web.sh
+
+$(UI_GEN): web/dist/.built scripts/embed-ui.sh
+	@mkdir -p $(dir $@)
+	@scripts/embed-ui.sh web/dist $@
+
+$(UI_OBJ): $(UI_GEN) src/front/ui.h
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsb.a: $(LIB_OBJ) $(UI_OBJ)
 	rm -f $@ && ar rcsP $@ $^
 
 $(BIN): $(BUILD)/src/main.o $(BUILD)/libsb.a

@@ -4,7 +4,8 @@
  * endpoints, and the per-loop worker context.
  *
  * /api/... goes whole to the control plane, which authenticates and answers
- * unknown paths in its own error shape. /v1 needs a client credential
+ * unknown paths in its own error shape. /ui/... is the web console's files
+ * (ui.c), public like any login page. /v1 needs a client credential
  * (gateway/client_auth.c) before anything is said about what exists.
  */
 #include "front/front.h"
@@ -16,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "crypto/keys.h"
+#include "front/ui.h"
 #include "gateway/metrics.h"
 #include "registry/registry.h"
 #include "router/cache.h"
@@ -186,6 +188,10 @@ void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
             sb_api_handle(w->front->api, req, w->gw.loop);
         else
             api_unavailable(req);
+        return;
+    }
+    if (sb_ui_owns(req->path)) { /* the console's files, public: its data comes from /api */
+        sb_ui_serve(req);
         return;
     }
     const struct route *hit = NULL;
