@@ -281,6 +281,49 @@ static const char m8_sql[] = "DROP INDEX IF EXISTS usage_logs_user_ts;"
  * targets a request naming this model tries after it; "{}" is none. */
 static const char m9_sql[] = "ALTER TABLE models ADD COLUMN options {json} NOT NULL DEFAULT '{}';";
 
+/*
+ * Migration 10: batch jobs (issue 7 part 10, store/batch.h). A job row
+ * (owner, options, status, counters, and the lease of the runner working on
+ * it) and one row per input line: the body to send, and once answered the
+ * output line, so a restart resumes at the first line without a result.
+ */
+static const char m10_sql[] =
+    "CREATE TABLE batches ("
+    " id {id},"
+    " identifier TEXT NOT NULL UNIQUE," /* batch_<24 hex> */
+    " created_by TEXT NOT NULL,"        /* the /api actor: username or admin-token */
+    " run_as TEXT NOT NULL CHECK (run_as IN ('admin', 'user', 'key')),"
+    " user_id TEXT,"
+    " key_id BIGINT,"
+    " endpoint TEXT NOT NULL,"
+    " model TEXT,"
+    " concurrency INTEGER NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('validating', 'queued', 'in_progress', 'completed',"
+    "  'failed', 'cancelling', 'cancelled')),"
+    " total BIGINT NOT NULL,"
+    " completed BIGINT NOT NULL DEFAULT 0,"
+    " failed BIGINT NOT NULL DEFAULT 0,"
+    " in_flight BIGINT NOT NULL DEFAULT 0,"
+    " error TEXT,"
+    " metadata {json},"
+    " runner TEXT,"                          /* the process holding the lease, or NULL */
+    " lease_until BIGINT NOT NULL DEFAULT 0," /* Unix ms */
+    " created_at BIGINT NOT NULL,"
+    " started_at BIGINT,"
+    " finished_at BIGINT,"
+    " cancelled_at BIGINT);"
+    "CREATE INDEX batches_created_by ON batches(created_by, id);"
+    "CREATE INDEX batches_status ON batches(status);"
+    "CREATE TABLE batch_lines ("
+    " batch_id BIGINT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,"
+    " line INTEGER NOT NULL," /* 1-based */
+    " custom_id TEXT,"
+    " endpoint TEXT NOT NULL,"
+    " body TEXT,"   /* what is sent; NULL for a line refused at validation */
+    " result TEXT," /* the output line; NULL = pending */
+    " failed SMALLINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (batch_id, line));";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
@@ -292,6 +335,7 @@ const struct sb__migration sb__migrations[] = {
     {7, "route options: the response cache", m7_sql},
     {8, "usage rows: only the time index (the others cost the hot path)", m8_sql},
     {9, "model options: fallbacks", m9_sql},
+    {10, "batch jobs", m10_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);
