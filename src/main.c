@@ -171,7 +171,11 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     if (!s->usage)
         return err->code;
     gateway.sessions = s->sessions;
-    gateway.router = s->router = sb_router_create(NULL);
+    const struct sb_routing_limits *rl = &s->cfg->routing;
+    struct sb_router_opts ro = {(int)rl->breaker_failures, rl->breaker_cooldown_ms};
+    gateway.router = s->router = sb_router_create(&ro);
+    gateway.retry = (struct sb_retry_opts){(int)rl->retries, rl->retry_backoff_ms,
+                                           rl->retry_max_wait_ms, rl->deadline_ms};
     gateway.limits = s->limits = sb_limits_create();
     struct sb_cache_opts co = {(size_t)s->cfg->cache.max_bytes, (size_t)s->cfg->cache.max_entries,
                                (size_t)s->cfg->cache.max_entry_bytes};

@@ -111,6 +111,15 @@ void sb__api_write_caps(struct sb_jw *j, const struct sb_store_caps *c)
     caps(j, c);
 }
 
+static void strs(struct sb_jw *j, const char *key, const char *const *v, size_t n)
+{
+    sb_jw_key(j, key);
+    sb_jw_arr_begin(j);
+    for (size_t i = 0; i < n; i++)
+        sb_jw_cstr(j, v[i]);
+    sb_jw_arr_end(j);
+}
+
 void sb__api_write_model(struct sb_jw *j, const struct sb_store_model *m)
 {
     sb_jw_obj_begin(j);
@@ -131,6 +140,7 @@ void sb__api_write_model(struct sb_jw *j, const struct sb_store_model *m)
     sb_jw_obj_end(j);
     sb_jw_key(j, "fallback_priority");
     sb_jw_int(j, m->fallback_priority);
+    strs(j, "fallbacks", m->fallbacks, m->nfallbacks);
     sb_jw_key(j, "enabled");
     sb_jw_bool(j, m->enabled);
     str_or_null(j, "status", m->status ? m->status : m->enabled ? "active" : "inactive");
@@ -153,11 +163,7 @@ void sb__api_write_route(struct sb_jw *j, const struct sb_store_route *r)
     sb_jw_obj_begin(j);
     str_or_null(j, "id", r->id);
     str_or_null(j, "strategy", r->strategy);
-    sb_jw_key(j, "targets");
-    sb_jw_arr_begin(j);
-    for (size_t i = 0; i < r->ntargets; i++)
-        sb_jw_cstr(j, r->targets[i]);
-    sb_jw_arr_end(j);
+    strs(j, "targets", r->targets, r->ntargets);
     sb_jw_key(j, "weights");
     if (r->weights) {
         sb_jw_arr_begin(j);

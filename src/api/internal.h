@@ -258,6 +258,10 @@ sb_err sb__api_audit_list(struct sb_api_call *c);
 void sb__api_write_provider(struct sb_jw *j, const struct sb_store_provider *p);
 void sb__api_write_model(struct sb_jw *j, const struct sb_store_model *m);
 void sb__api_write_route(struct sb_jw *j, const struct sb_store_route *r);
+/* ---- routes.c: each of ts[0..n) is a model id or provider/model the store
+ * knows, else 400 naming field (a route's targets, a model's fallbacks). */
+sb_err sb__api_check_targets(struct sb_api_call *c, const char *field, const char *const *ts,
+                             size_t n);
 void sb__api_write_caps(struct sb_jw *j, const struct sb_store_caps *c);
 /* The same as documents in c's arena, for audit before/after; NULL gives an empty slice. */
 struct sb_slice sb__api_doc_provider(struct sb_api_call *c, const struct sb_store_provider *p);

@@ -102,7 +102,7 @@ static sb_err parse(struct sb_api_call *c, const char *provider, struct sb_store
     if (sb_config_entry_from_json(c->arena, SB_CONFIG_MODEL, body, m, NULL, &c->err) != SB_OK)
         return c->err.code;
     m->owner = is_admin(c) ? NULL : c->actor.name;
-    return SB_OK;
+    return sb__api_check_targets(c, "fallbacks", m->fallbacks, m->nfallbacks);
 }
 
 static sb_err create(struct sb_api_call *c, const char *provider)

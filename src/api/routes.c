@@ -17,16 +17,17 @@ static sb_err load(struct sb_api_call *c, struct sb_store_route *r)
     return sb_store_route_get(c->api->store, sb__api_param(c, 0), c->arena, r, &c->err);
 }
 
-/* Every target resolves in the current snapshot (models of disabled
- * providers included: disabling must not invalidate routes). */
-static sb_err check_targets(struct sb_api_call *c, const struct sb_store_route *r)
+/* Every target resolves in the store (models of disabled providers
+ * included: disabling must not invalidate routes); field names the list. */
+sb_err sb__api_check_targets(struct sb_api_call *c, const char *field, const char *const *ts,
+                             size_t n)
 {
     struct sb_store *s = c->api->store;
-    for (size_t i = 0; i < r->ntargets; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct sb_store_model m;
         struct sb_store_provider p;
         struct sb_error ignore;
-        const char *t = r->targets[i], *slash = strchr(t, '/');
+        const char *t = ts[i], *slash = strchr(t, '/');
         if (sb_store_model_get(s, t, NULL, c->arena, &m, &ignore) == SB_OK)
             continue;
         if (slash && sb_store_provider_get(s, sb_arena_strndup(c->arena, t, (size_t)(slash - t)),
@@ -38,10 +39,10 @@ static sb_err check_targets(struct sb_api_call *c, const struct sb_store_route *
             c->suggest[k] = sb_arena_strndup(c->arena, c->suggest[k], strlen(c->suggest[k]));
         if (reg)
             sb_registry_release(reg);
-        return sb__api_fail(c, SB_E_BAD_REQUEST, "targets",
-                            "targets[%zu]: '%s' is neither a model id nor provider/model of a "
+        return sb__api_fail(c, SB_E_BAD_REQUEST, field,
+                            "%s[%zu]: '%s' is neither a model id nor provider/model of a "
                             "known provider",
-                            i, t);
+                            field, i, t);
     }
     return SB_OK;
 }
@@ -50,7 +51,7 @@ static sb_err parse(struct sb_api_call *c, struct sb_store_route *r)
 {
     if (sb_config_entry_from_json(c->arena, SB_CONFIG_ROUTE, c->json, r, NULL, &c->err) != SB_OK)
         return c->err.code;
-    return check_targets(c, r);
+    return sb__api_check_targets(c, "targets", r->targets, r->ntargets);
 }
 
 sb_err sb__api_routes_list(struct sb_api_call *c)

@@ -26,6 +26,14 @@ struct sb_limits;
 struct sb_cache;
 struct sb_upstream;
 
+/* Retries after every target of a plan failed (proxy.c; config `routing:`). */
+struct sb_retry_opts {
+    int rounds;                /* extra rounds over the plan; 0 = none */
+    int64_t backoff_ms;        /* first wait; doubles each round, jittered to [b/2, b] */
+    int64_t max_wait_ms;       /* a longer Retry-After is the client's to honour */
+    int64_t deadline_ms;       /* no new attempt after this since the request arrived; 0 = 120 s */
+};
+
 struct sb_gateway {
     struct sb_usage_writer *usage; /* borrowed; may be NULL in tests */
     struct sb_sessions *sessions;  /* console sessions (sessions.h); borrowed, may be NULL */
@@ -37,6 +45,7 @@ struct sb_gateway {
     bool has_admin;                /* false: every /v1 request is refused */
     size_t max_body_bytes;         /* client limit, reused for parsing */
     size_t max_upstream_bytes;     /* largest non-streamed upstream body we accept */
+    struct sb_retry_opts retry;    /* appended (issue 7) */
 };
 
 struct sb_gw_worker {

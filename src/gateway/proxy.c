@@ -22,9 +22,11 @@
  * upstream request is finished or cancelled.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "gateway/caps.h"
@@ -42,6 +44,7 @@
 #define STREAM_HIGH_WATER (256 * 1024) /* client backlog that pauses the upstream */
 
 static bool retry(struct proxy *x, int status, const struct sb_error *e);
+static void stop_wait(struct proxy *x);
 
 /* ======================================================================
  * Small helpers
@@ -246,6 +249,7 @@ static void cleanup(void *ud)
     struct proxy *x = ud;
     if (x->ureq)
         sb_ureq_cancel(x->ureq);
+    stop_wait(x);
     sb_buf_free(&x->body);
     sb_buf_free(&x->out);
     if (x->reg)
@@ -597,27 +601,32 @@ static void plan_request(struct proxy *x, struct sb_plan_req *q)
     q->now_ms = sb__wall_ms();
 }
 
+/* The plan of a route, or of a model with fallbacks (re = model->fallbacks). */
 static sb_err plan_route(struct proxy *x, const struct sb_route_entry *re, struct sb_error *err)
 {
     struct sb_plan_req q;
+    bool model = strcmp(re->strategy, "fallbacks") == 0;
     plan_request(x, &q);
-    x->route = re;
+    if (!model)
+        x->route = re; /* usage rows name a route; a model keeps its own name */
+    x->planned = re;
     if (x->w->gw->router)
         sb_router_plan(x->w->gw->router, x->reg, re, &q, &x->plan);
     if (x->plan.n > 0)
         return SB_OK;
+    const char *what = model ? "model" : "route", *and = model ? " and its fallbacks" : "";
     if (x->plan.open > 0) {
         x->err_code = "no_healthy_target";
         return sb_fail(err, SB_E_UNAVAILABLE,
-                       "route '%s': every target that fits is unavailable right now (circuit "
+                       "%s '%s'%s: every target that fits is unavailable right now (circuit "
                        "open after failures); retry later",
-                       re->id);
+                       what, re->id, and);
     }
     x->err_code = "no_target_fits";
     return sb_fail(err, SB_E_BAD_REQUEST,
-                   "route '%s' has no target that can serve this request (visibility, "
-                   "capabilities or context length)",
-                   re->id);
+                   "%s '%s'%s: no target can serve this request (visibility, capabilities or "
+                   "context length)",
+                   what, re->id, and);
 }
 
 /* An experiment's variant for this conversation (sticky: header, else the
@@ -660,6 +669,8 @@ static sb_err resolve_targets(struct proxy *x, struct sb_error *err)
         model = NULL; /* another user's personal model does not exist for this caller */
     if (!model)
         return not_found(x, name, err);
+    if (model->fallbacks && x->w->gw->router)
+        return plan_route(x, model->fallbacks, err);
     x->plan.t[0] = model;
     x->plan.n = 1;
     x->call.model = model;
@@ -755,7 +766,7 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
  * Attempts: try the plan's targets in order until one answers
  * ==================================================================== */
 
-#define FAILOVER_BUDGET_NS (120ull * 1000000000ull) /* no new attempt after this */
+#define DEFAULT_DEADLINE_MS 120000 /* no new attempt after this (gateway.h) */
 
 /* Every scope's limit admits this attempt (provider rpm/tpm, the key's and
  * the user's limits and budgets), reserved all at once; a later attempt moves
@@ -836,12 +847,110 @@ static int64_t retry_after_ms(const struct proxy *x)
     return sb_slice_to_u64(x->retry_after, &s) && s < 86400 ? (int64_t)s * 1000 : 0;
 }
 
+/* Whether the request is past its deadline for new attempts. */
+static bool past_deadline(const struct proxy *x)
+{
+    int64_t d = x->w->gw->retry.deadline_ms ? x->w->gw->retry.deadline_ms : DEFAULT_DEADLINE_MS;
+    return uv_hrtime() - x->req->start_ns > (uint64_t)d * 1000000u;
+}
+
+/* Forgets the failed attempt's answer before the next one starts. */
+static void forget_attempt(struct proxy *x, const struct sb_error *e)
+{
+    x->last = *e;
+    x->fallbacks++;
+    x->status = 0;
+    x->retry_after = SB_SLICE_NULL;
+    x->adjusted = NULL;
+    x->usage.prompt_tokens = x->usage.completion_tokens = -1;
+    sb_buf_reset(&x->body);
+}
+
+/* ---- retry rounds: when every target failed, wait and go over the plan again ---- */
+
+struct proxy_wait {
+    uv_timer_t timer;
+    struct proxy *x; /* NULL once the request is gone */
+};
+
+static void wait_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void stop_wait(struct proxy *x)
+{
+    if (!x->wait)
+        return;
+    x->wait->x = NULL;
+    uv_close((uv_handle_t *)&x->wait->timer, wait_closed);
+    x->wait = NULL;
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    struct proxy *x = ((struct proxy_wait *)t->data)->x;
+    if (!x)
+        return; /* cannot happen: a stopped wait is closed, and a closed timer never fires */
+    stop_wait(x);
+    if (x->done)
+        return; /* the client left meanwhile: already accounted */
+    if (x->planned && x->w->gw->router) {
+        struct sb_plan_req q; /* breakers and holds changed while we waited */
+        plan_request(x, &q);
+        sb_router_plan(x->w->gw->router, x->reg, x->planned, &q, &x->plan);
+    }
+    x->attempt = 0;
+    run_targets(x);
+}
+
+/* The wait before round r (0-based): backoff_ms * 2^r capped at max_wait_ms,
+ * jittered to [b/2, b] so clients that failed together do not return together. */
+static int64_t backoff_ms(const struct sb_retry_opts *o, int r)
+{
+    int64_t b = o->backoff_ms;
+    for (int i = 0; i < r && b < o->max_wait_ms; i++)
+        b *= 2;
+    if (b > o->max_wait_ms)
+        b = o->max_wait_ms;
+    return b / 2 + (int64_t)(sb_experiment_random() % (uint64_t)(b / 2 + 1));
+}
+
+/* Starts the wait for another round over the plan, or false when none is
+ * allowed: rounds used up, an upstream's Retry-After longer than we wait,
+ * or the deadline would pass first (the client gets the last error, with
+ * that Retry-After). */
+static bool schedule_round(struct proxy *x)
+{
+    const struct sb_retry_opts *o = &x->w->gw->retry;
+    if (x->round >= o->rounds)
+        return false;
+    int64_t wait = backoff_ms(o, x->round), ra = retry_after_ms(x);
+    if (ra > o->max_wait_ms)
+        return false;
+    if (ra > wait)
+        wait = ra; /* never sooner than the upstream asked */
+    int64_t d = o->deadline_ms ? o->deadline_ms : DEFAULT_DEADLINE_MS;
+    if ((int64_t)((uv_hrtime() - x->req->start_ns) / 1000000u) + wait >= d)
+        return false;
+    struct proxy_wait *pw = sb_xcalloc(1, sizeof(*pw));
+    uv_timer_init(x->w->loop, &pw->timer);
+    pw->timer.data = pw;
+    pw->x = x;
+    x->wait = pw;
+    x->round++;
+    uv_timer_start(&pw->timer, on_wait, (uint64_t)wait, 0);
+    return true;
+}
+
 /*
  * The current attempt failed before anything reached the client (status 0:
  * no answer at all). Connect errors, timeouts, 408, 429 and 5xx move on to
  * the next target; so does a context-length error, to a target with a larger
- * window. Returns true when the request was taken over (another attempt
- * started, or the client answered); false: the caller answers with e.
+ * window. When no target is left, a retry round may start after a backoff
+ * (routing.retries). Returns true when the request was taken over (another
+ * attempt started or scheduled, or the client answered); false: the caller
+ * answers with e.
  */
 static bool retry(struct proxy *x, int status, const struct sb_error *e)
 {
@@ -849,28 +958,25 @@ static bool retry(struct proxy *x, int status, const struct sb_error *e)
     bool retryable = status == 0 || status == 408 || status == 429 || status >= 500 || ctx;
     const struct sb_model *cur = x->call.model;
     end_attempt(x, !retryable || ctx, status == 429 ? retry_after_ms(x) : 0);
-    if (!retryable || x->attempt + 1 >= x->plan.n ||
-        uv_hrtime() - x->req->start_ns > FAILOVER_BUDGET_NS)
+    if (!retryable || past_deadline(x))
         return false;
+    size_t next = x->attempt + 1;
+    while (ctx && next < x->plan.n && cur->context_length > 0 &&
+           x->plan.t[next]->context_length > 0 &&
+           x->plan.t[next]->context_length <= cur->context_length)
+        next++; /* a window no larger fails the same way */
+    bool round = next >= x->plan.n;
+    if (round && (ctx || !schedule_round(x)))
+        return false; /* a larger window does not appear by waiting */
     sb_log(SB_LOG_WARN, x->req->id,
-           "msg=\"attempt failed; trying the next target\" provider=%s model=%s status=%d "
-           "error=%s",
-           cur->provider->id, cur->id, status, sb_err_name(e->code));
-    x->last = *e;
-    x->fallbacks++;
-    x->attempt++;
-    while (ctx && x->attempt < x->plan.n && cur->context_length > 0 &&
-           x->plan.t[x->attempt]->context_length > 0 &&
-           x->plan.t[x->attempt]->context_length <= cur->context_length)
-        x->attempt++; /* a window no larger fails the same way */
-    x->status = 0;
-    x->retry_after = SB_SLICE_NULL;
-    x->adjusted = NULL;
-    x->usage.prompt_tokens = x->usage.completion_tokens = -1;
-    sb_buf_reset(&x->body);
-    if (x->attempt >= x->plan.n)
-        return false;
-    run_targets(x);
+           "msg=\"attempt failed; %s\" provider=%s model=%s status=%d error=%s",
+           round ? "retrying after a backoff" : "trying the next target", cur->provider->id,
+           cur->id, status, sb_err_name(e->code));
+    forget_attempt(x, e);
+    if (!round) {
+        x->attempt = next;
+        run_targets(x);
+    }
     return true;
 }
 

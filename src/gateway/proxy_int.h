@@ -21,6 +21,8 @@
 #include "router/router.h"
 #include "upstream/client.h"
 
+struct proxy_wait; /* proxy.c: a backoff timer, freed when libuv has closed it */
+
 struct proxy {
     struct sb_http_req *req; /* the client request (owns this struct's arena) */
     struct sb_gw_worker *w;
@@ -56,6 +58,10 @@ struct proxy {
     const char *variant;                          /* its variant, counted in results; or NULL */
     uint64_t attempt_ns;                          /* the current attempt's start */
     struct sb_error last;        /* the last failed attempt's error, for the client */
+    const struct sb_route_entry *planned; /* what plan came from (a route, a model's
+                                             fallbacks), re-planned for a retry round */
+    int round;                            /* retry rounds begun (gateway.h sb_retry_opts) */
+    struct proxy_wait *wait;              /* the backoff before the next round, or NULL */
     struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
     /* The response cache (proxy_cache.c) */
     struct sb_cache_key ckey; /* the request's key, when its route caches */

@@ -77,6 +77,8 @@ enum sb_capability {
     SB_CAP_DECLARED = 1u << 5,
 };
 
+struct sb_route_entry; /* registry/registry.h */
+
 struct sb_model {
     const char *id;                     /* what clients send */
     const struct sb_provider *provider; /* owner */
@@ -89,6 +91,9 @@ struct sb_model {
     bool enabled;
     bool is_system;
     const char *owner; /* appended (issue 5): a personal model's user; NULL = global */
+    /* Appended (issue 7): when the model has fallbacks, a route over [this
+     * model, its fallbacks...] tried in that order; NULL = none. */
+    const struct sb_route_entry *fallbacks;
 };
 
 /* ---- one call through an adapter ---- */

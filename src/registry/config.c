@@ -587,6 +587,14 @@ static sb_err check_model(struct walk *w, void *elem, const struct sb__ynode *n)
         return ffail(w, n, "status", "expected active, inactive or deprecated");
     if (m->status)
         m->enabled = strcmp(m->status, "inactive") != 0;
+    if (m->nfallbacks > SB_STORE_FALLBACKS_MAX)
+        return ffail(w, n, "fallbacks", "at most %d fallbacks", SB_STORE_FALLBACKS_MAX);
+    for (size_t t = 0; t < m->nfallbacks; t++) {
+        if (!printable(m->fallbacks[t], 512))
+            return ffail(w, n, "fallbacks", "a fallback contains spaces or control characters");
+        if (strcmp(m->fallbacks[t], m->id) == 0)
+            return ffail(w, n, "fallbacks", "'%s' cannot fall back to itself", m->id);
+    }
     return SB_OK;
 }
 
@@ -710,6 +718,7 @@ static const struct field model_fields[] = {
     MAP("capabilities", caps_table),
     MAP("pricing", pricing_table),
     INT("fallback_priority", MODEL, fallback_priority, -1000000, 1000000),
+    ARR("fallbacks", F_STRS, MODEL, fallbacks, nfallbacks, NULL),
     BOOL("enabled", MODEL, enabled),
     STR("description", MODEL, description),
     STR("status", MODEL, status),
@@ -791,6 +800,16 @@ static sb_err check_cache(struct walk *w, void *elem, const struct sb__ynode *n)
 }
 static const struct table cache_table = TABLE(cache_fields, CFG, NULL, check_cache);
 
+static const struct field routing_fields[] = {
+    INT("retries", CFG, routing.retries, 0, 10),
+    INT("retry_backoff_ms", CFG, routing.retry_backoff_ms, 1, 60000),
+    INT("retry_max_wait_ms", CFG, routing.retry_max_wait_ms, 0, 600000),
+    INT("deadline_ms", CFG, routing.deadline_ms, 1000, 3600000),
+    INT("breaker_failures", CFG, routing.breaker_failures, 1, 1000),
+    INT("breaker_cooldown_ms", CFG, routing.breaker_cooldown_ms, 100, 3600000),
+};
+static const struct table routing_table = TABLE(routing_fields, CFG, NULL, NULL);
+
 static const struct field top_fields[] = {
     STR("listen", CFG, listen),
     STR("database", CFG, database),
@@ -800,6 +819,7 @@ static const struct field top_fields[] = {
     BOOL("allow_private_base_urls", CFG, allow_private_base_urls),
     MAP("server", server_table),
     MAP("cache", cache_table),
+    MAP("routing", routing_table),
     ARR("providers", F_LIST, CFG, system.providers, system.nproviders, &provider_table),
     ARR("models", F_LIST, CFG, system.models, system.nmodels, &model_table),
     ARR("routes", F_LIST, CFG, system.routes, system.nroutes, &route_table),
@@ -876,16 +896,22 @@ static bool target_ok(struct walk *w, const char *t, const struct idx *pv, const
     return has_id(pv, e->nproviders, prov);
 }
 
+#define UNKNOWN_TARGET "'%.100s' is neither a model id nor provider/upstream_model of a known provider"
+
 static sb_err check_references(struct walk *w, const struct idx *pv, const struct idx *mv)
 {
     const struct sb_store_entities *e = &w->cfg->system;
     sb_err rc = SB_OK;
     for (size_t i = 0; rc == SB_OK && i < e->nmodels; i++) {
-        if (has_id(pv, e->nproviders, e->models[i].provider))
-            continue;
+        const struct sb_store_model *m = &e->models[i];
         size_t mark = path_push(w, "models[%zu]", i);
-        rc = ffail(w, entry_node(w, "models", i), "provider", "unknown provider '%.64s'",
-                   e->models[i].provider);
+        if (!has_id(pv, e->nproviders, m->provider))
+            rc = ffail(w, entry_node(w, "models", i), "provider", "unknown provider '%.64s'",
+                       m->provider);
+        for (size_t t = 0; rc == SB_OK && t < m->nfallbacks; t++)
+            if (!target_ok(w, m->fallbacks[t], pv, mv))
+                rc = ffail(w, entry_node(w, "models", i), "fallbacks", UNKNOWN_TARGET,
+                           m->fallbacks[t]);
         path_pop(w, mark);
     }
     for (size_t i = 0; rc == SB_OK && i < e->nroutes; i++) {
@@ -895,9 +921,7 @@ static sb_err check_references(struct walk *w, const struct idx *pv, const struc
             rc = ffail(w, entry_node(w, "routes", i), "id", "'%s' is already a model id", r->id);
         for (size_t t = 0; rc == SB_OK && t < r->ntargets; t++)
             if (!target_ok(w, r->targets[t], pv, mv))
-                rc = ffail(w, entry_node(w, "routes", i), "targets",
-                           "'%.100s' is neither a model id nor provider/upstream_model of a "
-                           "known provider",
+                rc = ffail(w, entry_node(w, "routes", i), "targets", UNKNOWN_TARGET,
                            r->targets[t]);
         path_pop(w, mark);
     }
@@ -958,6 +982,14 @@ struct sb_config *sb_config_default(void)
         .shutdown_timeout_ms = 10000,
     };
     c->cache = (struct sb_cache_limits){.max_bytes = 64 * 1024 * 1024, .max_entries = 65536};
+    c->routing = (struct sb_routing_limits){
+        .retries = 0, /* opt-in: SDKs retry too, and retries multiply */
+        .retry_backoff_ms = 250,
+        .retry_max_wait_ms = 5000,
+        .deadline_ms = 120000,
+        .breaker_failures = 5,
+        .breaker_cooldown_ms = 30000,
+    };
     return c;
 }
 

@@ -60,6 +60,17 @@ struct sb_cache_limits {
     int64_t max_entry_bytes; /* 0 = max_bytes / 8 */
 };
 
+/* How the proxy retries and when the router gives up on a deployment
+ * (router/router.h, gateway.h struct sb_retry_opts). */
+struct sb_routing_limits {
+    int64_t retries;             /* extra rounds over the plan once every target failed */
+    int64_t retry_backoff_ms;    /* the first round's wait; doubles each round, jittered */
+    int64_t retry_max_wait_ms;   /* longest wait (backoff or an upstream's Retry-After) */
+    int64_t deadline_ms;         /* no new attempt this long after the request arrived */
+    int64_t breaker_failures;    /* consecutive failures that open a deployment's breaker */
+    int64_t breaker_cooldown_ms; /* how long it stays open before one probe */
+};
+
 struct sb_config {
     const char *path;          /* file it came from, "(defaults)" when none */
     const char *listen;        /* HOST:PORT */
@@ -72,6 +83,7 @@ struct sb_config {
     struct sb_store_entities system; /* providers, models, routes; is_system = true */
     struct sb_arena *arena;          /* owns every string and array above */
     struct sb_cache_limits cache;    /* appended for the response cache (issue 7 part 9) */
+    struct sb_routing_limits routing; /* appended (issue 7): retries, deadline, breakers */
 };
 
 /* The wire formats (DESIGN.md §6) and how each authenticates by default. */

@@ -76,6 +76,9 @@ static void test_defaults(void **state)
         assert_int_equal(c->system.nproviders, 0);
         assert_int_equal(c->cache.max_bytes, 64 * 1024 * 1024);
         assert_int_equal(c->cache.max_entries, 65536);
+        assert_int_equal(c->routing.retries, 0);
+        assert_int_equal(c->routing.deadline_ms, 120000);
+        assert_int_equal(c->routing.breaker_failures, 5);
         assert_int_equal(c->cache.max_entry_bytes, 0);
         sb_config_free(c);
     }
@@ -90,6 +93,8 @@ static const char full[] =
     "database: sqlite:/tmp/x.db\n"
     "redis: redis://127.0.0.1:6379\n"
     "workers: 4\n"
+    "routing: {retries: 3, retry_backoff_ms: 50, retry_max_wait_ms: 900, deadline_ms: 30000,\n"
+    "          breaker_failures: 2, breaker_cooldown_ms: 700}\n"
     "server: {max_body_bytes: 2048, max_header_bytes: 4096, header_timeout_ms: 500,\n"
     "         idle_timeout_ms: 700, max_connections: 5, shutdown_timeout_ms: 0}\n"
     "providers:\n"
@@ -121,6 +126,7 @@ static const char full[] =
     "embeddings: true}\n"
     "    pricing: {input_per_mtok: 1.5, output_per_mtok: 2}\n"
     "    fallback_priority: -3\n"
+    "    fallbacks: [br/anthropic.claude-v2]\n"
     "    enabled: False\n"
     "routes:\n"
     "  - id: r\n"
@@ -158,6 +164,14 @@ static void test_every_key(void **state)
     assert_false(m->caps.streaming);
     assert_true(m->caps.embeddings);
     assert_int_equal(m->fallback_priority, -3);
+    assert_int_equal(m->nfallbacks, 1);
+    assert_string_equal(m->fallbacks[0], "br/anthropic.claude-v2");
+    assert_int_equal(c->routing.retries, 3);
+    assert_int_equal(c->routing.retry_backoff_ms, 50);
+    assert_int_equal(c->routing.retry_max_wait_ms, 900);
+    assert_int_equal(c->routing.deadline_ms, 30000);
+    assert_int_equal(c->routing.breaker_failures, 2);
+    assert_int_equal(c->routing.breaker_cooldown_ms, 700);
     assert_false(m->enabled);
     assert_true(m->output_per_mtok == 2.0);
     assert_string_equal(c->system.routes[0].strategy, "least-latency");
@@ -236,6 +250,17 @@ static const struct {
     {P M "routes:\n  - {id: r, targets: [q/x]}\n", "'q/x' is neither a model id"},
     {P M "routes:\n  - {id: r, targets: [p/]}\n", "'p/' is neither a model id"},
     {P M "routes:\n  - {id: r, targets: []}\n", "routes[0]: targets: at least one target"},
+    {P M "  - {id: n, provider: p, fallbacks: [m, zz]}\n",
+     "t.yaml:5: models[1].fallbacks: 'zz' is neither a model id nor provider/upstream_model"},
+    {P "models:\n  - {id: m, provider: p, fallbacks: [m]}\n",
+     "models[0].fallbacks: 'm' cannot fall back to itself"},
+    {P "models:\n  - {id: m, provider: p, fallbacks: [p/a, p/b, p/c, p/d, p/e, p/f, p/g, p/h, p/i, "
+       "p/j, p/k, p/l, p/m, p/n, p/o, p/p]}\n",
+     "models[0].fallbacks: at most 15 fallbacks"},
+    {P "models:\n  - {id: m, provider: p, fallbacks: p/a}\n",
+     "models[0].fallbacks: expected a list of strings"},
+    {"routing: {retries: 11}\n", "t.yaml:1: routing.retries: expected an integer in [0, 10]"},
+    {"routing: {backoff: 5}\n", "routing: unknown key 'backoff'"},
     {P M "routes:\n  - {id: m, targets: [m]}\n", "routes[0].id: 'm' is already a model id"},
     {P M "routes:\n  - {id: r, strategy: random, targets: [m]}\n",
      "routes[0].strategy: unknown strategy 'random'"},

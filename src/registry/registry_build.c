@@ -203,6 +203,8 @@ static void build_models(struct builder *b, const struct sb_store_entities *e)
     size_t ntargets = 0;
     for (size_t i = 0; i < e->nroutes; i++)
         ntargets += e->routes[i].ntargets;
+    for (size_t i = 0; i < e->nmodels; i++)
+        ntargets += e->models[i].nfallbacks; /* implicit models, as route targets make */
     r->models = sb_arena_calloc(b->a, (e->nmodels + 1) * sizeof(*r->models));
     sb__ix_init(b->a, &r->by_model, 2 * e->nmodels + ntargets);
     for (size_t i = 0; i < e->nmodels; i++) {
@@ -246,6 +248,36 @@ static void implicit_model(struct builder *b, const char *target)
     m->caps = SB_CAP_STREAMING;
     m->enabled = true;
     sb__ix_put(&b->r->by_model, m->id, m);
+}
+
+/* A model with fallbacks plans like a route over [itself, fallbacks...] in
+ * that order (strategy "fallbacks", router/strategies.c), so breakers,
+ * visibility and fit apply to its fallbacks as to a route's targets. */
+static void build_fallbacks(struct builder *b, struct sb_model *m, const struct sb_store_model *sm)
+{
+    struct sb_route_entry *re = sb_arena_calloc(b->a, sizeof(*re));
+    re->id = m->id;
+    re->strategy = "fallbacks";
+    re->targets = sb_arena_calloc(b->a, (sm->nfallbacks + 1) * sizeof(*re->targets));
+    re->targets[re->ntargets++] = m->id;
+    for (size_t t = 0; t < sm->nfallbacks; t++) {
+        re->targets[re->ntargets] = dup(b->a, sm->fallbacks[t]);
+        implicit_model(b, re->targets[re->ntargets++]);
+    }
+    m->fallbacks = re;
+}
+
+static void build_all_fallbacks(struct builder *b, const struct sb_store_entities *e)
+{
+    for (size_t i = 0; i < e->nmodels; i++) {
+        const struct sb_store_model *sm = &e->models[i];
+        struct sb_model *m = sm->nfallbacks && sm->id
+                                 ? (struct sb_model *)sb__ix_get(&b->r->by_model,
+                                                                 sb_slice_cstr(sm->id))
+                                 : NULL;
+        if (m && !m->fallbacks)
+            build_fallbacks(b, m, sm);
+    }
 }
 
 static void build_routes(struct builder *b, const struct sb_store_entities *e)
@@ -293,6 +325,7 @@ sb_err sb_registry_build_source(const struct sb_registry_source *src,
     }
     build_models(&b, src->e);
     build_routes(&b, src->e);
+    build_all_fallbacks(&b, src->e); /* after routes: their implicit models are known */
     sb__registry_build_experiments(&b, src->e); /* after routes: registry_experiments.c */
     sb__registry_build_identity(&b, src);
     *out = r;

@@ -23,8 +23,12 @@ static struct sb_store_provider providers[] = {
      .max_concurrency = 2},
 };
 
+static const char *a_fallbacks[] = {"c", "p/x", "b"};
+
 static struct sb_store_model models[] = {
     {.id = "a",
+     .fallbacks = a_fallbacks,
+     .nfallbacks = 3,
      .provider = "p",
      .upstream_model = "a",
      .enabled = true,
@@ -122,6 +126,34 @@ static void test_priority_and_fit(void **state)
     q.max_tokens = 4000;
     assert_string_equal(plan_ids(rt, "priority", NULL, &q, &p), "c");
     assert_string_equal(plan_ids(rt, "no-such", NULL, &q, &p), "c"); /* falls back to priority */
+    sb_router_free(rt);
+}
+
+/* A model's fallbacks plan as listed (not by priority); a provider/upstream
+ * fallback becomes an implicit model; a model without fallbacks has none. */
+static void test_model_fallbacks(void **state)
+{
+    struct sb_router *rt = sb_router_create(NULL);
+    struct sb_plan p;
+    struct sb_plan_req q = {.now_ms = 1000};
+    const struct sb_model *a = sb_registry_find_model(reg, SB_SLICE("a"));
+    assert_non_null(a->fallbacks);
+    assert_null(sb_registry_find_model(reg, SB_SLICE("b"))->fallbacks);
+    sb_router_plan(rt, reg, a->fallbacks, &q, &p);
+    assert_int_equal(p.n, 4);
+    assert_string_equal(p.t[0]->id, "a");
+    assert_string_equal(p.t[1]->id, "c");
+    assert_string_equal(p.t[2]->id, "p/x");
+    assert_string_equal(p.t[2]->upstream_model, "x");
+    assert_string_equal(p.t[3]->id, "b");
+    for (int i = 0; i < 5; i++) { /* an open breaker leaves the named model out too */
+        sb_router_begin(rt, a, 1000);
+        sb_router_end(rt, a, false, 10, -1, 0, 1000);
+    }
+    sb_router_plan(rt, reg, a->fallbacks, &q, &p);
+    assert_int_equal(p.n, 3);
+    assert_int_equal(p.open, 1);
+    assert_string_equal(p.t[0]->id, "c");
     sb_router_free(rt);
 }
 
@@ -244,6 +276,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_priority_and_fit),
+        cmocka_unit_test(test_model_fallbacks),
         cmocka_unit_test(test_cost_latency_busy),
         cmocka_unit_test(test_weighted),
         cmocka_unit_test(test_breaker),

@@ -8,6 +8,8 @@
  *   least-busy     by requests in flight
  *   cost           by the request's estimated price (only fitting targets
  *                  reach a strategy at all)
+ *   fallbacks      as listed: a model named directly, then its fallbacks
+ *                  (the registry builds these; no route can name it)
  * Every order is stable on the route's target order, so ties are predictable.
  */
 #include <stdint.h>
@@ -66,6 +68,11 @@ static int by_weight_desc(const struct sb__cand *a, const struct sb__cand *b)
                                   : by_pos(a, b);
 }
 
+static void order_listed(struct sb__cand *c, size_t n, const struct sb_plan_req *q)
+{
+    sort(c, n, by_pos);
+}
+
 static void order_priority(struct sb__cand *c, size_t n, const struct sb_plan_req *q)
 {
     sort(c, n, by_priority);
@@ -119,7 +126,7 @@ static void order_weighted(struct sb__cand *c, size_t n, const struct sb_plan_re
 
 static const struct sb__strategy strategies[] = {
     {"priority", order_priority}, {"weighted", order_weighted}, {"least-latency", order_latency},
-    {"least-busy", order_busy},   {"cost", order_cost},
+    {"least-busy", order_busy},   {"cost", order_cost},        {"fallbacks", order_listed},
 };
 
 const struct sb__strategy *sb__strategy_find(const char *name)

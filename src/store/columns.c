@@ -138,15 +138,32 @@ void sb__enc_pricing(const struct sb_store_model *m, struct sb_buf *out)
     sb_jw_obj_end(&w);
 }
 
+static void put_strs(struct sb_jw *w, const char *const *v, size_t n)
+{
+    sb_jw_arr_begin(w);
+    for (size_t i = 0; i < n; i++)
+        sb_jw_cstr(w, v[i]);
+    sb_jw_arr_end(w);
+}
+
 void sb__enc_targets(const struct sb_store_route *r, struct sb_buf *out)
 {
     struct sb_jw w;
     sb_buf_reset(out);
     sb_jw_init(&w, out);
-    sb_jw_arr_begin(&w);
-    for (size_t i = 0; i < r->ntargets; i++)
-        sb_jw_cstr(&w, r->targets[i]);
-    sb_jw_arr_end(&w);
+    put_strs(&w, r->targets, r->ntargets);
+}
+
+/* A model's fallbacks; a model without any stores "{}". */
+void sb__enc_model_options(const struct sb_store_model *m, struct sb_buf *out)
+{
+    struct sb_jw w;
+    begin(&w, out);
+    if (m->nfallbacks > 0) {
+        sb_jw_key(&w, "fallbacks");
+        put_strs(&w, m->fallbacks, m->nfallbacks);
+    }
+    sb_jw_obj_end(&w);
 }
 
 /* NULL weights are stored as SQL NULL (every target weighs 1): out stays empty. */
@@ -336,21 +353,42 @@ sb_err sb__dec_pricing(struct sb_arena *a, const char *text, struct sb_store_mod
     return rc;
 }
 
+/* A JSON array of strings into an arena array. */
+static sb_err get_strs(struct sb_arena *a, const struct sb_json *arr, const char *column,
+                       const char ***out, size_t *n, struct sb_error *err)
+{
+    const char **v = sb_arena_calloc(a, (arr->count ? arr->count : 1) * sizeof(*v));
+    *n = 0;
+    for (const struct sb_json *t = arr->child; t; t = t->next) {
+        if (!sb_json_is_string(t) || memchr(t->str.p, '\0', t->str.len))
+            return sb_fail(err, SB_E_STORE, "column %s: an element is not a string", column);
+        v[(*n)++] = sb_arena_strndup(a, t->str.p, t->str.len);
+    }
+    *out = v;
+    return SB_OK;
+}
+
 sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_route *r,
                        struct sb_error *err)
 {
     struct sb_json *arr = NULL;
     sb_err rc = parse(a, text, "targets", true, &arr, err);
-    if (rc != SB_OK)
+    return rc != SB_OK ? rc : get_strs(a, arr, "targets", &r->targets, &r->ntargets, err);
+}
+
+sb_err sb__dec_model_options(struct sb_arena *a, const char *text, struct sb_store_model *m,
+                             struct sb_error *err)
+{
+    struct sb_json *o = NULL;
+    sb_err rc = parse(a, text, "options", false, &o, err);
+    const struct sb_json *f = rc == SB_OK ? sb_json_get(o, "fallbacks") : NULL;
+    m->fallbacks = NULL;
+    m->nfallbacks = 0;
+    if (!f || f->type == SB_JSON_NULL)
         return rc;
-    r->targets = sb_arena_calloc(a, (arr->count ? arr->count : 1) * sizeof(*r->targets));
-    r->ntargets = 0;
-    for (const struct sb_json *t = arr->child; t; t = t->next) {
-        if (!sb_json_is_string(t) || memchr(t->str.p, '\0', t->str.len))
-            return sb_fail(err, SB_E_STORE, "column targets: an element is not a string");
-        r->targets[r->ntargets++] = sb_arena_strndup(a, t->str.p, t->str.len);
-    }
-    return SB_OK;
+    if (f->type != SB_JSON_ARRAY)
+        return sb_fail(err, SB_E_STORE, "column options: fallbacks is not an array");
+    return get_strs(a, f, "options", &m->fallbacks, &m->nfallbacks, err);
 }
 
 sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,

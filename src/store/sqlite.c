@@ -279,13 +279,14 @@ static const char provider_upsert[] =
 static const char model_upsert[] =
     "INSERT INTO models(provider_id, identifier, upstream_model, name, context_length,"
     " max_output_tokens, capabilities, pricing, status, fallback_priority, is_system,"
-    " created_at, updated_at)"
+    " created_at, updated_at, options)"
     " VALUES((SELECT id FROM providers WHERE identifier = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, 1, ?11, ?11)"
+    " ?10, 1, ?11, ?11, ?12)"
     " ON CONFLICT(identifier) DO UPDATE SET provider_id = excluded.provider_id,"
     " upstream_model = excluded.upstream_model, name = excluded.name,"
     " context_length = excluded.context_length, max_output_tokens = excluded.max_output_tokens,"
     " capabilities = excluded.capabilities, pricing = excluded.pricing,"
+    " options = excluded.options,"
     " status = CASE WHEN (models.api_set & 1) <> 0 THEN models.status ELSE excluded.status END,"
     " fallback_priority = CASE WHEN (models.api_set & 2) <> 0 THEN models.fallback_priority"
     " ELSE excluded.fallback_priority END,"
@@ -350,9 +351,10 @@ static sb_err upsert_models(sqlite3 *db, const struct sb_store_entities *e, int6
                             struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sb_buf caps, pricing;
+    struct sb_buf caps, pricing, options;
     sb_buf_init(&caps, 0);
     sb_buf_init(&pricing, 0);
+    sb_buf_init(&options, 0);
     sb_err rc = sb__sq_prepare(db, model_upsert, &st, err);
     for (size_t i = 0; rc == SB_OK && i < e->nmodels; i++) {
         const struct sb_store_model *m = &e->models[i];
@@ -369,11 +371,14 @@ static sb_err upsert_models(sqlite3 *db, const struct sb_store_entities *e, int6
         sb__sq_bind_str(st, 9, m->enabled ? "active" : "inactive");
         sqlite3_bind_int64(st, 10, m->fallback_priority);
         sqlite3_bind_int64(st, 11, now);
+        sb__enc_model_options(m, &options);
+        sb__sq_bind_str(st, 12, options.p);
         rc = step_upsert(db, st, "models", m->id, err);
     }
     sqlite3_finalize(st);
     sb_buf_free(&caps);
     sb_buf_free(&pricing);
+    sb_buf_free(&options);
     return rc;
 }
 

@@ -150,7 +150,7 @@ static const char model_cols[] =
     "SELECT p.identifier, m.identifier, m.upstream_model, m.name, m.context_length,"
     " m.max_output_tokens, m.capabilities, m.pricing, m.status, m.fallback_priority,"
     " m.is_system, m.description, m.is_default, m.is_champion, m.owner_user_id, m.created_at,"
-    " m.updated_at FROM models m JOIN providers p ON p.id = m.provider_id";
+    " m.updated_at, m.options FROM models m JOIN providers p ON p.id = m.provider_id";
 
 static sb_err read_model(struct sb_arena *a, sqlite3_stmt *st, void *out, struct sb_error *err)
 {
@@ -176,6 +176,8 @@ static sb_err read_model(struct sb_arena *a, sqlite3_stmt *st, void *out, struct
     sb_err rc = sb__dec_caps(a, sb__sq_col_str(a, st, 6), m, err);
     if (rc == SB_OK)
         rc = sb__dec_pricing(a, sb__sq_col_str(a, st, 7), m, err);
+    if (rc == SB_OK)
+        rc = sb__dec_model_options(a, sb__sq_col_str(a, st, 17), m, err);
     return rc;
 }
 

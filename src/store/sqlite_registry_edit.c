@@ -328,13 +328,14 @@ struct model_op {
 static const char model_insert[] =
     "INSERT INTO models(provider_id, identifier, upstream_model, name, description,"
     " context_length, max_output_tokens, capabilities, pricing, status, fallback_priority,"
-    " owner_user_id, is_global, is_system, created_at, updated_at)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?14)";
+    " owner_user_id, is_global, is_system, created_at, updated_at, options)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?14, ?15)";
 
 static const char model_update[] =
     "UPDATE models SET provider_id = ?1, upstream_model = ?3, name = ?4, description = ?5,"
     " context_length = ?6, max_output_tokens = ?7, capabilities = ?8, pricing = ?9,"
-    " status = ?10, fallback_priority = ?11, updated_at = ?14 WHERE identifier = ?2";
+    " status = ?10, fallback_priority = ?11, updated_at = ?14, options = ?15"
+    " WHERE identifier = ?2";
 
 static const char *const model_statuses[] = {"active", "inactive", "deprecated"};
 
@@ -350,19 +351,21 @@ static sb_err check_model(const struct sb_store_model *m, struct sb_error *err)
                          "unknown status '%.40s' (active, inactive or deprecated)", m->status);
 }
 
-/* Binds ?1..?14 of model_insert / model_update and steps it. */
+/* Binds ?1..?15 of model_insert / model_update and steps it. */
 static sb_err write_model(sqlite3 *db, const char *sql, int64_t pid, const char *id,
                           const struct sb_store_model *m, struct sb_error *err)
 {
     sqlite3_stmt *st = NULL;
-    struct sb_buf caps, pricing;
+    struct sb_buf caps, pricing, options;
     sb_err rc = sb__sq_prepare(db, sql, &st, err);
     if (rc != SB_OK)
         return rc;
     sb_buf_init(&caps, 0);
     sb_buf_init(&pricing, 0);
+    sb_buf_init(&options, 0);
     sb__enc_caps(m, &caps);
     sb__enc_pricing(m, &pricing);
+    sb__enc_model_options(m, &options);
     sqlite3_bind_int64(st, 1, pid);
     sb__sq_bind_str(st, 2, id);
     sb__sq_bind_str(st, 3, m->upstream_model ? m->upstream_model : id);
@@ -377,9 +380,11 @@ static sb_err write_model(sqlite3 *db, const char *sql, int64_t pid, const char 
     sb__sq_bind_str(st, 12, m->owner);
     sqlite3_bind_int(st, 13, m->owner ? 0 : 1);
     sqlite3_bind_int64(st, 14, sb__sq_now_ms());
+    sb__sq_bind_str(st, 15, options.p);
     rc = run(db, st, "model", id, err);
     sb_buf_free(&caps);
     sb_buf_free(&pricing);
+    sb_buf_free(&options);
     return rc;
 }
 

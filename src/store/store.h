@@ -118,6 +118,8 @@ struct sb_store_provider {
     int64_t max_concurrency;     /* requests in flight at once, 0 = no cap (stored in options) */
 };
 
+#define SB_STORE_FALLBACKS_MAX 15
+
 struct sb_store_model {
     const char *id;             /* identifier clients send */
     const char *provider;       /* provider identifier */
@@ -138,6 +140,11 @@ struct sb_store_model {
     const char *owner;       /* user id of a personal model, NULL = global */
     int64_t created_at;      /* Unix ms; read-only */
     int64_t updated_at;      /* Unix ms; read-only */
+    /* Added for routing (issue 7): what a request naming this model tries
+     * after it, in order (model ids or provider/upstream_model); at most
+     * SB_STORE_FALLBACKS_MAX (a plan holds the model and its fallbacks). */
+    const char **fallbacks;
+    size_t nfallbacks;
 };
 
 struct sb_store_route {
@@ -775,6 +782,10 @@ sb_err sb__dec_targets(struct sb_arena *a, const char *text, struct sb_store_rou
 /* routes.options (migration 7): {"cache": {"ttl_s", "shared", "sampled"}}, "{}" without a cache. */
 void sb__enc_route_options(const struct sb_store_route *r, struct sb_buf *out);
 sb_err sb__dec_route_options(struct sb_arena *a, const char *text, struct sb_store_route *r,
+                             struct sb_error *err);
+/* models.options (migration 9): {"fallbacks": [...]}, "{}" without any. */
+void sb__enc_model_options(const struct sb_store_model *m, struct sb_buf *out);
+sb_err sb__dec_model_options(struct sb_arena *a, const char *text, struct sb_store_model *m,
                              struct sb_error *err);
 /* After sb__dec_targets (needs ntargets); NULL text leaves weights NULL. */
 sb_err sb__dec_weights(struct sb_arena *a, const char *text, struct sb_store_route *r,

@@ -53,9 +53,10 @@ const DEFAULT_SERVER = {
 };
 
 function flow(obj) {
-    // YAML flow mapping; every string is double-quoted (JSON strings are valid YAML).
-    return `{${Object.entries(obj).map(([k, v]) => `${k}: ${
-        v !== null && typeof v === 'object' ? flow(v) : JSON.stringify(v)}`).join(', ')}}`;
+    // YAML flow collections; every string is double-quoted (JSON strings are valid YAML).
+    const one = (v) => (v !== null && typeof v === 'object' ? flow(v) : JSON.stringify(v));
+    if (Array.isArray(obj)) return `[${obj.map(one).join(', ')}]`;
+    return `{${Object.entries(obj).map(([k, v]) => `${k}: ${one(v)}`).join(', ')}}`;
 }
 
 /** The config file text for a gateway in front of the fake upstream on fakePort
@@ -85,6 +86,7 @@ function configYaml(fakePort, server = {}, scheme = 'http', extra = {}) {
         ...providers.map((p) => `  - ${flow(p)}`),
         'models:',
         ...models.map((m) => `  - ${flow(m)}`),
+        ...(extra.routing ? [`routing: ${flow(extra.routing)}`] : []),
         '',
     ].join('\n');
 }
@@ -152,7 +154,8 @@ class Gateway {
 /**
  * Starts build/switchboard in front of `fake`. opts.server overrides the
  * server: section; opts.env adds environment variables; opts.providers and
- * opts.models add config entries after the built-in ones; opts.config (text) or
+ * opts.models add config entries after the built-in ones; opts.routing is
+ * the routing: section; opts.config (text) or
  * opts.configYaml (a function of the server section) replaces the config text.
  * opts.dbPath reuses another gateway's SQLite file (a restart, or a second
  * instance on the same database); pass opts.env.SWITCHBOARD_MASTER_KEY too
@@ -174,7 +177,7 @@ async function startGateway(fake, opts = {}) {
     // opts.config / opts.configYaml(server): a whole config text instead of the default one.
     fs.writeFileSync(gw.configPath, opts.configYaml ? opts.configYaml(gw.server)
         : opts.config || configYaml(fake.port, gw.server, fake.scheme,
-            { providers: opts.providers, models: opts.models }));
+            { providers: opts.providers, models: opts.models, routing: opts.routing }));
 
     for (let attempt = 0; attempt < 3; attempt++) {
         gw.port = await freePort();
