@@ -324,6 +324,29 @@ static const char m10_sql[] =
     " failed SMALLINT NOT NULL DEFAULT 0,"
     " PRIMARY KEY (batch_id, line));";
 
+/*
+ * Migration 11: provider key pools (issue 7). A provider may hold several
+ * system credentials, each with a label ('' is the primary key, the one
+ * credential per provider and per user of before) and a weight. A key an
+ * upstream refused (401/402/403) is dead until an admin replaces or revives
+ * it: dead_keys names it by provider, label and a fingerprint of the secret
+ * (16 hex digits of its SHA-256), so a replaced key is alive again and a key
+ * from the config file (env:/file:, no row of its own) can be dead too.
+ */
+static const char m11_sql[] =
+    "ALTER TABLE provider_credentials ADD COLUMN label TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE provider_credentials ADD COLUMN weight BIGINT NOT NULL DEFAULT 1;"
+    "DROP INDEX IF EXISTS provider_credentials_owner;"
+    "CREATE UNIQUE INDEX provider_credentials_owner"
+    " ON provider_credentials(provider_id, COALESCE(user_id, ''), label);"
+    "CREATE TABLE dead_keys ("
+    " provider TEXT NOT NULL,"
+    " label TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " at BIGINT NOT NULL,"
+    " PRIMARY KEY (provider, label));";
+
 const struct sb__migration sb__migrations[] = {
     {1, "registry, credentials, keys, settings, usage", m1_sql},
     {2, "templates, route weights, API overrides, one credential per user, registry_version",
@@ -336,6 +359,7 @@ const struct sb__migration sb__migrations[] = {
     {8, "usage rows: only the time index (the others cost the hot path)", m8_sql},
     {9, "model options: fallbacks", m9_sql},
     {10, "batch jobs", m10_sql},
+    {11, "provider key pools: labelled, weighted credentials; dead keys", m11_sql},
 };
 
 const size_t sb__nmigrations = sizeof(sb__migrations) / sizeof(sb__migrations[0]);
