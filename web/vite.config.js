@@ -8,6 +8,12 @@ import vue from '@vitejs/plugin-vue';
 export default defineConfig({
   base: '/ui/',
   plugins: [vue()],
+  // Pages use <script setup> only: leave the Options API and devtools out.
+  define: {
+    __VUE_OPTIONS_API__: 'false',
+    __VUE_PROD_DEVTOOLS__: 'false',
+    __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: 'false',
+  },
   build: {
     outDir: 'dist',
     emptyOutDir: true,
