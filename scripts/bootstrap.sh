@@ -9,6 +9,7 @@ pkgs=(
   libuv1-dev libhttp-parser-dev libcurl4-openssl-dev libsqlite3-dev libyaml-dev libssl-dev
   libjansson-dev libcmocka-dev libargon2-dev
   curl sqlite3 nginx-light wrk procps util-linux openssl
+  chromium
 )
 # Node.js may come from another source (nodesource ships npm inside nodejs):
 # ask for Debian's packages only when the commands are missing.
@@ -34,3 +35,13 @@ if [ -f tests/integration/package.json ] && [ ! -d tests/integration/node_module
   echo "bootstrap: npm install (tests/integration)"
   (cd tests/integration && npm install --no-audit --no-fund --silent)
 fi
+
+# The web console's build (Vue + Vite, web/) and its browser tests
+# (playwright-core driving the chromium package above, tests/ui/), from their
+# lock files.
+for d in web tests/ui; do
+  if [ -f "$d/package-lock.json" ] && [ ! -d "$d/node_modules" ]; then
+    echo "bootstrap: npm ci ($d)"
+    (cd "$d" && npm ci --no-audit --no-fund --silent)
+  fi
+done

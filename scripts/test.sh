@@ -4,6 +4,7 @@
 #   2. clang build of the same sources (both compilers must accept them)
 #   3. source checks (banned calls, layer rule)
 #   4. integration tests: the real binary against fake upstreams over loopback
+#      then the web console in Debian's chromium against that same binary (tests/ui)
 #   5. AddressSanitizer + UndefinedBehaviorSanitizer build: unit + integration again
 #   6. ThreadSanitizer build: unit + integration again (the control plane's
 #      pool threads, registry poller and usage writer share state with the loops)
@@ -55,6 +56,7 @@ build_asan()  { make -s -j"$jobs" BUILD=build-asan CC=clang SAN=1 OPT="-O1 -g" a
                   $(ls src/*/*_test.c | sed 's#^src/#build-asan/test/#; s#\.c$##'); }
 unit_asan()   { ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 scripts/run-unit.sh build-asan; }
 integ()       { scripts/integration.sh build/switchboard; }
+console_ui()  { scripts/console-tests.sh build/switchboard; }
 integ_asan()  { ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
                   scripts/integration.sh build-asan/switchboard; }
 # TSan: halt_on_error makes the first race fatal (a unit test fails; the
@@ -73,6 +75,7 @@ stage "unit tests (gcc)" unit_gcc
 stage "build (clang)" build_clang
 stage "source checks" scripts/checksrc.sh
 stage "integration" integ
+stage "console (chromium)" console_ui
 stage "build (clang asan+ubsan)" build_asan
 stage "unit tests (asan+ubsan)" unit_asan
 stage "integration (asan+ubsan)" integ_asan
