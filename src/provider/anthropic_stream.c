@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "provider/anthropic_int.h"
+#include "provider/oai_emit.h"
 #include "provider/provider.h"
 #include "provider/sse.h"
 
@@ -104,31 +105,13 @@ static int fail(struct stream *st, const char *why)
 
 static void chunk_head(struct stream *st)
 {
-    struct sb_jw *w = &st->w;
-    sb_buf_reset(&st->chunk);
-    sb_jw_init(w, &st->chunk);
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "id");
-    sb_jw_str(w, st->id);
-    sb_jw_key(w, "object");
-    sb_jw_cstr(w, "chat.completion.chunk");
-    sb_jw_key(w, "created");
-    sb_jw_int(w, st->created);
-    sb_jw_key(w, "model");
-    sb_jw_str(w, st->model);
-    sb_jw_key(w, "choices");
-    sb_jw_arr_begin(w);
+    sb_oai_chunk_open(&st->w, &st->chunk, st->id, st->created, st->model, false);
 }
 
 /* Starts a chunk and opens its delta object; the caller writes the delta's members. */
 static void delta_open(struct stream *st)
 {
-    chunk_head(st);
-    sb_jw_obj_begin(&st->w);
-    sb_jw_key(&st->w, "index");
-    sb_jw_int(&st->w, 0);
-    sb_jw_key(&st->w, "delta");
-    sb_jw_obj_begin(&st->w);
+    sb_oai_chunk_open(&st->w, &st->chunk, st->id, st->created, st->model, true);
 }
 
 static int emit(struct stream *st, struct sb_event *ev)

@@ -29,6 +29,7 @@
 #include "crypto/secret.h"
 #include "provider/bedrock_int.h"
 #include "provider/eventstream.h"
+#include "provider/oai_emit.h"
 #include "provider/provider.h"
 
 #define MAX_FRAME (4u * 1024u * 1024u)     /* one event-stream message */
@@ -156,27 +157,8 @@ void *sb__bedrock_stream_open(const struct sb_call *c)
 /* Opens a chunk: head, then choices[0].delta opened (or choices: [] for usage). */
 static void chunk_begin(struct stream *st, bool usage_only)
 {
-    struct sb_jw *w = &st->w;
-    sb_buf_reset(&st->chunk);
-    sb_jw_init(w, &st->chunk);
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "id");
-    sb_jw_cstr(w, st->id);
-    sb_jw_key(w, "object");
-    sb_jw_cstr(w, "chat.completion.chunk");
-    sb_jw_key(w, "created");
-    sb_jw_int(w, st->created);
-    sb_jw_key(w, "model");
-    sb_jw_cstr(w, sb__bedrock_model(st->c));
-    sb_jw_key(w, "choices");
-    sb_jw_arr_begin(w);
-    if (usage_only)
-        return;
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "index");
-    sb_jw_int(w, 0);
-    sb_jw_key(w, "delta");
-    sb_jw_obj_begin(w);
+    sb_oai_chunk_open(&st->w, &st->chunk, sb_slice_cstr(st->id), st->created,
+                      sb_slice_cstr(sb__bedrock_model(st->c)), !usage_only);
 }
 
 /* Closes the delta and the chunk, then hands it on; ev carries the parsed facts. */

@@ -540,26 +540,8 @@ void *sb__gm_stream_open(const struct sb_call *c)
 /* {"id",...,"choices":[{"index":0,"delta":{  — the caller writes the delta's members. */
 static void chunk_open(struct stream *st, struct sb_jw *w, bool with_choice)
 {
-    sb_buf_reset(&st->out);
-    sb_jw_init(w, &st->out);
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "id");
-    sb_jw_cstr(w, st->id);
-    sb_jw_key(w, "object");
-    sb_jw_cstr(w, "chat.completion.chunk");
-    sb_jw_key(w, "created");
-    sb_jw_int(w, st->created);
-    sb_jw_key(w, "model");
-    sb_jw_cstr(w, sb__gm_model(st->c));
-    sb_jw_key(w, "choices");
-    sb_jw_arr_begin(w);
-    if (!with_choice)
-        return;
-    sb_jw_obj_begin(w);
-    sb_jw_key(w, "index");
-    sb_jw_int(w, 0);
-    sb_jw_key(w, "delta");
-    sb_jw_obj_begin(w);
+    sb_oai_chunk_open(w, &st->out, sb_slice_cstr(st->id), st->created,
+                      sb_slice_cstr(sb__gm_model(st->c)), with_choice);
 }
 
 static int chunk_close(struct stream *st, struct sb_jw *w, const char *finish, struct sb_slice text)

@@ -133,21 +133,35 @@ void sb_oai_stream_set_id(struct sb_oai_stream *s, struct sb_slice upstream_id)
         s->id = sb_oai_completion_id(s->c->arena, upstream_id);
 }
 
-/* {"id","object","created","model","choices": -- the caller writes the choices value. */
-static void chunk_head(struct sb_oai_stream *s, struct sb_jw *w)
+void sb_oai_chunk_open(struct sb_jw *w, struct sb_buf *buf, struct sb_slice id, int64_t created,
+                       struct sb_slice model, bool with_choice)
 {
-    sb_buf_reset(&s->buf);
-    sb_jw_init(w, &s->buf);
+    sb_buf_reset(buf);
+    sb_jw_init(w, buf);
     sb_jw_obj_begin(w);
     sb_jw_key(w, "id");
-    sb_jw_cstr(w, s->id);
+    sb_jw_str(w, id);
     sb_jw_key(w, "object");
     sb_jw_cstr(w, "chat.completion.chunk");
     sb_jw_key(w, "created");
-    sb_jw_int(w, s->created);
+    sb_jw_int(w, created);
     sb_jw_key(w, "model");
-    sb_jw_cstr(w, s->model);
+    sb_jw_str(w, model);
     sb_jw_key(w, "choices");
+    sb_jw_arr_begin(w);
+    if (!with_choice)
+        return;
+    sb_jw_obj_begin(w);
+    sb_jw_key(w, "index");
+    sb_jw_int(w, 0);
+    sb_jw_key(w, "delta");
+    sb_jw_obj_begin(w);
+}
+
+static void chunk_head(struct sb_oai_stream *s, struct sb_jw *w, bool with_choice)
+{
+    sb_oai_chunk_open(w, &s->buf, sb_slice_cstr(s->id), s->created, sb_slice_cstr(s->model),
+                      with_choice);
 }
 
 static void tool_delta_write(struct sb_jw *w, const struct sb_oai_tool_delta *t)
@@ -190,13 +204,7 @@ int sb_oai_emit_delta(struct sb_oai_stream *s, const struct sb_oai_delta *d)
     struct sb_jw w;
     struct sb_event ev;
     memset(&ev, 0, sizeof(ev));
-    chunk_head(s, &w);
-    sb_jw_arr_begin(&w);
-    sb_jw_obj_begin(&w);
-    sb_jw_key(&w, "index");
-    sb_jw_int(&w, 0);
-    sb_jw_key(&w, "delta");
-    sb_jw_obj_begin(&w);
+    chunk_head(s, &w, true);
     if (!s->role_sent) {
         sb_jw_key(&w, "role");
         sb_jw_cstr(&w, "assistant");
@@ -228,8 +236,7 @@ int sb_oai_emit_usage(struct sb_oai_stream *s, const struct sb_oai_usage *u)
     struct sb_jw w;
     struct sb_event ev;
     memset(&ev, 0, sizeof(ev));
-    chunk_head(s, &w);
-    sb_jw_arr_begin(&w);
+    chunk_head(s, &w, false);
     sb_jw_arr_end(&w);
     sb_jw_key(&w, "usage");
     sb_oai_usage_write(&w, u);

@@ -83,6 +83,12 @@ struct sb_oai_delta {
     const char *finish_reason;            /* NULL: null */
 };
 
+/* Starts a chat.completion.chunk in buf (reset): {"id","object","created","model",
+ * "choices":[ and, when with_choice, {"index":0,"delta":{ -- the caller writes the
+ * rest (the delta's members, or "]" and usage for a usage-only chunk). */
+void sb_oai_chunk_open(struct sb_jw *w, struct sb_buf *buf, struct sb_slice id, int64_t created,
+                       struct sb_slice model, bool with_choice);
+
 /* The chunk writer of one stream; a value inside the adapter's arena-allocated state. */
 struct sb_oai_stream {
     const struct sb_call *c;
