@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+//
+// pages.test.js - the admin pages beyond the first-start flow: a route typed
+// with a wrong target shows the API's error and suggestions under that field,
+// then is saved; an experiment made in the console gets traffic and its
+// results show side by side; champion and default per provider; users and
+// roles; a personal provider key that is shown only masked.
+'use strict';
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const c = require('./lib/console');
+
+const { h } = c;
+
+describe('console: routes, experiments, models, users, personal keys', () => {
+    let env;
+    let page;
+    let admin;
+
+    before(async () => {
+        env = await c.startAll({ models: [{ id: 'gpt-b', provider: 'fake', upstream_model: 'gpt-4o' }] });
+        admin = await c.addUser(env.gw, 'root', 'admin');
+        page = await c.newPage(env);
+        await c.login(page, env.gw, admin);
+    });
+    after(async () => { await c.stopAll(env); });
+
+    it('a route with an unknown target shows the error and suggestions under Targets; fixed, it is saved', async () => {
+        await c.nav(page, 'Routes');
+        await page.getByLabel('Route id').fill('main');
+        await page.getByLabel('Strategy').selectOption('weighted');
+        await page.getByLabel('Targets, in order (model ids, comma separated)').fill('gpt-tset, gpt-b');
+        await page.getByLabel('Weights (comma separated)').fill('3, 1');
+        await page.getByRole('button', { name: 'Add route' }).click();
+        const err = page.locator('[data-field="targets"] .field-error');
+        await err.waitFor();
+        assert.match(await err.textContent(), /gpt-tset/);
+        assert.match(await err.textContent(), /did you mean: .*gpt-test/);
+        await c.shot(page, 'routes-field-error');
+        await page.getByLabel('Targets, in order (model ids, comma separated)').fill('gpt-test, gpt-b');
+        await page.getByRole('button', { name: 'Add route' }).click();
+        const row = page.locator('tr[data-route="main"]');
+        await row.waitFor();
+        assert.match(await row.textContent(), /weighted/);
+        assert.match(await row.textContent(), /gpt-test \(3\).*gpt-b \(1\)/);
+        assert.equal(await page.locator('.field-error').count(), 0, 'the error went away');
+    });
+
+    it('an experiment made here gets traffic; its results show one column per variant', async () => {
+        await page.getByLabel('Experiment id').fill('ab');
+        await page.getByLabel('Name', { exact: true }).fill('A/B');
+        await page.getByLabel('Variants: name=target:weight, comma separated').fill('control=gpt-test:1, treat=gpt-b:1');
+        await page.getByRole('button', { name: 'Add experiment' }).click();
+        await page.locator('tr[data-experiment="ab"]').waitFor();
+        for (let i = 0; i < 6; i++) {
+            const r = await h.chat(env.gw, { model: 'ab', messages: [{ role: 'user', content: `q${i}` }] }, { headers: { 'x-switchboard-conversation': `c${i}` } });
+            assert.equal(r.status, 200, r.text);
+        }
+        await h.eventually(async () => {
+            const u = await h.request(env.gw, { method: 'GET', path: '/api/usage?route=ab' });
+            return u.json.data[0].requests === 6;
+        }, 10000);
+        await page.locator('tr[data-experiment="ab"]').getByRole('button', { name: 'Results' }).click();
+        const table = page.locator('table.side-by-side');
+        await table.waitFor();
+        const heads = await table.locator('thead th').allTextContents();
+        assert.deepEqual(heads, ['Metric', 'control', 'treat']);
+        const requests = await table.locator('tr', { hasText: 'Requests' }).first().locator('td').allTextContents();
+        assert.equal(requests.map(Number).reduce((a, b) => a + b, 0), 6, requests.join(','));
+        const targets = await table.locator('tr', { hasText: 'Target' }).first().locator('td').allTextContents();
+        assert.deepEqual(targets, ['gpt-test', 'gpt-b']);
+        await c.shot(page, 'routes-experiment-results');
+        c.assertClean(page);
+    });
+
+    it('champion and default per provider', async () => {
+        await c.nav(page, 'Models');
+        const row = page.locator('tr[data-model="gpt-b"]');
+        await row.getByRole('button', { name: 'Champion' }).click();
+        await page.getByText('gpt-b is now the champion of fake.').waitFor();
+        await row.getByRole('button', { name: 'Default' }).click();
+        await page.getByText('gpt-b is now the default of fake.').waitFor();
+        assert.match(await row.textContent(), /champion/);
+        assert.match(await row.textContent(), /default/);
+        const m = await h.request(env.gw, { method: 'GET', path: '/api/models/gpt-b' });
+        assert.equal(m.json.is_champion, true);
+        assert.equal(m.json.is_default, true);
+    });
+
+    it('edits pricing, context length and capabilities of a model', async () => {
+        const created = await h.request(env.gw, { path: '/api/models', body: { id: 'edit-me', provider: 'fake', upstream_model: 'gpt-4o-mini' } });
+        assert.equal(created.status, 201, created.text);
+        await page.reload();
+        await page.locator('tr[data-model="edit-me"]').getByRole('button', { name: 'Edit', exact: true }).click();
+        await page.getByLabel('Context length (tokens)').fill('64000');
+        await page.getByLabel('Input price ($ per million tokens)').fill('0.5');
+        await page.getByLabel('Output price ($ per million tokens)').fill('1.5');
+        await page.getByLabel('tools', { exact: true }).check();
+        await page.getByRole('button', { name: 'Save' }).click();
+        await page.getByText('edit-me saved.').waitFor();
+        const m = await h.request(env.gw, { method: 'GET', path: '/api/models/edit-me' });
+        assert.equal(m.json.context_length, 64000);
+        assert.deepEqual(m.json.pricing, { input_per_mtok: 0.5, output_per_mtok: 1.5 });
+        assert.equal(m.json.capabilities.tools, true);
+        assert.match(await page.locator('tr[data-model="edit-me"]').textContent(), /64,000.*0\.5 \/ 1\.5.*tools/);
+        c.assertClean(page);
+    });
+
+    it('users: add one, change the role, disable', async () => {
+        await c.nav(page, 'Users');
+        await page.getByLabel('Username').fill('carol');
+        await page.getByLabel('Password').fill('carol-password-1');
+        await page.getByLabel('Role', { exact: true }).selectOption('developer');
+        await page.getByRole('button', { name: 'Add user' }).click();
+        const row = page.locator('tr[data-user="carol"]');
+        await row.waitFor();
+        await page.getByLabel('Role of carol').selectOption('user');
+        await row.getByRole('button', { name: 'Disable' }).click();
+        await row.getByRole('button', { name: 'Enable' }).waitFor();
+        const u = await h.request(env.gw, { method: 'GET', path: '/api/users/carol' });
+        assert.equal(u.json.role, 'user');
+        assert.equal(u.json.status, 'disabled');
+        c.assertClean(page);
+    });
+
+    it('my provider keys: a personal key is stored and shown only masked', async () => {
+        const personal = 'sk-personal-0123456789abcdefWXYZ';
+        await page.getByRole('link', { name: 'My provider keys' }).click();
+        await page.getByLabel('New key for fake').fill(personal);
+        await page.locator('tr[data-provider="fake"]').getByRole('button', { name: 'Save' }).click();
+        await page.locator('tr[data-provider="fake"] code', { hasText: 'WXYZ' }).waitFor();
+        assert.ok(!(await page.content()).includes(personal), 'the key is never shown again');
+        await c.shot(page, 'my-provider-keys-set');
+        await page.locator('tr[data-provider="fake"]').getByRole('button', { name: 'Remove' }).click();
+        await page.locator('tr[data-provider="fake"] code', { hasText: 'none' }).waitFor();
+        c.assertClean(page);
+    });
+});
