@@ -28,7 +28,7 @@ rank() {
     provider) echo 2 ;;
     registry) echo 3 ;;
     router) echo 4 ;;
-    gateway) echo 5 ;;
+    gateway|batch) echo 5 ;;
     api) echo 6 ;;
     front|cli) echo 7 ;;
     main) echo 8 ;;

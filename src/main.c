@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "batch/runner.h"
 #include "front/front.h"
 #include "net/http.h"
 #include "cli/cli.h"
@@ -51,6 +52,10 @@ struct serve_args {
 
 static struct sb_gateway gateway;
 static struct sb_front front = {.gw = &gateway};
+/* The private loopback listener batch jobs send their lines to (batch/runner.h): the same
+ * data plane, accepting only the runner's token (gateway.h batch_only). */
+static struct sb_gateway batch_gateway;
+static struct sb_front batch_front = {.gw = &batch_gateway};
 
 /* ======================================================================
  * serve
@@ -144,6 +149,8 @@ struct serve_state {
     struct sb_listen_claim *claim; /* the listen address, until the server takes it */
     char host[256];                /* the listen host, for messages */
     struct sb_server *server;
+    struct sb_batch_runner *batch; /* batch jobs in the background */
+    struct sb_server *batch_server; /* its private listener on 127.0.0.1 */
 };
 
 /* The start-up connection migrates and seeds; the usage writer and the
@@ -186,8 +193,12 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     clock_gettime(CLOCK_REALTIME, &now);
     if (sb_limits_load_spend(s->limits, s->store, (int64_t)now.tv_sec * 1000, NULL, err) != SB_OK)
         return err->code;
+    struct sb_batch_runner_opts bo = {db, (unsigned)s->cfg->server.shutdown_timeout_ms};
+    if (sb_batch_runner_create(&bo, &s->batch, err) != SB_OK)
+        return err->code;
     struct sb_api_opts o = {
         .db_url = db,
+        .batches = s->batch,
         .keyring = s->keyring,
         .sessions = s->sessions,
         .admin = &gateway.admin,
@@ -256,11 +267,47 @@ static sb_err start_server(struct serve_state *s, struct sb_error *err)
     return SB_OK;
 }
 
+/* Batch jobs: a private listener on 127.0.0.1 (any free port, one worker) in front of
+ * the same data plane, then the runner that sends lines to it. Not the public address:
+ * a --takeover hands that to a process whose runner has another token. */
+static sb_err start_batches(struct serve_state *s, struct sb_error *err)
+{
+    const struct sb_server_limits *l = &s->cfg->server;
+    struct sb_server_opts o = {
+        .host = "127.0.0.1",
+        .port = 0,
+        .workers = 1,
+        .max_header_bytes = (size_t)l->max_header_bytes,
+        .max_body_bytes = (size_t)l->max_body_bytes,
+        .header_timeout_ms = (unsigned)l->header_timeout_ms,
+        .idle_timeout_ms = 60000,
+        .max_connections = 4 * SB_BATCH_MAX_IN_FLIGHT,
+        .shutdown_timeout_ms = (unsigned)l->shutdown_timeout_ms,
+        .handler = sb_front_handle,
+        .worker_start = sb_front_worker_start,
+        .worker_stop = sb_front_worker_stop,
+        .error_body = sb_front_error_body,
+        .ud = &batch_front,
+    };
+    batch_gateway = gateway; /* every field is set by now: the same data plane */
+    batch_gateway.batch_only = true;
+    sb_batch_runner_token_digest(s->batch, batch_gateway.batch_token.digest);
+    batch_front.usage = s->usage;
+    if (sb_server_start(&o, &s->batch_server, err) != SB_OK)
+        return err->code;
+    return sb_batch_runner_start(s->batch, sb_server_port(s->batch_server), err);
+}
+
 static void serve_cleanup(struct serve_state *s)
 {
     /* Start failed after the token's hash was stored: show it all the same. */
     print_new_token(NULL, 0);
+    /* Batch lines stop first: none is sent once the public address drains, and those in
+     * flight finish (bounded by shutdown_timeout_ms) while it does; then their listener. */
+    sb_batch_runner_stop(s->batch);
     sb_server_free(s->server);
+    sb_batch_runner_free(s->batch);
+    sb_server_free(s->batch_server);
     sb_listen_claim_free(s->claim); /* start failed before the server took it */
     sb_api_free(s->api);
     sb_router_free(s->router);
@@ -292,7 +339,7 @@ static int serve(const struct serve_args *a)
         goto out;
     if (a->redis || s.cfg->redis)
         sb_warn("msg=\"redis is not used yet: limits and cache are per instance\"");
-    if (start_server(&s, &err) != SB_OK)
+    if (start_server(&s, &err) != SB_OK || start_batches(&s, &err) != SB_OK)
         goto out;
     int sig = wait_for_signal();
     sb_info("msg=\"shutting down\" signal=%d", sig);

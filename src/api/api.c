@@ -121,6 +121,7 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
     a->sessions = o->sessions;
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
     a->allow_private = o->allow_private_base_urls;
+    a->batches = o->batches;
     sb__api_rate_init(&a->tests, 10, 60000, 2);
     if (o->admin) {
         a->admin = *o->admin;
@@ -306,6 +307,7 @@ static struct job *job_new(struct sb_api *a, struct sb_http_req *req)
     c->auth = keep(arena, sb_http_header(req, "authorization"));
     c->cookie = keep(arena, sb_http_header(req, "cookie"));
     c->csrf = keep(arena, sb_http_header(req, "x-csrf-token"));
+    c->body_type = keep(arena, sb_http_header(req, "content-type"));
     c->request_id = sb_arena_strndup(arena, req->id, strlen(req->id));
     char ip[64];
     sb_http_peer(req, ip);
@@ -333,7 +335,7 @@ static void run(uv_work_t *w)
     struct sb_api *a = c->api;
     pthread_mutex_lock(&a->lock);
     const struct sb_api_route *r = admit(c);
-    sb_err rc = r ? parse_body(c) : c->err.code;
+    sb_err rc = !r ? c->err.code : (r->roles & SB_API_RAW_BODY) ? SB_OK : parse_body(c);
     if (rc == SB_OK && (r->roles & SB_API_UNLOCKED)) {
         /* It waits on the network: other /api calls and the poller go on meanwhile. */
         pthread_mutex_unlock(&a->lock);

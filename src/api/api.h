@@ -29,6 +29,8 @@ struct sb_usage_writer;
 struct sb_sessions;
 struct sb_store;
 
+struct sb_batch_runner;
+
 struct sb_api_opts {
     const char *db_url;                /* the control plane opens its own connection */
     struct sb_keyring *keyring;        /* borrowed, outlives the api; a pending rotation is
@@ -39,6 +41,8 @@ struct sb_api_opts {
     struct sb_usage_writer *writer;    /* audit rows; borrowed, may be NULL in tests */
     unsigned poll_ms;                  /* registry_version poll period; 0 = 1000 */
     bool allow_private_base_urls;      /* the config's choice: non-admins may name internal hosts */
+    struct sb_batch_runner *batches;   /* appended: woken when a batch job is created or
+                                          cancelled; borrowed, may be NULL */
 };
 
 /* Opens the store, loads and publishes the first snapshot, starts the

@@ -86,6 +86,7 @@ struct sb_api {
     pthread_cond_t stop_cond;
     bool stop;
     struct sb__api_rate tests; /* connection tests: 10 a minute per actor, 2 at a time */
+    struct sb_batch_runner *batches; /* appended (batch jobs): woken on create and cancel */
 };
 
 struct sb_api_actor {
@@ -124,6 +125,7 @@ struct sb_api_call {
     bool changed;             /* the registry changed: rebuild and publish before answering */
     const char *content_type; /* of out when the handler succeeds; NULL = application/json
                                  (GET /api/usage?format=csv answers text/csv) */
+    struct sb_slice body_type; /* appended (batch jobs): the request's content-type, copied */
 };
 
 typedef sb_err (*sb_api_fn)(struct sb_api_call *c);
@@ -141,6 +143,10 @@ struct sb_api_route {
  * and never sets c->changed. A bit rather than a fifth member, so that every other row
  * keeps its four initializers (-Wmissing-field-initializers). */
 #define SB_API_UNLOCKED (1u << 8)
+/* Another flag of the same kind: the dispatcher does not parse the body (c->json stays
+ * NULL); the handler reads c->body itself, under its own bounds (a batch job's JSONL,
+ * larger than the 1 MiB of a configuration body). */
+#define SB_API_RAW_BODY (1u << 9)
 
 /* ---- table.c ---- */
 
@@ -399,5 +405,14 @@ sb_err sb__api_me_credentials_list(struct sb_api_call *c);
 sb_err sb__api_me_credential_put(struct sb_api_call *c);
 sb_err sb__api_me_credential_delete(struct sb_api_call *c);
 sb_err sb__api_rotate_key(struct sb_api_call *c);
+
+/* ---- batches.c: batch jobs (issue 7 part 10) ---- */
+
+sb_err sb__api_batches_list(struct sb_api_call *c);
+sb_err sb__api_batch_create(struct sb_api_call *c);
+sb_err sb__api_batch_get(struct sb_api_call *c);
+sb_err sb__api_batch_results(struct sb_api_call *c);
+sb_err sb__api_batch_cancel(struct sb_api_call *c);
+sb_err sb__api_batch_delete(struct sb_api_call *c);
 
 #endif

@@ -19,6 +19,7 @@
 #define ADMIN SB_ROLE_ADMIN
 #define PUBLIC SB_ROLE_PUBLIC
 #define UNLOCKED SB_API_UNLOCKED
+#define RAW SB_API_RAW_BODY
 
 const struct sb_api_route sb__api_routes[] = {
     /* sessions and the caller */
@@ -93,6 +94,13 @@ const struct sb_api_route sb__api_routes[] = {
     {"DELETE", "/api/experiments/{id}", ADMIN, sb__api_experiment_delete},
     {"GET", "/api/experiments/{id}/results", STAFF, sb__api_experiment_results},
     {"POST", "/api/feedback", ALL, sb__api_feedback},
+    /* batch jobs (batches.c): every role; non-admins see only their own jobs */
+    {"GET", "/api/batches", ALL, sb__api_batches_list},
+    {"POST", "/api/batches", ALL | RAW, sb__api_batch_create},
+    {"GET", "/api/batches/{id}", ALL, sb__api_batch_get},
+    {"DELETE", "/api/batches/{id}", ALL, sb__api_batch_delete},
+    {"GET", "/api/batches/{id}/results", ALL, sb__api_batch_results},
+    {"POST", "/api/batches/{id}/cancel", ALL, sb__api_batch_cancel},
     /* usage analytics: every role; non-admins see only their own rows (usage_query.c) */
     {"GET", "/api/usage", ALL, sb__api_usage},
     /* registry */

@@ -180,9 +180,24 @@ static bool is_api(struct sb_slice path)
     return sb_slice_starts_with(path, SB_SLICE("/api/")) || sb_slice_eq_cstr(path, "/api");
 }
 
+/* The batch runner's private listener (gateway.h batch_only) serves the two
+ * endpoints a batch line may name and nothing else. */
+static bool batch_refused(struct sb_http_req *req)
+{
+    if (sb_slice_eq_cstr(req->method, "POST") &&
+        (sb_slice_eq_cstr(req->path, "/v1/chat/completions") ||
+         sb_slice_eq_cstr(req->path, "/v1/embeddings")))
+        return false;
+    sb_http_respond_error(req, 404, "invalid_request_error", "unknown_url",
+                          "this listener serves batch jobs only");
+    return true;
+}
+
 void sb_front_handle(struct sb_http_req *req, void *worker_ctx)
 {
     struct worker *w = worker_ctx;
+    if (w->front->gw->batch_only && batch_refused(req))
+        return;
     if (is_api(req->path)) {
         if (w->front->api)
             sb_api_handle(w->front->api, req, w->gw.loop);

@@ -10,6 +10,8 @@
  * cookies by itself. Only hashes are compared: SHA-256 of a presented key
  * is looked up in the snapshot, which holds only live keys; the admin
  * token's hash is compared in constant time. Nothing here touches the store.
+ * The private listener of batch jobs accepts only the batch runner's token
+ * (by_batch), and serves each line as the job's owner.
  */
 #include <string.h>
 #include <time.h>
@@ -83,12 +85,50 @@ static sb_err by_session(const struct sb_gateway *gw, const struct sb_http_req *
     return SB_OK;
 }
 
+/* The batch runner's line (gateway.h batch_only): its token, then the owner it
+ * names: "admin", "user:NAME" (served as that user's console session would be:
+ * the runner checked the user is active) or "key:sha256:HEX" (that virtual
+ * key, looked up in the snapshot like any presented key: a revoked or expired
+ * key fails here). */
+static sb_err by_batch(const struct sb_gateway *gw, const struct sb_registry *reg,
+                       const struct sb_http_req *req, struct sb_slice t, struct sb_client *out,
+                       struct sb_error *err)
+{
+    struct sb_slice who = sb_http_header(req, "x-switchboard-batch-owner");
+    const struct sb_client_key *k = NULL;
+    if (!t.len || !sb_keys_check_admin(&gw->batch_token, t))
+        return sb_fail(err, SB_E_UNAUTHORIZED, "this listener serves batch jobs only");
+    if (sb_slice_eq_cstr(who, "admin")) {
+        out->kind = SB_CLIENT_ADMIN;
+        return SB_OK;
+    }
+    if (who.len > 5 && who.len - 5 < sizeof(out->user_buf) &&
+        sb_slice_starts_with(who, SB_SLICE("user:"))) {
+        out->kind = SB_CLIENT_SESSION;
+        memcpy(out->user_buf, who.p + 5, who.len - 5);
+        out->user = out->user_buf;
+        return SB_OK;
+    }
+    if (reg && who.len == 4 + SB_HASH_TEXT_LEN && sb_slice_starts_with(who, SB_SLICE("key:")))
+        k = sb_registry_find_key(reg, (struct sb_slice){who.p + 4, SB_HASH_TEXT_LEN});
+    if (!k)
+        return sb_fail(err, SB_E_UNAUTHORIZED, "the batch's virtual key is no longer valid");
+    if (k->expires_at_ms && k->expires_at_ms <= now_ms())
+        return sb_fail(err, SB_E_UNAUTHORIZED, "the batch's virtual key has expired");
+    out->kind = SB_CLIENT_KEY;
+    out->key = k;
+    out->user = k->user;
+    return SB_OK;
+}
+
 sb_err sb_gateway_authenticate(const struct sb_gateway *gw, const struct sb_registry *reg,
                                const struct sb_http_req *req, struct sb_client *out,
                                struct sb_error *err)
 {
     struct sb_slice t = presented(req);
     memset(out, 0, sizeof(*out));
+    if (gw->batch_only)
+        return by_batch(gw, reg, req, t, out, err);
     if (t.len && gw->has_admin && sb_keys_check_admin(&gw->admin, t)) {
         out->kind = SB_CLIENT_ADMIN;
         return SB_OK;

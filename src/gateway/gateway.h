@@ -46,6 +46,12 @@ struct sb_gateway {
     size_t max_body_bytes;         /* client limit, reused for parsing */
     size_t max_upstream_bytes;     /* largest non-streamed upstream body we accept */
     struct sb_retry_opts retry;    /* appended (issue 7) */
+    /* Appended for batch jobs (issue 7 part 10, batch/runner.h): set only on the gateway of
+     * the private loopback listener the batch runner sends its lines to. That gateway
+     * accepts the runner's token (its SHA-256 here) and nothing else, and serves each line
+     * as the owner the runner names in x-switchboard-batch-owner (client_auth.c). */
+    bool batch_only;
+    struct sb_admin_hash batch_token;
 };
 
 struct sb_gw_worker {

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "store/identity.h"
+#include "store/batch.h"
 #include "store/quota.h"
 #include "store/sqlite_int.h"
 #include "store/store.h"
@@ -660,4 +661,5 @@ static const struct sb_store_ops sqlite_ops = {
     .request_ref = sb__sq_request_ref,
     .experiment_ratings = sb__sq_experiment_ratings,
     .quota = &sb__sqlite_quota_ops, /* sqlite_quota.c */
+    .batch = &sb__sqlite_batch_ops, /* sqlite_batch.c */
 };

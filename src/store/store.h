@@ -362,6 +362,7 @@ void sb_store_entities_free(struct sb_store_entities *e);
 struct sb_store;
 struct sb_store_identity_ops; /* store/identity.h: users, sessions, keys, audit */
 struct sb_store_quota_ops;    /* store/quota.h: limits of keys and users, spend */
+struct sb_store_batch_ops;    /* store/batch.h: batch jobs */
 
 /*
  * The rekey callback: re-encrypts one credential. c is borrowed for the call
@@ -491,6 +492,8 @@ struct sb_store_ops {
                                  struct sb_error *err);
     /* Appended for limits and budgets (issue 7 parts 4-5, store/quota.h): a sub-table. */
     const struct sb_store_quota_ops *quota;
+    /* Appended for batch jobs (issue 7 part 10, store/batch.h): a sub-table. */
+    const struct sb_store_batch_ops *batch;
 };
 
 /* The base every backend embeds as its first member. */
