@@ -124,6 +124,34 @@ describe('console: routes, experiments, models, users, personal keys', () => {
         c.assertClean(page);
     });
 
+    it('a batch job shows its progress while it runs, then its results', async () => {
+        const m = env.fake.script(env.fake.marker('batch'), { delayMs: 400 });
+        await page.getByRole('link', { name: 'Batch jobs' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Batch jobs' }).waitFor();
+        await page.getByLabel('Model or route for every line').selectOption('gpt-test');
+        await page.getByLabel('Concurrency').fill('1');
+        const line = (i) => JSON.stringify({ messages: [{ role: 'user', content: `line ${i} ${m}` }] });
+        await page.getByLabel('Requests (JSONL: one request body per line)').fill([1, 2, 3, 4].map(line).join('\n'));
+        await page.evaluate(() => {
+            window.__progress = [];
+            setInterval(() => {
+                const c = document.querySelector('tr[data-batch] .count');
+                if (c && window.__progress.at(-1) !== c.textContent) window.__progress.push(c.textContent);
+            }, 50);
+        });
+        await page.getByRole('button', { name: 'Start batch' }).click();
+        await page.locator('tr[data-batch][data-status="completed"]').waitFor({ timeout: 20000 });
+        const seen = await page.evaluate(() => window.__progress);
+        assert.equal(seen.at(-1), '4 / 4');
+        assert.ok(seen.filter((x) => x !== '0 / 4' && x !== '4 / 4').length >= 1, `progress in between: ${JSON.stringify(seen)}`);
+        const href = await page.locator('tr[data-batch]').getByRole('link', { name: 'Results' }).getAttribute('href');
+        const lines = await page.evaluate(async (u) => (await (await fetch(u)).text()).trim().split('\n'), href);
+        assert.equal(lines.length, 4);
+        assert.equal(JSON.parse(lines[0]).response.status_code, 200, lines[0]);
+        await c.shot(page, 'batches');
+        c.assertClean(page);
+    });
+
     it('my provider keys: a personal key is stored and shown only masked', async () => {
         const personal = 'sk-personal-0123456789abcdefWXYZ';
         await page.getByRole('link', { name: 'My provider keys' }).click();
