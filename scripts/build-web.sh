@@ -6,7 +6,8 @@
 # renamed into place, so two makes at once never see a half-written dist/.
 set -euo pipefail
 cd "$(dirname "$0")/../web"
-if [ ! -d node_modules ]; then
+# npm ci again when the lock file changed since the last install.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "build-web: npm ci (web)"
   npm ci --no-audit --no-fund --silent
 fi
