@@ -88,14 +88,20 @@ export const isAdmin = () => session.role === 'admin';
 export const isStaff = () => session.role === 'admin' || session.role === 'developer';
 
 /** A form's errors: general message plus one per field the API named. */
+// A field the API names may be nested ("pricing.input_per_mtok", "targets[1]"):
+// the form shows it under the first of those spellings it has a control for,
+// and above the form when it has none, so no error is ever invisible.
 export function formErrors() {
   return reactive({
-    general: '', fields: {},
+    general: '', fields: {}, known: new Set(),
     clear() { this.general = ''; this.fields = {}; },
     set(e) {
       this.clear();
-      if (e instanceof ApiError && e.field) {
-        this.fields = { [e.field]: { message: e.message, suggestions: e.suggestions } };
+      const f = e instanceof ApiError ? e.field : null;
+      const names = f ? [f, f.replace(/\[.*$/, ''), f.split('.').pop().replace(/\[.*$/, '')] : [];
+      const hit = names.find((n) => this.known.has(n));
+      if (hit) {
+        this.fields = { [hit]: { message: e.message, suggestions: e.suggestions } };
       } else {
         this.general = e.message || String(e);
       }
