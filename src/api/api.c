@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "api/internal.h"
+#include "batch/runner.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "registry/registry.h"
@@ -349,6 +350,8 @@ static void run(uv_work_t *w)
         if (sb__api_reload(a, &err) != SB_OK)
             sb_warn("msg=\"registry reload failed; the old snapshot keeps serving\" err=\"%s\"",
                     err.msg);
+        /* A user disabled or a key revoked: batch jobs check their owner now. */
+        sb_batch_runner_wake(a->batches);
     }
     pthread_mutex_unlock(&a->lock);
     if (rc != SB_OK && c->err.code == SB_OK)

@@ -54,6 +54,7 @@
 #include "store/store.h"
 
 #define CLAIM_EVERY_MS 1000
+#define FLUSH_EVERY_MS 50             /* answers wait at most this long to be stored */
 #define LOAD_CHUNK 64                 /* pending lines read at once per job */
 #define MAX_ANSWER_BYTES (16u << 20)  /* a line's answer kept whole */
 #define MAX_WAITS 1000                /* 429s one line may wait out */
@@ -115,6 +116,7 @@ struct sb_batch_runner {
     _Atomic bool stop, woken;
     struct job *jobs;
     struct xfer *xfers;         /* in flight */
+    int64_t next_flush;         /* Unix ms: when answers are stored next */
     int in_flight;              /* all jobs */
 };
 
@@ -556,9 +558,15 @@ static void abort_xfers(struct sb_batch_runner *r, struct job *j)
  * Ends: storing answers, finishing jobs, letting go of lost ones
  * ==================================================================== */
 
-/* Stores each job's answers (and its in-flight count) in one transaction per job. */
-static void flush(struct sb_batch_runner *r)
+/* Stores each job's answers (and its in-flight count) in one transaction per job, at most
+ * every FLUSH_EVERY_MS unless forced: a fast job answers lines faster than one SQLite
+ * commit each is worth, and the usage writer wants the write lock too. */
+static void flush(struct sb_batch_runner *r, bool force)
 {
+    int64_t now = now_ms();
+    if (!force && now < r->next_flush)
+        return;
+    r->next_flush = now + FLUSH_EVERY_MS;
     for (struct job *j = r->jobs; j; j = j->next) {
         struct sb_error err = {0};
         if (!j->ndone && !j->dirty)
@@ -688,6 +696,9 @@ static void finalize(struct sb_batch_runner *r)
 static long poll_ms(struct sb_batch_runner *r, int64_t now, int64_t next_lease)
 {
     int64_t due = next_lease;
+    for (struct job *j = r->jobs; j; j = j->next)
+        if ((j->ndone || j->dirty) && r->next_flush < due)
+            due = r->next_flush; /* answers to store */
     for (struct job *j = r->jobs; j && r->in_flight < SB_BATCH_MAX_IN_FLIGHT; j = j->next) {
         /* only a job that could send now: otherwise an answer wakes the poll */
         if (!j->queue || j->in_flight >= j->window || j->owner_problem ||
@@ -720,7 +731,7 @@ static void *run(void *ud)
             dispatch(r, now);
         curl_multi_perform(r->multi, &running);
         harvest(r);
-        flush(r);
+        flush(r, stopping);
         drop_lost(r);
         finalize(r);
         if (stopping && (r->in_flight == 0 || now_ms() >= deadline))
@@ -733,7 +744,7 @@ static void *run(void *ud)
                 "lines=%d",
                 r->in_flight);
     abort_xfers(r, NULL);
-    flush(r);
+    flush(r, true);
     struct sb_error err = {0};
     if (sb_store_batch_release(r->store, r->runner_id, &err) != SB_OK)
         sb_warn("msg=\"batch: releasing leases failed; they run out by themselves\" err=\"%s\"",

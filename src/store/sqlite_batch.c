@@ -405,6 +405,29 @@ static sb_err claim_tx(sqlite3 *db, void *ud, struct sb_error *err)
     return rc;
 }
 
+/* Whether any job may be leased or renewed by runner: a read, so that an idle
+ * gateway does not take SQLite's write lock every second for nothing. */
+static sb_err any_to_claim(sqlite3 *db, const struct claim_args *c, bool *any,
+                           struct sb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    sb_err rc = sb__sq_prepare(db,
+                               "SELECT 1 FROM batches WHERE status IN ('queued', 'in_progress', "
+                               "'cancelling') AND (runner IS NULL OR runner = ?1 OR "
+                               "lease_until < ?2) LIMIT 1",
+                               &st, err);
+    if (rc != SB_OK)
+        return rc;
+    sb__sq_bind_str(st, 1, c->runner);
+    sqlite3_bind_int64(st, 2, c->now);
+    int step = sqlite3_step(st);
+    *any = step == SQLITE_ROW;
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = sb__sq_fail(db, err, "look for batches");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static sb_err claim(struct sb_store *s, const char *runner, int64_t now, int64_t lease_ms,
                     size_t max, struct sb_arena *a, struct sb_store_batch **out, size_t *n,
                     struct sb_error *err)
@@ -412,7 +435,13 @@ static sb_err claim(struct sb_store *s, const char *runner, int64_t now, int64_t
     sqlite3 *db = sb__sq_db(s);
     struct claim_args c = {runner, now, lease_ms, max};
     sqlite3_stmt *st = NULL;
-    sb_err rc = in_tx(db, claim_tx, &c, err);
+    bool any = false;
+    *n = 0;
+    *out = NULL;
+    sb_err rc = any_to_claim(db, &c, &any, err);
+    if (rc != SB_OK || !any)
+        return rc;
+    rc = in_tx(db, claim_tx, &c, err);
     if (rc == SB_OK)
         rc = sb__sq_prepare(db,
                             "SELECT " COLS " FROM batches WHERE runner = ?1 AND status IN "

@@ -11,6 +11,7 @@
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
+const { spawn } = require('node:child_process');
 const assert = require('node:assert/strict');
 const { FakeUpstream } = require('./lib/fake-upstream');
 const h = require('./lib/harness');
@@ -40,6 +41,30 @@ async function results(gw, id, as = 'admin') {
     assert.equal(r.status, 200, r.text);
     assert.match(r.headers['content-type'], /application\/jsonl/);
     return r.text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** The most requests the upstream held at once, from recorded arrival and close times. */
+function maxOverlap(records) {
+    const ev = [];
+    for (const r of records) { ev.push([r.receivedAt, 1]); ev.push([r.closedAt, -1]); }
+    ev.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let cur = 0, max = 0;
+    for (const [, d] of ev) { cur += d; max = Math.max(max, cur); }
+    return max;
+}
+
+/** `switchboard serve --takeover` on gw's address, database and config. */
+function takeover(gw) {
+    const p = { err: '', exit: null };
+    p.proc = spawn(h.BIN, ['serve', '--config', gw.configPath, '--listen', `127.0.0.1:${gw.port}`,
+        '--db', `sqlite:${gw.dbPath}`, '--workers', '2', '--takeover'], {
+        cwd: gw.dir, stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, SWITCHBOARD_ADMIN_TOKEN: gw.token, SWITCHBOARD_MASTER_KEY: gw.masterKey, FAKE_OPENAI_KEY: h.FAKE_KEY },
+    });
+    p.proc.stdout.on('data', () => {});
+    p.proc.stderr.on('data', (d) => { p.err += d; });
+    p.exited = new Promise((resolve) => p.proc.on('exit', (code, signal) => { p.exit = { code, signal }; resolve(p.exit); }));
+    return p;
 }
 
 describe('batch jobs', () => {
@@ -221,8 +246,73 @@ describe('batch jobs', () => {
         const out = await results(gw, created.id);
         assert.ok(out.every((o) => o.response.status_code === 200));
         await cp.within(5000, () => h.sql(gw, `select count(*) n from usage_logs where request_id like '${created.id}-%' and http_status = 200`)[0].n === n, 'usage rows');
+        const refused = h.sql(gw, `select http_status, count(*) n from usage_logs where request_id like '${created.id}-%' and http_status <> 200 group by http_status`);
+        /* the limiter's refusals are usage rows of their own, as any client's; nothing else failed */
+        assert.ok(refused.every((r) => r.http_status === 429), JSON.stringify(refused));
         const keyRows = h.sql(gw, `select distinct key_id from usage_logs where request_id like '${created.id}-%'`);
         assert.deepEqual(keyRows, [{ key_id: String(k.id) }]);
+    });
+
+    it('a job whose owner loses access ends failed; the rest of its lines are not sent', async () => {
+        const slow = (tag, i) => ({ custom_id: `${tag}-${i}`, body: chatLine('gpt-test', fake.script(fake.marker(`${tag}${i}`), { delayMs: 300 })) });
+        // a user disabled mid-job
+        const cat = await cp.userSession(gw, 'bt-cat', 'user');
+        const lines = Array.from({ length: 8 }, (_, i) => slow('u', i));
+        const j1 = cp.ok(await postJsonl(gw, jsonl(lines.map((l) => l.body)), '?concurrency=1', cat), 201);
+        await cp.within(5000, async () => (await cp.api.get(gw, `/api/batches/${j1.id}`)).json.request_counts.in_flight === 1, 'a line in flight');
+        const before = (await cp.api.get(gw, `/api/batches/${j1.id}`)).json.request_counts.completed;
+        cp.ok(await cp.api.put(gw, '/api/users/bt-cat', { status: 'disabled' }), 200);
+        const d1 = await waitStatus(gw, j1.id, ['failed']);
+        assert.match(d1.error, /disabled or deleted/);
+        const o1 = await results(gw, j1.id);
+        assert.equal(o1.length, 8);
+        /* the line in flight finishes (and maybe one sent in the same instant); no other is sent */
+        assert.ok(d1.request_counts.completed <= before + 2, `${before} done before, ${d1.request_counts.completed} after`);
+        assert.equal(d1.request_counts.failed, 8 - d1.request_counts.completed);
+        assert.ok(o1.every((o) => o.response || o.error.code === 'batch_failed'), JSON.stringify(o1));
+        // a key revoked mid-job
+        const k = await cp.createKey(gw, { name: 'bt-revoked' });
+        const lines2 = Array.from({ length: 8 }, (_, i) => slow('k', i));
+        const j2 = cp.ok(await cp.api.post(gw, '/api/batches', { requests: lines2, key_id: k.id, concurrency: 1 }), 201);
+        await cp.within(5000, async () => (await cp.api.get(gw, `/api/batches/${j2.id}`)).json.request_counts.in_flight === 1, 'a line in flight');
+        cp.ok(await cp.api.post(gw, `/api/keys/${k.id}/revoke`, {}), 200);
+        const d2 = await waitStatus(gw, j2.id, ['failed']);
+        assert.match(d2.error, /revoked/);
+        const o2 = await results(gw, j2.id);
+        const sent = lines2.filter((l) => fake.requestsFor(JSON.stringify(l.body).match(/sbt-[a-z0-9]+-[0-9]+/)[0]).length > 0).length;
+        assert.ok(sent <= 3, `${sent} lines reached the upstream after a revoke`);
+        assert.ok(o2.every((o) => (o.response && o.response.status_code === 200) || (o.error && o.error.code === 'batch_failed')
+            || (o.response && o.response.status_code === 401)), JSON.stringify(o2));
+    });
+
+    it('serve --takeover: the old process gives its jobs back, the new one finishes them; each line once', async () => {
+        const n = 16;
+        const marks = [];
+        const lines = [];
+        for (let i = 0; i < n; i++) {
+            const mk = fake.script(fake.marker(`h${i}`), { delayMs: 150 });
+            marks.push(mk);
+            lines.push({ custom_id: `h-${i}`, body: chatLine('gpt-test', mk) });
+        }
+        const created = cp.ok(await cp.api.post(gw, '/api/batches', { requests: lines, concurrency: 2 }), 201);
+        await cp.within(10000, async () => (await cp.api.get(gw, `/api/batches/${created.id}`)).json.request_counts.completed >= 3, 'some lines done');
+        const t = takeover(gw);
+        try {
+            const old = await gw.waitExit(15000);
+            assert.ok(old, `the old gateway did not exit\n${gw.logTail()}\n--- new ---\n${t.err}`);
+            assert.equal(gw.exit.code, 0, gw.logTail());
+            const done = await waitStatus(gw, created.id, ['completed'], 30000);
+            assert.deepEqual(done.request_counts, { total: n, completed: n, failed: 0, in_flight: 0, pending: 0 });
+            for (const mk of marks) assert.equal(fake.requestsFor(mk).length, 1, `${mk} sent once`);
+            assert.deepEqual((await results(gw, created.id)).map((o) => o.custom_id), lines.map((l) => l.custom_id));
+            assert.ok(!/sb-batch-[0-9a-f]/.test(gw.err + gw.out + t.err), 'the runner\'s token was logged');
+        } finally {
+            t.proc.kill('SIGTERM');
+            const e = await t.exited;
+            assert.equal(e.code, 0, t.err);
+        }
+        // the next test starts its own gateway on the same database
+        gw = await h.startGateway(fake, { dbPath: gw.dbPath, dir: gw.dir, server: { shutdown_timeout_ms: 5000 }, env: { SWITCHBOARD_MASTER_KEY: gw.masterKey } });
     });
 
     it('a job interrupted by SIGTERM resumes after a restart; each line exactly once', async () => {
@@ -251,6 +341,7 @@ describe('batch jobs', () => {
         const out = await results(gw, created.id);
         assert.deepEqual(out.map((o) => o.custom_id), lines.map((l) => l.custom_id));
         for (const mk of marks) assert.equal(fake.requestsFor(mk).length, 1, `${mk} sent once`);
+        assert.ok(maxOverlap(marks.map((mk) => fake.requestsFor(mk)[0])) <= 2, 'the job\'s concurrency held');
         await cp.within(5000, () => h.sql(gw, `select count(*) n from usage_logs where request_id like '${created.id}-%'`)[0].n === n, 'usage rows');
         assert.equal(h.sql(gw, `select count(distinct request_id) n from usage_logs where request_id like '${created.id}-%' and status = 'ok'`)[0].n, n);
     });
