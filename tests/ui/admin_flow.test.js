@@ -328,8 +328,15 @@ describe('console: an admin from first start to a streamed answer', () => {
     it('works on a phone-sized viewport', async () => {
         const phone = await c.newPage(env, { width: 390, height: 844 });
         await c.login(phone, env.gw, admin);
-        for (const name of ['Dashboard', 'Models', 'Keys', 'Playground']) {
+        const ready = {
+            Dashboard: '[data-stat="requests"]:not(:text-is("—"))',
+            Models: 'tr[data-model="m-two"]',
+            Keys: 'td.kname',
+            Playground: 'select#f-model option[value="m-two"]',
+        };
+        for (const name of Object.keys(ready)) {
             await c.nav(phone, name);
+            await phone.locator(ready[name]).first().waitFor({ state: 'attached' });
             const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
             assert.ok(overflow <= 1, `${name}: the page is ${overflow}px wider than the phone`);
             await c.shot(phone, `phone-${name.toLowerCase()}`);
