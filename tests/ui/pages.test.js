@@ -124,6 +124,26 @@ describe('console: routes, experiments, models, users, personal keys', () => {
         c.assertClean(page);
     });
 
+    it('revokes a key; the audit log, filtered by action, shows it', async () => {
+        const k = await h.request(env.gw, { path: '/api/keys', body: { name: 'to-revoke' } });
+        assert.equal(k.status, 201, k.text);
+        await c.nav(page, 'Keys');
+        const row = page.locator(`tr[data-key="${k.json.id}"]`);
+        await row.getByRole('button', { name: 'Revoke' }).click();
+        await row.locator('td.state', { hasText: 'revoked' }).waitFor();
+        assert.equal(await row.getByRole('button', { name: 'Revoke' }).count(), 0);
+        const r = await h.chat(env.gw, { model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }, { headers: { authorization: `Bearer ${k.json.key}` } });
+        assert.equal(r.status, 401, 'a revoked key is refused');
+        await c.nav(page, 'Audit');
+        await page.getByLabel('Action').fill('key.revoke');
+        await page.getByRole('button', { name: 'Filter' }).click();
+        await page.waitForFunction(() => [...document.querySelectorAll('table.audit tbody code')].length === 1);
+        const actions = await page.locator('table.audit tbody code').allTextContents();
+        assert.deepEqual(actions, ['key.revoke']);
+        assert.match(await page.locator('table.audit tbody tr').first().textContent(), /root.*key\.revoke.*key/);
+        c.assertClean(page);
+    });
+
     it('a batch job shows its progress while it runs, then its results', async () => {
         const m = env.fake.script(env.fake.marker('batch'), { delayMs: 400 });
         await page.getByRole('link', { name: 'Batch jobs' }).click();
