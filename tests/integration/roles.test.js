@@ -38,8 +38,10 @@ function tableRows() {
     const rows = [];
     const re = /\{\s*"([A-Z]+)"\s*,\s*"([^"]+)"\s*,\s*([A-Z_| ]+?)\s*,\s*(sb__api_\w+)\s*\}/g;
     for (let m; (m = re.exec(body));) {
-        /* Flags beside the roles (UNLOCKED: runs without the api mutex) grant nothing. */
-        const roleExpr = m[3].split('|').map((x) => x.trim()).filter((x) => x !== 'UNLOCKED' && x !== 'SB_API_UNLOCKED').join(' | ');
+        /* Flags beside the roles (UNLOCKED: runs without the api mutex; RAW: the handler
+         * reads its own body) grant nothing. */
+        const FLAGS = ['UNLOCKED', 'SB_API_UNLOCKED', 'RAW', 'SB_API_RAW_BODY'];
+        const roleExpr = m[3].split('|').map((x) => x.trim()).filter((x) => !FLAGS.includes(x)).join(' | ');
         assert.ok(roleExpr in ROLE_SETS, `unknown roles expression "${roleExpr}" in table.c: extend ROLE_SETS`);
         rows.push({ method: m[1], pattern: m[2], roles: ROLE_SETS[roleExpr], fn: m[4] });
     }
@@ -67,6 +69,7 @@ const CONTRACT = [
     'GET /api/me/credentials', 'PUT /api/me/credentials/{provider}', 'DELETE /api/me/credentials/{provider}',
     'GET /api/routes', 'POST /api/routes', 'GET /api/routes/{id}', 'PUT /api/routes/{id}', 'DELETE /api/routes/{id}',
     'GET /api/audit', 'POST /api/admin/rotate-key',
+    'POST /api/batches', 'GET /api/batches/{id}', 'GET /api/batches/{id}/results',
 ];
 
 /** A concrete path for a pattern: every parameter names nothing that exists. */
