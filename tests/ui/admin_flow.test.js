@@ -100,7 +100,9 @@ describe('console: an admin from first start to a streamed answer', () => {
         assert.match(await result.textContent(), /latency: .*total \d+ ms/);
         await c.shot(page, 'providers-wizard-tested');
         await page.getByRole('button', { name: 'Save provider' }).click();
-        await page.getByText('Provider acme saved with its models.').waitFor();
+        const saved = page.locator('.wizard .success');
+        await saved.waitFor();
+        assert.equal((await saved.textContent()).replace(/\s+/g, ' ').trim(), 'Provider acme saved with its models: gpt-4o-mini, gpt-4o.');
         const row = page.locator('tr[data-provider="acme"]');
         await row.waitFor();
         // Test connection from the list: diagnosis and latency, then stored as the last test.
