@@ -204,6 +204,7 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         .admin = &gateway.admin,
         .writer = s->usage,
         .allow_private_base_urls = s->cfg->allow_private_base_urls,
+        .router = s->router,
     };
     return sb_api_create(&o, &s->api, err); /* publishes the first snapshot */
 }

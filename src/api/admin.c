@@ -32,7 +32,7 @@ static sb_err rekey_row(void *ud, const struct sb_store_credential *c, char **ne
     const struct sb_keyring *kr = ud;
     char aad[SB_KEYS_AAD_MAX], kid[17];
     char *out = NULL;
-    sb_keys_credential_aad(c->provider, c->user, aad);
+    sb_keys_credential_aad(c->provider, c->user, c->label, aad);
     if (sb_keys_keyring_reencrypt(kr, c->key_id, sb_slice_cstr(c->key_ciphertext),
                                   sb_slice_cstr(aad), &out, kid, err) != SB_OK)
         return err->code;

@@ -24,6 +24,7 @@
 #include "registry/registry.h"
 #include "registry/registry_build.h"
 #include "crypto/keys.h"
+#include "router/router.h"
 
 #define MAX_API_BODY (1u << 20) /* an /api body is a config entry, not a prompt */
 
@@ -48,6 +49,26 @@ sb_err sb__api_reload(struct sb_api *a, struct sb_error *err)
     return SB_OK;
 }
 
+/* Pool keys the data plane saw refused (router.h): stored in dead_keys,
+ * which bumps registry_version, so the reload below (and every other
+ * process's) publishes them dead. Called under a->lock. */
+static void store_dead_keys(struct sb_api *a)
+{
+    struct sb_router_dead_key d[16];
+    size_t n = a->router ? sb_router_take_dead(a->router, d, 16) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct sb_error err = {0};
+        struct sb_store_dead_key dk = {d[i].provider, d[i].label, d[i].fingerprint, d[i].reason,
+                                       d[i].at};
+        if (sb_store_dead_key_put(a->store, &dk, &err) == SB_OK)
+            sb_warn("msg=\"pool key marked dead\" provider=%s key=%s reason=\"%s\"",
+                    d[i].provider, d[i].label[0] ? d[i].label : "primary", d[i].reason);
+        else
+            sb_warn("msg=\"could not store a dead pool key\" provider=%s err=\"%s\"",
+                    d[i].provider, err.msg);
+    }
+}
+
 /* Another process (a second instance on the same database) changed the
  * registry: its version row moved. The seam for PostgreSQL LISTEN/NOTIFY. */
 static void poll_once(struct sb_api *a)
@@ -55,6 +76,7 @@ static void poll_once(struct sb_api *a)
     struct sb_error err = {0};
     int64_t v = 0;
     pthread_mutex_lock(&a->lock);
+    store_dead_keys(a);
     bool ok = sb_store_registry_version(a->store, &v, &err) == SB_OK;
     atomic_store(&a->store_ok_ms, ok ? sb__api_now_ms() : 0);
     if (ok && v != a->version) {
@@ -123,6 +145,7 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
     a->poll_ms = o->poll_ms ? o->poll_ms : 1000;
     a->allow_private = o->allow_private_base_urls;
     a->batches = o->batches;
+    a->router = o->router;
     sb__api_rate_init(&a->tests, 10, 60000, 2);
     if (o->admin) {
         a->admin = *o->admin;

@@ -30,6 +30,7 @@ struct sb_sessions;
 struct sb_store;
 
 struct sb_batch_runner;
+struct sb_router;
 
 struct sb_api_opts {
     const char *db_url;                /* the control plane opens its own connection */
@@ -43,6 +44,8 @@ struct sb_api_opts {
     bool allow_private_base_urls;      /* the config's choice: non-admins may name internal hosts */
     struct sb_batch_runner *batches;   /* appended: woken when a batch job is created or
                                           cancelled; borrowed, may be NULL */
+    struct sb_router *router;          /* appended (key pools): dead keys to store, holds to
+                                          release; borrowed, may be NULL */
 };
 
 /* Opens the store, loads and publishes the first snapshot, starts the

@@ -53,11 +53,17 @@ const char *sb__api_key_format_warning(struct sb_api_call *c, const char *type,
 sb_err sb__api_put_credential(struct sb_api_call *c, const char *provider, const char *user,
                               const char *key, char masked[32])
 {
+    return sb__api_put_pool_key(c, provider, user, NULL, 0, key, masked);
+}
+
+sb_err sb__api_put_pool_key(struct sb_api_call *c, const char *provider, const char *user,
+                            const char *label, int64_t weight, const char *key, char masked[32])
+{
     struct sb_secret *s = sb_secret_new(key, strlen(key));
     char aad[SB_KEYS_AAD_MAX], kid[17];
     char *ct = NULL;
     sb_secret_mask(s, masked);
-    sb_keys_credential_aad(provider, user, aad);
+    sb_keys_credential_aad(provider, user, label, aad);
     sb_err rc = sb_keys_keyring_encrypt(c->api->keyring, sb_secret_reveal(s), sb_slice_cstr(aad),
                                         &ct, kid, &c->err);
     sb_secret_free(s);
@@ -69,6 +75,8 @@ sb_err sb__api_put_credential(struct sb_api_call *c, const char *provider, const
         .key_ciphertext = ct,
         .key_id = kid,
         .masked = masked,
+        .label = label,
+        .weight = weight,
     };
     rc = sb_store_credential_put(c->api->store, &cred, &c->err);
     free(ct);

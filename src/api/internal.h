@@ -87,6 +87,7 @@ struct sb_api {
     bool stop;
     struct sb__api_rate tests; /* connection tests: 10 a minute per actor, 2 at a time */
     struct sb_batch_runner *batches; /* appended (batch jobs): woken on create and cancel */
+    struct sb_router *router;        /* appended (key pools): borrowed, may be NULL */
 };
 
 struct sb_api_actor {
@@ -282,6 +283,9 @@ const char *sb__api_key_format_warning(struct sb_api_call *c, const char *type,
 /* Encrypts key for (provider, user NULL = system) and stores it; masked gets its display form. */
 sb_err sb__api_put_credential(struct sb_api_call *c, const char *provider, const char *user,
                               const char *key, char masked[32]);
+/* The same for a member of provider's key pool (label NULL = the primary key; weight 0 = 1). */
+sb_err sb__api_put_pool_key(struct sb_api_call *c, const char *provider, const char *user,
+                            const char *label, int64_t weight, const char *key, char masked[32]);
 
 /* ---- endpoints (one file per subject) ---- */
 
@@ -295,6 +299,12 @@ sb_err sb__api_provider_update(struct sb_api_call *c);
 sb_err sb__api_provider_delete(struct sb_api_call *c);
 sb_err sb__api_provider_toggle(struct sb_api_call *c);
 sb_err sb__api_provider_credentials(struct sb_api_call *c);
+/* key_pool.c: a provider's key pool (issue 7) */
+sb_err sb__api_key_pool_list(struct sb_api_call *c);
+sb_err sb__api_key_pool_add(struct sb_api_call *c);
+sb_err sb__api_key_pool_update(struct sb_api_call *c);
+sb_err sb__api_key_pool_delete(struct sb_api_call *c);
+sb_err sb__api_key_pool_revive(struct sb_api_call *c);
 sb_err sb__api_provider_models(struct sb_api_call *c);
 sb_err sb__api_provider_model_create(struct sb_api_call *c);
 sb_err sb__api_provider_capabilities(struct sb_api_call *c);

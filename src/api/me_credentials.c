@@ -115,7 +115,7 @@ sb_err sb__api_me_credential_put(struct sb_api_call *c)
         return c->err.code;
     if (!*key)
         return sb__api_fail(c, SB_E_BAD_REQUEST, "api_key", "api_key: must not be empty");
-    bool had = sb_store_credential_get(c->api->store, p.id, c->actor.name, c->arena, &before,
+    bool had = sb_store_credential_get(c->api->store, p.id, c->actor.name, NULL, c->arena, &before,
                                        &none) == SB_OK;
     warning = sb__api_key_format_warning(c, p.type, p.base_url, key);
     if (sb__api_put_credential(c, p.id, c->actor.name, key, masked) != SB_OK)
@@ -143,8 +143,9 @@ sb_err sb__api_me_credential_delete(struct sb_api_call *c)
     const char *provider = sb__api_param(c, 0);
     struct sb_store *s = c->api->store;
     if (need_user(c) != SB_OK ||
-        sb_store_credential_get(s, provider, c->actor.name, c->arena, &before, &c->err) != SB_OK ||
-        sb_store_credential_delete(s, provider, c->actor.name, &c->err) != SB_OK)
+        sb_store_credential_get(s, provider, c->actor.name, NULL, c->arena, &before, &c->err) !=
+            SB_OK ||
+        sb_store_credential_delete(s, provider, c->actor.name, NULL, &c->err) != SB_OK)
         return c->err.code;
     c->status = 204;
     c->changed = true;

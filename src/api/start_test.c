@@ -141,7 +141,7 @@ static void add_provider_with_key(struct sb_store *s, struct sb_keyring *kr)
                                   .auth_method = "bearer",
                                   .enabled = true};
     assert_int_equal(sb_store_provider_create(s, &p, NULL, 0, &err), SB_OK);
-    sb_keys_credential_aad("p1", NULL, aad);
+    sb_keys_credential_aad("p1", NULL, NULL, aad);
     assert_int_equal(sb_keys_keyring_encrypt(kr, SB_SLICE("sk-test-secret-1234"),
                                              sb_slice_cstr(aad), &ct, kid, &err),
                      SB_OK);
@@ -155,7 +155,7 @@ static const char *stored_key_id(struct sb_store *s, struct sb_arena *a)
 {
     struct sb_store_credential c;
     struct sb_error err = {0};
-    assert_int_equal(sb_store_credential_get(s, "p1", NULL, a, &c, &err), SB_OK);
+    assert_int_equal(sb_store_credential_get(s, "p1", NULL, NULL, a, &c, &err), SB_OK);
     return c.key_id;
 }
 
@@ -164,7 +164,7 @@ static sb_err rekey(void *ud, const struct sb_store_credential *c, char **ct, ch
                     struct sb_error *err)
 {
     char aad[SB_KEYS_AAD_MAX];
-    sb_keys_credential_aad(c->provider, c->user, aad);
+    sb_keys_credential_aad(c->provider, c->user, c->label, aad);
     return sb_keys_keyring_reencrypt(ud, c->key_id, sb_slice_cstr(c->key_ciphertext),
                                      sb_slice_cstr(aad), ct, kid, err);
 }

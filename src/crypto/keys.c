@@ -492,9 +492,12 @@ bool sb_keys_equal(struct sb_slice a, struct sb_slice b)
     return a.len == b.len && (a.len == 0 || CRYPTO_memcmp(a.p, b.p, a.len) == 0);
 }
 
-void sb_keys_credential_aad(const char *provider, const char *user, char out[SB_KEYS_AAD_MAX])
+void sb_keys_credential_aad(const char *provider, const char *user, const char *label,
+                            char out[SB_KEYS_AAD_MAX])
 {
-    if (user)
+    if (label && *label) /* a pool member: '#' appears in no provider id or user name */
+        snprintf(out, SB_KEYS_AAD_MAX, "%s#%s", provider, label);
+    else if (user)
         snprintf(out, SB_KEYS_AAD_MAX, "%s/%s", provider, user);
     else
         snprintf(out, SB_KEYS_AAD_MAX, "%s", provider);

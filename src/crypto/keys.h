@@ -69,12 +69,14 @@ sb_err sb_keys_decrypt(const struct sb_master_key *k, struct sb_slice b64, struc
 
 /*
  * The associated data of a stored provider credential: its row identity,
- * "<provider>" for the system credential and "<provider>/<user>" for a
- * user's own (provider ids hold no '/'), so a ciphertext copied into another
- * row fails to decrypt. Writes a NUL-terminated string into out.
+ * "<provider>" for the system credential, "<provider>/<user>" for a user's
+ * own and "<provider>#<label>" for a member of the provider's key pool
+ * (provider ids hold neither '/' nor '#'), so a ciphertext copied into
+ * another row fails to decrypt. Writes a NUL-terminated string into out.
  */
 #define SB_KEYS_AAD_MAX 200
-void sb_keys_credential_aad(const char *provider, const char *user, char out[SB_KEYS_AAD_MAX]);
+void sb_keys_credential_aad(const char *provider, const char *user, const char *label,
+                            char out[SB_KEYS_AAD_MAX]);
 
 /* ---- admin token ---- */
 

@@ -5,6 +5,7 @@
 #include "crypto/secret.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +63,14 @@ void sb_secret_mask(const struct sb_secret *s, char out[32])
     else
         pre = 0;
     snprintf(out, 32, "%.*s\xe2\x80\xa6%.4s", (int)pre, s->bytes, s->bytes + s->len - 4);
+}
+
+void sb_secret_fingerprint(const struct sb_secret *s, char out[17])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_Digest(s ? s->bytes : "", s ? s->len : 0, md, &len, EVP_sha256(), NULL);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    sb_secret_wipe(md, sizeof(md));
 }

@@ -24,6 +24,9 @@ void sb_secret_free(struct sb_secret *s);
 struct sb_slice sb_secret_reveal(const struct sb_secret *s);
 /* Writes a display form such as "sk-…abcd" (never more than 4 trailing chars) into out. */
 void sb_secret_mask(const struct sb_secret *s, char out[32]);
+/* Writes 16 hex digits of SHA-256(plaintext) and a NUL into out: tells two
+ * keys apart (a replaced key is a new key) without keeping either. */
+void sb_secret_fingerprint(const struct sb_secret *s, char out[17]);
 /* Overwrites n bytes so the compiler cannot elide it. */
 void sb_secret_wipe(void *p, size_t n);
 

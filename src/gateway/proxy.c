@@ -585,16 +585,23 @@ static int64_t requested_max(const struct proxy *x)
 }
 
 /* What a route's strategy needs to know of the request. */
-static void plan_request(struct proxy *x, struct sb_plan_req *q)
+uint64_t sb__proxy_conversation(const struct proxy *x)
 {
-    const struct sb_json *j = x->call.json;
     struct sb_slice conv = sb_http_header(x->req, "x-switchboard-conversation");
-    const struct sb_json *user = sb_json_get(j, "user");
-    memset(q, 0, sizeof(*q));
+    const struct sb_json *user = sb_json_get(x->call.json, "user");
+    uint64_t h = 0;
     if (!conv.len && sb_json_is_string(user))
         conv = user->str;
     for (size_t i = 0; i < conv.len; i++) /* FNV-1a: the same conversation, the same target */
-        q->sticky = (q->sticky ^ (unsigned char)conv.p[i]) * 1099511628211ull;
+        h = (h ^ (unsigned char)conv.p[i]) * 1099511628211ull;
+    return h;
+}
+
+static void plan_request(struct proxy *x, struct sb_plan_req *q)
+{
+    const struct sb_json *j = x->call.json;
+    memset(q, 0, sizeof(*q));
+    q->sticky = sb__proxy_conversation(x);
     q->max_tokens = requested_max(x);
     q->prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(j) : 0;
     q->user = x->client.user;
@@ -700,7 +707,7 @@ static sb_err choose_credential(struct proxy *x, struct sb_error *err)
                        "provider '%s' needs your own API key: PUT /api/me/credentials/%s", p->id,
                        p->id);
     }
-    return SB_OK;
+    return sb__proxy_pick_key(x, err);
 }
 
 static sb_err authenticate(struct proxy *x, struct sb_error *err)
@@ -801,6 +808,7 @@ static sb_err try_target(struct proxy *x, struct sb_error *err)
     const struct sb_model *m = x->plan.t[x->attempt];
     x->call.model = m;
     x->call.provider = m->provider;
+    x->key = NULL;
     /* A fallback to another kind of provider must not forward the first one's
      * reasoning signatures (DESIGN.md §6): its adapter leaves them out. */
     x->call.foreign_signatures =
@@ -841,7 +849,7 @@ static void run_targets(struct proxy *x)
     fail(x, &x->last);
 }
 
-static int64_t retry_after_ms(const struct proxy *x)
+int64_t sb__proxy_retry_after_ms(const struct proxy *x)
 {
     unsigned long long s = 0;
     return sb_slice_to_u64(x->retry_after, &s) && s < 86400 ? (int64_t)s * 1000 : 0;
@@ -925,7 +933,7 @@ static bool schedule_round(struct proxy *x)
     const struct sb_retry_opts *o = &x->w->gw->retry;
     if (x->round >= o->rounds)
         return false;
-    int64_t wait = backoff_ms(o, x->round), ra = retry_after_ms(x);
+    int64_t wait = backoff_ms(o, x->round), ra = sb__proxy_retry_after_ms(x);
     if (ra > o->max_wait_ms)
         return false;
     if (ra > wait)
@@ -954,10 +962,18 @@ static bool schedule_round(struct proxy *x)
  */
 static bool retry(struct proxy *x, int status, const struct sb_error *e)
 {
+    if (sb__proxy_key_failed(x, status, e)) { /* the key's fault: another key, same target */
+        if (x->attempt_ns && x->w->gw->router)
+            sb_router_end(x->w->gw->router, x->call.model, true, -1, -1, 0, sb__wall_ms());
+        x->attempt_ns = 0;
+        forget_attempt(x, e);
+        run_targets(x);
+        return true;
+    }
     bool ctx = strcmp(e->api_code, "context_length_exceeded") == 0;
     bool retryable = status == 0 || status == 408 || status == 429 || status >= 500 || ctx;
     const struct sb_model *cur = x->call.model;
-    end_attempt(x, !retryable || ctx, status == 429 ? retry_after_ms(x) : 0);
+    end_attempt(x, !retryable || ctx, status == 429 ? sb__proxy_retry_after_ms(x) : 0);
     if (!retryable || past_deadline(x))
         return false;
     size_t next = x->attempt + 1;

@@ -62,6 +62,7 @@ struct proxy {
                                              fallbacks), re-planned for a retry round */
     int round;                            /* retry rounds begun (gateway.h sb_retry_opts) */
     struct proxy_wait *wait;              /* the backoff before the next round, or NULL */
+    const struct sb_provider_key *key;    /* the pool key of this attempt, or NULL */
     struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
     /* The response cache (proxy_cache.c) */
     struct sb_cache_key ckey; /* the request's key, when its route caches */
@@ -77,6 +78,24 @@ void sb__proxy_account(struct proxy *x, int http_status, const char *status, sb_
                        const char *why);
 /* Wall-clock Unix ms. */
 int64_t sb__wall_ms(void);
+
+/* The conversation's hash (x-switchboard-conversation, else the body's
+ * user), 0 when the request names none. */
+uint64_t sb__proxy_conversation(const struct proxy *x);
+/* The upstream's Retry-After in ms (whole seconds under a day), else 0. */
+int64_t sb__proxy_retry_after_ms(const struct proxy *x);
+
+/* ---- proxy_keys.c: provider key pools ---- */
+
+/* Puts one of the provider's pool keys on x->call.provider (sticky per
+ * conversation, by weight, among keys neither dead nor held); a provider
+ * with one key or none is left as it is. SB_E_UNAVAILABLE when every key is
+ * dead or held. */
+sb_err sb__proxy_pick_key(struct proxy *x, struct sb_error *err);
+/* The attempt with x->key ended with status: a 429 holds the key (its
+ * Retry-After, else a minute), a 401/402/403 marks it dead. Returns true
+ * when another key of the same provider can be tried now. */
+bool sb__proxy_key_failed(struct proxy *x, int status, const struct sb_error *e);
 
 /* ---- proxy_cache.c ---- */
 

@@ -64,6 +64,20 @@ struct sb_provider {
     enum sb_auth_method keyed_auth; /* how a key is sent when there is one (auth is NONE
                                        without a system key; a user's own key uses this) */
     long max_concurrency; /* appended (issue 7): requests in flight at once, 0 = no cap */
+    /* Appended (issue 7): the key pool, the primary key (label "") first when
+     * there is one; api_key is that primary key (or the first key). */
+    const struct sb_provider_key *keys;
+    size_t nkeys;
+};
+
+/* One member of a provider's key pool (the snapshot's; state that changes
+ * per request, a 429's cool-down, lives in the router). */
+struct sb_provider_key {
+    const char *label; /* "" = the primary key */
+    struct sb_secret *secret;
+    long weight;          /* >= 1: its share of the provider's traffic */
+    char fingerprint[17]; /* sb_secret_fingerprint: names the key in dead_keys */
+    const char *dead;     /* why an upstream refused it (401/402/403), or NULL = alive */
 };
 
 enum sb_capability {

@@ -176,6 +176,7 @@ struct table {
     size_t size;              /* element size, for F_LIST */
     void (*init)(void *elem); /* defaults, before the walk; may be NULL */
     check_fn check;           /* after the walk; may be NULL */
+    const char *file_only;    /* F_LIST: refused in an /api body, with this message */
 };
 
 typedef sb_err (*set_fn)(struct walk *w, const struct field *f, void *base,
@@ -376,6 +377,8 @@ static sb_err set_map(struct walk *w, const struct field *f, void *base, const s
 static sb_err set_list(struct walk *w, const struct field *f, void *base, const struct sb__ynode *v)
 {
     const struct table *t = f->sub;
+    if (w->api && t->file_only)
+        return wfail(w, v->line, "%s", t->file_only);
     if (v->kind != SB_Y_SEQ)
         return wfail(w, v->line, "expected a list");
     char *arr = sb_arena_calloc(w->cfg->arena, (v->count + 1) * t->size);
@@ -434,6 +437,7 @@ static sb_err walk_map(struct walk *w, const struct table *t, void *base,
 
 #define PROVIDER_ID_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
 #define MODEL_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+#define KEY_LABEL_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
 static const struct sb_config_type types[] = {
     {"openai", "bearer", SB_AUTH_BEARER},   {"anthropic", "api_key", SB_AUTH_API_KEY},
@@ -562,7 +566,13 @@ static sb_err check_provider(struct walk *w, void *elem, const struct sb__ynode 
         p->name = NULL;
     if (!p->name)
         p->name = p->id;
-    bool keyed = p->api_key || t->auth == SB_AUTH_SIGV4;
+    if (rc == SB_OK && p->napi_keys && t->auth == SB_AUTH_SIGV4)
+        rc = ffail(w, n, "api_keys", "a bedrock provider signs with aws_* credentials, not keys");
+    for (size_t i = 0; rc == SB_OK && i < p->napi_keys; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->api_keys[i].label, p->api_keys[j].label) == 0)
+                rc = ffail(w, n, "api_keys", "duplicate label '%s'", p->api_keys[i].label);
+    bool keyed = p->api_key || p->napi_keys || t->auth == SB_AUTH_SIGV4;
     p->auth_method = keyed ? t->auth_method : "none";
     return rc;
 }
@@ -638,7 +648,7 @@ static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
 #define MAP(k, t) {.key = k, .kind = F_MAP, .sub = &t}
 #define ARR(k, kd, T, m, n, t) \
     {.key = k, .kind = kd, .off = offsetof(T, m), .off_n = offsetof(T, n), .sub = t}
-#define TABLE(f, T, init, check) {f, sizeof(f) / sizeof(f[0]), sizeof(T), init, check}
+#define TABLE(f, T, init, check) {f, sizeof(f) / sizeof(f[0]), sizeof(T), init, check, NULL}
 /* clang-format on */
 
 /* Short names for the row macros (macros, not typedefs: STYLE.md practice 17). */
@@ -653,12 +663,46 @@ static const struct field rate_fields[] = {
 };
 static const struct table rate_table = TABLE(rate_fields, PROV, NULL, NULL);
 
+/* One key of a provider's pool (api_keys): its label names it in the
+ * admin API, /metrics and dead_keys; "primary" is the api_key's name. */
+static const struct field key_ref_fields[] = {
+    STR("label", struct sb_store_key_ref, label),
+    CRED("key", struct sb_store_key_ref, key),
+    INT("weight", struct sb_store_key_ref, weight, 1, 1000000),
+};
+
+static void init_key_ref(void *elem)
+{
+    ((struct sb_store_key_ref *)elem)->weight = 1;
+}
+
+static sb_err check_key_ref(struct walk *w, void *elem, const struct sb__ynode *n)
+{
+    const struct sb_store_key_ref *r = elem;
+    if (!r->label)
+        return missing(w, n->line, "label", "");
+    if (!chars_ok(r->label, KEY_LABEL_CHARS, 32) || strcmp(r->label, "primary") == 0)
+        return ffail(w, n, "label", "must match [a-z0-9_-]+ (at most 32 characters), not 'primary'");
+    if (!r->key)
+        return missing(w, n->line, "key", " (env:NAME or file:PATH)");
+    return SB_OK;
+}
+
+static const struct table key_ref_table = {key_ref_fields,
+                                           sizeof(key_ref_fields) / sizeof(key_ref_fields[0]),
+                                           sizeof(struct sb_store_key_ref),
+                                           init_key_ref,
+                                           check_key_ref,
+                                           "api_keys: over the API, add pool keys with POST "
+                                           "/api/providers/{id}/credentials"};
+
 static const struct field provider_fields[] = {
     STR("id", PROV, id),
     STR("type", PROV, type),
     STR("name", PROV, name),
     STR("base_url", PROV, base_url),
     CRED("api_key", PROV, api_key),
+    ARR("api_keys", F_LIST, PROV, api_keys, napi_keys, &key_ref_table),
     ARR("headers", F_HEADERS, PROV, headers, nheaders, NULL),
     MAP("rate_limits", rate_table),
     INT("timeout_ms", PROV, timeout_ms, 0, 3600000),

@@ -103,6 +103,7 @@ static const char full[] =
     "    name: Azure East\n"
     "    base_url: https://r.openai.azure.com///\n"
     "    api_key: file:/run/secrets/azure\n"
+    "    api_keys: [{label: east-2, key: env:AZ2, weight: 3}, {label: east_3, key: file:/k3}]\n"
     "    headers: {X-Team: platform, x-other: \"a b\"}\n"
     "    rate_limits: {rpm: 10, tpm: 2000}\n"
     "    timeout_ms: 1000\n"
@@ -147,6 +148,11 @@ static void test_every_key(void **state)
     assert_string_equal(p->name, "Azure East");
     assert_string_equal(p->auth_method, "api_key");
     assert_string_equal(p->api_key, "file:/run/secrets/azure");
+    assert_int_equal(p->napi_keys, 2);
+    assert_string_equal(p->api_keys[0].label, "east-2");
+    assert_string_equal(p->api_keys[0].key, "env:AZ2");
+    assert_int_equal(p->api_keys[0].weight, 3);
+    assert_int_equal(p->api_keys[1].weight, 1);
     assert_int_equal(p->nheaders, 2);
     assert_string_equal(p->headers[1].name, "x-other");
     assert_string_equal(p->headers[1].value, "a b");
@@ -259,6 +265,21 @@ static const struct {
      "models[0].fallbacks: at most 15 fallbacks"},
     {P "models:\n  - {id: m, provider: p, fallbacks: p/a}\n",
      "models[0].fallbacks: expected a list of strings"},
+    {"providers:\n  - {id: p, type: openai, base_url: \"http://h\", api_keys: [{label: a, key: env:A},"
+     " {label: a, key: env:B}]}\n",
+     "providers[0].api_keys: duplicate label 'a'"},
+    {"providers:\n  - {id: p, type: openai, base_url: \"http://h\", api_keys: [{label: primary, key: "
+     "env:A}]}\n",
+     "providers[0].api_keys[0].label: must match [a-z0-9_-]+ (at most 32 characters), not 'primary'"},
+    {"providers:\n  - {id: p, type: openai, base_url: \"http://h\", api_keys: [{label: a}]}\n",
+     "providers[0].api_keys[0]: key is required"},
+    {"providers:\n  - {id: p, type: openai, base_url: \"http://h\", api_keys: [{label: a, key: sk-1}]}\n",
+     "api_keys[0].key: literal keys are not allowed"},
+    {"providers:\n  - {id: p, type: openai, base_url: \"http://h\", api_keys: [{label: a, key: env:A, "
+     "weight: 0}]}\n",
+     "api_keys[0].weight: expected an integer in [1, 1000000]"},
+    {"providers:\n  - {id: p, type: bedrock, region: us-east-1, api_keys: [{label: a, key: env:A}]}\n",
+     "providers[0].api_keys: a bedrock provider signs with aws_* credentials"},
     {"routing: {retries: 11}\n", "t.yaml:1: routing.retries: expected an integer in [0, 10]"},
     {"routing: {backoff: 5}\n", "routing: unknown key 'backoff'"},
     {P M "routes:\n  - {id: m, targets: [m]}\n", "routes[0].id: 'm' is already a model id"},

@@ -29,8 +29,8 @@ static struct sb_secret *keep_secret(struct builder *b, struct sb_secret *s)
     return s;
 }
 
-static sb_err resolve_ref(struct builder *b, const char *pid, const char *what, const char *ref,
-                          struct sb_secret **out, struct sb_error *err)
+sb_err sb__registry_resolve_ref(struct builder *b, const char *pid, const char *what,
+                                const char *ref, struct sb_secret **out, struct sb_error *err)
 {
     struct sb_error why = {0};
     struct sb_secret *s = NULL;
@@ -43,12 +43,12 @@ static sb_err resolve_ref(struct builder *b, const char *pid, const char *what, 
 /* Decrypts one stored credential with the keyring (by the row's key id) or
  * the single master key; *out NULL and why set on failure. */
 static sb_err decrypt(const struct sb_registry_keys *k, const char *provider, const char *user,
-                      const char *key_id, const char *ct, struct sb_secret **out,
-                      struct sb_error *why)
+                      const char *label, const char *key_id, const char *ct,
+                      struct sb_secret **out, struct sb_error *why)
 {
     char aad[SB_KEYS_AAD_MAX], kid[17];
     *out = NULL;
-    sb_keys_credential_aad(provider, user, aad);
+    sb_keys_credential_aad(provider, user, label, aad);
     if (k && k->kr)
         return sb_keys_keyring_decrypt(k->kr, key_id ? key_id : "", sb_slice_cstr(ct),
                                        sb_slice_cstr(aad), out, why);
@@ -64,11 +64,12 @@ static sb_err decrypt(const struct sb_registry_keys *k, const char *provider, co
 }
 
 void sb__registry_decrypt(struct builder *b, const char *provider, const char *user,
-                          const char *key_id, const char *ct, struct sb_secret **out)
+                          const char *label, const char *key_id, const char *ct,
+                          struct sb_secret **out)
 {
     struct sb_error why = {0};
     struct sb_secret *s = NULL;
-    if (decrypt(b->keys, provider, user, key_id, ct, &s, &why) != SB_OK)
+    if (decrypt(b->keys, provider, user, label, key_id, ct, &s, &why) != SB_OK)
         sb_warn("msg=\"stored credential skipped\" provider=%s user=%s why=\"%s\"", provider,
                 user ? user : "-", why.msg);
     *out = keep_secret(b, s);
@@ -86,7 +87,7 @@ static sb_err decrypt_credential(struct builder *b, const struct sb_store_provid
                 sp->id);
         return SB_OK;
     }
-    if (decrypt(b->keys, sp->id, NULL, sp->key_id, sp->key_ciphertext, &s, &why) != SB_OK)
+    if (decrypt(b->keys, sp->id, NULL, NULL, sp->key_id, sp->key_ciphertext, &s, &why) != SB_OK)
         return sb_fail(err, SB_E_CONFIG, "provider %s: credential %s", sp->id, why.msg);
     *out = keep_secret(b, s);
     return SB_OK;
@@ -95,17 +96,17 @@ static sb_err decrypt_credential(struct builder *b, const struct sb_store_provid
 static sb_err provider_credentials(struct builder *b, const struct sb_store_provider *sp,
                                    struct sb_provider *p, struct sb_error *err)
 {
-    sb_err rc = resolve_ref(b, sp->id, "api_key", sp->api_key, &p->api_key, err);
+    sb_err rc = sb__registry_resolve_ref(b, sp->id, "api_key", sp->api_key, &p->api_key, err);
     if (rc == SB_OK && !sp->api_key && sp->key_ciphertext)
         rc = decrypt_credential(b, sp, &p->api_key, err);
     if (rc == SB_OK)
-        rc = resolve_ref(b, sp->id, "aws_access_key_id", sp->aws_access_key_id,
+        rc = sb__registry_resolve_ref(b, sp->id, "aws_access_key_id", sp->aws_access_key_id,
                          &p->aws_access_key_id, err);
     if (rc == SB_OK)
-        rc = resolve_ref(b, sp->id, "aws_secret_access_key", sp->aws_secret_access_key,
+        rc = sb__registry_resolve_ref(b, sp->id, "aws_secret_access_key", sp->aws_secret_access_key,
                          &p->aws_secret_access_key, err);
     if (rc == SB_OK)
-        rc = resolve_ref(b, sp->id, "aws_session_token", sp->aws_session_token,
+        rc = sb__registry_resolve_ref(b, sp->id, "aws_session_token", sp->aws_session_token,
                          &p->aws_session_token, err);
     return rc;
 }
@@ -168,6 +169,8 @@ static sb_err build_providers(struct builder *b, const struct sb_store_entities 
         struct sb_provider *p = &r->providers[r->nproviders];
         provider_fields(b, sp, ops, p);
         sb_err rc = provider_credentials(b, sp, p, err);
+        if (rc == SB_OK && p->auth != SB_AUTH_SIGV4)
+            rc = sb__registry_build_pool(b, e, sp, p, err);
         if (rc != SB_OK)
             return rc;
         if (!p->api_key && p->auth != SB_AUTH_SIGV4)

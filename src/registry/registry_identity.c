@@ -29,7 +29,7 @@ static void build_personal(struct builder *b, const struct sb_store_entities *e)
         struct sb_secret *s = NULL;
         if (!c->user || !c->provider || !sb__ix_get(&r->by_provider, sb_slice_cstr(c->provider)))
             continue;
-        sb__registry_decrypt(b, c->provider, c->user, c->key_id, c->key_ciphertext, &s);
+        sb__registry_decrypt(b, c->provider, c->user, NULL, c->key_id, c->key_ciphertext, &s);
         if (s)
             sb__ix_put(&r->by_personal, sb_arena_printf(b->a, "%s/%s", c->provider, c->user), s);
     }

@@ -66,7 +66,18 @@ struct builder {
  * arena-owned secret (wiped with the snapshot), or *out NULL with a warning
  * when no key can (a bad row must not stop the rest of the registry). */
 void sb__registry_decrypt(struct builder *b, const char *provider, const char *user,
-                          const char *key_id, const char *ciphertext, struct sb_secret **out);
+                          const char *label, const char *key_id, const char *ciphertext,
+                          struct sb_secret **out);
+/* Resolves a reference (env:NAME, file:PATH; NULL = none) into an
+ * arena-owned secret; a failure names provider pid and the key what. */
+sb_err sb__registry_resolve_ref(struct builder *b, const char *pid, const char *what,
+                                const char *ref, struct sb_secret **out, struct sb_error *err);
+/* p's key pool (registry_keys.c): the primary key already in p->api_key,
+ * then sp's config references, then e's stored pool rows of sp, each marked
+ * dead when e->dead_keys names it with the same fingerprint. */
+sb_err sb__registry_build_pool(struct builder *b, const struct sb_store_entities *e,
+                               const struct sb_store_provider *sp, struct sb_provider *p,
+                               struct sb_error *err);
 /* Adds the personal credentials of e and the live virtual keys to b's snapshot. */
 void sb__registry_build_identity(struct builder *b, const struct sb_registry_source *src);
 

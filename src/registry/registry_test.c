@@ -204,6 +204,75 @@ static void test_encrypted_credential(void **state)
     sb_keys_master_free(other);
 }
 
+/* The key pool: primary first, config references, stored rows (AAD
+ * provider#label), the file's label winning, dead by fingerprint only. */
+static void test_key_pool(void **state)
+{
+    struct sb_master_key *mk = NULL;
+    struct sb_error err = {0};
+    char *ct_c = NULL, *ct_b = NULL, *ct_wrong = NULL, kid[17];
+    (void)state;
+    setenv("SB_REG_POOL_A", "sk-pool-aaaaaaaaaaaa", 1);
+    setenv("SB_REG_POOL_B", "sk-pool-bbbbbbbbbbbb", 1);
+    assert_int_equal(sb_keys_master_from_base64(
+                         SB_SLICE("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), "t", &mk, &err),
+                     SB_OK);
+    sb_keys_master_id(mk, kid);
+    assert_int_equal(sb_keys_encrypt(mk, SB_SLICE("sk-stored-c"), SB_SLICE("p#c"), &ct_c, &err),
+                     SB_OK);
+    assert_int_equal(sb_keys_encrypt(mk, SB_SLICE("sk-stored-b"), SB_SLICE("p#b"), &ct_b, &err),
+                     SB_OK);
+    /* Encrypted for another row (label d's AAD): skipped with a warning, not fatal. */
+    assert_int_equal(sb_keys_encrypt(mk, SB_SLICE("sk-stolen"), SB_SLICE("p#x"), &ct_wrong, &err),
+                     SB_OK);
+    struct sb_store_key_ref refs[] = {{"b", "env:SB_REG_POOL_B", 4}};
+    struct sb_store_provider p = {.id = "p",
+                                  .type = "openai",
+                                  .base_url = "http://h",
+                                  .enabled = true,
+                                  .api_key = "env:SB_REG_POOL_A",
+                                  .api_keys = refs,
+                                  .napi_keys = 1};
+    struct sb_store_credential pool[] = {
+        {.provider = "p", .key_ciphertext = ct_c, .key_id = kid, .label = "c", .weight = 2},
+        {.provider = "p", .key_ciphertext = ct_b, .key_id = kid, .label = "b", .weight = 9},
+        {.provider = "p", .key_ciphertext = ct_wrong, .key_id = kid, .label = "d", .weight = 1},
+    };
+    struct sb_secret *bs = sb_secret_new("sk-pool-bbbbbbbbbbbb", 20);
+    char fp[17];
+    sb_secret_fingerprint(bs, fp);
+    sb_secret_free(bs);
+    struct sb_store_dead_key dead[] = {{"p", "b", fp, "401 invalid_api_key", 1},
+                                       {"p", "c", "0000000000000000", "403 x", 1}};
+    struct sb_store_entities e = {.providers = &p,
+                                  .nproviders = 1,
+                                  .pool = pool,
+                                  .npool = 3,
+                                  .dead_keys = dead,
+                                  .ndead_keys = 2};
+    struct sb_registry *r = build(&e, mk);
+    const struct sb_provider *bp = sb_registry_find_provider(r, SB_SLICE("p"));
+    assert_int_equal(bp->nkeys, 3); /* primary, b (the file's), c; d did not decrypt */
+    assert_string_equal(bp->keys[0].label, "");
+    assert_ptr_equal(bp->keys[0].secret, bp->api_key);
+    assert_string_equal(bp->keys[1].label, "b");
+    assert_int_equal(bp->keys[1].weight, 4);
+    assert_true(sb_slice_eq_cstr(sb_secret_reveal(bp->keys[1].secret), "sk-pool-bbbbbbbbbbbb"));
+    assert_string_equal(bp->keys[1].dead, "401 invalid_api_key");
+    assert_string_equal(bp->keys[2].label, "c");
+    assert_int_equal(bp->keys[2].weight, 2);
+    assert_true(sb_slice_eq_cstr(sb_secret_reveal(bp->keys[2].secret), "sk-stored-c"));
+    assert_null(bp->keys[2].dead); /* another fingerprint: a replaced key lives */
+    assert_null(bp->keys[0].dead);
+    sb_registry_release(r);
+    unsetenv("SB_REG_POOL_A");
+    unsetenv("SB_REG_POOL_B");
+    free(ct_c);
+    free(ct_b);
+    free(ct_wrong);
+    sb_keys_master_free(mk);
+}
+
 static void test_suggest(void **state)
 {
     const char *out[4];
@@ -326,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_build_and_find),
         cmocka_unit_test(test_unset_env_and_bad_file),
         cmocka_unit_test(test_encrypted_credential),
+        cmocka_unit_test(test_key_pool),
         cmocka_unit_test(test_suggest),
         cmocka_unit_test(test_publish),
         cmocka_unit_test(test_build_from_store),

@@ -26,22 +26,6 @@
 
 #define EWMA_ALPHA 0.2
 
-struct health {
-    char id[129]; /* model id; "" = empty slot */
-    double latency_ms, ttft_ms;
-    int inflight;
-    int failures;
-    int64_t open_until; /* breaker open until this time (ms); 0 = closed */
-    bool probing;       /* half-open: the one probe is out */
-};
-
-struct sb_router {
-    pthread_mutex_t lock;
-    struct health *h; /* capacity mask + 1 slots */
-    size_t mask, n;
-    int breaker_failures;
-    int64_t cooldown_ms;
-};
 
 struct sb_router *sb_router_create(const struct sb_router_opts *o)
 {
@@ -58,6 +42,7 @@ void sb_router_free(struct sb_router *rt)
 {
     if (!rt)
         return;
+    free(rt->dead);
     pthread_mutex_destroy(&rt->lock);
     free(rt->h);
     free(rt);
@@ -94,7 +79,7 @@ static void grow(struct sb_router *rt)
 }
 
 /* The record of id, created on first sight (ids longer than 128 share a prefix record). */
-static struct health *get(struct sb_router *rt, const char *id)
+struct health *sb__router_get(struct sb_router *rt, const char *id)
 {
     struct health *h = slot(rt->h, rt->mask, id);
     if (h->id[0])
@@ -159,7 +144,7 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
             out->unfit++;
             continue;
         }
-        struct health *h = get(rt, m->id);
+        struct health *h = sb__router_get(rt, m->id);
         if (!admits(h, q->now_ms)) {
             out->open++;
             continue;
@@ -186,7 +171,7 @@ static struct health *provider_of(struct sb_router *rt, const struct sb_model *m
 {
     char key[sizeof(((struct health *)0)->id)];
     snprintf(key, sizeof(key), PROVIDER_PREFIX "%s", m->provider->id);
-    return get(rt, key);
+    return sb__router_get(rt, key);
 }
 
 bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms)
@@ -198,7 +183,7 @@ bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now
         return false;
     }
     p->inflight++;
-    struct health *h = get(rt, m->id);
+    struct health *h = sb__router_get(rt, m->id);
     h->inflight++;
     if (state(h, now_ms) == SB_BREAKER_HALF_OPEN)
         h->probing = true;
@@ -218,7 +203,7 @@ void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, doub
     struct health *pv = provider_of(rt, m);
     if (pv->inflight > 0)
         pv->inflight--;
-    struct health *h = get(rt, m->id);
+    struct health *h = sb__router_get(rt, m->id);
     bool probe = h->probing;
     if (h->inflight > 0)
         h->inflight--;
@@ -226,7 +211,8 @@ void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, doub
     if (ok) {
         h->failures = 0;
         h->open_until = 0;
-        h->latency_ms = ewma(h->latency_ms, latency_ms);
+        if (latency_ms >= 0) /* < 0: the attempt says nothing of the deployment's speed */
+            h->latency_ms = ewma(h->latency_ms, latency_ms);
         if (ttft_ms >= 0)
             h->ttft_ms = ewma(h->ttft_ms, ttft_ms);
     } else if (probe || ++h->failures >= rt->breaker_failures) {
@@ -272,7 +258,7 @@ void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t 
         family(out, f[k].name, f[k].help);
         for (size_t i = 0; i <= rt->mask; i++) {
             const struct health *h = &rt->h[i];
-            if (!h->id[0] || strncmp(h->id, PROVIDER_PREFIX, strlen(PROVIDER_PREFIX)) == 0)
+            if (!h->id[0] || strchr(h->id, ' ')) /* a provider's or a key's record */
                 continue;
             double v = k == 0   ? (double)state(h, now_ms)
                        : k == 1 ? (double)h->inflight
@@ -286,5 +272,6 @@ void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t 
         if (strncmp(rt->h[i].id, PROVIDER_PREFIX, strlen(PROVIDER_PREFIX)) == 0)
             sb_buf_printf(out, "switchboard_provider_inflight{provider=\"%s\"} %d\n",
                           rt->h[i].id + strlen(PROVIDER_PREFIX), rt->h[i].inflight);
+    sb__router_render_keys(rt, out, now_ms); /* router_keys.c */
     pthread_mutex_unlock(&rt->lock);
 }

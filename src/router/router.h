@@ -65,7 +65,7 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
 bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms);
 /* It ended: ok or a failure that counts against the deployment (connect
  * error, timeout, 429, 5xx), with its latency and time to first token (< 0 =
- * none). hold_ms > 0 (an upstream's Retry-After) keeps traffic away from the
+ * none: a pool key's refusal is no sample of the deployment). hold_ms > 0 (an upstream's Retry-After) keeps traffic away from the
  * deployment that long, as an open breaker does. */
 void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, double latency_ms,
                    double ttft_ms, int64_t hold_ms, int64_t now_ms);
@@ -81,6 +81,35 @@ struct sb_router_health {
 /* false when the router has never seen model_id. */
 bool sb_router_health(struct sb_router *rt, const char *model_id, int64_t now_ms,
                       struct sb_router_health *out);
+
+/* ---- key pools (router_keys.c) ----
+ * A pool key that answered 429 is held (no traffic) until its Retry-After;
+ * one refused for good (401/402/403) is held a while and queued for the
+ * control plane, which stores it in dead_keys: from the next snapshot on
+ * it is dead (struct sb_provider_key.dead) in every process. */
+
+/* ok[i] = whether p->keys[i] may be used now (alive in the snapshot, not held). */
+void sb_router_keys_usable(struct sb_router *rt, const struct sb_provider *p, int64_t now_ms,
+                           bool *ok);
+/* Holds key k of p until until_ms (a 429's Retry-After). */
+void sb_router_key_hold(struct sb_router *rt, const struct sb_provider *p,
+                        const struct sb_provider_key *k, int64_t until_ms);
+
+struct sb_router_dead_key {
+    char provider[65];
+    char label[33];
+    char fingerprint[17];
+    char reason[96]; /* "401 invalid_api_key": status and the upstream's code, never its text */
+    int64_t at;      /* Unix ms */
+};
+/* Key k of p was refused: held for hold_ms (until the snapshot says dead) and queued. */
+void sb_router_key_dead(struct sb_router *rt, const struct sb_provider *p,
+                        const struct sb_provider_key *k, const char *reason, int64_t hold_ms,
+                        int64_t now_ms);
+/* An admin revived key label ("" = primary) of provider: its hold ends now. */
+void sb_router_key_release(struct sb_router *rt, const char *provider, const char *label);
+/* Moves up to max queued dead keys into out (oldest first); returns how many. */
+size_t sb_router_take_dead(struct sb_router *rt, struct sb_router_dead_key *out, size_t max);
 
 /* Appends Prometheus lines for every deployment seen: breaker state (0 closed,
  * 1 open, 2 half-open), requests in flight, moving-average latency and TTFT. */

@@ -73,6 +73,19 @@ void sb__enc_auth(const struct sb_store_provider *p, struct sb_buf *out)
     put_str(&w, "aws_access_key_id", p->aws_access_key_id);
     put_str(&w, "aws_secret_access_key", p->aws_secret_access_key);
     put_str(&w, "aws_session_token", p->aws_session_token);
+    if (p->napi_keys > 0) {
+        sb_jw_key(&w, "api_keys");
+        sb_jw_arr_begin(&w);
+        for (size_t i = 0; i < p->napi_keys; i++) {
+            sb_jw_obj_begin(&w);
+            put_str(&w, "label", p->api_keys[i].label);
+            put_str(&w, "key", p->api_keys[i].key);
+            sb_jw_key(&w, "weight");
+            sb_jw_int(&w, p->api_keys[i].weight > 0 ? p->api_keys[i].weight : 1);
+            sb_jw_obj_end(&w);
+        }
+        sb_jw_arr_end(&w);
+    }
     sb_jw_obj_end(&w);
 }
 
@@ -251,6 +264,33 @@ static sb_err get_num(const struct sb_json *obj, const char *key, double *dst, c
     return SB_OK;
 }
 
+/* auth_config.api_keys: [{"label", "key", "weight"}], the config file's pool references. */
+static sb_err dec_key_refs(struct sb_arena *a, const struct sb_json *arr,
+                           struct sb_store_provider *p, struct sb_error *err)
+{
+    p->api_keys = NULL;
+    p->napi_keys = 0;
+    if (!arr || arr->type == SB_JSON_NULL)
+        return SB_OK;
+    if (arr->type != SB_JSON_ARRAY)
+        return sb_fail(err, SB_E_STORE, "column auth_config: api_keys is not an array");
+    p->api_keys = sb_arena_calloc(a, (arr->count ? arr->count : 1) * sizeof(*p->api_keys));
+    for (const struct sb_json *k = arr->child; k; k = k->next) {
+        struct sb_store_key_ref *r = &p->api_keys[p->napi_keys++];
+        sb_err rc = k->type == SB_JSON_OBJECT
+                        ? get_str(a, k, "label", &r->label, "auth_config", err)
+                        : sb_fail(err, SB_E_STORE, "column auth_config: an api_keys entry is "
+                                                   "not an object");
+        if (rc == SB_OK)
+            rc = get_str(a, k, "key", &r->key, "auth_config", err);
+        if (rc == SB_OK)
+            rc = get_int(k, "weight", &r->weight, "auth_config", err);
+        if (rc != SB_OK)
+            return rc;
+    }
+    return SB_OK;
+}
+
 sb_err sb__dec_auth(struct sb_arena *a, const char *text, struct sb_store_provider *p,
                     struct sb_error *err)
 {
@@ -264,6 +304,8 @@ sb_err sb__dec_auth(struct sb_arena *a, const char *text, struct sb_store_provid
         rc = get_str(a, o, "aws_secret_access_key", &p->aws_secret_access_key, "auth_config", err);
     if (rc == SB_OK)
         rc = get_str(a, o, "aws_session_token", &p->aws_session_token, "auth_config", err);
+    if (rc == SB_OK)
+        rc = dec_key_refs(a, sb_json_get(o, "api_keys"), p, err);
     return rc;
 }
 

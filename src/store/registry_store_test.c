@@ -633,11 +633,11 @@ static void test_credentials(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(list[0].key_ciphertext, "CT-SYS-2");
     assert_null(list[0].user);
-    OK(sb_store_credential_get(S, "p", "bob", A, &one, &E));
+    OK(sb_store_credential_get(S, "p", "bob", NULL, A, &one, &E));
     assert_string_equal(one.key_ciphertext, "CT-B");
     assert_string_equal(one.masked, "sk-...wxyz");
     assert_string_equal(one.key_id, "kid-1");
-    FAILS(sb_store_credential_get(S, "q", "bob", A, &one, &E), SB_E_NOT_FOUND, NULL);
+    FAILS(sb_store_credential_get(S, "q", "bob", NULL, A, &one, &E), SB_E_NOT_FOUND, NULL);
     /* The provider shows the system credential masked; load carries everything. */
     OK(sb_store_provider_get(S, "p", A, &got, &E));
     assert_string_equal(got.key_masked, "sk-...wxyz");
@@ -655,11 +655,73 @@ static void test_credentials(void **state)
     FAILS(sb_store_credential_put(S, &c, &E), SB_E_BAD_REQUEST, "user");
     c = cred("p", NULL, NULL);
     FAILS(sb_store_credential_put(S, &c, &E), SB_E_BAD_REQUEST, "key_ciphertext");
-    OK(sb_store_credential_delete(S, "p", "bob", &E));
-    FAILS(sb_store_credential_delete(S, "p", "bob", &E), SB_E_NOT_FOUND, NULL);
+    OK(sb_store_credential_delete(S, "p", "bob", NULL, &E));
+    FAILS(sb_store_credential_delete(S, "p", "bob", NULL, &E), SB_E_NOT_FOUND, NULL);
     /* Deleting the provider (no models) takes its credentials along. */
     OK(sb_store_provider_delete(S, "p", false, &E));
     assert_int_equal(scalar("SELECT COUNT(*) FROM provider_credentials"), 1);
+}
+
+/* Key pools: labelled system keys beside the primary, weights, dead keys. */
+static void test_key_pool(void **state)
+{
+    struct sb_store_provider p = prov("p");
+    struct sb_store_credential c = cred("p", NULL, "CT-PRIMARY"), one, *list = NULL;
+    struct sb_store_entities *e = NULL;
+    size_t n = 0;
+    (void)state;
+    OK(sb_store_provider_create(S, &p, NULL, 0, &E));
+    OK(sb_store_credential_put(S, &c, &E));
+    c = cred("p", NULL, "CT-B");
+    c.label = "b";
+    c.weight = 3;
+    OK(sb_store_credential_put(S, &c, &E));
+    c.key_ciphertext = "CT-B2"; /* the same label replaces */
+    OK(sb_store_credential_put(S, &c, &E));
+    c = cred("p", NULL, "CT-A");
+    c.label = "a";
+    OK(sb_store_credential_put(S, &c, &E));
+    assert_int_equal(scalar("SELECT COUNT(*) FROM provider_credentials"), 3);
+    OK(sb_store_credential_list(S, NULL, A, &list, &n, &E));
+    assert_int_equal(n, 3); /* by label: "" (primary), a, b */
+    assert_string_equal(list[0].label, "");
+    assert_string_equal(list[1].label, "a");
+    assert_int_equal(list[1].weight, 1);
+    assert_int_equal(list[2].weight, 3);
+    OK(sb_store_credential_get(S, "p", NULL, "b", A, &one, &E));
+    assert_string_equal(one.key_ciphertext, "CT-B2");
+    /* The provider's own credential is still the primary one. */
+    struct sb_store_provider got;
+    OK(sb_store_provider_get(S, "p", A, &got, &E));
+    assert_string_equal(got.key_ciphertext, "CT-PRIMARY");
+    /* Labels are names, and a user's own key has none. */
+    c.label = "Not Ok";
+    FAILS(sb_store_credential_put(S, &c, &E), SB_E_BAD_REQUEST, "label");
+    c = cred("p", "alice", "CT-U");
+    c.label = "x";
+    FAILS(sb_store_credential_put(S, &c, &E), SB_E_BAD_REQUEST, "label");
+    c = cred("p", NULL, "CT-W");
+    c.label = "w";
+    c.weight = 1000001;
+    FAILS(sb_store_credential_put(S, &c, &E), SB_E_BAD_REQUEST, "weight");
+    /* Dead keys: upsert by provider + label, loaded with the registry. */
+    struct sb_store_dead_key d = {"p", "a", "0123456789abcdef", "401 invalid_api_key", 5};
+    OK(sb_store_dead_key_put(S, &d, &E));
+    d.fingerprint = "fedcba9876543210";
+    OK(sb_store_dead_key_put(S, &d, &E));
+    OK(sb_store_load(S, &e, &E));
+    assert_int_equal(e->npool, 2); /* a, b: the primary rides on the provider */
+    assert_string_equal(e->pool[0].label, "a");
+    assert_int_equal(e->ndead_keys, 1);
+    assert_string_equal(e->dead_keys[0].fingerprint, "fedcba9876543210");
+    assert_string_equal(e->dead_keys[0].reason, "401 invalid_api_key");
+    sb_store_entities_free(e);
+    OK(sb_store_dead_key_delete(S, "p", "a", &E));
+    OK(sb_store_dead_key_delete(S, "p", "a", &E)); /* none left: not an error */
+    assert_int_equal(scalar("SELECT COUNT(*) FROM dead_keys"), 0);
+    OK(sb_store_credential_delete(S, "p", NULL, "b", &E));
+    FAILS(sb_store_credential_delete(S, "p", NULL, "b", &E), SB_E_NOT_FOUND, NULL);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM provider_credentials"), 2);
 }
 
 /* Counts the cells of every table that contain needle. */
@@ -788,7 +850,7 @@ static void test_version_bumps(void **state)
     assert_int_equal(version(), 9);
     OK(sb_store_provider_set_test(S, "p", 5, "{}", &E)); /* not a registry change */
     assert_int_equal(version(), 9);
-    OK(sb_store_credential_delete(S, "p", NULL, &E));
+    OK(sb_store_credential_delete(S, "p", NULL, NULL, &E));
     OK(sb_store_template_delete(S, "t", &E));
     OK(sb_store_route_delete(S, "r", &E));
     OK(sb_store_model_delete(S, "m", &E));
@@ -871,6 +933,7 @@ int main(void)
         T(test_routes),
         T(test_templates),
         T(test_credentials),
+        T(test_key_pool),
         T(test_credential_columns_only),
         T(test_rekey),
         T(test_version_bumps),

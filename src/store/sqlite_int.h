@@ -145,10 +145,19 @@ sb_err sb__sq_template_list(struct sb_store *s, const struct sb_store_filter *f,
 sb_err sb__sq_credential_put(struct sb_store *s, const struct sb_store_credential *c,
                              struct sb_error *err);
 sb_err sb__sq_credential_delete(struct sb_store *s, const char *provider, const char *user,
-                                struct sb_error *err);
+                                const char *label, struct sb_error *err);
 sb_err sb__sq_credential_get(struct sb_store *s, const char *provider, const char *user,
-                             struct sb_arena *a, struct sb_store_credential *out,
-                             struct sb_error *err);
+                             const char *label, struct sb_arena *a,
+                             struct sb_store_credential *out, struct sb_error *err);
+sb_err sb__sq_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d,
+                           struct sb_error *err);
+sb_err sb__sq_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
+                              struct sb_error *err);
+/* Loading (sb__sq_load): the system credentials with a label, and the dead keys. */
+sb_err sb__sq_pool_credentials(sqlite3 *db, struct sb_arena *a, struct sb_store_credential **out,
+                               size_t *n, struct sb_error *err);
+sb_err sb__sq_dead_keys(sqlite3 *db, struct sb_arena *a, struct sb_store_dead_key **out,
+                        size_t *n, struct sb_error *err);
 sb_err sb__sq_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                               struct sb_store_credential **out, size_t *n, struct sb_error *err);
 sb_err sb__sq_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,

@@ -116,7 +116,7 @@ static const char provider_cols[] =
     " p.options, p.rate_limits, p.status, p.is_system, p.description, p.created_by,"
     " p.created_at, p.updated_at, p.last_tested, p.test_result, c.key_ciphertext, c.key_id,"
     " c.masked FROM providers p LEFT JOIN provider_credentials c"
-    " ON c.provider_id = p.id AND c.user_id IS NULL";
+    " ON c.provider_id = p.id AND c.user_id IS NULL AND c.label = ''";
 
 static sb_err read_provider(struct sb_arena *a, sqlite3_stmt *st, void *out, struct sb_error *err)
 {
@@ -471,6 +471,10 @@ static sb_err load_all(sqlite3 *db, struct sb_store_entities *e, struct sb_error
     e->ntemplates = pg.n;
     if (rc == SB_OK)
         rc = sb__sq_personal_credentials(db, e->arena, &e->credentials, &e->ncredentials, err);
+    if (rc == SB_OK) /* key pools (sqlite_credentials.c) */
+        rc = sb__sq_pool_credentials(db, e->arena, &e->pool, &e->npool, err);
+    if (rc == SB_OK)
+        rc = sb__sq_dead_keys(db, e->arena, &e->dead_keys, &e->ndead_keys, err);
     if (rc == SB_OK) /* A/B experiments (sqlite_experiments.c) */
         rc = sb__sq_experiments_all(db, e->arena, &e->experiments, &e->nexperiments, err);
     return rc;

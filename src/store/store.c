@@ -299,16 +299,28 @@ sb_err sb_store_credential_put(struct sb_store *s, const struct sb_store_credent
 }
 
 sb_err sb_store_credential_delete(struct sb_store *s, const char *provider, const char *user,
-                                  struct sb_error *err)
+                                  const char *label, struct sb_error *err)
 {
-    return CALL(s, credential_delete, err, provider, user);
+    return CALL(s, credential_delete, err, provider, user, label);
 }
 
 sb_err sb_store_credential_get(struct sb_store *s, const char *provider, const char *user,
-                               struct sb_arena *a, struct sb_store_credential *out,
-                               struct sb_error *err)
+                               const char *label, struct sb_arena *a,
+                               struct sb_store_credential *out, struct sb_error *err)
 {
-    return CALL(s, credential_get, err, provider, user, a, out);
+    return CALL(s, credential_get, err, provider, user, label, a, out);
+}
+
+sb_err sb_store_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d,
+                             struct sb_error *err)
+{
+    return CALL(s, dead_key_put, err, d);
+}
+
+sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
+                                struct sb_error *err)
+{
+    return CALL(s, dead_key_delete, err, provider, label);
 }
 
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,

@@ -116,6 +116,19 @@ struct sb_store_provider {
     bool personal_keys_required; /* no system-key fallback for users (stored in options) */
     const char *template_id;     /* config file only: the built-in template it starts from */
     int64_t max_concurrency;     /* requests in flight at once, 0 = no cap (stored in options) */
+    /* Appended for key pools (issue 7): more keys, by reference (the config
+     * file's api_keys; stored in auth_config). API-sent pool keys are rows
+     * of provider_credentials instead (struct sb_store_credential.label). */
+    struct sb_store_key_ref *api_keys;
+    size_t napi_keys;
+};
+
+/* A pool key by reference (config file): label [a-z0-9_-]{1,32}, key
+ * env:NAME | file:PATH, weight 1..1000000. */
+struct sb_store_key_ref {
+    const char *label;
+    const char *key;
+    int64_t weight;
 };
 
 #define SB_STORE_FALLBACKS_MAX 15
@@ -191,6 +204,21 @@ struct sb_store_credential {
     const char *masked;         /* display form, sk-...abcd */
     int64_t created_at;         /* Unix ms; read-only */
     int64_t updated_at;         /* Unix ms; read-only */
+    /* Appended for key pools (issue 7): a system credential's name in its
+     * provider's pool, [a-z0-9_-]{1,32}; NULL or "" = the primary key (the
+     * only kind a user has). weight >= 1 shares traffic (0 on write = 1). */
+    const char *label;
+    int64_t weight;
+};
+
+/* A pool key an upstream refused (401/402/403): dead until an admin
+ * replaces the key (its fingerprint changes) or revives it. */
+struct sb_store_dead_key {
+    const char *provider;    /* provider identifier */
+    const char *label;       /* "" = the primary key */
+    const char *fingerprint; /* 16 hex digits of SHA-256 of the key (crypto/secret.h) */
+    const char *reason;      /* "401 invalid_api_key", for the admin */
+    int64_t at;              /* Unix ms */
 };
 
 /* Usage of one provider over a time window (from usage_logs). */
@@ -352,6 +380,12 @@ struct sb_store_entities {
      * sync_system (experiments live only in the database). */
     struct sb_store_experiment *experiments;
     size_t nexperiments;
+    /* Appended for key pools (issue 7): the system credentials with a label
+     * (the primary key rides on its provider), and the dead keys. */
+    struct sb_store_credential *pool;
+    size_t npool;
+    struct sb_store_dead_key *dead_keys;
+    size_t ndead_keys;
 };
 
 /* Frees a set returned by sb_store_load (its arena). Accepts NULL. */
@@ -448,15 +482,20 @@ struct sb_store_ops {
     sb_err (*credential_put)(struct sb_store *s, const struct sb_store_credential *c,
                              struct sb_error *err);
     sb_err (*credential_delete)(struct sb_store *s, const char *provider, const char *user,
-                                struct sb_error *err);
+                                const char *label, struct sb_error *err);
     sb_err (*credential_get)(struct sb_store *s, const char *provider, const char *user,
-                             struct sb_arena *a, struct sb_store_credential *out,
-                             struct sb_error *err);
+                             const char *label, struct sb_arena *a,
+                             struct sb_store_credential *out, struct sb_error *err);
     sb_err (*credential_list)(struct sb_store *s, const char *user, struct sb_arena *a,
                               struct sb_store_credential **out, size_t *n, struct sb_error *err);
     sb_err (*rekey)(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
                     struct sb_error *err);
     sb_err (*registry_version)(struct sb_store *s, int64_t *out, struct sb_error *err);
+    /* Appended for key pools (issue 7). */
+    sb_err (*dead_key_put)(struct sb_store *s, const struct sb_store_dead_key *d,
+                           struct sb_error *err);
+    sb_err (*dead_key_delete)(struct sb_store *s, const char *provider, const char *label,
+                              struct sb_error *err);
     /* Appended for the control plane's identity tables (store/identity.h): a
      * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
      * from the registry's ops. */
@@ -658,20 +697,28 @@ sb_err sb_store_template_list(struct sb_store *s, const struct sb_store_filter *
                               struct sb_store_page *page, struct sb_error *err);
 
 /*
- * Credentials, keyed by (provider, user); user NULL is the system credential.
+ * Credentials, keyed by (provider, user, label); user NULL is a system
+ * credential, label NULL or "" the primary key (a user has only that one).
  * put inserts or replaces (provider must exist: else SB_E_NOT_FOUND, field
  * "provider"); the ciphertext, key id and masked form are the only key
  * material the store ever writes. delete and get fail with SB_E_NOT_FOUND
  * when there is none. list returns the credentials of user (NULL = the
- * system ones), ordered by provider identifier; *out is an array in a.
+ * system ones, every label), ordered by provider identifier and label;
+ * *out is an array in a.
  */
 sb_err sb_store_credential_put(struct sb_store *s, const struct sb_store_credential *c,
                                struct sb_error *err);
 sb_err sb_store_credential_delete(struct sb_store *s, const char *provider, const char *user,
-                                  struct sb_error *err);
+                                  const char *label, struct sb_error *err);
 sb_err sb_store_credential_get(struct sb_store *s, const char *provider, const char *user,
-                               struct sb_arena *a, struct sb_store_credential *out,
-                               struct sb_error *err);
+                               const char *label, struct sb_arena *a,
+                               struct sb_store_credential *out, struct sb_error *err);
+/* Marks a pool key dead (upsert by provider + label) / revives it (no row is
+ * not an error). Both bump registry_version: the snapshot carries the state. */
+sb_err sb_store_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d,
+                             struct sb_error *err);
+sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
+                                struct sb_error *err);
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                                 struct sb_store_credential **out, size_t *n, struct sb_error *err);
 /*

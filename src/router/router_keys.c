@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * router_keys.c - the per-request state of provider key pools (router.h).
+ *
+ * A key's hold is one more record in the router's health table, named
+ * "key <provider>#<label>" (a space: never a model id), so it shares the
+ * table's lock and lifetime. Dead keys wait in a small ring until the
+ * control plane's poller stores them (api.c); the ring is bounded because
+ * losing an entry costs only one more refused request later.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/buf.h"
+#include "router/router_int.h"
+
+#define DEAD_RING 64
+
+static struct health *record(struct sb_router *rt, const char *provider, const char *label)
+{
+    char id[sizeof(((struct health *)0)->id)];
+    snprintf(id, sizeof(id), "key %s#%s", provider, label);
+    return sb__router_get(rt, id);
+}
+
+static struct health *key_record(struct sb_router *rt, const struct sb_provider *p,
+                                 const struct sb_provider_key *k)
+{
+    return record(rt, p->id, k->label);
+}
+
+void sb_router_key_release(struct sb_router *rt, const char *provider, const char *label)
+{
+    pthread_mutex_lock(&rt->lock);
+    record(rt, provider, label)->open_until = 0;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+void sb_router_keys_usable(struct sb_router *rt, const struct sb_provider *p, int64_t now_ms,
+                           bool *ok)
+{
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < p->nkeys; i++)
+        ok[i] = !p->keys[i].dead && key_record(rt, p, &p->keys[i])->open_until <= now_ms;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+void sb_router_key_hold(struct sb_router *rt, const struct sb_provider *p,
+                        const struct sb_provider_key *k, int64_t until_ms)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct health *h = key_record(rt, p, k);
+    if (until_ms > h->open_until)
+        h->open_until = until_ms;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+void sb_router_key_dead(struct sb_router *rt, const struct sb_provider *p,
+                        const struct sb_provider_key *k, const char *reason, int64_t hold_ms,
+                        int64_t now_ms)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct health *h = key_record(rt, p, k);
+    if (now_ms + hold_ms > h->open_until)
+        h->open_until = now_ms + hold_ms;
+    if (!rt->dead)
+        rt->dead = sb_xcalloc(DEAD_RING, sizeof(*rt->dead));
+    if (rt->ndead == DEAD_RING) { /* full: the oldest goes */
+        memmove(rt->dead, rt->dead + 1, (DEAD_RING - 1) * sizeof(*rt->dead));
+        rt->ndead--;
+    }
+    struct sb_router_dead_key *d = &rt->dead[rt->ndead++];
+    snprintf(d->provider, sizeof(d->provider), "%s", p->id);
+    snprintf(d->label, sizeof(d->label), "%s", k->label);
+    memcpy(d->fingerprint, k->fingerprint, sizeof(d->fingerprint));
+    snprintf(d->reason, sizeof(d->reason), "%s", reason);
+    d->at = now_ms;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+size_t sb_router_take_dead(struct sb_router *rt, struct sb_router_dead_key *out, size_t max)
+{
+    pthread_mutex_lock(&rt->lock);
+    size_t n = rt->ndead < max ? rt->ndead : max;
+    if (n > 0) {
+        memcpy(out, rt->dead, n * sizeof(*out));
+        memmove(rt->dead, rt->dead + n, (rt->ndead - n) * sizeof(*rt->dead));
+        rt->ndead -= n;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}
+
+void sb__router_render_keys(struct sb_router *rt, struct sb_buf *out, int64_t now_ms)
+{
+    sb_buf_printf(out, "# HELP switchboard_provider_key_held A pool key held after a 429 or "
+                       "a refusal (1), or in use (0).\n"
+                       "# TYPE switchboard_provider_key_held gauge\n");
+    for (size_t i = 0; i <= rt->mask; i++) {
+        const struct health *h = &rt->h[i];
+        if (strncmp(h->id, "key ", 4) != 0)
+            continue;
+        const char *hash = strrchr(h->id, '#');
+        if (!hash)
+            continue;
+        sb_buf_printf(out, "switchboard_provider_key_held{provider=\"%.*s\",label=\"%s\"} %d\n",
+                      (int)(hash - h->id - 4), h->id + 4, hash[1] ? hash + 1 : "primary",
+                      h->open_until > now_ms);
+    }
+}
