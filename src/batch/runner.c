@@ -79,6 +79,7 @@ struct job {
     struct sb_store_batch row;  /* as last leased */
     char owner[96];             /* x-switchboard-batch-owner: admin | user:NAME | key:HASH */
     const char *owner_problem;  /* why the owner may no longer send (arena); NULL = fine */
+    bool owner_known;           /* owner was read from the store at least once */
     struct line *queue;         /* loaded pending lines not in flight */
     int64_t cursor;             /* highest line number loaded so far */
     bool exhausted;             /* no pending line above cursor in the store */
@@ -171,6 +172,8 @@ static void check_owner(struct sb_batch_runner *r, struct job *j)
     struct sb_store_user u;
     struct sb_store_api_key k;
     const struct sb_store_batch *b = &j->row;
+    char was[sizeof(j->owner)];
+    memcpy(was, j->owner, sizeof(was));
     j->owner_problem = NULL;
     if (strcmp(b->run_as, "admin") == 0) {
         snprintf(j->owner, sizeof(j->owner), "admin");
@@ -190,8 +193,11 @@ static void check_owner(struct sb_batch_runner *r, struct job *j)
         else
             snprintf(j->owner, sizeof(j->owner), "key:%s", k.key_hash);
     }
-    if (err.code == SB_E_STORE) /* not the owner's fault: look again next time */
+    if (err.code == SB_E_STORE) { /* not the owner's fault: keep what we knew, look again */
         j->owner_problem = NULL;
+        memcpy(j->owner, was, sizeof(was));
+    } else
+        j->owner_known = true;
 }
 
 static struct job *find_job(struct sb_batch_runner *r, const char *id)
@@ -393,7 +399,8 @@ static void dispatch(struct sb_batch_runner *r, int64_t now)
         for (struct job *j = r->jobs; j && r->in_flight < SB_BATCH_MAX_IN_FLIGHT; j = j->next) {
             struct line *l = j->queue;
             if (strcmp(j->row.status, "in_progress") != 0 || j->owner_problem ||
-                j->hold_until > now || j->in_flight >= j->window || !l || l->not_before > now)
+                !j->owner_known || j->hold_until > now || j->in_flight >= j->window || !l ||
+                l->not_before > now)
                 continue;
             j->queue = l->next;
             send_line(r, j, l);
@@ -487,7 +494,7 @@ static void answered(struct sb_batch_runner *r, struct xfer *x, CURLcode cc, int
     }
     struct sb_arena *a = sb_arena_create(4096);
     struct sb_json *body = NULL;
-    struct sb_json_limits lim = {.max_depth = 128, .max_bytes = MAX_ANSWER_BYTES};
+    struct sb_json_limits lim = {.max_depth = 512, .max_bytes = MAX_ANSWER_BYTES};
     if (sb_json_parse(a, x->answer.p ? x->answer.p : "", x->answer.len, &lim, &body, NULL) !=
         SB_OK) {
         line_error(j, l, x->request_id, "invalid_response", "the answer was not JSON");
@@ -701,7 +708,7 @@ static long poll_ms(struct sb_batch_runner *r, int64_t now, int64_t next_lease)
             due = r->next_flush; /* answers to store */
     for (struct job *j = r->jobs; j && r->in_flight < SB_BATCH_MAX_IN_FLIGHT; j = j->next) {
         /* only a job that could send now: otherwise an answer wakes the poll */
-        if (!j->queue || j->in_flight >= j->window || j->owner_problem ||
+        if (!j->queue || j->in_flight >= j->window || j->owner_problem || !j->owner_known ||
             strcmp(j->row.status, "in_progress") != 0)
             continue;
         int64_t t = j->hold_until > j->queue->not_before ? j->hold_until : j->queue->not_before;
