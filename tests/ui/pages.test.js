@@ -74,6 +74,43 @@ describe('console: routes, experiments, models, users, personal keys', () => {
         c.assertClean(page);
     });
 
+    it('filters models by capability, provider and enabled', async () => {
+        await c.nav(page, 'Models');
+        await page.locator('tr[data-model="gpt-test"]').waitFor();
+        const ids = () => page.locator('table.models tbody tr[data-model]').evaluateAll((rows) => rows.map((r) => r.dataset.model).sort());
+        await page.getByLabel('Capability').selectOption('embeddings');
+        await page.waitForFunction(() => document.querySelectorAll('table.models tbody tr[data-model]').length === 1);
+        assert.deepEqual(await ids(), ['embed-test']);
+        await page.getByLabel('Capability').selectOption('');
+        await page.getByLabel('Provider', { exact: true }).first().selectOption('dead');
+        await page.waitForFunction(() => document.querySelectorAll('table.models tbody tr[data-model]').length === 1);
+        assert.deepEqual(await ids(), ['dead-model']);
+        await page.getByLabel('Provider', { exact: true }).first().selectOption('');
+        await page.getByLabel('Enabled', { exact: true }).first().selectOption('false');
+        await page.getByText('No models match.').waitFor();
+        await page.getByLabel('Enabled', { exact: true }).first().selectOption('');
+        await page.locator('tr[data-model="gpt-test"]').waitFor();
+    });
+
+    it('replaces a provider key in the edit form; only the masked form is ever shown', async () => {
+        const oldKey = 'sk-old-key-0123456789abcdOLD1';
+        const newKey = 'sk-new-key-0123456789abcdNEW2';
+        const p = await h.request(env.gw, { path: '/api/providers', body: { id: 'repl', type: 'openai', base_url: `http://127.0.0.1:${env.fake.port}/v1`, api_key: oldKey } });
+        assert.equal(p.status, 201, p.text);
+        await c.nav(page, 'Providers');
+        await page.locator('tr[data-provider="repl"]').getByRole('button', { name: 'Edit', exact: true }).click();
+        assert.match(await page.locator('code.masked').textContent(), /OLD1$/);
+        await page.getByLabel('Replace API key').fill(newKey);
+        await page.getByRole('button', { name: 'Replace key' }).click();
+        await page.getByText(/^Key replaced/).waitFor();
+        await page.locator('code.masked', { hasText: 'NEW2' }).waitFor();
+        const html = await page.content();
+        assert.ok(!html.includes(oldKey) && !html.includes(newKey), 'no key in the page');
+        assert.equal(await page.getByLabel('Replace API key').inputValue(), '', 'the field is emptied');
+        await c.shot(page, 'providers-edit');
+        c.assertClean(page);
+    });
+
     it('champion and default per provider', async () => {
         await c.nav(page, 'Models');
         const row = page.locator('tr[data-model="gpt-b"]');
