@@ -301,6 +301,19 @@ describe('console: an admin from first start to a streamed answer', () => {
         assert.ok(await page.locator('.chart canvas').count() >= 4, 'uPlot drew the charts');
         assert.match(await page.locator('table.group-table').first().textContent(), /acme/);
         await c.shot(page, 'dashboard');
+        // The provider filter and the time-range picker drive every number on the page.
+        const acme = await page.locator('table.group-table').first().locator('tr', { hasText: 'acme' }).locator('td').nth(1).textContent();
+        const all = await page.locator('[data-stat="requests"]').textContent();
+        assert.notEqual(acme, all, 'acme is not all the traffic');
+        await page.getByLabel('Provider').selectOption('acme');
+        await page.waitForFunction((n) => document.querySelector('[data-stat="requests"]').textContent === n, acme);
+        const asked = page.waitForRequest((r) => r.url().includes('/api/usage?') && r.url().includes('group_by=day'));
+        await page.getByLabel('Time range').selectOption({ label: 'Last 7 days' });
+        const url = new URL((await asked).url());
+        const span = Number(url.searchParams.get('to')) - Number(url.searchParams.get('from'));
+        assert.ok(Math.abs(span - 7 * 24 * 3600e3) < 5000, `a 7-day window: ${url}`);
+        assert.equal(url.searchParams.get('provider'), 'acme');
+        await page.waitForFunction((n) => document.querySelector('[data-stat="requests"]').textContent === n, acme);
         c.assertClean(page);
     });
 
