@@ -644,8 +644,11 @@ static struct wreq *head_new(struct sb__conn *c, int status, const struct sb_htt
         wreq_put(wr, c->req->id, strlen(c->req->id));
         wreq_put(wr, "\r\n", 2);
     }
+    /* A 304 has no body by definition, and a Content-Length there would have
+     * to be the 200's (RFC 9110 8.6): none is sent. */
     char tail[64];
-    int k = content_length >= 0
+    int k = status == 304 ? 0
+            : content_length >= 0
                 ? snprintf(tail, sizeof(tail), "content-length: %lld\r\n", content_length)
                 : snprintf(tail, sizeof(tail), "transfer-encoding: chunked\r\n");
     wreq_put(wr, tail, (size_t)k);
