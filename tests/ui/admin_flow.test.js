@@ -42,6 +42,9 @@ describe('console: an admin from first start to a streamed answer', () => {
         assert.doesNotMatch(csp, /unsafe|https?:/);
         const again = await h.request(env.gw, { method: 'GET', path: '/ui/models', auth: false, headers: { 'accept-encoding': 'gzip', 'if-none-match': r.headers.etag } });
         assert.equal(again.status, 304);
+        assert.equal(again.text, '');
+        assert.equal(again.headers['content-length'], undefined, 'a 304 has no Content-Length');
+        assert.equal(again.headers.etag, r.headers.etag);
         const plain = await h.request(env.gw, { method: 'GET', path: '/ui/', auth: false });
         assert.equal(plain.headers['content-encoding'], undefined);
         const asset = /src="(\/ui\/assets\/[^"]+\.js)"/.exec(plain.text);
