@@ -310,6 +310,7 @@ describe('batch jobs', () => {
             t.proc.kill('SIGTERM');
             const e = await t.exited;
             assert.equal(e.code, 0, t.err);
+            assert.ok(!/ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ThreadSanitizer/.test(t.err), t.err);
         }
         // the next test starts its own gateway on the same database
         gw = await h.startGateway(fake, { dbPath: gw.dbPath, dir: gw.dir, server: { shutdown_timeout_ms: 5000 }, env: { SWITCHBOARD_MASTER_KEY: gw.masterKey } });
