@@ -149,7 +149,7 @@ static sb_err refuse(struct sb_error *err, const char *field, const char *code)
 }
 
 sb_err sb_caps_check(const struct sb_model *m, enum sb_op op, const struct sb_json *body,
-                     struct sb_error *err)
+                     int64_t prompt_tokens, struct sb_error *err)
 {
     for (size_t i = 0; (m->caps & SB_CAP_DECLARED) && i < sizeof(rules) / sizeof(rules[0]); i++) {
         const char *field = rules[i].asks(op, body);
@@ -162,7 +162,7 @@ sb_err sb_caps_check(const struct sb_model *m, enum sb_op op, const struct sb_js
     }
     if (op != SB_OP_CHAT || m->context_length <= 0)
         return SB_OK;
-    int64_t n = sb_token_estimate(body);
+    int64_t n = prompt_tokens >= 0 ? prompt_tokens : sb_token_estimate(body);
     if (n <= m->context_length)
         return SB_OK;
     sb_fail(err, SB_E_BAD_REQUEST,

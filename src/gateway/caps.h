@@ -45,9 +45,11 @@ int64_t sb_token_estimate(const struct sb_json *body);
  * longer than m->context_length when that is > 0. SB_OK, or
  * SB_E_BAD_REQUEST with a message naming the model and the capability,
  * err->field the request member, and err->api_code "unsupported_capability"
- * or "context_length_exceeded". Borrows everything.
+ * or "context_length_exceeded". prompt_tokens is the estimate when the
+ * caller has it (sb_token_estimate), < 0 to have it computed here. Borrows
+ * everything.
  */
 sb_err sb_caps_check(const struct sb_model *m, enum sb_op op, const struct sb_json *body,
-                     struct sb_error *err);
+                     int64_t prompt_tokens, struct sb_error *err);
 
 #endif

@@ -83,7 +83,7 @@ static void expect_refused(const struct sb_model *m, enum sb_op op, const char *
                            const char *field, const char *code, const char *needle)
 {
     struct sb_error err = {0};
-    assert_int_equal(sb_caps_check(m, op, parse(body), &err), SB_E_BAD_REQUEST);
+    assert_int_equal(sb_caps_check(m, op, parse(body), -1, &err), SB_E_BAD_REQUEST);
     assert_string_equal(err.field, field);
     assert_string_equal(err.api_code, code);
     assert_non_null(strstr(err.msg, "'small-model'"));
@@ -93,7 +93,7 @@ static void expect_refused(const struct sb_model *m, enum sb_op op, const char *
 static void expect_ok(const struct sb_model *m, enum sb_op op, const char *body)
 {
     struct sb_error err = {0};
-    assert_int_equal(sb_caps_check(m, op, parse(body), &err), SB_OK);
+    assert_int_equal(sb_caps_check(m, op, parse(body), -1, &err), SB_OK);
 }
 
 #define TOOLS                                                                                      \

@@ -513,6 +513,7 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
     x->w = w;
     x->call.arena = req->arena;
     x->usage.prompt_tokens = x->usage.completion_tokens = -1;
+    x->prompt_est = -1;
     sb_buf_init(&x->body, w->gw->max_upstream_bytes);
     sb_buf_init(&x->out, 0);
     x->reg = sb_registry_acquire();
@@ -574,6 +575,15 @@ static sb_err not_found(struct proxy *x, struct sb_slice name, struct sb_error *
                    (int)(name.len > 100 ? 100 : name.len), name.p, hint, n ? "?" : "");
 }
 
+/* The prompt's estimated tokens (chat; 0 otherwise), walked once per request:
+ * the plan, every attempt's limits and capability check ask for it. */
+static int64_t prompt_tokens(struct proxy *x)
+{
+    if (x->prompt_est < 0)
+        x->prompt_est = x->call.op == SB_OP_CHAT ? sb_token_estimate(x->call.json) : 0;
+    return x->prompt_est;
+}
+
 /* The output the client asked for at most (max_completion_tokens, else max_tokens), 0 = not said.
  */
 static int64_t requested_max(const struct proxy *x)
@@ -599,11 +609,10 @@ uint64_t sb__proxy_conversation(const struct proxy *x)
 
 static void plan_request(struct proxy *x, struct sb_plan_req *q)
 {
-    const struct sb_json *j = x->call.json;
     memset(q, 0, sizeof(*q));
     q->sticky = sb__proxy_conversation(x);
     q->max_tokens = requested_max(x);
-    q->prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(j) : 0;
+    q->prompt_tokens = prompt_tokens(x);
     q->user = x->client.user;
     q->now_ms = sb__wall_ms();
 }
@@ -723,7 +732,7 @@ static sb_err check_caps(struct proxy *x, struct sb_error *err)
 {
     if (x->front && !x->front->check_caps)
         return SB_OK;
-    return sb_caps_check(x->call.model, x->call.op, x->call.json, err);
+    return sb_caps_check(x->call.model, x->call.op, x->call.json, prompt_tokens(x), err);
 }
 
 /* A front door's answer that needs no upstream (an estimate), with its marker header. */
@@ -789,7 +798,7 @@ static sb_err reserve_limits(struct proxy *x, const struct sb_model *m, struct s
         .key = x->client.key,
         .user = x->client.user,
         .user_limits = sb_registry_user_limits(x->reg, x->client.user),
-        .prompt_tokens = x->call.op == SB_OP_CHAT ? sb_token_estimate(x->call.json) : 0,
+        .prompt_tokens = prompt_tokens(x),
         .max_tokens = requested_max(x),
         .no_output = x->call.op == SB_OP_EMBEDDINGS,
         .now_ms = sb__wall_ms(),

@@ -63,6 +63,7 @@ struct proxy {
     int round;                            /* retry rounds begun (gateway.h sb_retry_opts) */
     struct proxy_wait *wait;              /* the backoff before the next round, or NULL */
     const struct sb_provider_key *key;    /* the pool key of this attempt, or NULL */
+    int64_t prompt_est;                   /* prompt_tokens(): -1 until walked */
     struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
     /* The response cache (proxy_cache.c) */
     struct sb_cache_key ckey; /* the request's key, when its route caches */

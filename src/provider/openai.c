@@ -227,21 +227,115 @@ static struct sb_slice first_finish_reason(const struct sb_json *root)
     return jstr(fr) ? fr->str : SB_SLICE_NULL;
 }
 
+/* The end of the JSON string whose opening quote is at p (the byte after
+ * its closing quote), or NULL when it does not close before end. */
+static const char *string_end(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* The object that starts at p ('{'), up to its matching '}', or a NULL slice. */
+static struct sb_slice object_at(const char *p, const char *end)
+{
+    int depth = 0;
+    for (const char *s = p; s < end;) {
+        if (*s == '"') {
+            s = string_end(s, end);
+            if (!s)
+                break;
+            continue;
+        }
+        depth += *s == '{' ? 1 : *s == '}' ? -1 : 0;
+        if (depth == 0)
+            return (struct sb_slice){p, (size_t)(s + 1 - p)};
+        s++;
+    }
+    return SB_SLICE_NULL;
+}
+
+static const char *skip_blank(const char *v, const char *end)
+{
+    while (v < end && (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r'))
+        v++;
+    return v;
+}
+
+/*
+ * Where the value of the last member called key (quoted, "\"usage\"")
+ * starts, searching from the end of a whole answer, or NULL. A quote inside
+ * a string value is escaped, so an unescaped key followed by ':' is a key.
+ */
+static const char *last_member(struct sb_slice body, const char *key)
+{
+    size_t n = strlen(key);
+    const char *end = body.p + body.len;
+    for (const char *p = end - n; p >= body.p; p--) {
+        if (*p != '"' || memcmp(p, key, n) != 0 || (p > body.p && p[-1] == '\\'))
+            continue;
+        const char *v = skip_blank(p + n, end);
+        if (v < end && *v == ':')
+            return skip_blank(v + 1, end);
+    }
+    return NULL;
+}
+
+/*
+ * The "usage" object of a whole answer, found from the end: OpenAI-format
+ * servers write it last or nearly (only short members such as
+ * system_fingerprint follow), so a long answer (a 100 KB completion,
+ * thousands of embedding floats) is not parsed whole just to count its
+ * tokens. "usage" nests nowhere in the format, so the last one is the
+ * top-level one. NULL when there is none.
+ */
+static const struct sb_json *tail_usage(const struct sb_call *c, struct sb_slice body)
+{
+    const char *v = last_member(body, "\"usage\"");
+    const char *end = body.p + body.len;
+    struct sb_slice obj = v && v < end && *v == '{' ? object_at(v, end) : SB_SLICE_NULL;
+    struct sb_json *u = NULL;
+    struct sb_error jerr;
+    if (obj.p && sb_json_parse(c->arena, obj.p, obj.len, &upstream_json, &u, &jerr) == SB_OK)
+        return u;
+    return NULL;
+}
+
+/* The last choice's finish_reason (the only one with n = 1), found the same way. */
+static struct sb_slice tail_finish_reason(struct sb_slice body)
+{
+    const char *v = last_member(body, "\"finish_reason\"");
+    const char *end = body.p + body.len, *q = v && v < end && *v == '"' ? string_end(v, end) : NULL;
+    return q ? (struct sb_slice){v + 1, (size_t)(q - v - 2)} : SB_SLICE_NULL;
+}
+
+/* Whether body looks like one JSON object: '{' first and '}' last, blanks aside. */
+static bool object_shaped(struct sb_slice body)
+{
+    size_t i = 0, j = body.len;
+    while (i < j && strchr(" \t\r\n", body.p[i]))
+        i++;
+    while (j > i && strchr(" \t\r\n", body.p[j - 1]))
+        j--;
+    return j - i >= 2 && body.p[i] == '{' && body.p[j - 1] == '}';
+}
+
 static sb_err openai_parse_response(const struct sb_call *c, struct sb_slice body,
                                     struct sb_result *out, struct sb_error *err)
 {
-    struct sb_json *root = NULL;
-    struct sb_error jerr;
     memset(out, 0, sizeof(*out));
-    if (sb_json_parse(c->arena, body.p, body.len, &upstream_json, &root, &jerr) != SB_OK ||
-        root->type != SB_JSON_OBJECT)
+    if (!object_shaped(body))
         return sb_fail(err, SB_E_UPSTREAM, "upstream %s: response is not a JSON object", pname(c));
-    const struct sb_json *usage = jget(root, "usage");
+    const struct sb_json *usage = tail_usage(c, body);
     out->body = body; /* passed through untouched, upstream "model" included */
     out->usage.prompt_tokens = count_or_unknown(usage, "prompt_tokens");
     out->usage.completion_tokens =
         c->op == SB_OP_EMBEDDINGS ? 0 : count_or_unknown(usage, "completion_tokens");
-    out->finish_reason = first_finish_reason(root);
+    out->finish_reason = tail_finish_reason(body);
     return SB_OK;
 }
 
