@@ -73,8 +73,15 @@ describe('console: roles and user text', () => {
         await c.nav(page, 'Keys');
         await page.getByLabel('Name', { exact: true }).fill('ursula-key');
         await page.getByRole('button', { name: 'Create key' }).click();
-        await page.getByLabel('The new key').waitFor();
+        const mine = await page.getByLabel('The new key').inputValue();
         await page.locator('td.kname', { hasText: 'ursula-key' }).waitFor();
+        // One request of her own, so her reports are not empty.
+        const r = await h.chat(env.gw, { model: 'gpt-test', messages: [{ role: 'user', content: 'mine' }] }, { headers: { authorization: `Bearer ${mine}` } });
+        assert.equal(r.status, 200, r.text);
+        await h.eventually(async () => {
+            const u = await h.request(env.gw, { method: 'GET', path: '/api/usage?user=ursula' });
+            return u.json.data[0].requests === 1;
+        }, 10000);
         const keys = await page.locator('table.keys').textContent();
         assert.ok(!keys.includes('bob-secret-key'), keys);
         assert.equal(await page.locator('table.keys th', { hasText: 'Owner' }).count(), 0);
@@ -87,14 +94,15 @@ describe('console: roles and user text', () => {
         await c.nav(page, 'Usage');
         await page.getByLabel('Group by').selectOption('user');
         await page.getByRole('button', { name: 'Show' }).click();
-        await page.locator('table.group-table tbody tr').first().waitFor();
-        const usage = await page.locator('table.group-table').textContent();
+        await page.locator('table.group-table tbody td', { hasText: /^ursula$/ }).waitFor();
+        const usage = await page.locator('table.group-table tbody').textContent();
         assert.ok(!usage.includes('bob'), usage);
+        assert.equal(await page.locator('table.group-table tbody tr').count(), 1, usage);
         assert.equal(await page.getByLabel('User', { exact: true }).count(), 0, 'no user filter for a user');
 
         await c.nav(page, 'Dashboard');
         await page.waitForFunction(() => { const e = document.querySelector('[data-stat="requests"]'); return e && e.textContent !== '—'; });
-        assert.equal(await page.locator('[data-stat="requests"]').textContent(), '0', "bob's request is not counted");
+        assert.equal(await page.locator('[data-stat="requests"]').textContent(), '1', "only her own request is counted, not bob's");
         assert.ok(!(await page.locator('main').textContent()).includes('bob'));
         await c.shot(page, 'user-dashboard');
         c.assertClean(page);
