@@ -20,8 +20,8 @@
 #include <string.h>
 
 #define CSP                                                                                        \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "             \
-    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "           \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; font-src 'self'; object-src 'none'; frame-ancestors 'none'; "             \
     "base-uri 'none'; form-action 'self'"
 
 static void put(struct sb_ui_reply *r, const char *name, const char *value)
@@ -84,10 +84,10 @@ static bool accepts_gzip(struct sb_slice ae)
     struct sb_slice item;
     while (next_item(&ae, &item)) {
         const char *semi = memchr(item.p, ';', item.len);
-        struct sb_slice name = trim((struct sb_slice){item.p, semi ? (size_t)(semi - item.p)
-                                                                   : item.len});
-        struct sb_slice params = semi ? (struct sb_slice){semi, (size_t)(item.p + item.len - semi)}
-                                      : SB_SLICE_NULL;
+        struct sb_slice name =
+            trim((struct sb_slice){item.p, semi ? (size_t)(semi - item.p) : item.len});
+        struct sb_slice params =
+            semi ? (struct sb_slice){semi, (size_t)(item.p + item.len - semi)} : SB_SLICE_NULL;
         if ((sb_slice_caseeq(name, SB_SLICE("gzip")) || sb_slice_eq_cstr(name, "*")) &&
             !q_zero(params))
             return true;
@@ -143,9 +143,8 @@ static void send_asset(const struct sb_ui_asset *a, struct sb_slice ae, struct s
 {
     bool gz = a->gz && accepts_gzip(ae);
     put(out, "etag", gz ? a->etag_gz : a->etag);
-    put(out, "cache-control", strncmp(a->path, "assets/", 7) == 0
-                                  ? "public, max-age=31536000, immutable"
-                                  : "no-cache");
+    put(out, "cache-control",
+        strncmp(a->path, "assets/", 7) == 0 ? "public, max-age=31536000, immutable" : "no-cache");
     put(out, "vary", "accept-encoding");
     if (inm.len && etag_matches(inm, a)) {
         out->status = 304;

@@ -21,14 +21,14 @@
 #include "net/http.h"
 
 struct sb_ui_asset {
-    const char *path;            /* "index.html", "assets/index-3f2a1b.js": under /ui/ */
-    const unsigned char *data;   /* the file's bytes */
-    size_t len;                  /* their count */
-    const unsigned char *gz;     /* gzip of data, or NULL when not smaller */
-    size_t gz_len;               /* its length */
-    const char *content_type;    /* "text/javascript; charset=utf-8" */
-    const char *etag;            /* "\"<16 hex>\"": the identity's; the gzip copy adds -gz */
-    const char *etag_gz;         /* "\"<16 hex>-gz\"" */
+    const char *path;          /* "index.html", "assets/index-3f2a1b.js": under /ui/ */
+    const unsigned char *data; /* the file's bytes */
+    size_t len;                /* their count */
+    const unsigned char *gz;   /* gzip of data, or NULL when not smaller */
+    size_t gz_len;             /* its length */
+    const char *content_type;  /* "text/javascript; charset=utf-8" */
+    const char *etag;          /* "\"<16 hex>\"": the identity's; the gzip copy adds -gz */
+    const char *etag_gz;       /* "\"<16 hex>-gz\"" */
 };
 
 /* The generated table (valid for the process's life). */
@@ -39,10 +39,10 @@ extern const size_t sb_ui_nassets;
 
 /* What to send: status, headers and body, all borrowed from the table or static. */
 struct sb_ui_reply {
-    int status;                                      /* 200, 301, 304, 404, 405 */
-    struct sb_http_header h[SB_UI_MAX_HEADERS];      /* response headers */
-    size_t nh;                                       /* how many of h are used */
-    struct sb_slice body;                            /* may be empty */
+    int status;                                 /* 200, 301, 304, 404, 405 */
+    struct sb_http_header h[SB_UI_MAX_HEADERS]; /* response headers */
+    size_t nh;                                  /* how many of h are used */
+    struct sb_slice body;                       /* may be empty */
 };
 
 /* True for "/ui" and every path under "/ui/". */

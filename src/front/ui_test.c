@@ -24,12 +24,11 @@ static const struct sb_ui_asset table[] = {
     {"assets/app-1234abcd.js", js, sizeof(js) - 1, NULL, 0, "text/javascript; charset=utf-8",
      "\"aaaa\"", "\"aaaa-gz\""},
     {"favicon.png", png, sizeof(png) - 1, NULL, 0, "image/png", "\"bbbb\"", "\"bbbb-gz\""},
-    {"index.html", html, sizeof(html) - 1, html_gz, sizeof(html_gz) - 1,
-     "text/html; charset=utf-8", "\"cccc\"", "\"cccc-gz\""},
+    {"index.html", html, sizeof(html) - 1, html_gz, sizeof(html_gz) - 1, "text/html; charset=utf-8",
+     "\"cccc\"", "\"cccc-gz\""},
 };
 
-static struct sb_ui_reply ask(const char *method, const char *path, const char *ae,
-                              const char *inm)
+static struct sb_ui_reply ask(const char *method, const char *path, const char *ae, const char *inm)
 {
     struct sb_ui_reply r;
     sb_ui_answer(table, 3, sb_slice_cstr(method), sb_slice_cstr(path),
@@ -97,8 +96,7 @@ static void test_assets_and_missing_files(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(hdr(&r, "cache-control"), "no-cache");
     /* Missing files are 404, never the page. */
-    const char *missing[] = {"/ui/assets/gone.js", "/ui/assets/x", "/ui/robots.txt",
-                             "/ui/a/b.css"};
+    const char *missing[] = {"/ui/assets/gone.js", "/ui/assets/x", "/ui/robots.txt", "/ui/a/b.css"};
     for (size_t i = 0; i < 4; i++) {
         r = ask("GET", missing[i], NULL, NULL);
         assert_int_equal(r.status, 404);
@@ -125,8 +123,8 @@ static void test_redirect_and_methods(void **state)
 static void test_gzip_negotiation(void **state)
 {
     (void)state;
-    const char *yes[] = {"gzip", "GZIP", "br, gzip;q=0.5", "deflate, gzip, br", "*",
-                         "gzip;q=1.0", " identity , gzip "};
+    const char *yes[] = {"gzip", "GZIP",       "br, gzip;q=0.5",   "deflate, gzip, br",
+                         "*",    "gzip;q=1.0", " identity , gzip "};
     for (size_t i = 0; i < 7; i++) {
         struct sb_ui_reply r = ask("GET", "/ui/", yes[i], NULL);
         assert_int_equal(r.status, 200);
