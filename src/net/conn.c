@@ -277,6 +277,10 @@ static int on_headers_complete(http_parser *p)
         c->err_status = 413;
         return -1;
     }
+    /* One allocation for a body of known size (a long prompt), not a chain of
+     * doublings that copies it again at each step. */
+    if (cl != ULLONG_MAX && cl > 0)
+        sb_buf_reserve(&c->body, (size_t)cl);
     struct sb_slice expect = sb_http_header(c->req, "expect");
     if (expect.p && p->http_minor >= 1) {
         if (!sb_slice_caseeq(expect, SB_SLICE("100-continue"))) {
