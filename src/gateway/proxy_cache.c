@@ -52,7 +52,7 @@ bool sb__proxy_cache_serve(struct proxy *x)
     char tenant[80];
     if (!c || x->front || x->call.op != SB_OP_CHAT || !x->route || x->route->cache.ttl_s <= 0)
         return false;
-    sb_cache_tenant(x->client.key, tenant, sizeof(tenant));
+    sb_cache_tenant(x->client.key, x->client.user, tenant, sizeof(tenant));
     if (sb_cache_key(x->route, tenant, x->call.body, &x->ckey, &e) != SB_OK)
         return false; /* an odd body is simply not cached */
     x->cache_on = true;

@@ -60,10 +60,11 @@ struct sb_cache_key {
 
 /*
  * The tenant of a /v1 caller, into out[0..n): "key:<id>" for a virtual key,
- * "admin" for the admin token (k == NULL; it is a tenant of its own).
- * Borrows k.
+ * "user:<name>" for a user without a key (a console session, a batch job
+ * run as that user), "admin" for the admin token (both NULL; a tenant of
+ * its own). Borrows k and user.
  */
-void sb_cache_tenant(const struct sb_client_key *k, char *out, size_t n);
+void sb_cache_tenant(const struct sb_client_key *k, const char *user, char *out, size_t n);
 
 /*
  * Builds the key of a chat-completions request body (borrowed) sent to route

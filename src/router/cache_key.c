@@ -196,10 +196,12 @@ static const char *refusal(const struct sb_route_cache *rc, const struct sb_json
 
 /* ---- the key ---- */
 
-void sb_cache_tenant(const struct sb_client_key *k, char *out, size_t n)
+void sb_cache_tenant(const struct sb_client_key *k, const char *user, char *out, size_t n)
 {
     if (k)
         snprintf(out, n, "key:%s", k->id);
+    else if (user)
+        snprintf(out, n, "user:%s", user); /* ':' appears in no key id: no collision */
     else
         snprintf(out, n, "admin");
 }

@@ -182,13 +182,15 @@ static void test_tenant_isolation(void **state)
     struct sb_cache *c = sb_cache_memory_create(NULL);
     struct sb_arena *a = sb_arena_create(1024);
     struct sb_cache_hit hit;
-    char ta[64], tb[64], tadmin[64];
+    char ta[64], tb[64], tadmin[64], tuser[64];
     struct sb_client_key ka = {.id = "1"}, kb = {.id = "2"};
-    sb_cache_tenant(&ka, ta, sizeof(ta));
-    sb_cache_tenant(&kb, tb, sizeof(tb));
-    sb_cache_tenant(NULL, tadmin, sizeof(tadmin));
+    sb_cache_tenant(&ka, "alice", ta, sizeof(ta));
+    sb_cache_tenant(&kb, NULL, tb, sizeof(tb));
+    sb_cache_tenant(NULL, NULL, tadmin, sizeof(tadmin));
+    sb_cache_tenant(NULL, "alice", tuser, sizeof(tuser));
     assert_string_equal(ta, "key:1");
     assert_string_equal(tadmin, "admin");
+    assert_string_equal(tuser, "user:alice"); /* a session is not the admin token's tenant */
     struct sb_cache_key k_a = key_of(&cached, ta, req), k_b = key_of(&cached, tb, req);
     struct sb_cache_key k_adm = key_of(&cached, tadmin, req);
     assert_false(sb_cache_lookup(c, &k_a, 1000, a, &hit));
@@ -200,6 +202,9 @@ static void test_tenant_isolation(void **state)
     assert_int_equal(hit.age_ms, 1000);
     assert_false(sb_cache_lookup(c, &k_b, 2000, a, &hit));
     assert_false(sb_cache_lookup(c, &k_adm, 2000, a, &hit));
+    struct sb_cache_key k_usr = key_of(&cached, tuser, req);
+    assert_true(sb_cache_store(c, &k_adm, 200, sb_slice_cstr(answer), 1000));
+    assert_false(sb_cache_lookup(c, &k_usr, 2000, a, &hit)); /* the admin's answer is not hers */
     /* shared: an admin's choice, one entry for everyone */
     struct sb_cache_key s_a = key_of(&shared, ta, req), s_b = key_of(&shared, tb, req);
     assert_true(sb_cache_store(c, &s_a, 200, sb_slice_cstr(answer), 1000));
@@ -207,8 +212,8 @@ static void test_tenant_isolation(void **state)
     struct sb_cache_stats st;
     c->ops->stats(c, &st);
     assert_int_equal(st.hits, 2);
-    assert_int_equal(st.misses, 3);
-    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.misses, 4);
+    assert_int_equal(st.entries, 3);
     sb_arena_free(a);
     sb_cache_free(c);
 }
