@@ -3,6 +3,7 @@
 #   make run     install missing packages, build, start the gateway
 #   make test    install, build, run every test (unit, integration, sanitizers, fuzz)
 #   make bench   side-by-side benchmark: direct vs nginx vs switchboard
+#   make soak    switchboard under steady load for SOAK_DURATION (600 s): RSS start/end
 #
 # Variants build into their own folder: BUILD=build-asan SAN=1 CC=clang.
 
@@ -44,7 +45,7 @@ WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.co
 UI_GEN   := $(BUILD)/gen/ui_assets.c
 UI_OBJ   := $(BUILD)/gen/ui_assets.o
 
-.PHONY: fuzzers all run test unit integration asan fuzz bench check format clean bootstrap tools
+.PHONY: fuzzers all run test unit integration asan fuzz bench check format clean bootstrap tools soak
 
 all: $(BIN) tools
 
@@ -116,6 +117,10 @@ format:
 bench: bootstrap
 	@$(MAKE) --no-print-directory OPT="-O2 -g -DNDEBUG" all
 	@bench/run.sh
+
+soak: bootstrap
+	@$(MAKE) --no-print-directory OPT="-O2 -g -DNDEBUG" all
+	@bench/soak.sh
 
 clean:
 	rm -rf build build-*

@@ -1,21 +1,32 @@
 -- wrk script for `make bench`: POST one OpenAI chat completion per request.
 -- BENCH_MODEL picks the mock's answer (m1k, m100k, s-fast ...), BENCH_STREAM=1
--- asks for SSE, BENCH_TOKEN (optional) is sent as the bearer token.
+-- asks for SSE, BENCH_TOKEN (optional) is sent as the bearer token,
+-- BENCH_BODY_BYTES (optional) pads the user message so that the request body
+-- is that many bytes (a long prompt: the request-size axis).
 -- done() prints one parseable WRK_RESULT line; latencies are in microseconds.
 local model = os.getenv("BENCH_MODEL") or "m1k"
 local token = os.getenv("BENCH_TOKEN") or ""
 local stream = os.getenv("BENCH_STREAM") == "1"
+local size = tonumber(os.getenv("BENCH_BODY_BYTES") or "0") or 0
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 if token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
-local body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello."}]'
+local head = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello.'
+local tail = '"}]'
 if stream then
-  body = body .. ',"stream":true,"stream_options":{"include_usage":true}'
+  tail = tail .. ',"stream":true,"stream_options":{"include_usage":true}'
 end
-wrk.body = body .. "}"
+tail = tail .. "}"
+-- Filler words, never the mock's search keys ("model", "stream", "include_usage").
+local pad = size - #head - #tail
+local filler = ""
+if pad > 0 then
+  filler = string.rep(" lorem ipsum dolor", math.floor(pad / 18)) .. string.rep(" ", pad % 18)
+end
+wrk.body = head .. filler .. tail
 
 function done(summary, latency, requests)
   local e = summary.errors

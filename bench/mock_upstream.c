@@ -38,7 +38,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 
-#define MAX_BODY (1u << 20)   /* request body cap: larger requests get 413 */
+#define MAX_BODY (4u << 20)   /* request body cap (1 MB prompts fit): larger get 413 */
 #define MAX_MODEL 64          /* model names longer than this are refused */
 #define MAX_CACHED 64         /* distinct (format, model, stream, usage) responses */
 #define MAX_KIB 16384         /* largest "m<N>k" body: 16 MiB */
