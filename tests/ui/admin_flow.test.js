@@ -195,6 +195,7 @@ describe('console: an admin from first start to a streamed answer', () => {
         await c.nav(page, 'Keys');
         await page.getByLabel('Name', { exact: true }).fill('sdk-app');
         await page.getByLabel('m-two', { exact: true }).check();
+        await page.getByLabel('Expires (optional)').fill('2031-01-31');
         await page.getByRole('button', { name: 'Create key' }).click();
         const secret = page.getByLabel('The new key');
         await secret.waitFor();
@@ -219,7 +220,11 @@ describe('console: an admin from first start to a streamed answer', () => {
             (e) => e.status === 403, 'the key is scoped to m-two');
         await page.reload();
         await page.locator('td.kname', { hasText: 'sdk-app' }).waitFor();
-        assert.notEqual(await page.locator('tr', { hasText: 'sdk-app' }).locator('td').nth(6).textContent(), '—', 'last used is shown');
+        const cells = await page.locator('tr', { hasText: 'sdk-app' }).locator('td').allTextContents();
+        assert.equal(cells[3], 'm-two', 'the scope');
+        assert.equal(cells[4], 'active');
+        assert.equal(cells[5], '2031-01-31 00:00:00', 'the expiry');
+        assert.match(cells[6], /^20\d\d-\d\d-\d\d \d\d:\d\d:\d\d$/, 'last used is shown');
         await c.shot(page, 'keys');
         c.assertClean(page);
     });
