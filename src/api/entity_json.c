@@ -155,6 +155,7 @@ void sb__api_write_model(struct sb_jw *j, const struct sb_store_model *m)
     sb_jw_bool(j, m->is_system);
     sb__api_time(j, "created_at", m->created_at);
     sb__api_time(j, "updated_at", m->updated_at);
+    sb__api_time(j, "last_used_at", m->last_used_at);
     sb_jw_obj_end(j);
 }
 

@@ -724,6 +724,26 @@ static void test_key_pool(void **state)
     assert_int_equal(scalar("SELECT COUNT(*) FROM provider_credentials"), 2);
 }
 
+/* last_used_at of models: raised by usage, never lowered, no registry change. */
+static void test_model_touch(void **state)
+{
+    struct sb_store_provider p = prov("p");
+    struct sb_store_model m = {.id = "m1", .provider = "p", .enabled = true}, got;
+    (void)state;
+    OK(sb_store_provider_create(S, &p, NULL, 0, &E));
+    OK(sb_store_model_create(S, &m, &E));
+    OK(sb_store_model_get(S, "m1", NULL, A, &got, &E));
+    assert_int_equal(got.last_used_at, 0);
+    int64_t v = version();
+    struct sb_store_model_use uses[] = {{"m1", 5000}, {"ghost", 7000}};
+    OK(sb_store_model_touch(S, uses, 2, &E));
+    uses[0].ts_ms = 3000; /* older: kept at 5000 */
+    OK(sb_store_model_touch(S, uses, 1, &E));
+    OK(sb_store_model_get(S, "m1", NULL, A, &got, &E));
+    assert_int_equal(got.last_used_at, 5000);
+    assert_int_equal(version(), v);
+}
+
 /* Counts the cells of every table that contain needle. */
 static long long cells_containing(const char *needle)
 {
@@ -934,6 +954,7 @@ int main(void)
         T(test_templates),
         T(test_credentials),
         T(test_key_pool),
+        T(test_model_touch),
         T(test_credential_columns_only),
         T(test_rekey),
         T(test_version_bumps),

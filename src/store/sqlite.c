@@ -649,6 +649,7 @@ static const struct sb_store_ops sqlite_ops = {
     .credential_list = sb__sq_credential_list,
     .dead_key_put = sb__sq_dead_key_put,
     .dead_key_delete = sb__sq_dead_key_delete,
+    .model_touch = sb__sq_model_touch,
     .rekey = sb__sq_rekey,
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */

@@ -153,6 +153,8 @@ sb_err sb__sq_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d
                            struct sb_error *err);
 sb_err sb__sq_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
                               struct sb_error *err);
+sb_err sb__sq_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
+                          struct sb_error *err);
 /* Loading (sb__sq_load): the system credentials with a label, and the dead keys. */
 sb_err sb__sq_pool_credentials(sqlite3 *db, struct sb_arena *a, struct sb_store_credential **out,
                                size_t *n, struct sb_error *err);

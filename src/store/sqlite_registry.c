@@ -150,7 +150,7 @@ static const char model_cols[] =
     "SELECT p.identifier, m.identifier, m.upstream_model, m.name, m.context_length,"
     " m.max_output_tokens, m.capabilities, m.pricing, m.status, m.fallback_priority,"
     " m.is_system, m.description, m.is_default, m.is_champion, m.owner_user_id, m.created_at,"
-    " m.updated_at, m.options FROM models m JOIN providers p ON p.id = m.provider_id";
+    " m.updated_at, m.options, m.last_used_at FROM models m JOIN providers p ON p.id = m.provider_id";
 
 static sb_err read_model(struct sb_arena *a, sqlite3_stmt *st, void *out, struct sb_error *err)
 {
@@ -172,6 +172,7 @@ static sb_err read_model(struct sb_arena *a, sqlite3_stmt *st, void *out, struct
     m->owner = sb__sq_col_str(a, st, 14);
     m->created_at = sqlite3_column_int64(st, 15);
     m->updated_at = sqlite3_column_int64(st, 16);
+    m->last_used_at = sqlite3_column_int64(st, 18); /* NULL reads as 0: never */
     m->caps.streaming = true;
     sb_err rc = sb__dec_caps(a, sb__sq_col_str(a, st, 6), m, err);
     if (rc == SB_OK)
@@ -496,5 +497,33 @@ sb_err sb__sq_load(struct sb_store *s, struct sb_store_entities **out, struct sb
         *out = e;
     else
         sb_arena_free(a);
+    return rc;
+}
+
+/* Usage, not configuration: a plain transaction, registry_version untouched
+ * (a bump would make every process rebuild its snapshot per usage batch). */
+sb_err sb__sq_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
+                          struct sb_error *err)
+{
+    sqlite3 *db = sb__sq_db(s);
+    sqlite3_stmt *st = NULL;
+    sb_err rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
+    if (rc == SB_OK)
+        rc = sb__sq_prepare(db,
+                            "UPDATE models SET last_used_at = ?1 WHERE identifier = ?2"
+                            " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                            &st, err);
+    for (size_t i = 0; rc == SB_OK && i < n; i++) {
+        sqlite3_bind_int64(st, 1, uses[i].ts_ms);
+        sb__sq_bind_str(st, 2, uses[i].model);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = sb__sq_fail(db, err, "touch model");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SB_OK)
+        rc = sb__sq_exec(db, "COMMIT", err);
+    if (rc != SB_OK)
+        sb__sq_rollback(db);
     return rc;
 }

@@ -323,6 +323,12 @@ sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const 
     return CALL(s, dead_key_delete, err, provider, label);
 }
 
+sb_err sb_store_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
+                            struct sb_error *err)
+{
+    return CALL(s, model_touch, err, uses, n);
+}
+
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                                 struct sb_store_credential **out, size_t *n, struct sb_error *err)
 {

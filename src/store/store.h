@@ -158,6 +158,13 @@ struct sb_store_model {
      * SB_STORE_FALLBACKS_MAX (a plan holds the model and its fallbacks). */
     const char **fallbacks;
     size_t nfallbacks;
+    int64_t last_used_at; /* Unix ms of the newest usage row, 0 = never; read-only */
+};
+
+/* A model's newest use in a batch of usage rows (sb_store_model_touch). */
+struct sb_store_model_use {
+    const char *model; /* identifier */
+    int64_t ts_ms;
 };
 
 struct sb_store_route {
@@ -496,6 +503,9 @@ struct sb_store_ops {
                            struct sb_error *err);
     sb_err (*dead_key_delete)(struct sb_store *s, const char *provider, const char *label,
                               struct sb_error *err);
+    /* Appended (issue 7 part 6): models' last_used_at. */
+    sb_err (*model_touch)(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
+                          struct sb_error *err);
     /* Appended for the control plane's identity tables (store/identity.h): a
      * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
      * from the registry's ops. */
@@ -719,6 +729,11 @@ sb_err sb_store_dead_key_put(struct sb_store *s, const struct sb_store_dead_key 
                              struct sb_error *err);
 sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
                                 struct sb_error *err);
+/* Raises models' last_used_at to uses[i].ts_ms (never lowers it; unknown ids
+ * are skipped). Not a registry change: registry_version stays. The usage
+ * writer calls it once per batch of rows. */
+sb_err sb_store_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
+                            struct sb_error *err);
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                                 struct sb_store_credential **out, size_t *n, struct sb_error *err);
 /*

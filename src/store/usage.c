@@ -214,6 +214,29 @@ static void touch_keys(struct sb_usage_writer *w, const struct sb_usage *rows, s
         sb_warn("msg=\"key last_used_at not updated\" keys=%zu err=\"%s\"", nu, err.msg);
 }
 
+/* Raises last_used_at of the models rows[0..n) used (a handful per batch). */
+static void touch_models(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+{
+    struct sb_store_model_use uses[BATCH];
+    size_t nu = 0;
+    struct sb_error err = {0};
+    if (!w->store->ops->model_touch)
+        return; /* a store without it (test doubles) */
+    for (size_t i = 0; i < n && nu < BATCH; i++) {
+        if (!rows[i].model[0] || strcmp(rows[i].status, "ok") != 0)
+            continue; /* a model that never answered was not used */
+        size_t j = 0;
+        while (j < nu && strcmp(uses[j].model, rows[i].model) != 0)
+            j++;
+        if (j == nu)
+            uses[nu++] = (struct sb_store_model_use){rows[i].model, rows[i].ts_ms};
+        else if (rows[i].ts_ms > uses[j].ts_ms)
+            uses[j].ts_ms = rows[i].ts_ms;
+    }
+    if (nu && sb_store_model_touch(w->store, uses, nu, &err) != SB_OK)
+        sb_warn("msg=\"model last_used_at not updated\" models=%zu err=\"%s\"", nu, err.msg);
+}
+
 /* The database failed: from now on records go to the journal until replayed. */
 static void start_spilling(struct sb_usage_writer *w, const char *why)
 {
@@ -234,6 +257,7 @@ static bool db_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size
     }
     atomic_fetch_add(&w->written, n);
     touch_keys(w, rows, n);
+    touch_models(w, rows, n);
     return true;
 }
 

@@ -83,6 +83,10 @@ describe('model fallbacks and retry rounds', () => {
         assert.equal(A.requestsFor(m).length, 1);
         await h.eventually(() => rowsFor(['cfg-backup']).length === 1);
         assert.deepEqual(rowsFor(['cfg-backup']), [{ model: 'cfg-backup', provider: 'pb', route: null, fallbacks: 1, http_status: 200 }]);
+        // last_used_at (issue 7 part 6): the model that answered, not the one that failed.
+        const used = await h.eventually(async () => (await cp.api.get(gw, '/api/models/cfg-backup')).json.last_used_at);
+        assert.ok(used && Date.parse(used) > Date.now() - 60000, `last_used_at ${used}`);
+        assert.equal((await cp.api.get(gw, '/api/models/cfg-primary')).json.last_used_at, null);
     });
 
     it('fallbacks set through /api are shown, validated and served; a client error is not failed over', async () => {
