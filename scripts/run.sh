@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "switchboard: starting on ${SWITCHBOARD_LISTEN:-127.0.0.1:8080} (Ctrl-C stops it)"
+echo "switchboard: web console at http://${SWITCHBOARD_LISTEN:-127.0.0.1:8080}/ui/ (first start: use the admin token there)"
 if [ -f switchboard.db ] && [ -z "${SWITCHBOARD_ADMIN_TOKEN:-}" ]; then
   echo "switchboard: the admin token was printed on the first start; to set a new one:"
   echo "             SWITCHBOARD_ADMIN_TOKEN=your-token make run"
