@@ -111,6 +111,15 @@ describe('console: routes, experiments, models, users, personal keys', () => {
         const html = await page.content();
         assert.ok(!html.includes(oldKey) && !html.includes(newKey), 'no key in the page');
         assert.equal(await page.getByLabel('Replace API key').inputValue(), '', 'the field is emptied');
+        // The rest of the entry is edited with one whole PUT; the key stays.
+        await page.getByLabel('Name', { exact: true }).fill('Replacement Inc');
+        await page.getByLabel('Timeout (ms)').fill('4500');
+        await page.getByRole('button', { name: 'Save', exact: true }).click();
+        await page.locator('tr[data-provider="repl"] .pname', { hasText: 'Replacement Inc' }).waitFor();
+        const g = await h.request(env.gw, { method: 'GET', path: '/api/providers/repl' });
+        assert.equal(g.json.name, 'Replacement Inc');
+        assert.equal(g.json.timeout_ms, 4500);
+        assert.match(g.json.credential.masked, /NEW2$/, 'the key survived the edit');
         await c.shot(page, 'providers-edit');
         c.assertClean(page);
     });
