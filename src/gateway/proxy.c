@@ -50,9 +50,41 @@ static void stop_wait(struct proxy *x);
  * Small helpers
  * ==================================================================== */
 
+/* OpenAI's rate-limit headers for a refusal by our own limiter: the limit
+ * that said no, nothing left of it, and when it would pass (retry-after-ms
+ * is what OpenAI's SDKs read first). A budget has no such header. */
+static size_t ratelimit_headers(struct proxy *x, struct sb_http_header *h)
+{
+    const struct sb_limits_ticket *t = &x->lim;
+    struct sb_arena *a = x->req->arena;
+    size_t k = 0;
+    if (t->refused_kind == SB_LIMITS_BUDGET)
+        return 0;
+    bool req = t->refused_kind == SB_LIMITS_REQUESTS;
+    h[k++] = (struct sb_http_header){
+        sb_slice_cstr(req ? "x-ratelimit-limit-requests" : "x-ratelimit-limit-tokens"),
+        sb_slice_cstr(sb_arena_printf(a, "%lld", (long long)t->refused_limit))};
+    h[k++] = (struct sb_http_header){
+        sb_slice_cstr(req ? "x-ratelimit-remaining-requests" : "x-ratelimit-remaining-tokens"),
+        SB_SLICE("0")};
+    if (t->retry_after_ms > 0) {
+        h[k++] = (struct sb_http_header){
+            sb_slice_cstr(req ? "x-ratelimit-reset-requests" : "x-ratelimit-reset-tokens"),
+            sb_slice_cstr(t->retry_after_ms < 1000
+                              ? sb_arena_printf(a, "%lldms", (long long)t->retry_after_ms)
+                              : sb_arena_printf(a, "%lld.%03llds",
+                                                (long long)t->retry_after_ms / 1000,
+                                                (long long)t->retry_after_ms % 1000))};
+        h[k++] = (struct sb_http_header){
+            SB_SLICE("retry-after-ms"),
+            sb_slice_cstr(sb_arena_printf(a, "%lld", (long long)t->retry_after_ms))};
+    }
+    return k;
+}
+
 const struct sb_http_header *sb__proxy_headers(struct proxy *x, const char *ctype, size_t *n)
 {
-    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 9 * sizeof(*h));
+    struct sb_http_header *h = sb_arena_alloc(x->req->arena, 13 * sizeof(*h));
     size_t k = 0;
     h[k++] = (struct sb_http_header){SB_SLICE("content-type"), sb_slice_cstr(ctype)};
     if (x->call.provider) {
@@ -66,6 +98,8 @@ const struct sb_http_header *sb__proxy_headers(struct proxy *x, const char *ctyp
     }
     if (x->retry_after.len)
         h[k++] = (struct sb_http_header){SB_SLICE("retry-after"), x->retry_after};
+    if (x->limited)
+        k += ratelimit_headers(x, h + k);
     if (x->adjusted)
         h[k++] =
             (struct sb_http_header){SB_SLICE("x-switchboard-adjusted"), sb_slice_cstr(x->adjusted)};
@@ -852,7 +886,9 @@ static void run_targets(struct proxy *x)
         x->last = err;
         x->attempt++;
     }
-    if (x->last.code == SB_E_RATE_LIMITED && x->lim.retry_after_ms > 0)
+    if (x->last.code == SB_E_RATE_LIMITED && x->lim.refused != SB_LIMITS_NONE)
+        x->limited = true; /* our own limit said no: say which (x-ratelimit-*) */
+    if (x->limited && x->lim.retry_after_ms > 0)
         x->retry_after = sb_slice_cstr(sb_arena_printf(
             x->req->arena, "%lld", (long long)(x->lim.retry_after_ms + 999) / 1000));
     fail(x, &x->last);

@@ -200,6 +200,10 @@ static sb_err refuse(const struct sb__lim_check *c, enum sb_limits_scope scope,
     const char *who = scope_names[scope], *name = c->id + 2;
     t->refused = scope;
     t->retry_after_ms = v->retry_ms;
+    t->refused_kind = v->kind == SB__LIM_BUDGET ? SB_LIMITS_BUDGET
+                      : v->kind == SB__LIM_RPM  ? SB_LIMITS_REQUESTS
+                                                : SB_LIMITS_TOKENS;
+    t->refused_limit = v->kind == SB__LIM_RPM ? c->rpm : v->kind == SB__LIM_TPM ? c->tpm : 0;
     if (v->kind == SB__LIM_BUDGET) {
         sb_fail(err, SB_E_RATE_LIMITED,
                 "%s %s: budget of $%.2f per %s reached (budget exceeded); it renews at the "
@@ -238,12 +242,13 @@ sb_err sb_limits_reserve(struct sb_limits *l, const struct sb_limits_req *q,
     memset(t, 0, sizeof(*t));
     size_t n = build_checks(q, &d, t, c, scope);
     if (n && !l->ops->take(l, c, n, q->now_ms, &v)) {
-        sb_err rc = refuse(&c[v.index], scope[v.index], &v, t, err);
-        enum sb_limits_scope who = t->refused;
-        int64_t retry = t->retry_after_ms;
+        struct sb_limits_ticket why;
+        sb_err rc = refuse(&c[v.index], scope[v.index], &v, &why, err);
         memset(t, 0, sizeof(*t));
-        t->refused = who;
-        t->retry_after_ms = retry;
+        t->refused = why.refused;
+        t->retry_after_ms = why.retry_after_ms;
+        t->refused_kind = why.refused_kind;
+        t->refused_limit = why.refused_limit;
         return rc;
     }
     t->held = n > 0;

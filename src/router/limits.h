@@ -83,6 +83,9 @@ struct sb_limits_ticket {
     int64_t month_start_ms;        /* belongs there, as its usage row does */
     enum sb_limits_scope refused;  /* after a refusal: whose limit */
     int64_t retry_after_ms;        /* after a refusal: when it would pass; 0 = never as sent */
+    /* Appended: after a refusal, which limit (for the x-ratelimit-* headers). */
+    enum sb_limits_kind { SB_LIMITS_REQUESTS, SB_LIMITS_TOKENS, SB_LIMITS_BUDGET } refused_kind;
+    int64_t refused_limit; /* its value: requests or tokens per minute (budgets: 0) */
 };
 
 /*

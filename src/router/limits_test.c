@@ -131,6 +131,8 @@ static void test_rpm_fractional_interval_no_drift(void **state)
     assert_int_equal(sb_limits_reserve(l, &q, &t, &e), SB_E_RATE_LIMITED);
     assert_int_equal(t.retry_after_ms, 8572); /* ceil(60000 / 7) */
     assert_int_equal(t.refused, SB_LIMITS_KEY);
+    assert_int_equal(t.refused_kind, SB_LIMITS_REQUESTS); /* for x-ratelimit-*-requests */
+    assert_int_equal(t.refused_limit, 7);
     assert_int_equal(sb_err_status(&e), 429);
     assert_string_equal(e.api_code, "rate_limit_exceeded");
     assert_non_null(strstr(e.msg, "virtual key 12: 7 requests per minute"));
@@ -238,6 +240,7 @@ static void test_budget_cut_off_at_the_exact_cent(void **state)
     assert_string_equal(e.api_code, "insufficient_quota");
     assert_int_equal(sb_err_status(&e), 429);
     assert_non_null(strstr(e.msg, "virtual key 12: budget of $1.00 per day"));
+    assert_int_equal(t.refused_kind, SB_LIMITS_BUDGET);
     assert_int_equal(t.retry_after_ms, 12 * 3600 * 1000); /* noon to midnight UTC */
     assert_true(sb_limits_spent(l, "k:12", SB_BUDGET_DAY, T0) == 1.00);
     q.now_ms = T0 + 12 * 3600 * 1000; /* the next day */

@@ -152,6 +152,12 @@ describe('limits api', () => {
             assert.match(e.message, new RegExp(`virtual key ${k.id}: 2 requests per minute`));
             const ra = Number(r.headers['retry-after']);
             assert.ok(ra >= 1 && ra <= 30, `Retry-After ${r.headers['retry-after']}`);
+            // OpenAI's rate-limit headers: the limit that said no, none left, when it passes.
+            assert.equal(r.headers['x-ratelimit-limit-requests'], '2');
+            assert.equal(r.headers['x-ratelimit-remaining-requests'], '0');
+            assert.match(r.headers['x-ratelimit-reset-requests'] || '', /^([0-9]+\.[0-9]{3}s|[0-9]+ms)$/);
+            const ms = Number(r.headers['retry-after-ms']);
+            assert.ok(ms > 0 && ms <= ra * 1000, `retry-after-ms ${r.headers['retry-after-ms']} vs Retry-After ${ra}`);
             const met = await h.request(gw, { method: 'GET', path: '/metrics' });
             assert.match(met.text, /switchboard_limit_rejections_total\{scope="key",kind="rate"\} [1-9]/);
         });
@@ -164,6 +170,7 @@ describe('limits api', () => {
             const r = await chat(k.key, 'outonly');
             assert.equal(r.status, 429, r.text);
             assert.equal(h.assertOpenAIError(r.json, r.text).code, 'insufficient_quota', r.text);
+            assert.equal(r.headers['x-ratelimit-limit-requests'], undefined, 'a budget is no rate limit');
             if (fake.requests) assert.equal(fake.requests.length, before, 'a refused request went upstream');
         });
 
