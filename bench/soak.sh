@@ -7,9 +7,9 @@
 # section 7's 10-minute soak) in slices of SOAK_SLICE seconds, round robin:
 # 1 KB answers at c64, 100 KB answers at c16, 100 KB prompts at c16, streams
 # at c16. After each slice it samples switchboard's VmRSS and the usage rows
-# written, and at the end prints RSS at the start (after the first slice: the
-# warm working set), at the end and its peak, the drift from start to end,
-# and whether any request failed. Every process it starts is pinned to
+# written, and at the end prints RSS at the start (after the first round of
+# the mix: each shape grows the working set once), at the end and its peak,
+# the drift from start to end, and whether any request failed. Every process it starts is pinned to
 # SOAK_CORES (default: all) and stopped by PID on any exit.
 #
 #   make soak                                # 10 minutes
@@ -123,21 +123,22 @@ while [ "$(date +%s)" -lt "$t_end" ]; do
     requests=$((requests + ${n:-0}))
     errors=$((errors + e))
     rss=$(rss_kb "$SB_PID")
-    [ -z "$rss_first" ] && rss_first=$rss
+    [ "$i" = $((${#mix[@]} - 1)) ] && rss_first=$rss # the warm start: one round of the mix done
     [ "$rss" -gt "$rss_max" ] && rss_max=$rss
-    printf '  %5ds %-9s c%-3s %8s req %9s req/s  RSS %5s MB  errors %s\n' \
-        "$(((i + 1) * SLICE))" "$name" "$conns" "${n:-0}" "$(kv rps)" "$((rss / 1024))" "$e" >&2
+    printf '  %5ds %-9s c%-3s %8s req %9s req/s  RSS %5s.%s MB  errors %s\n' \
+        "$(((i + 1) * SLICE))" "$name" "$conns" "${n:-0}" "$(kv rps)" "$((rss / 1024))" \
+        "$((rss % 1024 * 10 / 1024))" "$e" >&2
     i=$((i + 1))
 done
 sleep 1 # the usage writer's last round
 rows=$(written)
-python3 - "$rss0" "$rss_first" "$rss" "$rss_max" "$requests" "$errors" "${rows:-0}" "$DURATION" <<'PY'
+python3 - "$rss0" "${rss_first:-$rss}" "$rss" "$rss_max" "$requests" "$errors" "${rows:-0}" "$DURATION" <<'PY'
 import sys
 idle, first, last, peak, reqs, errs, rows, dur = map(float, sys.argv[1:])
 drift = (last - first) / first * 100 if first else 0
 print(f"soak: {dur:.0f} s, {reqs:.0f} requests, {errs:.0f} failed, {rows:.0f} usage rows written "
       "(wrk counts only what completed in its window; requests cut off at a slice's end are logged too)")
-print(f"  RSS idle {idle/1024:.1f} MB, after the first slice {first/1024:.1f} MB, at the end {last/1024:.1f} MB, "
+print(f"  RSS idle {idle/1024:.1f} MB, after the first round of the mix {first/1024:.1f} MB, at the end {last/1024:.1f} MB, "
       f"peak {peak/1024:.1f} MB; start -> end {drift:+.1f} %")
 # Flat: the end within 10 % of the warm start (DESIGN.md section 7 names no number).
 print(f"  memory flat over the soak (end <= 1.10 x start, no failed request): "
