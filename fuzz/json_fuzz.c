@@ -24,7 +24,9 @@
  * with sb_jw must parse back to the same tree; doubles written by
  * sb_jw_double must read back bit-exact; and the input escaped with
  * sb_json_escape must always be a valid JSON string that decodes back to the
- * input when it was valid UTF-8.
+ * input when it was valid UTF-8. A lazy parse (lazy_strings) must accept
+ * and reject exactly the same inputs, build the same tree shape, and give,
+ * through sb_json_text, the same bytes for every string as the full parse.
  */
 #include <math.h>
 #include <stdint.h>
@@ -312,6 +314,35 @@ static void differential(const uint8_t *p, size_t n, sb_err rc, const struct sb_
     json_decref(jv);
 }
 
+/* The lazy tree l against the full tree f: same shape, same decoded strings. */
+static void check_lazy_node(struct sb_arena *a, const struct sb_json *l, const struct sb_json *f)
+{
+    for (; l && f; l = l->next, f = f->next) {
+        CHECK(l->type == f->type && l->count == f->count);
+        CHECK(slice_is(l->key, f->key.p, f->key.len));
+        CHECK(l->raw.p == f->raw.p && l->raw.len == f->raw.len);
+        if (l->type == SB_JSON_STRING) {
+            struct sb_slice t = sb_json_text(a, l);
+            CHECK(slice_is(t, f->str.p, f->str.len));
+            CHECK(l->escaped || l->str.p == f->str.p);
+        }
+        check_lazy_node(a, l->child, f->child);
+    }
+    CHECK(!l && !f);
+}
+
+static void check_lazy(struct sb_arena *a, const uint8_t *data, size_t size, sb_err rc,
+                       const struct sb_json *root)
+{
+    struct sb_json_limits lazy = lim;
+    struct sb_json *l = NULL;
+    struct sb_error err = {0};
+    lazy.lazy_strings = true;
+    CHECK(sb_json_parse(a, (const char *)data, size, &lazy, &l, &err) == rc);
+    if (rc == SB_OK)
+        check_lazy_node(a, l, root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct sb_arena *a = sb_arena_create(4096);
@@ -322,6 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK((rc == SB_OK) == (root != NULL));
     differential(data, size, rc, root, &err);
     check_depth_limit(a, data, size, rc, root);
+    check_lazy(a, data, size, rc, root);
     if (rc == SB_OK) {
         int budget = 64;
         check_spans(root, data, size);

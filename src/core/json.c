@@ -176,6 +176,7 @@ struct parser {
     struct sb_slice key;  /* member name parsed, waiting for its value */
     struct sb_json *root; /* the first node made */
     sb_err rc;            /* set by fail() */
+    bool lazy;            /* string values keep their escapes (sb_json_limits) */
 };
 
 /* Records "invalid JSON at byte N: why" for the byte at `at`; returns NULL. */
@@ -341,17 +342,20 @@ static struct sb_slice decode_string(struct sb_arena *a, const char *s, const ch
 }
 
 /* Parses the string at ps->cur (a '"'); *out is its decoded value. */
-static int parse_string(struct parser *ps, struct sb_slice *out)
+/* Reads the string at ps->cur into *out, decoded unless lazy (then *escaped
+ * says whether out still holds escapes). */
+static int parse_string(struct parser *ps, struct sb_slice *out, bool lazy, bool *escaped)
 {
     const char *body = ps->cur + 1;
     bool esc = false;
     const char *q = scan_string(ps, body, &esc);
     if (!q)
         return -1;
-    if (esc)
+    if (esc && !lazy)
         *out = decode_string(ps->a, body, q);
     else
         *out = (struct sb_slice){body, (size_t)(q - body)};
+    *escaped = esc && lazy;
     ps->cur = q + 1;
     return 0;
 }
@@ -452,7 +456,8 @@ static int parse_key(struct parser *ps)
     if (ps->cur == ps->end || *ps->cur != '"')
         return fail(ps, "expected a string key");
     struct sb_slice k;
-    if (parse_string(ps, &k) != 0)
+    bool esc;
+    if (parse_string(ps, &k, false, &esc) != 0)
         return -1;
     ps->cur = skip_ws(ps->cur, ps->end);
     if (ps->cur == ps->end || *ps->cur != ':')
@@ -482,11 +487,13 @@ static int parse_scalar_string(struct parser *ps)
 {
     const char *q = ps->cur;
     struct sb_slice s;
-    if (parse_string(ps, &s) != 0)
+    bool esc;
+    if (parse_string(ps, &s, ps->lazy, &esc) != 0)
         return -1;
     struct sb_json *j = node_new(ps, SB_JSON_STRING, q);
     j->raw.len = (size_t)(ps->cur - q);
     j->str = s;
+    j->escaped = esc;
     return 0;
 }
 
@@ -578,6 +585,7 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
                         .max_depth = DEFAULT_DEPTH};
     if (lim && lim->max_depth)
         ps.max_depth = lim->max_depth;
+    ps.lazy = lim && lim->lazy_strings;
     int r;
     do {
         r = parse_value(&ps);
@@ -593,6 +601,15 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
 /* ------------------------------------------------------------------------ */
 /* Reader: accessors                                                        */
 /* ------------------------------------------------------------------------ */
+
+struct sb_slice sb_json_text(struct sb_arena *a, const struct sb_json *j)
+{
+    if (!j || j->type != SB_JSON_STRING)
+        return SB_SLICE_NULL;
+    if (!j->escaped)
+        return j->str;
+    return decode_string(a, j->str.p, j->str.p + j->str.len); /* validated by the parse */
+}
 
 struct sb_json *sb_json_get_slice(const struct sb_json *obj, struct sb_slice key)
 {

@@ -46,12 +46,24 @@ struct sb_json {
     struct sb_json *child; /* first element/member of ARRAY/OBJECT */
     struct sb_json *next;  /* next sibling */
     size_t count;          /* number of children */
+    bool escaped; /* appended: a lazy STRING whose str still holds its escapes (see
+                     sb_json_limits.lazy_strings); sb_json_text decodes it */
 };
 
 struct sb_json_limits {
     size_t max_depth; /* nesting of arrays/objects; 0 = 64 */
     size_t max_bytes; /* input size; 0 = unbounded */
+    /* Appended: STRING values are validated but not decoded: a value with
+     * escapes keeps them in str (its bytes between the quotes) and says so in
+     * escaped. For a pass-through, whose strings go upstream as they came:
+     * a long prompt is not copied once more just to be unescaped. Member
+     * names are always decoded (lookups need them). */
+    bool lazy_strings;
 };
+
+/* A STRING's value, decoded into a when the tree was parsed with lazy
+ * strings and it has escapes; else its str. NULL slice for a non-string. */
+struct sb_slice sb_json_text(struct sb_arena *a, const struct sb_json *j);
 
 /*
  * Parses p[0..len) into a tree allocated from a.

@@ -434,6 +434,33 @@ static void test_escapes_decode(void **state)
     assert_true(SLICE_IS(j->str, "\\u0041"));
 }
 
+/* Lazy strings: values keep their escapes (validated all the same), keys are
+ * decoded, and sb_json_text gives the same bytes a full parse does. */
+static void test_lazy_strings(void **state)
+{
+    static const char doc[] = "{\"k\\u00e9y\":\"a\\nb\\u00e9\",\"plain\":\"xyz\",\"arr\":[\"\\\"q\\\"\"]}";
+    struct sb_json_limits lazy = {.lazy_strings = true};
+    struct sb_json *j = NULL, *full = must_parse(doc);
+    struct sb_error err = {0};
+    assert_int_equal(parse_lim(doc, sizeof(doc) - 1, &lazy, &j, &err), SB_OK);
+    struct sb_json *v = sb_json_get(j, "k\xc3\xa9y"); /* the key was decoded */
+    assert_non_null(v);
+    assert_true(v->escaped);
+    assert_true(SLICE_IS(v->str, "a\\nb\\u00e9"));
+    struct sb_slice t = sb_json_text(arena, v);
+    assert_true(SLICE_IS(t, "a\nb\xc3\xa9"));
+    assert_true(sb_slice_eq(t, sb_json_get(full, "k\xc3\xa9y")->str));
+    struct sb_json *p = sb_json_get(j, "plain");
+    assert_false(p->escaped);
+    assert_ptr_equal(sb_json_text(arena, p).p, p->str.p); /* no copy without escapes */
+    t = sb_json_text(arena, sb_json_at(sb_json_get(j, "arr"), 0));
+    assert_true(SLICE_IS(t, "\"q\""));
+    assert_null(sb_json_text(arena, sb_json_get(j, "arr")).p);
+    /* Bad escapes are refused all the same. */
+    assert_int_equal(parse_lim("\"\\x\"", 4, &lazy, &j, &err), SB_E_BAD_JSON);
+    assert_int_equal(parse_lim("\"\\ud800\"", 8, &lazy, &j, &err), SB_E_BAD_JSON);
+}
+
 static void test_keys_decoded(void **state)
 {
     struct sb_json *j = must_parse("{\"a\\u0000b\":1,\"\\u00e9t\\u00e9\":2,\"tab\\t\":3}");
@@ -989,6 +1016,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scalar_roots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes_decode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_decoded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_strings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_and_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int64, setup, teardown),

@@ -558,7 +558,11 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
 
 static sb_err parse_body(struct proxy *x, struct sb_error *err)
 {
-    struct sb_json_limits lim = {.max_depth = 64, .max_bytes = x->w->gw->max_body_bytes};
+    /* OpenAI's own format is parsed lazily: string values keep their escapes
+     * (a long prompt is not unescaped into a second copy) until a target
+     * that translates the body needs them decoded (decode_body). */
+    struct sb_json_limits lim = {
+        .max_depth = 64, .max_bytes = x->w->gw->max_body_bytes, .lazy_strings = !x->front};
     struct sb_json *j;
     x->call.body = x->req->body;
     if (sb_json_parse(x->req->arena, x->req->body.p, x->req->body.len, &lim, &j, err) != SB_OK) {
@@ -567,6 +571,7 @@ static sb_err parse_body(struct proxy *x, struct sb_error *err)
     }
     if (j->type != SB_JSON_OBJECT)
         return sb_fail(err, SB_E_BAD_JSON, "request body must be a JSON object");
+    x->lazy = lim.lazy_strings;
     if (x->front && x->front->translate) {
         /* The adapters see the OpenAI body; the translation came from a bounded input. */
         lim.max_bytes = 0;
@@ -701,14 +706,15 @@ static sb_err resolve_targets(struct proxy *x, struct sb_error *err)
         return sb_fail(err, SB_E_BAD_REQUEST, "missing required parameter: 'model'");
     if (m->type != SB_JSON_STRING || m->str.len == 0)
         return sb_fail(err, SB_E_BAD_REQUEST, "'model' must be a non-empty string");
-    x->client_model = sb_arena_strndup(x->req->arena, m->str.p, m->str.len);
+    struct sb_slice sent = sb_json_text(x->req->arena, m); /* a lazy parse kept escapes */
+    x->client_model = sb_arena_strndup(x->req->arena, sent.p, sent.len);
     /* The key's scope is checked on the name the client sent (an experiment's
      * id covers all its variants' targets). */
-    if (key_allows(x, m->str, err) != SB_OK)
+    if (key_allows(x, sent, err) != SB_OK)
         return err->code;
-    struct sb_slice name = m->str;
+    struct sb_slice name = sent;
     const struct sb_experiment_entry *xe =
-        x->reg ? sb_registry_find_experiment(x->reg, m->str) : NULL;
+        x->reg ? sb_registry_find_experiment(x->reg, sent) : NULL;
     if (xe)
         name = choose_variant(x, xe);
     const struct sb_route_entry *re = x->reg ? sb_registry_find_route(x->reg, name) : NULL;
@@ -1041,6 +1047,32 @@ static bool retry(struct proxy *x, int status, const struct sb_error *e)
     return true;
 }
 
+/* Whether every target of the plan sends the client's body upstream as it
+ * came (OpenAI's format, only "model" and stream_options edited). */
+static bool passthrough_plan(const struct proxy *x)
+{
+    for (size_t i = 0; i < x->plan.n; i++) {
+        const char *t = x->plan.t[i]->provider->type;
+        if (strcmp(t, "openai") != 0 && strcmp(t, "azure") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* A translating target reads every string of the body: parse it again, decoded. */
+static sb_err decode_body(struct proxy *x, struct sb_error *err)
+{
+    struct sb_json_limits lim = {.max_depth = 64};
+    struct sb_json *j;
+    if (!x->lazy || passthrough_plan(x))
+        return SB_OK;
+    if (sb_json_parse(x->req->arena, x->call.body.p, x->call.body.len, &lim, &j, err) != SB_OK)
+        return err->code; /* cannot happen: the lazy parse validated the same bytes */
+    x->call.json = j;
+    x->lazy = false;
+    return SB_OK;
+}
+
 void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op op,
                    const struct sb_front_door *fd)
 {
@@ -1049,7 +1081,7 @@ void sb__proxy_run(struct sb_http_req *req, struct sb_gw_worker *w, enum sb_op o
     x->call.op = op;
     x->front = fd;
     if (authenticate(x, &err) != SB_OK || parse_body(x, &err) != SB_OK ||
-        resolve_targets(x, &err) != SB_OK) {
+        resolve_targets(x, &err) != SB_OK || decode_body(x, &err) != SB_OK) {
         fail(x, &err);
         return;
     }

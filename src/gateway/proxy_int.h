@@ -65,6 +65,7 @@ struct proxy {
     const struct sb_provider_key *key;    /* the pool key of this attempt, or NULL */
     int64_t prompt_est;                   /* prompt_tokens(): -1 until walked */
     bool limited;                         /* answered with our own limiter's 429 */
+    bool lazy;                            /* call.json's strings keep escapes (parse_body) */
     struct sb_limits_ticket lim; /* rate-limit and budget reservations (limits.h) */
     /* The response cache (proxy_cache.c) */
     struct sb_cache_key ckey; /* the request's key, when its route caches */
