@@ -71,7 +71,12 @@ describe('failover under load', () => {
         // Each injected failure is one failover to B; once five come in a row the
         // breaker keeps A out for its cooldown, so the count depends on the dice.
         assert.ok(failedUpstream > 0);
-        assert.equal(fellBack, failedUpstream, 'every failed attempt was retried on B, and only those');
+        // Every injected failure fell back. A handful more may: under a loaded
+        // sanitizer build a connection to A can break on its own (a reset, a
+        // keep-alive connection closed under us), and that too is a failover
+        // the client must not see. Never fewer, and never many more.
+        assert.ok(fellBack >= failedUpstream && fellBack <= failedUpstream + TOTAL / 1000,
+            `fell back ${fellBack} times for ${failedUpstream} injected failures`);
         await h.eventually(() => h.sql(gw, "select count(*) as n from usage_logs where route='load'")[0].n === TOTAL, 15000);
         const rows = h.sql(gw, "select count(*) as n, count(distinct request_id) as d, sum(http_status != 200) as e, sum(fallbacks) as f from usage_logs where route='load'")[0];
         assert.equal(rows.n, TOTAL, 'one usage row per request');
