@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "store/store_testlib.h"
 #include <jansson.h>
 
 #include "api/internal.h"
@@ -68,11 +70,7 @@ static int setup(void **state)
     char url[80];
     struct sb_error err = {0};
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/sb-usage-api-XXXXXX");
-    int fd = mkstemp(path);
-    close(fd);
-    unlink(path);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("usage-api", path, url);
     memset(&API, 0, sizeof(API));
     if (sb_store_open(url, &API.store, &err) != SB_OK || sb_store_migrate(API.store, &err) != SB_OK)
         fail_msg("%s", err.msg);
@@ -92,15 +90,10 @@ static void call_end(void)
 
 static int teardown(void **state)
 {
-    char p[96];
     (void)state;
     call_end();
     sb_store_close(API.store);
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "store/store_testlib.h"
+
 #include "core/arena.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -34,11 +36,7 @@ static struct sb_error E;
 static int setup(void **state)
 {
     char url[80];
-    snprintf(path, sizeof(path), "/tmp/sb-exp-XXXXXX");
-    int fd = mkstemp(path);
-    close(fd);
-    unlink(path);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("exp", path, url);
     memset(&E, 0, sizeof(E));
     if (sb_store_open(url, &S, &E) != SB_OK || sb_store_migrate(S, &E) != SB_OK)
         fail_msg("%s", E.msg);
@@ -48,14 +46,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char p[96];
     sb_store_close(S);
     sb_arena_free(A);
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "store/store_testlib.h"
+
 #include "crypto/vkey.h"
 #include "store/identity.h"
 #include "store/store.h"
@@ -29,10 +31,7 @@ static int setup(void **state)
 {
     struct sb_error err = {0};
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/sb-ident-XXXXXX");
-    close(mkstemp(path));
-    unlink(path);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("ident", path, url);
     if (sb_store_open(url, &s, &err) != SB_OK || sb_store_migrate(s, &err) != SB_OK)
         fail_msg("%s", err.msg);
     a = sb_arena_create(4096);
@@ -41,15 +40,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char p[96];
     (void)state;
     sb_store_close(s);
     sb_arena_free(a);
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 

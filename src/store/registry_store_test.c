@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "store/store_testlib.h"
+
 #include "core/arena.h"
 #include "store/store.h"
 #include "store/usage.h"
@@ -31,11 +33,7 @@ static struct sb_error E;  /* the last error */
 static int setup(void **state)
 {
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/sb-reg-XXXXXX");
-    int fd = mkstemp(path);
-    close(fd);
-    unlink(path);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("reg", path, url);
     memset(&E, 0, sizeof(E));
     if (sb_store_open(url, &S, &E) != SB_OK || sb_store_migrate(S, &E) != SB_OK)
         fail_msg("%s", E.msg);
@@ -45,15 +43,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char p[96];
     (void)state;
     sb_store_close(S);
     sb_arena_free(A);
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 

@@ -675,29 +675,20 @@ static sb_err key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_sto
     return rc;
 }
 
+static void bind_key_use(sqlite3_stmt *st, size_t i, const void *ud)
+{
+    const struct sb_store_key_use *u = (const struct sb_store_key_use *)ud + i;
+    sqlite3_bind_int64(st, 1, u->ts_ms);
+    sqlite3_bind_int64(st, 2, u->key_id);
+}
+
 static sb_err key_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
                         struct sb_error *err)
 {
-    sqlite3 *db = sb__sq_db(s);
-    sqlite3_stmt *st = NULL;
-    sb_err rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
-    if (rc == SB_OK)
-        rc = sb__sq_prepare(db,
-                            "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2"
-                            " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                            &st, err);
-    for (size_t i = 0; rc == SB_OK && i < n; i++) {
-        sqlite3_bind_int64(st, 1, uses[i].ts_ms);
-        sqlite3_bind_int64(st, 2, uses[i].key_id);
-        rc = step_done(db, st, "", "touch key", err);
-        sqlite3_reset(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SB_OK)
-        rc = sb__sq_exec(db, "COMMIT", err);
-    if (rc != SB_OK)
-        sb__sq_rollback(db);
-    return rc;
+    return sb__sq_each(sb__sq_db(s),
+                       "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2"
+                       " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                       n, bind_key_use, uses, "touch key", err);
 }
 
 /* ---- audit ---- */

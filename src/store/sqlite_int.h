@@ -39,6 +39,13 @@ typedef sb_err (*sb__sq_row_fn)(void *ud, sqlite3_stmt *st, struct sb_error *err
 /* Runs sql (no parameters), calling fn(ud, row) for each row until fn fails. */
 sb_err sb__sq_query(sqlite3 *db, const char *sql, sb__sq_row_fn fn, void *ud, struct sb_error *err);
 /* Wall-clock Unix milliseconds. */
+/* Runs sql once per item i in [0, n) in one write transaction: bind(st, i,
+ * ud) binds the item, then the statement steps and resets; all or nothing.
+ * what names the statement in errors. For writes that are not registry
+ * changes (registry_version stays). */
+typedef void (*sb__sq_bind_fn)(sqlite3_stmt *st, size_t i, const void *ud);
+sb_err sb__sq_each(sqlite3 *db, const char *sql, size_t n, sb__sq_bind_fn bind, const void *ud,
+                   const char *what, struct sb_error *err);
 int64_t sb__sq_now_ms(void);
 /* Binds a C string (copied by SQLite) or NULL. */
 void sb__sq_bind_str(sqlite3_stmt *st, int i, const char *v);

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "store/store_testlib.h"
+
 #include "store/store.h"
 #include "store/usage.h"
 
@@ -26,23 +28,14 @@ static char url[80];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/sb-store-XXXXXX");
-    int fd = mkstemp(path);
-    close(fd);
-    unlink(path); /* let the store create it */
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("store", path, url);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char p[96];
     (void)state;
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 

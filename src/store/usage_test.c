@@ -31,6 +31,8 @@
 
 #include <cmocka.h>
 
+#include "store/store_testlib.h"
+
 #include "core/alloc.h"
 #include "store/identity.h"
 #include "store/store.h"
@@ -42,10 +44,7 @@ static char url[80];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(path, sizeof(path), "/tmp/sb-usage-XXXXXX");
-    close(mkstemp(path));
-    unlink(path);
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    sbt_db_new("usage", path, url);
     struct sb_store *s = NULL;
     struct sb_error err = {0};
     if (sb_store_open(url, &s, &err) != SB_OK || sb_store_migrate(s, &err) != SB_OK)
@@ -56,13 +55,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char p[96];
     (void)state;
-    unlink(path);
-    snprintf(p, sizeof(p), "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", path);
-    unlink(p);
+    sbt_db_remove(path);
     return 0;
 }
 
