@@ -4,6 +4,8 @@
 #   2. clang build of the same sources (both compilers must accept them)
 #   3. source checks (banned calls, layer rule)
 #   4. integration tests: the real binary against fake upstreams over loopback
+#      (plain-HTTP upstreams on the native HTTP/1.1 path, the default), again
+#      with every request through libcurl (SWITCHBOARD_UPSTREAM=curl),
 #      then the web console in Debian's chromium against that same binary (tests/ui)
 #   5. AddressSanitizer + UndefinedBehaviorSanitizer build: unit + integration again
 #   6. ThreadSanitizer build: unit + integration again (the control plane's
@@ -56,6 +58,7 @@ build_asan()  { make -s -j"$jobs" BUILD=build-asan CC=clang SAN=1 OPT="-O1 -g" a
                   $(ls src/*/*_test.c | sed 's#^src/#build-asan/test/#; s#\.c$##'); }
 unit_asan()   { ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 scripts/run-unit.sh build-asan; }
 integ()       { scripts/integration.sh build/switchboard; }
+integ_curl()  { SWITCHBOARD_UPSTREAM=curl scripts/integration.sh build/switchboard; }
 console_ui()  { scripts/console-tests.sh build/switchboard; }
 integ_asan()  { ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
                   scripts/integration.sh build-asan/switchboard; }
@@ -75,6 +78,7 @@ stage "unit tests (gcc)" unit_gcc
 stage "build (clang)" build_clang
 stage "source checks" scripts/checksrc.sh
 stage "integration" integ
+stage "integration (curl upstream)" integ_curl
 stage "console (chromium)" console_ui
 stage "build (clang asan+ubsan)" build_asan
 stage "unit tests (asan+ubsan)" unit_asan

@@ -66,6 +66,7 @@ void sb__api_write_provider(struct sb_jw *j, const struct sb_store_provider *p)
     int_or_null(j, "connect_timeout_ms", p->connect_timeout_ms);
     int_or_null(j, "idle_timeout_ms", p->idle_timeout_ms);
     int_or_null(j, "max_concurrency", p->max_concurrency);
+    str_or_null(j, "transport", p->transport ? p->transport : "auto");
     str_or_null(j, "api_version", p->api_version);
     str_or_null(j, "region", p->region);
     sb_jw_key(j, "enabled");

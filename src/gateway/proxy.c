@@ -809,6 +809,7 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
         .connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000,
         .total_timeout_ms = p->timeout_ms,
         .idle_timeout_ms = p->idle_timeout_ms,
+        .transport = (enum sb_ureq_transport)p->transport,
     };
     static const struct sb_ureq_cbs cbs = {on_head, on_data, on_done};
     x->ureq = sb_ureq_start(x->w->up, &spec, &cbs, x, err);

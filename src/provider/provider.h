@@ -64,6 +64,7 @@ struct sb_provider {
     enum sb_auth_method keyed_auth; /* how a key is sent when there is one (auth is NONE
                                        without a system key; a user's own key uses this) */
     long max_concurrency; /* appended (issue 7): requests in flight at once, 0 = no cap */
+    int transport; /* appended (issue 9): enum sb_ureq_transport, 0 auto, 1 native, 2 curl */
     /* Appended (issue 7): the key pool, the primary key (label "") first when
      * there is one; api_key is that primary key (or the first key). */
     const struct sb_provider_key *keys;

@@ -562,6 +562,9 @@ static sb_err check_provider(struct walk *w, void *elem, const struct sb__ynode 
         rc = check_provider_aws(w, p, n);
     if (rc == SB_OK && p->api_version && !printable(p->api_version, 64))
         rc = ffail(w, n, "api_version", "expected a version string such as 2024-10-21");
+    if (rc == SB_OK && p->transport && strcmp(p->transport, "auto") != 0 &&
+        strcmp(p->transport, "native") != 0 && strcmp(p->transport, "curl") != 0)
+        rc = ffail(w, n, "transport", "expected auto, native or curl");
     if (p->name && !*p->name)
         p->name = NULL;
     if (!p->name)
@@ -709,6 +712,7 @@ static const struct field provider_fields[] = {
     INT("connect_timeout_ms", PROV, connect_timeout_ms, 0, 600000),
     INT("idle_timeout_ms", PROV, idle_timeout_ms, 0, 3600000),
     INT("max_concurrency", PROV, max_concurrency, 0, 1000000),
+    STR("transport", PROV, transport),
     STR("api_version", PROV, api_version),
     STR("region", PROV, region),
     CRED("aws_access_key_id", PROV, aws_access_key_id),

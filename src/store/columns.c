@@ -97,6 +97,7 @@ void sb__enc_options(const struct sb_store_provider *p, struct sb_buf *out)
     put_int(&w, "connect_timeout_ms", p->connect_timeout_ms);
     put_int(&w, "idle_timeout_ms", p->idle_timeout_ms);
     put_int(&w, "max_concurrency", p->max_concurrency);
+    put_str(&w, "transport", p->transport);
     put_str(&w, "api_version", p->api_version);
     put_str(&w, "region", p->region);
     if (p->personal_keys_required) {
@@ -343,6 +344,8 @@ sb_err sb__dec_options(struct sb_arena *a, const char *text, struct sb_store_pro
         rc = get_int(o, "idle_timeout_ms", &p->idle_timeout_ms, "options", err);
     if (rc == SB_OK)
         rc = get_int(o, "max_concurrency", &p->max_concurrency, "options", err);
+    if (rc == SB_OK)
+        rc = get_str(a, o, "transport", &p->transport, "options", err);
     if (rc == SB_OK)
         rc = get_str(a, o, "api_version", &p->api_version, "options", err);
     if (rc == SB_OK)

@@ -116,6 +116,7 @@ struct sb_store_provider {
     bool personal_keys_required; /* no system-key fallback for users (stored in options) */
     const char *template_id;     /* config file only: the built-in template it starts from */
     int64_t max_concurrency;     /* requests in flight at once, 0 = no cap (stored in options) */
+    const char *transport;       /* http:// through auto | native | curl, NULL = auto (options) */
     /* Appended for key pools (issue 7): more keys, by reference (the config
      * file's api_keys; stored in auth_config). API-sent pool keys are rows
      * of provider_credentials instead (struct sb_store_credential.label). */

@@ -21,6 +21,10 @@
  * timer that fires early re-arms itself for the rest, so a stream costs no
  * timer operation per chunk. Because of that handle, a request's memory is
  * freed in its close callback (libuv's rule); consumers never notice.
+ *
+ * Plain http:// requests go to the native HTTP/1.1 pool (h1.c) unless their
+ * provider or SWITCHBOARD_UPSTREAM says curl: sb_ureq_start picks, and
+ * resume/cancel follow the kind each request begins with (internal.h).
  */
 #include "upstream/client.h"
 
@@ -35,10 +39,11 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "crypto/secret.h"
+#include "upstream/internal.h"
 
-#define EASY_POOL 64                  /* finished easy handles kept for reuse */
-#define MAX_RESPONSE_HEAD (64 * 1024) /* bytes of one response header block */
-#define DEFAULT_CONNECT_MS 10000L
+#define EASY_POOL 64 /* finished easy handles kept for reuse */
+#define MAX_RESPONSE_HEAD SB__MAX_RESPONSE_HEAD
+#define DEFAULT_CONNECT_MS SB__DEFAULT_CONNECT_MS
 #define DEFAULT_MAX_TRANSFERS 1024L
 #define DEFAULT_KEEPALIVE_S 60L
 
@@ -63,7 +68,8 @@ struct ureq_list {
 };
 
 struct sb_ureq {
-    uv_timer_t timer; /* queued: total deadline; receiving: idle; or a deferred resume */
+    enum sb__ureq_kind kind; /* SB__UREQ_CURL; first, see internal.h (h1.c has the other) */
+    uv_timer_t timer;        /* queued: total deadline; receiving: idle; or a deferred resume */
     struct sb_upstream *u;
     CURL *easy;              /* set while RUNNING or DOOMED */
     struct curl_slist *hdrs; /* request headers */
@@ -109,6 +115,8 @@ struct sb_upstream {
     size_t nclosing;    /* uv handles whose close callback has not run */
     void (*closed)(void *ud);
     void *closed_ud;
+    struct sb_h1 *h1;                     /* the native pool for plain http:// (h1.c) */
+    enum sb_ureq_transport env_transport; /* SWITCHBOARD_UPSTREAM, AUTO = unset */
 };
 
 static void on_timer(uv_timer_t *t);
@@ -280,11 +288,21 @@ static sb_err timeout_error(const struct sb_ureq *r, const char *target, struct 
 {
     uint64_t waited = uv_now(r->u->loop) - r->t_start;
     if (r->total_ms > 0 && waited + 5 >= (uint64_t)r->total_ms)
+        return sb__ureq_timeout(err, 't', target, r->total_ms);
+    return sb__ureq_timeout(err, 'c', target, r->connect_ms);
+}
+
+sb_err sb__ureq_timeout(struct sb_error *err, char which, const char *target, long ms)
+{
+    if (which == 't')
         return sb_fail(err, SB_E_UPSTREAM_TIMEOUT,
                        "upstream total timeout: no complete response from %s in %ld ms", target,
-                       r->total_ms);
+                       ms);
+    if (which == 'i')
+        return sb_fail(err, SB_E_UPSTREAM_TIMEOUT,
+                       "upstream idle timeout: %s sent nothing for %ld ms", target, ms);
     return sb_fail(err, SB_E_UPSTREAM_TIMEOUT, "upstream connect to %s timed out after %ld ms",
-                   target, r->connect_ms);
+                   target, ms);
 }
 
 static const struct {
@@ -364,8 +382,7 @@ static void head_begin(struct sb_ureq *r, const char *p, size_t len)
     sb_buf_reset(&r->head);
 }
 
-/* Splits "Name: value\r\n" lines into kv (at most cap); returns how many. */
-static size_t split_head(const char *p, size_t len, struct sb_kv *kv, size_t cap)
+size_t sb__ureq_split_head(const char *p, size_t len, struct sb_kv *kv, size_t cap)
 {
     const char *end = p + len;
     size_t n = 0;
@@ -397,7 +414,7 @@ static void head_end(struct sb_ureq *r)
     for (size_t i = 0; i < r->head.len; i++)
         cap += r->head.p[i] == '\n';
     struct sb_kv *kv = sb_xmalloc(cap * sizeof(*kv));
-    size_t n = split_head(r->head.p, r->head.len, kv, cap);
+    size_t n = sb__ureq_split_head(r->head.p, r->head.len, kv, cap);
     if (r->cbs.on_head)
         r->cbs.on_head(r->ud, r->status, kv, n);
     free(kv);
@@ -685,9 +702,8 @@ static void start_waiting(struct sb_upstream *u)
         launch(u, u->waiting.head);
 }
 
-/* Checks what would otherwise corrupt the request line or headers. */
-static sb_err check_spec(const struct sb_ureq_spec *s, const struct sb_ureq_cbs *cbs,
-                         struct sb_error *err)
+sb_err sb__ureq_check_spec(const struct sb_ureq_spec *s, const struct sb_ureq_cbs *cbs,
+                           struct sb_error *err)
 {
     if (!s->url || !*s->url || !s->method || !cbs->on_data || !cbs->on_done)
         return sb_fail(err, SB_E_INTERNAL, "upstream request without url, method or callbacks");
@@ -739,6 +755,15 @@ static struct curl_slist *build_headers(const struct sb_kv *h, size_t n)
     return l;
 }
 
+/* The native pool takes plain http:// unless the provider or the
+ * environment says curl; curl keeps https://, proxies, and URLs h1.c does
+ * not send (userinfo). */
+static bool native(const struct sb_upstream *u, const struct sb_ureq_spec *spec)
+{
+    enum sb_ureq_transport t = u->env_transport ? u->env_transport : spec->transport;
+    return t != SB_UREQ_CURL && !u->env_proxy && sb__h1_takes(spec->url);
+}
+
 struct sb_ureq *sb_ureq_start(struct sb_upstream *u, const struct sb_ureq_spec *spec,
                               const struct sb_ureq_cbs *cbs, void *ud, struct sb_error *err)
 {
@@ -746,9 +771,12 @@ struct sb_ureq *sb_ureq_start(struct sb_upstream *u, const struct sb_ureq_spec *
         sb_fail(err, SB_E_UNAVAILABLE, "upstream client is shutting down");
         return NULL;
     }
-    if (check_spec(spec, cbs, err) != SB_OK)
+    if (native(u, spec))
+        return sb__h1_start(u->h1, spec, cbs, ud, err);
+    if (sb__ureq_check_spec(spec, cbs, err) != SB_OK)
         return NULL;
     struct sb_ureq *r = sb_xcalloc(1, sizeof(*r));
+    r->kind = SB__UREQ_CURL;
     r->u = u;
     memcpy(r->method, spec->method, strlen(spec->method) + 1);
     r->url = sb_xstrdup(spec->url);
@@ -790,6 +818,10 @@ static void unpause(struct sb_ureq *r)
 
 void sb_ureq_resume(struct sb_ureq *r)
 {
+    if (r->kind == SB__UREQ_H1) {
+        sb__h1_resume(r);
+        return;
+    }
     if (r->state != UREQ_RUNNING || !r->paused || r->resume_pending)
         return;
     if (r->u->in_curl) {
@@ -804,6 +836,10 @@ void sb_ureq_resume(struct sb_ureq *r)
 
 void sb_ureq_cancel(struct sb_ureq *r)
 {
+    if (r->kind == SB__UREQ_H1) {
+        sb__h1_cancel(r);
+        return;
+    }
     struct sb_upstream *u = r->u;
     if (r->cancelled || r->state == UREQ_GONE)
         return;
@@ -828,8 +864,7 @@ static void idle_check(struct sb_ureq *r)
     char target[300];
     struct sb_error err = {0};
     target_of(r, target, sizeof(target));
-    sb_fail(&err, SB_E_UPSTREAM_TIMEOUT, "upstream idle timeout: %s sent nothing for %ld ms",
-            target, r->idle_ms);
+    sb__ureq_timeout(&err, 'i', target, r->idle_ms);
     finish(r, SB_E_UPSTREAM_TIMEOUT, &err);
 }
 
@@ -868,6 +903,12 @@ static void read_env(struct sb_upstream *u)
         const char *v = getenv(proxy_env[i]);
         u->env_proxy |= v && *v;
     }
+    /* Tests run the whole suite on each path (scripts/test.sh). */
+    const char *t = getenv("SWITCHBOARD_UPSTREAM");
+    if (t && strcmp(t, "curl") == 0)
+        u->env_transport = SB_UREQ_CURL;
+    else if (t && strcmp(t, "native") == 0)
+        u->env_transport = SB_UREQ_NATIVE;
 }
 
 struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream_opts *o)
@@ -895,12 +936,18 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
                       o->max_connections > 0 ? o->max_connections : 1024L);
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
+    u->h1 = sb__h1_create(loop, u->keepalive_s);
     return u;
 }
 
 static void timer_closed(uv_handle_t *h)
 {
     release(h->data);
+}
+
+static void h1_closed(void *ud)
+{
+    release(ud);
 }
 
 /* Drops every request without a word, then curl, then our handles. */
@@ -918,8 +965,9 @@ static void teardown(struct sb_upstream *u)
     u->torn_down = true;
     while (u->socks)
         sock_drop(u, u->socks);
-    u->nclosing++;
+    u->nclosing += 2;
     uv_close((uv_handle_t *)&u->timer, timer_closed);
+    sb__h1_close(u->h1, h1_closed, u);
 }
 
 void sb_upstream_close(struct sb_upstream *u, void (*done)(void *ud), void *ud)
@@ -946,7 +994,7 @@ struct sb_slice sb_ureq_header(const struct sb_kv *h, size_t n, const char *name
 
 size_t sb_upstream_active(const struct sb_upstream *u)
 {
-    return u->running.n + u->doomed.n;
+    return u->running.n + u->doomed.n + sb__h1_active(u->h1);
 }
 
 size_t sb_upstream_queued(const struct sb_upstream *u)

@@ -59,6 +59,15 @@ struct sb_ureq_cbs {
     sb_ureq_done_fn on_done; /* required */
 };
 
+/* Which client sends an http:// request (https:// always goes through curl).
+ * SWITCHBOARD_UPSTREAM=curl or =native in the environment overrides it for
+ * every request (tests run the suite on both paths). */
+enum sb_ureq_transport {
+    SB_UREQ_AUTO = 0, /* the native HTTP/1.1 pool for http://, curl otherwise */
+    SB_UREQ_NATIVE,   /* the same as AUTO: https:// is curl's anyway */
+    SB_UREQ_CURL,     /* always curl */
+};
+
 struct sb_ureq_spec {
     const char *method;          /* "GET", "POST", any token; copied */
     const char *url;             /* http:// or https:// only; copied */
@@ -70,9 +79,13 @@ struct sb_ureq_spec {
     long total_timeout_ms;   /* whole request, time queued included; 0 = none */
     long idle_timeout_ms;    /* longest silence after the first response byte
                                 (time paused by the consumer excluded); 0 = none */
+    /* The provider's choice of client for http://; 0 = auto. */
+    enum sb_ureq_transport transport;
 };
 
-/* Returns owned (close with sb_upstream_close). o is borrowed. */
+/* Returns owned (close with sb_upstream_close). o is borrowed. Plain-HTTP
+ * requests may run on a native HTTP/1.1 pool instead of curl (DESIGN §1.6);
+ * the contract below is the same for both. */
 struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream_opts *o);
 /* Cancels every request (no callbacks), closes every handle, then calls
  * done(ud) (may be NULL) from a close callback and frees u. */

@@ -1248,6 +1248,8 @@ int main(void)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* These tests are curl's (its FIFO, its memory); h1_test.c has the native path's. */
+    setenv("SWITCHBOARD_UPSTREAM", "curl", 1);
     server_start();
     uv_loop_init(&loop);
     const struct CMUnitTest tests[] = {
