@@ -709,7 +709,8 @@ static void build_head(struct h1req *r, const struct sb_ureq_spec *s, const char
     sb_buf_printf(o, "%s %s%.*s HTTP/1.1\r\n", s->method, plen && *path != '?' ? "" : "/",
                   (int)plen, path);
     if (!has_header(s, "Host"))
-        sb_buf_printf(o, "Host: %s\r\n", r->port == 80 ? r->name : r->tgt);
+        sb_buf_printf(o, "Host: %.*s\r\n", /* host:port, without ":80" */
+                      (int)(strlen(r->tgt) - (r->port == 80 ? 3 : 0)), r->tgt);
     if (!has_header(s, "Accept"))
         sb_buf_append_cstr(o, "Accept: */*\r\n");
     for (size_t i = 0; i < s->nheaders; i++) {
