@@ -13,7 +13,9 @@
 // 2-core machine and a sanitizer build (~300 ms of slack for 8 requests).
 //
 // Two cold starts: a freshly started gateway, and the same gateway after the
-// upstream closed every idle connection (what keep-alive expiry does).
+// upstream closed every idle connection (what keep-alive expiry does). Both
+// upstream transports: the native HTTP/1.1 path (auto, for http://) and
+// libcurl (transport: curl), where the PIPEWAIT fix lives.
 'use strict';
 
 const { describe, it, before, after } = require('node:test');
@@ -25,9 +27,9 @@ const N = 8;
 const UPSTREAM_MS = 400;
 const LIMIT = 1.75; // pass below 700 ms; the serialised behaviour takes >= 800 ms
 
-async function burst(gw, fake, name) {
+async function burst(gw, fake, name, model) {
     const marker = fake.script(fake.marker(name), { delayMs: UPSTREAM_MS });
-    const body = { model: 'gpt-test', messages: [{ role: 'user', content: marker }] };
+    const body = { model, messages: [{ role: 'user', content: marker }] };
     const t0 = now();
     const times = await Promise.all(Array.from({ length: N }, async () => {
         const r = await h.chat(gw, body);
@@ -37,14 +39,20 @@ async function burst(gw, fake, name) {
     return { wall: now() - t0, times, requests: fake.requestsFor(marker).length };
 }
 
-describe('cold burst', () => {
+for (const [transport, model] of [['native', 'gpt-test'], ['curl', 'gpt-curl']]) {
+describe(`cold burst, ${transport} upstream transport`, () => {
     let fake;
     let gw;
 
     before(async () => {
         fake = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
-        // One worker: every request shares one upstream client (one curl multi).
-        gw = await h.startGateway(fake, { workers: 1 });
+        // One worker: every request shares one upstream client.
+        gw = await h.startGateway(fake, {
+            workers: 1,
+            providers: [{ id: 'fake-curl', type: 'openai', base_url: fake.baseUrl,
+                api_key: 'env:FAKE_OPENAI_KEY', transport: 'curl' }],
+            models: [{ id: 'gpt-curl', provider: 'fake-curl', upstream_model: 'gpt-4o-mini' }],
+        });
     });
 
     after(async () => {
@@ -54,7 +62,7 @@ describe('cold burst', () => {
 
     it(`${N} parallel requests from a fresh gateway take about one upstream time`, async (t) => {
         const before0 = fake.connections;
-        const r = await burst(gw, fake, 'fresh');
+        const r = await burst(gw, fake, 'fresh', model);
         t.diagnostic(`fresh: ${Math.round(r.wall)} ms for ${N} requests at ${UPSTREAM_MS} ms`);
         assert.equal(r.requests, N);
         assert.ok(r.wall < LIMIT * UPSTREAM_MS,
@@ -66,7 +74,7 @@ describe('cold burst', () => {
     it(`${N} parallel requests after the idle connections closed take about one upstream time`, async (t) => {
         for (const s of fake.sockets) s.destroy(); // the upstream's keep-alive expiry
         await h.eventually(() => fake.sockets.size === 0, 2000);
-        const r = await burst(gw, fake, 'expired');
+        const r = await burst(gw, fake, 'expired', model);
         t.diagnostic(`expired: ${Math.round(r.wall)} ms for ${N} requests at ${UPSTREAM_MS} ms`);
         assert.equal(r.requests, N);
         assert.ok(r.wall < LIMIT * UPSTREAM_MS,
@@ -76,7 +84,7 @@ describe('cold burst', () => {
 
     it('a warm pool is reused: the next burst opens no connection', async () => {
         const before0 = fake.connections;
-        const r = await burst(gw, fake, 'warm');
+        const r = await burst(gw, fake, 'warm', model);
         assert.ok(r.wall < LIMIT * UPSTREAM_MS, `warm burst took ${Math.round(r.wall)} ms`);
         assert.equal(fake.connections - before0, 0, 'connections opened for a warm burst');
     });
@@ -85,3 +93,4 @@ describe('cold burst', () => {
         await h.assertCleanStop(gw);
     });
 });
+}
