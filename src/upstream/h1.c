@@ -117,6 +117,8 @@ static void dispatch(struct h1req *r);
 static void parse(struct h1req *r, const char *p, size_t n);
 static int r_on_head(void *ud, int status, const struct sb_kv *kv, size_t n);
 static int r_on_data(void *ud, const char *p, size_t n);
+static void on_alloc(uv_handle_t *hd, size_t want, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ======================================================================
  * Handles and their close callbacks
@@ -340,6 +342,9 @@ static void pool_put(struct conn *c)
     ho->idle = c;
     ho->nidle++;
     h->nidle++;
+    /* Reading, to see a server's close: a request that paused and finished
+     * on resume left it stopped. */
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (ho->nidle > IDLE_PER_HOST)
         conn_close(ho->tail);
     if (!uv_is_active((uv_handle_t *)&h->sweep))

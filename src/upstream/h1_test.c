@@ -718,6 +718,20 @@ static void pause_resume_delivers_the_same_bytes(void **state)
     assert_int_equal(x.redelivered_bad, 0);
     assert_int_equal(sb__h1_idle(pool), 1); /* paused and resumed, still reusable */
     end(&x);
+    /* The whole answer refused once, so it completes on resume; the
+     * connection is then reused, and still notices the server's answers. */
+    for (int i = 0; i < 3; i++) {
+        struct res y;
+        res_init(&y);
+        y.pause_every = 1;
+        begin(&y, "POST", "/echo", "twice", 5);
+        run_until(NULL, 2000);
+        assert_int_equal(y.rc, SB_OK);
+        assert_true(has(&y, "twice"));
+        assert_int_equal(y.redelivered_ok, 1);
+        assert_int_equal(sb__h1_conns(pool), 1);
+        end(&y);
+    }
     pool_close();
 }
 
