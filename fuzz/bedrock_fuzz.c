@@ -28,7 +28,7 @@ static int record(void *ud, const struct sb_event *ev)
     struct sb_json *j = NULL;
     struct sb_error err;
     if (ev->kind == SB_EV_CHUNK && sb_json_parse(a, ev->chunk.p, ev->chunk.len,
-                                                 &(struct sb_json_limits){0, 0}, &j, &err) != SB_OK)
+                                                 &(struct sb_json_limits){0}, &j, &err) != SB_OK)
         abort(); /* we wrote invalid JSON */
     sb_arena_free(a);
     /* chunks differ only in nothing: id and created are per stream, so compare the tail */

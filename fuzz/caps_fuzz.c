@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
             for (int op = SB_OP_CHAT; op <= SB_OP_EMBEDDINGS; op++) {
                 struct sb_error e = {0};
-                sb_err rc = sb_caps_check(&models[i], (enum sb_op)op, j, &e);
+                sb_err rc = sb_caps_check(&models[i], (enum sb_op)op, j, -1, &e);
                 CHECK(rc == SB_OK ||
                       (rc == SB_E_BAD_REQUEST && e.msg[0] && e.field[0] && e.api_code[0]));
                 CHECK(i != 0 || rc == SB_OK); /* unknown capabilities refuse nothing */

@@ -271,18 +271,45 @@ static const char *skip_blank(const char *v, const char *end)
  * starts, searching from the end of a whole answer, or NULL. A quote inside
  * a string value is escaped, so an unescaped key followed by ':' is a key.
  */
-static const char *last_member(struct sb_slice body, const char *key)
+static const char *member_before(struct sb_slice body, const char *key, const char **from)
 {
     size_t n = strlen(key);
     const char *end = body.p + body.len;
-    for (const char *p = end - n; p >= body.p; p--) {
+    for (const char *p = *from - n; p >= body.p; p--) {
         if (*p != '"' || memcmp(p, key, n) != 0 || (p > body.p && p[-1] == '\\'))
             continue;
         const char *v = skip_blank(p + n, end);
-        if (v < end && *v == ':')
+        if (v < end && *v == ':') {
+            *from = p; /* the next search looks before this one */
             return skip_blank(v + 1, end);
+        }
     }
     return NULL;
+}
+
+static const char *last_member(struct sb_slice body, const char *key)
+{
+    const char *from = body.p + body.len;
+    return member_before(body, key, &from);
+}
+
+/* Whether the text from a value's start p to end closes exactly one object
+ * (the value's own brackets balance): the value is a member of the
+ * top-level object, not of a nested one. */
+static bool closes_top(const char *p, const char *end)
+{
+    int net = 0;
+    while (p < end) {
+        if (*p == '"') {
+            p = string_end(p, end);
+            if (!p)
+                return false;
+            continue;
+        }
+        net += (*p == '}' || *p == ']') - (*p == '{' || *p == '[');
+        p++;
+    }
+    return net == 1;
 }
 
 /*
@@ -290,18 +317,28 @@ static const char *last_member(struct sb_slice body, const char *key)
  * servers write it last or nearly (only short members such as
  * system_fingerprint follow), so a long answer (a 100 KB completion,
  * thousands of embedding floats) is not parsed whole just to count its
- * tokens. "usage" nests nowhere in the format, so the last one is the
- * top-level one. NULL when there is none.
+ * tokens. The last "usage" member whose object is followed by exactly one
+ * closing brace (its suffix is short) is the top-level one: one of a nested
+ * object is passed over. NULL when there is none.
  */
 static const struct sb_json *tail_usage(const struct sb_call *c, struct sb_slice body)
 {
-    const char *v = last_member(body, "\"usage\"");
-    const char *end = body.p + body.len;
-    struct sb_slice obj = v && v < end && *v == '{' ? object_at(v, end) : SB_SLICE_NULL;
-    struct sb_json *u = NULL;
-    struct sb_error jerr;
-    if (obj.p && sb_json_parse(c->arena, obj.p, obj.len, &upstream_json, &u, &jerr) == SB_OK)
-        return u;
+    const char *end = body.p + body.len, *from = end, *v;
+    /* A few candidates at most: an answer stuffed with nested "usage" keys
+     * must not cost a scan of its tail per key (then: unknown usage). */
+    for (int tries = 0; tries < 8 && (v = member_before(body, "\"usage\"", &from)) != NULL;
+         tries++) {
+        if (!closes_top(v, end))
+            continue; /* another object's member: the top-level one is further back */
+        struct sb_slice obj = v < end && *v == '{' ? object_at(v, end) : SB_SLICE_NULL;
+        if (!obj.p)
+            return NULL; /* the top-level usage is not an object: unknown */
+        struct sb_json *u = NULL;
+        struct sb_error jerr;
+        if (sb_json_parse(c->arena, obj.p, obj.len, &upstream_json, &u, &jerr) == SB_OK)
+            return u;
+        return NULL;
+    }
     return NULL;
 }
 
@@ -316,12 +353,10 @@ static struct sb_slice tail_finish_reason(struct sb_slice body)
 /* Whether body looks like one JSON object: '{' first and '}' last, blanks aside. */
 static bool object_shaped(struct sb_slice body)
 {
-    size_t i = 0, j = body.len;
-    while (i < j && strchr(" \t\r\n", body.p[i]))
-        i++;
-    while (j > i && strchr(" \t\r\n", body.p[j - 1]))
-        j--;
-    return j - i >= 2 && body.p[i] == '{' && body.p[j - 1] == '}';
+    const char *p = skip_blank(body.p, body.p + body.len), *e = body.p + body.len;
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    return e - p >= 2 && *p == '{' && e[-1] == '}';
 }
 
 static sb_err openai_parse_response(const struct sb_call *c, struct sb_slice body,

@@ -194,6 +194,8 @@ static void test_parse_response(void **state)
                      SB_E_UPSTREAM);
     assert_int_equal(f->ops->parse_response(&f->c, SB_SLICE("<html>502</html>"), &res, &err),
                      SB_E_UPSTREAM);
+    assert_int_equal(f->ops->parse_response(&f->c, (struct sb_slice){"\0{}", 3}, &res, &err),
+                     SB_E_UPSTREAM); /* a NUL is no blank */
     /* "usage" quoted inside the content is text, not the member; the last member wins. */
     const char *tricky = "{\"choices\":[{\"message\":{\"content\":\"x\"},\"finish_reason\":"
                          "\"length\"}],\"usage\" : {\"prompt_tokens\": 5, \"completion_tokens\": 7},"
@@ -202,6 +204,12 @@ static void test_parse_response(void **state)
     assert_int_equal(res.usage.prompt_tokens, 5);
     assert_int_equal(res.usage.completion_tokens, 7);
     assert_true(sb_slice_eq_cstr(res.finish_reason, "length"));
+    /* A "usage" member of a nested object after the top-level one is passed over. */
+    const char *nested = "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+                         "\"x\":{\"usage\":{\"prompt_tokens\":99}},\"y\":[{\"usage\":{}}]}";
+    assert_int_equal(f->ops->parse_response(&f->c, sb_slice_cstr(nested), &res, &err), SB_OK);
+    assert_int_equal(res.usage.prompt_tokens, 3);
+    assert_int_equal(res.usage.completion_tokens, 4);
 
     fx_call(f, "{\"model\":\"emb\",\"input\":\"x\"}", SB_OP_EMBEDDINGS);
     assert_int_equal(f->ops->parse_response(&f->c,
