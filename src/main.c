@@ -493,6 +493,7 @@ int main(int argc, char **argv)
         } else if (code < 0) {
             block_signals();
             raise_fd_limit();
+            sb_alloc_tune_server();
             set_log_level();
             code = serve(&a);
         }

@@ -17,4 +17,8 @@ void *sb_xrealloc(void *p, size_t n);
 char *sb_xstrdup(const char *s);
 char *sb_xstrndup(const char *s, size_t n);
 
+/* Tunes the C allocator for a long-running server (glibc; a no-op
+ * elsewhere). Call once, before threads start. */
+void sb_alloc_tune_server(void);
+
 #endif
