@@ -3,7 +3,7 @@
  * providers.c - /api/providers: the registry's upstream services.
  *
  * Bodies are config-file provider entries (checked by the same key tables,
- * registry/config.c) plus `api_key`, the credential itself, which is
+ * registry/config_providers.c) plus `api_key`, the credential itself, which is
  * encrypted before it is stored (creds.c). Entries from the config file are
  * system entries: they can be toggled but not edited or deleted here (the
  * store refuses with 409), since the next start would undo it.

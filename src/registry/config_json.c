@@ -5,7 +5,7 @@
  * The control plane's bodies mirror the config file's entries (DESIGN.md
  * §4), so they are checked by the very same key tables and checks: this
  * file turns a parsed JSON value into the tree libyaml would have produced,
- * and config.c walks it. Typing stays strict: JSON strings become quoted
+ * and config_walk.c walks it. Typing stays strict: JSON strings become quoted
  * scalars (so "5" is not an integer and "true" not a boolean), numbers and
  * literals become plain scalars. Lines are 0 (messages then omit them).
  * Strings with a NUL byte and duplicate keys are refused, as the YAML reader

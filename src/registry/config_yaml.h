@@ -2,7 +2,7 @@
 /*
  * config_yaml.h - a YAML document as a small tree with line numbers.
  *
- * Inside the registry layer only (config.c). libyaml's event parser feeds a
+ * Inside the registry layer only (config*.c). libyaml's event parser feeds a
  * tree of our own so the config walker can report file:line for every
  * value. The reader refuses what a config file never needs and an attacker
  * could abuse: aliases (no billion-laughs expansion), more than one

@@ -138,7 +138,7 @@ static void provider_fields(struct builder *b, const struct sb_store_provider *s
     p->is_system = sp->is_system;
     p->personal_keys_required = sp->personal_keys_required;
     p->max_concurrency = (long)sp->max_concurrency;
-    /* enum sb_ureq_transport's values (upstream/client.h); config.c checked the word */
+    /* enum sb_ureq_transport's values (upstream/client.h); config_providers.c checked the word */
     p->transport = !sp->transport                         ? 0
                    : strcmp(sp->transport, "native") == 0 ? 1
                    : strcmp(sp->transport, "curl") == 0   ? 2
