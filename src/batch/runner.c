@@ -16,7 +16,10 @@
  * lines while a job has room (its window) and the process has room
  * (SB_BATCH_MAX_IN_FLIGHT), collect answers, store them (one transaction
  * per job per turn), end jobs with nothing left. Waiting on the network is
- * curl_multi_poll, which wake and stop interrupt.
+ * curl_multi_poll, which wake and stop interrupt. The multi handle is made
+ * when the first line is sent, not at start: it is what loads libcurl
+ * (upstream/curl_load.c), and most processes never run a job. Until then the
+ * thread waits on a condition variable that wake and stop signal.
  *
  * What a line's answer does:
  *   - any HTTP answer is its result (status_code and body), except:
@@ -111,7 +114,9 @@ struct sb_batch_runner {
     char runner_id[96];         /* this process's name on leases */
     char url[64];               /* http://127.0.0.1:PORT */
     unsigned shutdown_ms;
-    CURLM *multi;
+    CURLM *multi;               /* made by the first line sent (multi_of), under lock */
+    pthread_mutex_t lock;       /* multi's creation against wake and stop; the idle wait */
+    pthread_cond_t cond;        /* wake and stop signal the idle wait */
     pthread_t thread;
     bool started;
     _Atomic bool stop, woken;
@@ -354,6 +359,17 @@ static struct curl_slist *headers_for(struct sb_batch_runner *r, struct job *j, 
     return curl_slist_append(s, h);
 }
 
+static CURLM *multi_of(struct sb_batch_runner *r)
+{
+    if (!r->multi) {
+        CURLM *m = curl_multi_init();
+        pthread_mutex_lock(&r->lock);
+        r->multi = m;
+        pthread_mutex_unlock(&r->lock);
+    }
+    return r->multi;
+}
+
 static void send_line(struct sb_batch_runner *r, struct job *j, struct line *l)
 {
     struct xfer *x = sb_xcalloc(1, sizeof(*x));
@@ -377,7 +393,7 @@ static void send_line(struct sb_batch_runner *r, struct job *j, struct line *l)
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, LINE_TIMEOUT_MS);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
-    curl_multi_add_handle(r->multi, x->easy);
+    curl_multi_add_handle(multi_of(r), x->easy);
     x->next = r->xfers;
     if (r->xfers)
         r->xfers->prev = x;
@@ -539,6 +555,8 @@ static void harvest(struct sb_batch_runner *r)
     CURLMsg *m;
     int left;
     int64_t now = now_ms();
+    if (!r->multi)
+        return;
     for (m = curl_multi_info_read(r->multi, &left); m; m = curl_multi_info_read(r->multi, &left)) {
         if (m->msg != CURLMSG_DONE)
             continue;
@@ -718,6 +736,29 @@ static long poll_ms(struct sb_batch_runner *r, int64_t now, int64_t next_lease)
     return due <= now ? 0 : due - now > CLAIM_EVERY_MS ? CLAIM_EVERY_MS : (long)(due - now);
 }
 
+/* Until ms pass, a wake or a stop: in curl once it has a multi handle (answers wake
+ * it too), else on the condition variable. */
+static void wait_for(struct sb_batch_runner *r, long ms)
+{
+    if (r->multi) {
+        curl_multi_poll(r->multi, NULL, 0, (int)ms, NULL);
+        return;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!atomic_load(&r->woken) && !atomic_load(&r->stop) &&
+           pthread_cond_timedwait(&r->cond, &r->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void *run(void *ud)
 {
     struct sb_batch_runner *r = ud;
@@ -736,15 +777,15 @@ static void *run(void *ud)
         }
         if (!stopping)
             dispatch(r, now);
-        curl_multi_perform(r->multi, &running);
+        if (r->multi)
+            curl_multi_perform(r->multi, &running);
         harvest(r);
         flush(r, stopping);
         drop_lost(r);
         finalize(r);
         if (stopping && (r->in_flight == 0 || now_ms() >= deadline))
             break;
-        curl_multi_poll(r->multi, NULL, 0, stopping ? 50 : (int)poll_ms(r, now, next_lease),
-                        NULL);
+        wait_for(r, stopping ? 50 : poll_ms(r, now, next_lease));
     }
     if (r->in_flight)
         sb_warn("msg=\"batch: lines still in flight at shutdown; they will be sent again\" "
@@ -796,11 +837,12 @@ sb_err sb_batch_runner_create(const struct sb_batch_runner_opts *o, struct sb_ba
     hex(id, sizeof(id), text);
     snprintf(r->runner_id, sizeof(r->runner_id), "pid%ld-%s", (long)getpid(), text);
     r->shutdown_ms = o->shutdown_ms;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
     if (sb_store_open(o->db_url, &r->store, err) != SB_OK) {
         sb_batch_runner_free(r);
         return err->code;
     }
-    r->multi = curl_multi_init();
     *out = r;
     return SB_OK;
 }
@@ -819,22 +861,28 @@ sb_err sb_batch_runner_start(struct sb_batch_runner *r, int port, struct sb_erro
     return SB_OK;
 }
 
+/* Sets flag, then interrupts the thread's wait, whichever it is in. */
+static void poke(struct sb_batch_runner *r, _Atomic bool *flag)
+{
+    pthread_mutex_lock(&r->lock);
+    atomic_store(flag, true);
+    pthread_cond_signal(&r->cond);
+    CURLM *m = r->multi; /* freed only after the thread is joined */
+    pthread_mutex_unlock(&r->lock);
+    if (m)
+        curl_multi_wakeup(m);
+}
+
 void sb_batch_runner_wake(struct sb_batch_runner *r)
 {
-    if (!r)
-        return;
-    atomic_store(&r->woken, true);
-    if (r->multi)
-        curl_multi_wakeup(r->multi);
+    if (r)
+        poke(r, &r->woken);
 }
 
 void sb_batch_runner_stop(struct sb_batch_runner *r)
 {
-    if (!r)
-        return;
-    atomic_store(&r->stop, true);
-    if (r->multi)
-        curl_multi_wakeup(r->multi);
+    if (r)
+        poke(r, &r->stop);
 }
 
 void sb_batch_runner_free(struct sb_batch_runner *r)
@@ -846,6 +894,8 @@ void sb_batch_runner_free(struct sb_batch_runner *r)
         pthread_join(r->thread, NULL);
     if (r->multi)
         curl_multi_cleanup(r->multi);
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
     sb_store_close(r->store);
     sb_secret_wipe(r->token, sizeof(r->token));
     free(r);
