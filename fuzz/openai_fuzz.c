@@ -226,6 +226,24 @@ static void check_tail_usage(const struct sb_json *j, const struct sb_result *re
         abort();
 }
 
+/* The relay reads only an answer's end (parse_tail): from the whole body it
+ * must find what parse_response found, and any cut of it must be safe. */
+static void check_relay_tail(struct world *w, unsigned sel, struct sb_slice body,
+                             const struct sb_result *whole)
+{
+    struct sb_result t;
+    struct sb_error err;
+    if (w->p.ops->parse_tail(&w->c, body, &t, &err) != SB_OK ||
+        t.usage.prompt_tokens != whole->usage.prompt_tokens ||
+        t.usage.completion_tokens != whole->usage.completion_tokens ||
+        !sb_slice_eq(t.finish_reason, whole->finish_reason) || t.body.len != 0)
+        abort();
+    size_t cut = sel % (body.len + 1);
+    if (w->p.ops->parse_tail(&w->c, (struct sb_slice){body.p + cut, body.len - cut}, &t, &err) !=
+        SB_OK)
+        check_error(&err);
+}
+
 static void fuzz_whole(unsigned sel, const uint8_t *p, size_t n, enum sb_op op)
 {
     struct world w;
@@ -245,6 +263,7 @@ static void fuzz_whole(unsigned sel, const uint8_t *p, size_t n, enum sb_op op)
         if (sb_json_parse(w.a, res.body.p, res.body.len, &lim, &j, &err) == SB_OK &&
             j->type == SB_JSON_OBJECT && count_usage_keys(p, n) <= 8)
             check_tail_usage(j, &res, op);
+        check_relay_tail(&w, sel, body, &res);
     } else {
         check_error(&err);
     }

@@ -145,6 +145,11 @@ static void end_attempt(struct proxy *x, bool ok, int64_t hold_ms)
     x->attempt_ns = 0;
 }
 
+void sb__proxy_end_attempt(struct proxy *x, bool ok)
+{
+    end_attempt(x, ok, 0);
+}
+
 /* The reservations become the real tokens and cost (or come back whole when
  * nothing was sent upstream). */
 static void settle_limits(struct proxy *x, const struct sb_usage *u)
@@ -428,6 +433,7 @@ static void on_head(void *ud, int status, const struct sb_kv *h, size_t n)
 {
     struct proxy *x = ud;
     x->status = status;
+    x->relay = RELAY_NO; /* an earlier attempt's choice never carries over */
     struct sb_slice ra = find_kv(h, n, "retry-after");
     if (ra.len)
         x->retry_after = sb_arena_slice(x->req->arena, ra);
@@ -435,24 +441,32 @@ static void on_head(void *ud, int status, const struct sb_kv *h, size_t n)
         stream_begin(x);
         return;
     }
-    /* One allocation for a whole body of known size, instead of doublings. */
     unsigned long long len;
-    if (sb_slice_to_u64(find_kv(h, n, "content-length"), &len) && len <= x->body.max)
-        sb_buf_reserve(&x->body, (size_t)len);
+    bool known = sb_slice_to_u64(find_kv(h, n, "content-length"), &len) && len <= x->body.max;
+    if (status >= 200 && status < 300)
+        sb__proxy_relay_head(x, known ? (long long)len : -1);
+    /* One allocation for a whole body of known size, instead of doublings
+     * (a relayed one holds its first part only). */
+    if (known)
+        sb_buf_reserve(&x->body, x->relay == RELAY_NO ? (size_t)len
+                                 : (size_t)(len < SB_RELAY_AFTER ? len : SB_RELAY_AFTER));
 }
 
 static int on_data(void *ud, const char *p, size_t n)
 {
     struct proxy *x = ud;
     if (!x->streaming) {
-        if (sb_buf_append(&x->body, p, n) != SB_OK) {
+        int rc = x->relay != RELAY_NO ? sb__proxy_relay_data(x, p, n)
+                                      : sb_buf_append(&x->body, p, n) == SB_OK ? 0 : -1;
+        if (rc < 0) {
             struct sb_error e;
             sb_fail(&e, SB_E_UPSTREAM, "upstream response exceeds %zu bytes", x->body.max);
             sb_ureq_cancel(x->ureq);
             x->ureq = NULL;
             fail(x, &e);
+            return 0;
         }
-        return 0;
+        return rc;
     }
     /* Pause before consuming: a paused transfer hands us the same bytes again. */
     if (sb_http_stream_write(x->req, NULL, 0) > STREAM_HIGH_WATER) {
@@ -518,6 +532,8 @@ static void on_done(void *ud, sb_err result, const struct sb_error *err)
         return;
     if (x->streaming) {
         finish_stream(x, result, err);
+    } else if (x->relay == RELAY_ON) {
+        sb__proxy_relay_done(x, result, err);
     } else if (result != SB_OK) {
         if (!retry(x, 0, err))
             fail(x, err);

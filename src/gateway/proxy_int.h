@@ -72,6 +72,9 @@ struct proxy {
     bool cache_on;            /* the route caches: answers say hit or miss */
     bool cache_hit;           /* answered from the cache: no upstream, no cost */
     struct sb_cache_acc *acc; /* a streamed miss being rebuilt for the cache */
+    /* A large whole answer relayed as it arrives (proxy_relay.c) */
+    enum { RELAY_NO, RELAY_MAYBE, RELAY_ON } relay; /* MAYBE: held so far; ON: relaying */
+    long long relay_len;                            /* the upstream's Content-Length, or -1 */
 };
 
 /* The response headers (content type, x-switchboard-*, retry-after, cache); arena. */
@@ -99,6 +102,22 @@ sb_err sb__proxy_pick_key(struct proxy *x, struct sb_error *err);
  * Retry-After, else a minute), a 401/402/403 marks it dead. Returns true
  * when another key of the same provider can be tried now. */
 bool sb__proxy_key_failed(struct proxy *x, int status, const struct sb_error *e);
+
+/* The current attempt ended (router.h sb_router_end); a no-op once reported. */
+void sb__proxy_end_attempt(struct proxy *x, bool ok);
+
+/* ---- proxy_relay.c: a large non-streamed answer relayed as it arrives ---- */
+
+#define SB_RELAY_AFTER (64 * 1024) /* bytes of a 2xx answer held before relaying */
+
+/* A 2xx whole answer is coming (length: its Content-Length, or -1): whether
+ * it may be relayed is decided here (x->relay). */
+void sb__proxy_relay_head(struct proxy *x, long long length);
+/* Upstream bytes while x->relay is not RELAY_NO: 0, SB_UREQ_PAUSE, or -1 when
+ * the held bytes would pass x->body's bound (the caller fails the request). */
+int sb__proxy_relay_data(struct proxy *x, const char *p, size_t n);
+/* The transfer of a relayed answer (x->relay == RELAY_ON) ended. */
+void sb__proxy_relay_done(struct proxy *x, sb_err result, const struct sb_error *err);
 
 /* ---- proxy_cache.c ---- */
 

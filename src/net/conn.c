@@ -769,6 +769,31 @@ void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_h
     free(wr);
 }
 
+void sb_http_stream_start_len(struct sb_http_req *req, int status,
+                              const struct sb_http_header *hdrs, size_t n, long long length)
+{
+    if (length < 0) {
+        sb_http_stream_start(req, status, hdrs, n);
+        return;
+    }
+    struct sb__conn *c = conn_of(req);
+    c->chunked = false;
+    struct wreq *wr = head_new(c, status, hdrs, n, length, 0, false);
+    cork(c, wr->data, wr->len);
+    free(wr);
+}
+
+void sb_http_stream_abort(struct sb_http_req *req)
+{
+    struct sb__conn *c = conn_of(req);
+    if (c->handler_done)
+        return;
+    c->handler_done = true;
+    c->close_after = true; /* no last chunk: the client sees the body cut short */
+    c->cork_last = true;
+    cork(c, "", 0);
+}
+
 static void cork(struct sb__conn *c, const char *p, size_t n)
 {
     sb_buf_append(&c->cork, p, n);

@@ -160,6 +160,15 @@ void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_h
  * so the caller can stop reading its source above a high-water mark. */
 size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n);
 void sb_http_stream_end(struct sb_http_req *req);
+/* The same with a known body length (length >= 0): Content-Length instead of
+ * chunks, and the writes are the body's bytes as they are; length < 0 is
+ * sb_http_stream_start. */
+void sb_http_stream_start_len(struct sb_http_req *req, int status,
+                              const struct sb_http_header *hdrs, size_t n, long long length);
+/* Ends a started stream that cannot be completed (its source broke): what is
+ * queued is written, then the connection closes without the last chunk, so
+ * the client sees a cut body, never a complete-looking one. */
+void sb_http_stream_abort(struct sb_http_req *req);
 
 /* Called when queued output drops to zero after sb_http_stream_write reported a backlog. */
 typedef void (*sb_http_drain_fn)(void *ud);

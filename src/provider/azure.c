@@ -103,6 +103,13 @@ static sb_err azure_parse_response(const struct sb_call *c, struct sb_slice body
     return sb_openai_ops.parse_response(c, body, out, err);
 }
 
+/* Azure's answers are OpenAI's: a large one is relayed as it arrives. */
+static sb_err azure_parse_tail(const struct sb_call *c, struct sb_slice tail,
+                               struct sb_result *out, struct sb_error *err)
+{
+    return sb_openai_ops.parse_tail(c, tail, out, err);
+}
+
 /* ==================================================================
  * Streams: openai's, minus the annotation-only chunks
  * ================================================================== */
@@ -185,6 +192,7 @@ const struct sb_provider_ops sb_azure_ops = {
     .chat_path = "/chat/completions",
     .build_request = azure_build_request,
     .parse_response = azure_parse_response,
+    .parse_tail = azure_parse_tail,
     .stream_open = azure_stream_open,
     .stream_feed = azure_stream_feed,
     .stream_finish = azure_stream_finish,

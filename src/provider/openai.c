@@ -350,13 +350,37 @@ static struct sb_slice tail_finish_reason(struct sb_slice body)
     return q ? (struct sb_slice){v + 1, (size_t)(q - v - 2)} : SB_SLICE_NULL;
 }
 
+/* e moved back over trailing blanks, never before p. */
+static const char *trim_blank_end(const char *p, const char *e)
+{
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    return e;
+}
+
 /* Whether body looks like one JSON object: '{' first and '}' last, blanks aside. */
 static bool object_shaped(struct sb_slice body)
 {
-    const char *p = skip_blank(body.p, body.p + body.len), *e = body.p + body.len;
-    while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-        e--;
+    const char *p = skip_blank(body.p, body.p + body.len);
+    const char *e = trim_blank_end(p, body.p + body.len);
     return e - p >= 2 && *p == '{' && e[-1] == '}';
+}
+
+/* Whether the last byte of s, blanks aside, is '}'. */
+static bool ends_object(struct sb_slice s)
+{
+    const char *e = trim_blank_end(s.p, s.p + s.len);
+    return e > s.p && e[-1] == '}';
+}
+
+/* The counts of an answer from its end: body is the whole answer or its tail. */
+static void tail_counts(const struct sb_call *c, struct sb_slice body, struct sb_result *out)
+{
+    const struct sb_json *usage = tail_usage(c, body);
+    out->usage.prompt_tokens = count_or_unknown(usage, "prompt_tokens");
+    out->usage.completion_tokens =
+        c->op == SB_OP_EMBEDDINGS ? 0 : count_or_unknown(usage, "completion_tokens");
+    out->finish_reason = tail_finish_reason(body);
 }
 
 static sb_err openai_parse_response(const struct sb_call *c, struct sb_slice body,
@@ -365,12 +389,19 @@ static sb_err openai_parse_response(const struct sb_call *c, struct sb_slice bod
     memset(out, 0, sizeof(*out));
     if (!object_shaped(body))
         return sb_fail(err, SB_E_UPSTREAM, "upstream %s: response is not a JSON object", pname(c));
-    const struct sb_json *usage = tail_usage(c, body);
     out->body = body; /* passed through untouched, upstream "model" included */
-    out->usage.prompt_tokens = count_or_unknown(usage, "prompt_tokens");
-    out->usage.completion_tokens =
-        c->op == SB_OP_EMBEDDINGS ? 0 : count_or_unknown(usage, "completion_tokens");
-    out->finish_reason = tail_finish_reason(body);
+    tail_counts(c, body, out);
+    return SB_OK;
+}
+
+static sb_err openai_parse_tail(const struct sb_call *c, struct sb_slice tail,
+                                struct sb_result *out, struct sb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!ends_object(tail))
+        return sb_fail(err, SB_E_UPSTREAM, "upstream %s: response does not end a JSON object",
+                       pname(c));
+    tail_counts(c, tail, out);
     return SB_OK;
 }
 
@@ -653,6 +684,7 @@ const struct sb_provider_ops sb_openai_ops = {
     .models_path = "/models", /* GET {base_url}/models (Ollama's /v1 too) */
     .build_request = openai_build_request,
     .parse_response = openai_parse_response,
+    .parse_tail = openai_parse_tail,
     .stream_open = openai_stream_open,
     .stream_feed = openai_stream_feed,
     .stream_finish = openai_stream_finish,

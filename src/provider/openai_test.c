@@ -158,6 +158,30 @@ static void test_registry(void **state)
 
 /* ---- whole responses ---- */
 
+/* The relay's reading: the usage and finish reason from an answer's last
+ * bytes, cut anywhere before them (even inside a string). */
+static void test_parse_tail(void **state)
+{
+    struct fx *f = *state;
+    struct sb_result res;
+    struct sb_error err;
+    const char *tail = "xxxx long content\\\"}, \"logprobs\":null,\"finish_reason\":\"length\"}],"
+                       "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":40000},"
+                       "\"system_fingerprint\":\"fp\"}\n";
+    fx_call(f, "{\"model\":\"gpt\"}", SB_OP_CHAT);
+    assert_int_equal(f->ops->parse_tail(&f->c, sb_slice_cstr(tail), &res, &err), SB_OK);
+    assert_int_equal(res.body.len, 0);
+    assert_int_equal(res.usage.prompt_tokens, 12);
+    assert_int_equal(res.usage.completion_tokens, 40000);
+    assert_true(sb_slice_eq_cstr(res.finish_reason, "length"));
+    /* A tail without the usage: unknown counts. One that ends no object: an error. */
+    assert_int_equal(f->ops->parse_tail(&f->c, SB_SLICE("\"}]}"), &res, &err), SB_OK);
+    assert_int_equal(res.usage.prompt_tokens, -1);
+    assert_int_equal(f->ops->parse_tail(&f->c, SB_SLICE("\"data\":[0.5,0.25]\n"), &res, &err),
+                     SB_E_UPSTREAM);
+    assert_int_equal(f->ops->parse_tail(&f->c, SB_SLICE(""), &res, &err), SB_E_UPSTREAM);
+}
+
 static void test_parse_response(void **state)
 {
     struct fx *f = *state;
@@ -486,6 +510,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model_positions, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_parse_tail, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_escapes_and_unicode, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_zero_copy_when_unchanged, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stream_options, setup, fx_teardown),

@@ -215,6 +215,13 @@ struct sb_provider_ops {
      * gateway then estimates. All memory from c->arena. */
     sb_err (*build_count_tokens)(const struct sb_call *c, struct sb_upstream_req *out,
                                  struct sb_error *err);
+    /* Appended (issue 9): for an adapter whose 2xx answer goes to the client untouched
+     * (parse_response hands back the body itself), the usage and finish reason from the
+     * answer's last bytes (tail: its end, cut anywhere), so that a large answer is relayed
+     * as it arrives instead of held whole. out->body stays empty. SB_E_UPSTREAM when the
+     * tail does not end a JSON object. NULL: the adapter needs the whole body. */
+    sb_err (*parse_tail)(const struct sb_call *c, struct sb_slice tail, struct sb_result *out,
+                         struct sb_error *err);
 };
 
 /* The adapter for a wire format name, or NULL (adapters.c). */
