@@ -27,19 +27,12 @@ static struct sb_store *S; /* open and migrated */
 static struct sb_arena *A;
 static struct sb_error E;
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != SB_OK)                                                                       \
-            fail_msg("%s: %s", #call, E.msg);                                                      \
-    } while (0)
-
 static int setup(void **state)
 {
     char url[80];
     sbt_db_new("exp", path, url);
     memset(&E, 0, sizeof(E));
-    if (sb_store_open(url, &S, &E) != SB_OK || sb_store_migrate(S, &E) != SB_OK)
-        fail_msg("%s", E.msg);
+    S = sbt_store_open(url, &E);
     A = sb_arena_create(4096);
     return 0;
 }

@@ -32,8 +32,7 @@ static int setup(void **state)
     struct sb_error err = {0};
     (void)state;
     sbt_db_new("ident", path, url);
-    if (sb_store_open(url, &s, &err) != SB_OK || sb_store_migrate(s, &err) != SB_OK)
-        fail_msg("%s", err.msg);
+    s = sbt_store_open(url, &err);
     a = sb_arena_create(4096);
     return 0;
 }

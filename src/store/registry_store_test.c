@@ -35,8 +35,7 @@ static int setup(void **state)
     (void)state;
     sbt_db_new("reg", path, url);
     memset(&E, 0, sizeof(E));
-    if (sb_store_open(url, &S, &E) != SB_OK || sb_store_migrate(S, &E) != SB_OK)
-        fail_msg("%s", E.msg);
+    S = sbt_store_open(url, &E);
     A = sb_arena_create(4096);
     return 0;
 }
@@ -53,17 +52,7 @@ static int teardown(void **state)
 /* First column of the first row, as an integer, on a separate connection. */
 static long long scalar(const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return sbt_scalar(path, sql);
 }
 
 /* Runs sql on a separate connection; returns SQLite's result code. */
@@ -84,23 +73,6 @@ static int64_t version(void)
     return v;
 }
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != SB_OK)                                                                       \
-            fail_msg("%s: %s", #call, E.msg);                                                      \
-    } while (0)
-
-/* Expects call to fail with code and (when not NULL) err.field. */
-#define FAILS(call, code, fld)                                                                     \
-    do {                                                                                           \
-        memset(&E, 0, sizeof(E));                                                                  \
-        sb_err rc_ = (call);                                                                       \
-        if (rc_ != (code))                                                                         \
-            fail_msg("%s: got %s (%s), want %s", #call, sb_err_name(rc_), E.msg,                   \
-                     sb_err_name(code));                                                           \
-        if ((fld) != NULL)                                                                         \
-            assert_string_equal(E.field, (const char *)(fld));                                     \
-    } while (0)
 
 static struct sb_store_provider prov(const char *id)
 {

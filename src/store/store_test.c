@@ -41,27 +41,14 @@ static int teardown(void **state)
 
 static struct sb_store *open_migrated(void)
 {
-    struct sb_store *s = NULL;
     struct sb_error err = {0};
-    if (sb_store_open(url, &s, &err) != SB_OK || sb_store_migrate(s, &err) != SB_OK)
-        fail_msg("%s", err.msg);
-    return s;
+    return sbt_store_open(url, &err);
 }
 
 /* Runs sql on a separate connection and returns the first column of the first row as an integer. */
 static long long scalar(const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return sbt_scalar(path, sql);
 }
 
 static void raw_exec(const char *sql)

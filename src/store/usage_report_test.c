@@ -38,8 +38,7 @@ static int setup(void **state)
     (void)state;
     sbt_db_new("usage", path, url);
     memset(&E, 0, sizeof(E));
-    if (sb_store_open(url, &S, &E) != SB_OK || sb_store_migrate(S, &E) != SB_OK)
-        fail_msg("%s", E.msg);
+    S = sbt_store_open(url, &E);
     A = sb_arena_create(4096);
     return 0;
 }
@@ -52,12 +51,6 @@ static int teardown(void **state)
     sbt_db_remove(path);
     return 0;
 }
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != SB_OK)                                                                       \
-            fail_msg("%s: %s", #call, E.msg);                                                      \
-    } while (0)
 
 /* One usage row: the columns a report reads; text fields "" = NULL. */
 struct row {
