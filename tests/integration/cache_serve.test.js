@@ -16,7 +16,6 @@ const cp = require('./lib/cp');
 
 describe('response cache on /v1', () => {
     let fake, gw;
-    let n = 0;
 
     before(async () => {
         fake = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
@@ -27,11 +26,7 @@ describe('response cache on /v1', () => {
         if (fake) await fake.stop();
     });
 
-    async function route(cache) {
-        const id = `c${++n}`;
-        cp.ok(await cp.api.post(gw, '/api/routes', { id, strategy: 'priority', targets: ['gpt-test'], cache }), 201);
-        return id;
-    }
+    const route = (cache) => cp.newRoute(gw, ['gpt-test'], 'priority', { cache });
     const ask = (model, content, extra = {}, auth) => h.request(gw, {
         path: '/v1/chat/completions', auth: !auth, headers: auth ? { authorization: `Bearer ${auth}` } : {},
         body: { model, temperature: 0, messages: [{ role: 'user', content }], ...extra },

@@ -30,7 +30,6 @@ function failFirst(n, status, headers = {}) {
 
 describe('model fallbacks and retry rounds', () => {
     let A, B, gw;
-    let n = 0;
 
     before(async () => {
         A = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
@@ -55,11 +54,7 @@ describe('model fallbacks and retry rounds', () => {
     });
 
     /** A fresh model on provider p (health state is per model id). */
-    async function model(p, extra = {}) {
-        const id = `${p}-m${++n}`;
-        cp.ok(await cp.api.post(gw, '/api/models', { id, provider: p, upstream_model: 'gpt-4o-mini', ...extra }), 201);
-        return id;
-    }
+    const model = (p, extra) => cp.newModel(gw, p, extra);
 
     const ask = (model, m) =>
         h.request(gw, { path: '/v1/chat/completions', body: { model, messages: [{ role: 'user', content: m }] } });
@@ -94,10 +89,10 @@ describe('model fallbacks and retry rounds', () => {
         const primary = await model('pa', { fallbacks: [backup] });
         const got = await cp.api.get(gw, `/api/models/${primary}`);
         assert.deepEqual(got.json.fallbacks, [backup]);
-        let bad = await cp.api.post(gw, '/api/models', { id: `x${++n}`, provider: 'pa', fallbacks: ['no-such-model'] });
+        let bad = await cp.api.post(gw, '/api/models', { id: cp.freshId('x'), provider: 'pa', fallbacks: ['no-such-model'] });
         assert.equal(bad.status, 400, bad.text);
         assert.equal(bad.json.error.field, 'fallbacks');
-        const self = `s${++n}`;
+        const self = cp.freshId('s');
         bad = await cp.api.post(gw, '/api/models', { id: self, provider: 'pa', fallbacks: [self] });
         assert.equal(bad.status, 400, bad.text);
         assert.match(bad.json.error.message, /itself/);
@@ -156,8 +151,7 @@ describe('model fallbacks and retry rounds', () => {
     it('a route retries over all its targets; a stream retries before its first byte', async () => {
         const a1 = await model('pa');
         const b1 = await model('pb');
-        const id = `r${++n}`;
-        cp.ok(await cp.api.post(gw, '/api/routes', { id, strategy: 'priority', targets: [a1, b1] }), 201);
+        const id = await cp.newRoute(gw, [a1, b1]);
         const m = A.marker('both');
         A.script(m, failFirst(1, 500));
         B.script(m, failFirst(1, 500));

@@ -17,7 +17,6 @@ const cp = require('./lib/cp');
 
 describe('routing and failover', () => {
     let A, B, gw;
-    let n = 0;
 
     before(async () => {
         A = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
@@ -36,18 +35,9 @@ describe('routing and failover', () => {
         if (B) await B.stop();
     });
 
-    /** A fresh model on provider p (health state is per model id). */
-    async function model(p, extra = {}) {
-        const id = `${p}-m${++n}`;
-        cp.ok(await cp.api.post(gw, '/api/models', { id, provider: p, upstream_model: 'gpt-4o-mini', ...extra }), 201);
-        return id;
-    }
-
-    async function route(targets, strategy = 'priority', weights) {
-        const id = `r${++n}`;
-        cp.ok(await cp.api.post(gw, '/api/routes', { id, strategy, targets, ...(weights ? { weights } : {}) }), 201);
-        return id;
-    }
+    /** A fresh model on provider p (health state is per model id), and a fresh route. */
+    const model = (p, extra) => cp.newModel(gw, p, extra);
+    const route = (targets, strategy, weights) => cp.newRoute(gw, targets, strategy, weights ? { weights } : {});
 
     const ask = (model, m, headers = {}) =>
         h.request(gw, { path: '/v1/chat/completions', headers, body: { model, messages: [{ role: 'user', content: m }] } });

@@ -2,7 +2,8 @@
 //
 // cp.js - helpers for the control-plane (/api) tests: calls as a given
 // identity (admin token, console session, none), the /api error shape,
-// console login, users and virtual keys through the API (DESIGN.md §4).
+// console login, users and virtual keys through the API (DESIGN.md §4),
+// and models and routes made fresh for one test.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -102,6 +103,34 @@ async function createKey(gw, body, as = 'admin') {
     return { id: r.json.id, key: r.json.key, json: r.json };
 }
 
+// ---------------------------------------------------------------------------
+// Fresh registry entries: a model's health and breaker, and a route's cache,
+// are kept per id, so a test that must start clean makes its own.
+// ---------------------------------------------------------------------------
+
+let fresh = 0;
+
+/** `${prefix}N`, with an N this test process has not used before. */
+function freshId(prefix) {
+    return `${prefix}${++fresh}`;
+}
+
+/** POST /api/models as the admin token: model "<p>-mN" on provider p
+ * (upstream gpt-4o-mini unless extra says otherwise); returns its id. */
+async function newModel(gw, p, extra = {}) {
+    const id = freshId(`${p}-m`);
+    ok(await api.post(gw, '/api/models', { id, provider: p, upstream_model: 'gpt-4o-mini', ...extra }), 201);
+    return id;
+}
+
+/** POST /api/routes as the admin token: route "rN" over targets, with extra
+ * keys (weights, cache, ...); returns its id. */
+async function newRoute(gw, targets, strategy = 'priority', extra = {}) {
+    const id = freshId('r');
+    ok(await api.post(gw, '/api/routes', { id, strategy, targets, ...extra }), 201);
+    return id;
+}
+
 /** Polls fn until it is truthy; fails with msg after ms. Returns the elapsed ms. */
 async function within(ms, fn, msg) {
     const t0 = h.now();
@@ -110,4 +139,7 @@ async function within(ms, fn, msg) {
     return h.now() - t0;
 }
 
-module.exports = { call, api, assertApiError, ok, createUser, login, userSession, createKey, within };
+module.exports = {
+    call, api, assertApiError, ok, createUser, login, userSession, createKey, within,
+    freshId, newModel, newRoute,
+};
