@@ -153,8 +153,9 @@ struct serve_state {
     struct sb_server *batch_server; /* its private listener on 127.0.0.1 */
 };
 
-/* The start-up connection migrates and seeds; the usage writer and the
- * control plane then open their own (one thread per connection). */
+/* The start-up connection migrates and seeds, then becomes the control plane's
+ * (one connection fewer to open and cache); the usage writer and the batch
+ * runner open their own (one thread per connection). */
 static sb_err open_store(struct serve_state *s, const char *db, struct sb_error *err)
 {
     /* Each of the gateway's threads opens its own connection, and every
@@ -205,7 +206,9 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
         .writer = s->usage,
         .allow_private_base_urls = s->cfg->allow_private_base_urls,
         .router = s->router,
+        .store = s->store,
     };
+    s->store = NULL; /* the api's now, even if create fails */
     return sb_api_create(&o, &s->api, err); /* publishes the first snapshot */
 }
 

@@ -152,7 +152,9 @@ sb_err sb_api_create(const struct sb_api_opts *o, struct sb_api **out, struct sb
         a->has_admin = true;
     }
     *out = NULL;
-    if (sb_store_open(o->db_url, &a->store, err) != SB_OK || resume_rotation(a, err) != SB_OK ||
+    a->store = o->store;
+    if ((!a->store && sb_store_open(o->db_url, &a->store, err) != SB_OK) ||
+        resume_rotation(a, err) != SB_OK ||
         sb__api_reload(a, err) != SB_OK || sb__api_sessions_load(a, err) != SB_OK) {
         sb_api_free(a);
         return err->code;

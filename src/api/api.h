@@ -46,6 +46,9 @@ struct sb_api_opts {
                                           cancelled; borrowed, may be NULL */
     struct sb_router *router;          /* appended (key pools): dead keys to store, holds to
                                           release; borrowed, may be NULL */
+    struct sb_store *store;            /* appended: an open connection to db_url to use instead
+                                          of opening one (serve's start-up connection, already
+                                          migrated); ownership taken even on failure; may be NULL */
 };
 
 /* Opens the store, loads and publishes the first snapshot, starts the

@@ -108,7 +108,8 @@ struct xfer {
 };
 
 struct sb_batch_runner {
-    struct sb_store *store;
+    struct sb_store *store;     /* opened by the thread's first lease, off the start-up path */
+    char *db_url;               /* owned */
     char token[80];             /* "sb-batch-" + 64 hex; wiped at free */
     unsigned char digest[32];
     char runner_id[96];         /* this process's name on leases */
@@ -222,6 +223,11 @@ static void lease(struct sb_batch_runner *r)
     struct sb_store_batch *rows = NULL;
     size_t n = 0;
     struct sb_error err = {0};
+    if (!r->store && sb_store_open(r->db_url, &r->store, &err) != SB_OK) {
+        sb_warn("msg=\"batch: cannot open the store; retrying\" err=\"%s\"", err.msg);
+        sb_arena_free(a);
+        return;
+    }
     if (sb_store_batch_claim(r->store, r->runner_id, now_ms(), SB_BATCH_LEASE_MS,
                              SB_BATCH_MAX_JOBS, a, &rows, &n, &err) != SB_OK) {
         sb_warn("msg=\"batch: lease failed; retrying\" err=\"%s\"", err.msg);
@@ -794,7 +800,7 @@ static void *run(void *ud)
     abort_xfers(r, NULL);
     flush(r, true);
     struct sb_error err = {0};
-    if (sb_store_batch_release(r->store, r->runner_id, &err) != SB_OK)
+    if (r->store && sb_store_batch_release(r->store, r->runner_id, &err) != SB_OK)
         sb_warn("msg=\"batch: releasing leases failed; they run out by themselves\" err=\"%s\"",
                 err.msg);
     while (r->jobs)
@@ -839,10 +845,7 @@ sb_err sb_batch_runner_create(const struct sb_batch_runner_opts *o, struct sb_ba
     r->shutdown_ms = o->shutdown_ms;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    if (sb_store_open(o->db_url, &r->store, err) != SB_OK) {
-        sb_batch_runner_free(r);
-        return err->code;
-    }
+    r->db_url = sb_xstrdup(o->db_url);
     *out = r;
     return SB_OK;
 }
@@ -897,6 +900,7 @@ void sb_batch_runner_free(struct sb_batch_runner *r)
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
     sb_store_close(r->store);
+    free(r->db_url);
     sb_secret_wipe(r->token, sizeof(r->token));
     free(r);
 }

@@ -13,8 +13,9 @@
  * token and nothing else, and maps it to the owner the runner names
  * (gateway/client_auth.c).
  *
- * Lifetime: create (opens its store connection, makes the token) -> the
- * caller starts the private listener with the token's digest -> start(port)
+ * Lifetime: create (makes the token) -> the caller starts the private
+ * listener with the token's digest -> start(port: the thread opens its store
+ * connection, off the start-up path, and retries a failed open every second)
  * -> ... -> stop (no new line; lines in flight may finish for shutdown_ms;
  * then leases are given back so a restart, or the process that took over,
  * resumes at once) -> free (joins the thread). A line in flight when the
@@ -34,7 +35,7 @@ struct sb_batch_runner;
 #define SB_BATCH_LEASE_MS 20000        /* a dead process's jobs resume after this */
 
 struct sb_batch_runner_opts {
-    const char *db_url;   /* the runner opens its own store connection */
+    const char *db_url;   /* the runner's thread opens its own store connection (copied) */
     unsigned shutdown_ms; /* how long lines in flight may finish at stop */
 };
 
