@@ -28,15 +28,6 @@ static struct sb__ynode *scalar(struct sb_arena *a, struct sb_slice s, bool plai
     return n;
 }
 
-static void append(struct sb__ynode *parent, struct sb__ynode *child)
-{
-    if (parent->last)
-        parent->last->next = child;
-    else
-        parent->child = child;
-    parent->last = child;
-}
-
 static bool has_key(const struct sb__ynode *map, struct sb_slice key)
 {
     for (const struct sb__ynode *k = map->child; k; k = k->next->next)
@@ -56,12 +47,12 @@ static sb_err container(struct sb_arena *a, const struct sb_json *j, struct sb__
             if (has_key(n, c->key))
                 return sb_fail(err, SB_E_BAD_REQUEST, "duplicate key '%.*s'",
                                (int)(c->key.len > 40 ? 40 : c->key.len), c->key.p);
-            append(n, scalar(a, c->key, false));
+            sb__ynode_append(n, scalar(a, c->key, false));
         }
         sb_err rc = convert(a, c, &v, err);
         if (rc != SB_OK)
             return rc;
-        append(n, v);
+        sb__ynode_append(n, v);
         n->count++;
     }
     return SB_OK;

@@ -14,6 +14,18 @@
 
 #define MODEL_ID_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 
+/* A model's or a route's id: required, and in the alphabet of names a
+ * request's "model" may carry. */
+static sb_err check_name_id(struct walk *w, const char *id, const struct sb__ynode *n)
+{
+    if (!id)
+        return sb__config_missing(w, n->line, "id", "");
+    if (!sb__config_chars_ok(id, MODEL_ID_CHARS, 128))
+        return sb__config_fail_at(w, n, "id",
+                                  "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
+    return SB_OK;
+}
+
 /* Short names for the row macros (macros, not typedefs: STYLE.md practice 17). */
 #define MODEL struct sb_store_model
 #define ROUTE struct sb_store_route
@@ -23,11 +35,9 @@
 static sb_err check_model(struct walk *w, void *elem, const struct sb__ynode *n)
 {
     struct sb_store_model *m = elem;
-    if (!m->id)
-        return sb__config_missing(w, n->line, "id", "");
-    if (!sb__config_chars_ok(m->id, MODEL_ID_CHARS, 128))
-        return sb__config_fail_at(w, n, "id",
-                                  "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
+    sb_err rc = check_name_id(w, m->id, n);
+    if (rc != SB_OK)
+        return rc;
     if (!m->provider)
         return sb__config_missing(w, n->line, "provider", "");
     if (!m->upstream_model)
@@ -111,11 +121,9 @@ static const char *const strategies[] = {"priority", "weighted", "least-latency"
 static sb_err check_route(struct walk *w, void *elem, const struct sb__ynode *n)
 {
     struct sb_store_route *r = elem;
-    if (!r->id)
-        return sb__config_missing(w, n->line, "id", "");
-    if (!sb__config_chars_ok(r->id, MODEL_ID_CHARS, 128))
-        return sb__config_fail_at(w, n, "id",
-                                  "must match [A-Za-z0-9._:-]+ (at most 128 characters)");
+    sb_err rc = check_name_id(w, r->id, n);
+    if (rc != SB_OK)
+        return rc;
     if (!r->strategy)
         r->strategy = strategies[0];
     size_t i = 0;

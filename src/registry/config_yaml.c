@@ -52,7 +52,7 @@ static struct sb__ynode *new_node(struct yreader *y, enum sb__ykind kind, const 
     return n;
 }
 
-static void append(struct sb__ynode *parent, struct sb__ynode *child)
+void sb__ynode_append(struct sb__ynode *parent, struct sb__ynode *child)
 {
     if (parent->last)
         parent->last->next = child;
@@ -94,8 +94,8 @@ static sb_err add_pair(struct yreader *y, struct sb__ynode *map, struct sb__ynod
         if (same_key(k, key))
             return sb_fail(y->err, SB_E_CONFIG, "%s:%d: duplicate key '%.40s'", y->name, key->line,
                            key->str);
-    append(map, key);
-    append(map, val);
+    sb__ynode_append(map, key);
+    sb__ynode_append(map, val);
     map->count++;
     return SB_OK;
 }
@@ -119,7 +119,7 @@ static sb_err read_children(struct yreader *y, struct sb__ynode *n, yaml_event_t
         if (rc != SB_OK)
             return rc;
         if (n->kind == SB_Y_SEQ) {
-            append(n, child);
+            sb__ynode_append(n, child);
             n->count++;
         } else if (!key) {
             key = child;

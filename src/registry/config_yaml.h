@@ -33,6 +33,9 @@ struct sb__ynode {
     struct sb__ynode *next;  /* next sibling */
 };
 
+/* Appends child to parent's children (a MAP's come as key, value, key, ...). */
+void sb__ynode_append(struct sb__ynode *parent, struct sb__ynode *child);
+
 /*
  * Parses p[0..len) (borrowed) into a tree allocated from a. *root is NULL
  * for an empty stream. Errors are SB_E_CONFIG "name:line: what".
