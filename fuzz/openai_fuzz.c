@@ -28,6 +28,7 @@
 #include "core/json.h"
 #include "crypto/secret.h"
 #include "provider/provider.h"
+#include "upstream/client.h"
 
 #define KEY "sk-fuzz-0123456789" /* code_word()-shaped, so it could slip into api_code */
 
@@ -338,6 +339,33 @@ static void check_upstream_body(const struct world *w, const struct sb_upstream_
     check_kept(w->c.json, out);
 }
 
+/* The body in pieces (what the proxy asks for) joins to the whole one, and
+ * every byte of the client's body in it is the client's own (not copied). */
+static void check_parts(struct world *w, const struct sb_upstream_req *whole)
+{
+    struct sb_upstream_req r;
+    struct sb_error err;
+    w->c.want_parts = true;
+    sb_err rc = w->p.ops->build_request(&w->c, &r, &err);
+    w->c.want_parts = false;
+    if (rc != SB_OK || r.nparts > SB_UREQ_MAX_PARTS || (r.nparts && r.body.len))
+        abort();
+    if (!r.nparts) {
+        if (r.body.p != w->c.body.p || !sb_slice_eq(r.body, whole->body))
+            abort(); /* nothing to change: the client's body itself */
+        return;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < r.nparts; i++) {
+        if (at + r.parts[i].len > whole->body.len ||
+            (r.parts[i].len && memcmp(whole->body.p + at, r.parts[i].p, r.parts[i].len) != 0))
+            abort();
+        at += r.parts[i].len;
+    }
+    if (at != whole->body.len || r.parts[0].p != w->c.body.p)
+        abort();
+}
+
 static void fuzz_request(unsigned sel, const uint8_t *p, size_t n, enum sb_op op)
 {
     struct world w;
@@ -358,6 +386,7 @@ static void fuzz_request(unsigned sel, const uint8_t *p, size_t n, enum sb_op op
             if (strncmp(r.url, "http://u/", 9) != 0 || has_key(r.url, strlen(r.url)))
                 abort();
             check_upstream_body(&w, &r);
+            check_parts(&w, &r);
         } else
             check_error(&err);
     }

@@ -562,6 +562,7 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
     x->req = req;
     x->w = w;
     x->call.arena = req->arena;
+    x->call.want_parts = true; /* the upstream client writes a body's pieces as they are */
     x->usage.prompt_tokens = x->usage.completion_tokens = -1;
     x->prompt_est = -1;
     sb_buf_init(&x->body, w->gw->max_upstream_bytes);
@@ -820,8 +821,10 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
         .url = ur.url,
         .headers = ur.headers,
         .nheaders = ur.nheaders,
-        .body = ur.body.p,
+        .body = ur.nparts ? NULL : ur.body.p,
         .body_len = ur.body.len,
+        .parts = ur.parts,
+        .nparts = ur.nparts,
         .connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000,
         .total_timeout_ms = p->timeout_ms,
         .idle_timeout_ms = p->idle_timeout_ms,

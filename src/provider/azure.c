@@ -83,7 +83,7 @@ static sb_err azure_build_request(const struct sb_call *c, struct sb_upstream_re
         return sb_fail_field(err, SB_E_CONFIG, "api_version",
                              "provider %s (type azure) has no api_version configured", pname(c));
     bool usage = strncmp(v, USAGE_SINCE, strlen(USAGE_SINCE)) >= 0;
-    sb_err rc = sb__openai_rewrite_body(c, usage, &out->body, err);
+    sb_err rc = sb__openai_set_body(c, usage, out, err);
     if (rc != SB_OK)
         return rc;
     out->method = "POST";

@@ -147,10 +147,9 @@ static sb_err usage_edit(const struct sb_call *c, bool want, struct edits *ed, s
         so->count ? SB_SLICE("\"include_usage\":true,") : SB_SLICE("\"include_usage\":true"), err);
 }
 
-/* Applies the edits (sorted by offset, stable) into one new arena body. */
-static struct sb_slice apply_edits(const struct sb_call *c, struct edits *ed)
+/* Sorts the edits by offset (stable: insertions at one place keep their order). */
+static void sort_edits(struct edits *ed)
 {
-    size_t total = c->body.len;
     for (size_t i = 1; i < ed->n; i++) {
         struct edit x = ed->e[i];
         size_t j = i;
@@ -158,6 +157,12 @@ static struct sb_slice apply_edits(const struct sb_call *c, struct edits *ed)
             ed->e[j] = ed->e[j - 1];
         ed->e[j] = x;
     }
+}
+
+/* Applies the sorted edits into one new arena body. */
+static struct sb_slice apply_edits(const struct sb_call *c, const struct edits *ed)
+{
+    size_t total = c->body.len;
     for (size_t i = 0; i < ed->n; i++)
         total = total - ed->e[i].len + ed->e[i].with.len;
     char *out = sb_arena_alloc(c->arena, total + 1), *o = out;
@@ -174,21 +179,64 @@ static struct sb_slice apply_edits(const struct sb_call *c, struct edits *ed)
     return (struct sb_slice){out, total};
 }
 
-sb_err sb__openai_rewrite_body(const struct sb_call *c, bool usage, struct sb_slice *out,
-                               struct sb_error *err)
+/* The same edits as pieces: the client's bytes between them and the new
+ * values, no copy of the body (at most 2 * 8 + 1 = SB_UREQ_MAX_PARTS). */
+static const struct sb_slice *edit_parts(const struct sb_call *c, const struct edits *ed,
+                                         size_t *n)
 {
-    struct edits ed = {.n = 0};
+    struct sb_slice *parts = sb_arena_alloc(c->arena, (2 * ed->n + 1) * sizeof(*parts));
+    size_t k = 0, pos = 0;
+    for (size_t i = 0; i < ed->n; i++) {
+        parts[k++] = (struct sb_slice){c->body.p + pos, ed->e[i].at - pos};
+        parts[k++] = ed->e[i].with;
+        pos = ed->e[i].at + ed->e[i].len;
+    }
+    parts[k++] = (struct sb_slice){c->body.p + pos, c->body.len - pos};
+    *n = k;
+    return parts;
+}
+
+/* The body's edits, sorted: every top-level "model" value, the usage option.
+ * Edits never overlap: they touch distinct members, or insert right after a '{'. */
+static sb_err body_edits(const struct sb_call *c, bool usage, struct edits *ed,
+                         struct sb_error *err)
+{
+    ed->n = 0;
     if (!c->json || c->json->type != SB_JSON_OBJECT)
         return sb_fail(err, SB_E_BAD_REQUEST, "request body must be a JSON object");
     if (!within(c->body, c->json->raw))
         return sb_fail(err, SB_E_INTERNAL, "parsed request does not point into its body");
-    sb_err rc = model_edits(c, &ed, err);
+    sb_err rc = model_edits(c, ed, err);
     if (rc == SB_OK)
-        rc = usage_edit(c, usage, &ed, err);
+        rc = usage_edit(c, usage, ed, err);
+    sort_edits(ed);
+    return rc;
+}
+
+sb_err sb__openai_rewrite_body(const struct sb_call *c, bool usage, struct sb_slice *out,
+                               struct sb_error *err)
+{
+    struct edits ed;
+    sb_err rc = body_edits(c, usage, &ed, err);
+    if (rc == SB_OK)
+        *out = ed.n ? apply_edits(c, &ed) : c->body;
+    return rc;
+}
+
+sb_err sb__openai_set_body(const struct sb_call *c, bool usage, struct sb_upstream_req *out,
+                           struct sb_error *err)
+{
+    /* SigV4 hashes one whole body; a caller without pieces gets one too. */
+    if (!c->want_parts || c->provider->auth == SB_AUTH_SIGV4)
+        return sb__openai_rewrite_body(c, usage, &out->body, err);
+    struct edits ed;
+    sb_err rc = body_edits(c, usage, &ed, err);
     if (rc != SB_OK)
         return rc;
-    /* Edits never overlap: they touch distinct members, or insert right after a '{'. */
-    *out = ed.n ? apply_edits(c, &ed) : c->body;
+    if (ed.n)
+        out->parts = edit_parts(c, &ed, &out->nparts);
+    else
+        out->body = c->body;
     return SB_OK;
 }
 
@@ -196,7 +244,7 @@ static sb_err openai_build_request(const struct sb_call *c, struct sb_upstream_r
                                    struct sb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    sb_err rc = sb__openai_rewrite_body(c, true, &out->body, err);
+    sb_err rc = sb__openai_set_body(c, true, out, err);
     if (rc != SB_OK)
         return rc;
     out->method = "POST";

@@ -22,6 +22,11 @@ extern const struct sb_provider_ops sb_openai_ops;
  */
 sb_err sb__openai_rewrite_body(const struct sb_call *c, bool usage, struct sb_slice *out,
                                struct sb_error *err);
+/* The same into out: as pieces (out->parts: the client's bytes around the new
+ * values) when c->want_parts and the provider does not sign the body, else as
+ * out->body. */
+sb_err sb__openai_set_body(const struct sb_call *c, bool usage, struct sb_upstream_req *out,
+                           struct sb_error *err);
 
 /*
  * After sb_fail: sets err->api_code to the upstream's error.code when it is

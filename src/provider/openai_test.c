@@ -70,6 +70,34 @@ static void test_zero_copy_when_unchanged(void **state)
     assert_ptr_equal(r.body.p, body);
 }
 
+/* What the proxy asks for: the body in pieces, the client's own bytes
+ * around the new model value (no copy), joining to the rewritten body. */
+static void test_body_in_pieces(void **state)
+{
+    struct fx *f = *state;
+    const char *body = "{\"messages\":[],\"model\":\"gpt\",\"stream\":true}";
+    fx_call(f, body, SB_OP_CHAT);
+    f->c.want_parts = true;
+    struct sb_upstream_req r;
+    struct sb_error err;
+    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
+    assert_int_equal(r.body.len, 0);
+    assert_int_equal(r.nparts, 5); /* usage option inserted after '{', model replaced */
+    assert_ptr_equal(r.parts[0].p, f->c.body.p);
+    assert_ptr_equal(r.parts[4].p, strstr(f->c.body.p, ",\"stream\""));
+    char joined[256] = "";
+    for (size_t i = 0; i < r.nparts; i++)
+        strncat(joined, r.parts[i].p, r.parts[i].len);
+    assert_string_equal(joined, "{\"stream_options\":{\"include_usage\":true},\"messages\":[],"
+                                "\"model\":\"gpt-4o-mini\",\"stream\":true}");
+    /* Nothing to change: the client's body itself, in one piece. */
+    fx_call(f, "{\"model\":\"gpt-4o-mini\"}", SB_OP_CHAT);
+    f->c.want_parts = true;
+    assert_int_equal(f->ops->build_request(&f->c, &r, &err), SB_OK);
+    assert_int_equal(r.nparts, 0);
+    assert_ptr_equal(r.body.p, f->c.body.p);
+}
+
 static void test_stream_options(void **state)
 {
     struct fx *f = *state;
@@ -511,6 +539,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model_positions, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_parse_tail, setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_body_in_pieces, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_escapes_and_unicode, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_zero_copy_when_unchanged, setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stream_options, setup, fx_teardown),

@@ -128,6 +128,10 @@ struct sb_call {
      * another provider (this is a fallback to a different one): adapters leave
      * thinking blocks and thought signatures out instead of forwarding them. */
     bool foreign_signatures;
+    /* Appended (issue 9): the caller takes the upstream body in pieces
+     * (sb_upstream_req.parts), so a pass-through body whose model is rewritten
+     * goes out as the client's own bytes around the new value, not a copy. */
+    bool want_parts;
 };
 
 enum sb_stream_format {
@@ -142,6 +146,11 @@ struct sb_upstream_req {
     struct sb_kv *headers; /* arena; includes auth and content-type */
     size_t nheaders;
     struct sb_slice body; /* arena or borrowed from the call */
+    /* Appended (issue 9): with c->want_parts, the body may come as these pieces
+     * instead, written in order (nparts > 0, body empty; arena or borrowed from
+     * the call). At most SB_UREQ_MAX_PARTS (upstream/client.h). */
+    const struct sb_slice *parts;
+    size_t nparts;
     /* Appended: request settings the adapter had to change (Anthropic thinking needs
      * temperature 1 and room in max_tokens), as "name=value,..." for the client's
      * x-switchboard-adjusted header; NULL when nothing was changed. Arena memory. */

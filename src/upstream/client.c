@@ -77,6 +77,7 @@ struct sb_ureq {
     char method[16];         /* copied, validated token */
     const char *body;        /* borrowed until the end */
     size_t body_len;
+    char *joined;            /* a body given in pieces, joined for curl (owned) */
     long connect_ms, total_ms, idle_ms;
     struct sb_ureq_cbs cbs;
     void *ud;
@@ -244,6 +245,8 @@ static void ureq_destroy(struct sb_ureq *r)
         sb_secret_wipe(r->url, strlen(r->url)); /* may carry ?key= (query auth) */
     free(r->url);
     r->url = NULL;
+    free(r->joined);
+    r->joined = NULL;
     u->nclosing++;
     uv_close((uv_handle_t *)&r->timer, ureq_closed);
 }
@@ -707,6 +710,9 @@ sb_err sb__ureq_check_spec(const struct sb_ureq_spec *s, const struct sb_ureq_cb
 {
     if (!s->url || !*s->url || !s->method || !cbs->on_data || !cbs->on_done)
         return sb_fail(err, SB_E_INTERNAL, "upstream request without url, method or callbacks");
+    if (s->nparts > SB_UREQ_MAX_PARTS || (s->nparts && s->body))
+        return sb_fail(err, SB_E_INTERNAL, "upstream body in %zu pieces (and a whole one: %d)",
+                       s->nparts, s->body != NULL);
     size_t mlen = strlen(s->method);
     bool ok = mlen > 0 && mlen < sizeof(((struct sb_ureq *)0)->method);
     for (size_t i = 0; ok && i < mlen; i++)
@@ -758,6 +764,20 @@ static struct curl_slist *build_headers(const struct sb_kv *h, size_t n)
 /* The native pool takes plain http:// unless the provider or the
  * environment says curl; curl keeps https://, proxies, and URLs h1.c does
  * not send (userinfo). */
+/* The pieces of a body as one heap buffer (owned); its length in *len. */
+static char *join_parts(const struct sb_slice *parts, size_t n, size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += parts[i].len;
+    char *out = sb_xmalloc(total ? total : 1);
+    for (size_t i = 0, at = 0; i < n; at += parts[i].len, i++)
+        if (parts[i].len)
+            memcpy(out + at, parts[i].p, parts[i].len);
+    *len = total;
+    return out;
+}
+
 static bool native(const struct sb_upstream *u, const struct sb_ureq_spec *spec)
 {
     enum sb_ureq_transport t = u->env_transport ? u->env_transport : spec->transport;
@@ -783,6 +803,8 @@ struct sb_ureq *sb_ureq_start(struct sb_upstream *u, const struct sb_ureq_spec *
     r->hdrs = build_headers(spec->headers, spec->nheaders);
     r->body = spec->body;
     r->body_len = spec->body ? spec->body_len : 0;
+    if (spec->nparts) /* curl takes one buffer */
+        r->body = r->joined = join_parts(spec->parts, spec->nparts, &r->body_len);
     r->connect_ms = spec->connect_timeout_ms > 0 ? spec->connect_timeout_ms : DEFAULT_CONNECT_MS;
     r->total_ms = spec->total_timeout_ms > 0 ? spec->total_timeout_ms : 0;
     r->idle_ms = spec->idle_timeout_ms > 0 ? spec->idle_timeout_ms : 0;

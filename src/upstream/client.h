@@ -53,6 +53,10 @@ typedef void (*sb_ureq_done_fn)(void *ud, sb_err result, const struct sb_error *
 
 #define SB_UREQ_PAUSE 1
 
+/* Most pieces a request body may come in (sb_ureq_spec.parts): a body with
+ * eight edits is at most seventeen. */
+#define SB_UREQ_MAX_PARTS 17
+
 struct sb_ureq_cbs {
     sb_ureq_head_fn on_head; /* may be NULL */
     sb_ureq_data_fn on_data; /* required */
@@ -75,6 +79,11 @@ struct sb_ureq_spec {
     size_t nheaders;
     const char *body; /* borrowed until on_done or cancel; sent when non-NULL or POST */
     size_t body_len;
+    /* Or the body as pieces sent in this order, borrowed the same way (body
+     * NULL): the native path writes them with the head in one writev, curl
+     * gets them joined. At most SB_UREQ_MAX_PARTS. */
+    const struct sb_slice *parts;
+    size_t nparts;
     long connect_timeout_ms; /* 0 = 10 s */
     long total_timeout_ms;   /* whole request, time queued included; 0 = none */
     long idle_timeout_ms;    /* longest silence after the first response byte

@@ -81,8 +81,9 @@ struct h1req {
     char tgt[280];         /* "host:port" for Host and messages (never the URL) */
     struct sb_error *late; /* a failure while starting, told from the timer */
     struct sb_buf out;     /* the request head (credentials: wiped) */
-    const char *body;      /* borrowed until on_done or cancel */
-    size_t body_len;
+    /* The head, then the body's pieces (borrowed until on_done or cancel): one writev. */
+    uv_buf_t bufs[1 + SB_UREQ_MAX_PARTS];
+    unsigned nbufs;
     struct sb_ureq_cbs cbs;
     void *ud;
     long connect_ms, total_ms, idle_ms;
@@ -506,13 +507,12 @@ static void on_write(uv_write_t *w, int status)
 
 static void send_on(struct h1req *r, struct conn *c)
 {
-    uv_buf_t b[2] = {uv_buf_init(r->out.p, (unsigned)r->out.len),
-                     uv_buf_init((char *)r->body, (unsigned)r->body_len)};
+    r->bufs[0] = uv_buf_init(r->out.p, (unsigned)r->out.len);
     r->c = c;
     c->req = r;
     c->write.data = c;
     c->writing = true;
-    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, b, r->body_len ? 2 : 1, on_write);
+    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, r->bufs, r->nbufs, on_write);
     if (rc < 0) {
         c->writing = false;
         if (!retry(r))
@@ -699,13 +699,32 @@ static bool has_header(const struct sb_ureq_spec *s, const char *name)
     return sb_ureq_header(s->headers, s->nheaders, name).p != NULL;
 }
 
+static size_t body_len(const struct sb_ureq_spec *s)
+{
+    size_t n = s->body ? s->body_len : 0;
+    for (size_t i = 0; i < s->nparts; i++)
+        n += s->parts[i].len;
+    return n;
+}
+
+/* The body's pieces after the head's place in r->bufs (empty ones left out). */
+static void set_body(struct h1req *r, const struct sb_ureq_spec *s)
+{
+    r->nbufs = 1;
+    if (s->body && s->body_len)
+        r->bufs[r->nbufs++] = uv_buf_init((char *)s->body, (unsigned)s->body_len);
+    for (size_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].len)
+            r->bufs[r->nbufs++] = uv_buf_init((char *)s->parts[i].p, (unsigned)s->parts[i].len);
+}
+
 /* "METHOD /path HTTP/1.1", Host, Accept (as curl sends them unless given),
  * the spec's headers, Content-Length: one buffer, sent with the body. */
 static void build_head(struct h1req *r, const struct sb_ureq_spec *s, const char *path)
 {
     struct sb_buf *o = &r->out;
     size_t plen = strcspn(path, "#");
-    bool with_body = s->body || strcmp(s->method, "POST") == 0;
+    bool with_body = s->body || s->nparts || strcmp(s->method, "POST") == 0;
     size_t want = 128 + strlen(path) + strlen(r->tgt);
     for (size_t i = 0; i < s->nheaders; i++)
         want += s->headers[i].name.len + s->headers[i].value.len + 4;
@@ -729,7 +748,7 @@ static void build_head(struct h1req *r, const struct sb_ureq_spec *s, const char
         sb_buf_append(o, "\r\n", 2);
     }
     if (with_body)
-        sb_buf_printf(o, "Content-Length: %zu\r\n", s->body ? s->body_len : 0);
+        sb_buf_printf(o, "Content-Length: %zu\r\n", body_len(s));
     sb_buf_append(o, "\r\n", 2);
     r->head_req = !with_body && strcmp(s->method, "HEAD") == 0;
 }
@@ -784,8 +803,7 @@ struct sb_ureq *sb__h1_start(struct sb_h1 *h, const struct sb_ureq_spec *spec,
         free(r);
         return NULL;
     }
-    r->body = spec->body;
-    r->body_len = spec->body ? spec->body_len : 0;
+    set_body(r, spec);
     r->connect_ms =
         spec->connect_timeout_ms > 0 ? spec->connect_timeout_ms : SB__DEFAULT_CONNECT_MS;
     r->total_ms = spec->total_timeout_ms > 0 ? spec->total_timeout_ms : 0;
