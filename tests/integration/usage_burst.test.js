@@ -21,24 +21,6 @@ const cp = require('./lib/cp');
 const N = 10000;
 const CONCURRENCY = 32;
 
-function post(agent, gw, body, bearer = gw.token) {
-    return new Promise((resolve, reject) => {
-        const payload = JSON.stringify(body);
-        const req = http.request({
-            host: '127.0.0.1', port: gw.port, method: 'POST', path: '/v1/chat/completions', agent,
-            headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json',
-                'content-length': Buffer.byteLength(payload) },
-        }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode));
-            res.on('error', reject);
-        });
-        req.setTimeout(30000, () => req.destroy(new Error('no response within 30 s')));
-        req.on('error', reject);
-        req.end(payload);
-    });
-}
-
 /** n requests over `conns` keep-alive connections; returns Map(status -> count). */
 async function burst(gw, n, conns, body, bearer) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
@@ -47,7 +29,7 @@ async function burst(gw, n, conns, body, bearer) {
     const worker = async () => {
         while (next < n) {
             next++;
-            const s = await post(agent, gw, body, bearer);
+            const s = await h.chatStatus(agent, gw, body, bearer);
             statuses.set(s, (statuses.get(s) || 0) + 1);
         }
     };

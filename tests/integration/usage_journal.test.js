@@ -22,24 +22,6 @@ const LOCK_MS = 10000;
 const MIN_DURING = 2000;
 const CONCURRENCY = 16;
 
-function post(agent, gw, body) {
-    return new Promise((resolve, reject) => {
-        const payload = JSON.stringify(body);
-        const req = http.request({
-            host: '127.0.0.1', port: gw.port, method: 'POST', path: '/v1/chat/completions', agent,
-            headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json',
-                'content-length': Buffer.byteLength(payload) },
-        }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode));
-            res.on('error', reject);
-        });
-        req.setTimeout(30000, () => req.destroy(new Error('no response within 30 s')));
-        req.on('error', reject);
-        req.end(payload);
-    });
-}
-
 /** Sends requests with CONCURRENCY workers until `until()` is true and at least `min` went. */
 async function load(agent, gw, statuses, min, until) {
     const body = { model: 'gpt-test', messages: [{ role: 'user', content: 'journal' }] };
@@ -47,7 +29,7 @@ async function load(agent, gw, statuses, min, until) {
     const worker = async () => {
         while (sent < min || !until()) {
             sent++;
-            const s = await post(agent, gw, body);
+            const s = await h.chatStatus(agent, gw, body);
             statuses.set(s, (statuses.get(s) || 0) + 1);
         }
     };

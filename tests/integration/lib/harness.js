@@ -274,6 +274,28 @@ function chat(gw, body, opts = {}) {
 }
 
 /**
+ * POST /v1/chat/completions on agent's keep-alive sockets, for load tests:
+ * resolves with the status code only (the body is drained, not kept).
+ */
+function chatStatus(agent, gw, body, bearer = gw.token) {
+    return new Promise((resolve, reject) => {
+        const payload = JSON.stringify(body);
+        const req = http.request({
+            host: '127.0.0.1', port: gw.port, method: 'POST', path: '/v1/chat/completions', agent,
+            headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json',
+                'content-length': Buffer.byteLength(payload) },
+        }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+            res.on('error', reject);
+        });
+        req.setTimeout(30000, () => req.destroy(new Error('no response within 30 s')));
+        req.on('error', reject);
+        req.end(payload);
+    });
+}
+
+/**
  * A streaming request. Resolves once the response head arrived with
  * {status, headers, res, req, events, done}; `events` fills as SSE events
  * arrive ({t, data, json}), `done` resolves when the body ends or errors
@@ -493,6 +515,6 @@ async function eventually(fn, timeoutMs = 5000, stepMs = 50) {
 }
 
 module.exports = {
-    BIN, REPO, FAKE_KEY, DEFAULT_SERVER, flow, freePort, configYaml, startGateway, assertCleanStop, request, chat, stream, streamText,
+    BIN, REPO, FAKE_KEY, DEFAULT_SERVER, flow, freePort, configYaml, startGateway, assertCleanStop, request, chat, chatStatus, stream, streamText,
     RawConn, rawConnect, httpRequestText, assertOpenAIError, sql, eventually, now, sleep,
 };
