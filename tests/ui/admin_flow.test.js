@@ -218,6 +218,15 @@ describe('console: an admin from first start to a streamed answer', () => {
         assert.equal(r.choices[0].message.content, 'Hello from the fake upstream.');
         await assert.rejects(client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] }),
             (e) => e.status === 403, 'the key is scoped to m-two');
+        // last_used_at is raised by the usage writer after its batch (within
+        // FLUSH_MS, 100 ms, later on a loaded machine), not by the request:
+        // once the API has it, the page must show it.
+        const used = await h.eventually(async () => {
+            const list = await h.request(env.gw, { method: 'GET', path: '/api/keys' });
+            const k = (list.json.data || []).find((x) => x.name === 'sdk-app');
+            return k && k.last_used_at;
+        }, 15000);
+        assert.ok(used, 'the key is recorded as used');
         await page.reload();
         await page.locator('td.kname', { hasText: 'sdk-app' }).waitFor();
         const cells = await page.locator('tr', { hasText: 'sdk-app' }).locator('td').allTextContents();
