@@ -261,6 +261,7 @@ class FakeUpstream {
         if (typeof sc === 'function') return sc(ctx);
         const s = sc || {};
 
+        if (s.gate) await s.gate(record);
         if (s.delayMs) await sleep(s.delayMs);
         if (res.destroyed) return;
         if (s.destroy) { res.socket.destroy(); return; }
