@@ -350,19 +350,20 @@ static void pause_resume_delivers_each_byte_once(void **state)
     up_open(0);
     sbt_res_init(&s);
     sbt_res_init(&b);
-    /* Paused for 120 ms at a time with a 60 ms idle timeout: time paused by
-     * the consumer is not upstream silence. */
+    /* Paused for 600 ms at a time with a 300 ms idle timeout: time paused by
+     * the consumer is not upstream silence. (The chunks' 30 ms gaps leave
+     * 270 ms for a loaded scheduler; 60 ms against 120 ms left 30.) */
     s.pause_every = 1;
     s.max_pauses = 2;
-    s.resume_ms = 120;
-    s.idle_ms = 60;
+    s.resume_ms = 600;
+    s.idle_ms = 300;
     sbt_begin(&s, "GET", "/stream?n=4&gap=30", NULL, 0);
     /* A 600 KB body that stalls every third delivery. */
     b.pause_every = 3;
     b.max_pauses = 1000;
     b.resume_ms = 2;
     sbt_begin(&b, "GET", "/big?n=600000", NULL, 0);
-    sbt_run_until(NULL, 5000);
+    sbt_run_until(NULL, 10000);
     assert_int_equal(s.rc, SB_OK);
     assert_int_equal(s.npause, 2);
     assert_string_equal(s.body.p, "c0|c1|c2|c3|");
