@@ -64,14 +64,23 @@
 #include "store/store.h"
 #include "store/usage_journal.h"
 
-/* Rows per transaction. Each commit costs a fixed share (the WAL frames of
- * the pages it touched, which rewrite the same half-filled leaf pages, and
- * the lock calls), so fewer commits make a row cheaper: the writer's CPU per
- * row (bench/usage_bench, 10k rows/s, a WAL file, schedstat) was 4.6-5.2 us
- * at 64, 3.0-3.3 us at 256 and 2.9-3.0 us at 1024. 256 takes most of it and
- * keeps a transaction near a millisecond, short enough to yield the core
- * between them. */
-#define BATCH 256
+/* Rows per transaction, and so per round at c1 (WAKE_ROWS is the same).
+ * Each commit costs a fixed share (the WAL frames of the pages it touched,
+ * which rewrite the same half-filled leaf pages, and the lock calls), so
+ * fewer commits make a row cheaper: the writer's CPU per row
+ * (bench/usage_bench, 10k rows/s, a WAL file, schedstat) was 4.6-5.2 us at
+ * 64, 3.0-3.3 us at 256 and 2.9-3.0 us at 1024.
+ * Tail latency chose 1024 over 256. Where the writer shares a core with a
+ * worker (make bench pins both), a request in flight waits for the whole
+ * run of the writer it meets: the kernel preempts a running thread only at
+ * a wake-up or the 4 ms tick, and at c1 nothing wakes. With 256 a 10k req/s
+ * round was 4 transactions with a yield between them, so it stalled 4
+ * requests by 0.2-0.6 ms each: 0.32-0.37 % of requests (perf sched,
+ * DESIGN.md section 7). One transaction per round stalls one, 0.09-0.13 %,
+ * by 0.7 ms (median; 3-5 ms with a WAL checkpoint): p99.9, not p99.
+ * Yielding inside a transaction every 16 rows (a prototype) did the
+ * opposite: 1.5-4 % of requests got 20-100 us, a worse p99. */
+#define BATCH 1024
 #define REPLAY_BATCH 64 /* records per replay transaction (journal reads, marks) */
 #define FLUSH_MS 100   /* longest a row waits in the queue under light load */
 #define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
