@@ -61,6 +61,12 @@ wait_health() { # PORT: up to 10 s
     return 1
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Where the resident pages are: the heap and other anonymous memory, mapped
+# files (the binary, libraries, SQLite's -shm), shared memory; in MB.
+rss_parts() {
+    awk '/^RssAnon|^RssFile|^RssShmem/ {printf "%s %.1f  ", substr($1, 4, length($1) - 4), $2 / 1024}' \
+        "/proc/$1/status" 2>/dev/null
+}
 
 MOCK_PORT=$(free_port)
 SB_PORT=$(free_port)
@@ -125,9 +131,9 @@ while [ "$(date +%s)" -lt "$t_end" ]; do
     rss=$(rss_kb "$SB_PID")
     [ "$i" = $((${#mix[@]} - 1)) ] && rss_first=$rss # the warm start: one round of the mix done
     [ "$rss" -gt "$rss_max" ] && rss_max=$rss
-    printf '  %5ds %-9s c%-3s %8s req %9s req/s  RSS %5s.%s MB  errors %s\n' \
+    printf '  %5ds %-9s c%-3s %8s req %9s req/s  RSS %5s.%s MB  errors %s  (%s)\n' \
         "$(((i + 1) * SLICE))" "$name" "$conns" "${n:-0}" "$(kv rps)" "$((rss / 1024))" \
-        "$((rss % 1024 * 10 / 1024))" "$e" >&2
+        "$((rss % 1024 * 10 / 1024))" "$e" "$(rss_parts "$SB_PID")" >&2
     i=$((i + 1))
 done
 sleep 1 # the usage writer's last round
