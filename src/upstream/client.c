@@ -98,7 +98,8 @@ struct sb_ureq {
 
 struct sb_upstream {
     uv_loop_t *loop;
-    CURLM *multi;       /* NULL once torn down */
+    CURLM *multi;       /* made by the first curl transfer (multi_of); NULL once torn down */
+    long max_conns, max_host_conns; /* for multi_of */
     uv_timer_t timer;   /* curl's timeout */
     struct sock *socks; /* sockets curl asked us to watch */
     struct ureq_list waiting, running, doomed;
@@ -469,7 +470,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 static void reap(struct sb_upstream *u)
 {
     int left;
-    while (!u->torn_down) {
+    while (!u->torn_down && u->multi) {
         CURLMsg *m = curl_multi_info_read(u->multi, &left);
         if (!m)
             break;
@@ -678,6 +679,28 @@ static void easy_setup(struct sb_ureq *r, long total_ms)
     easy_method(e, r);
 }
 
+/* The multi handle, made by the first transfer: creating it loads libcurl
+ * (curl_load.c), which plain-HTTP upstreams never need. */
+static CURLM *multi_of(struct sb_upstream *u)
+{
+    if (u->multi)
+        return u->multi;
+    u->multi = curl_multi_init();
+    if (!u->multi) {
+        fputs("fatal: out of memory (curl_multi_init)\n", stderr);
+        abort();
+    }
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, u->max_conns);
+    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, u->max_host_conns);
+    /* Idle keep-alive connections kept for reuse. */
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, u->max_conns > 0 ? u->max_conns : 1024L);
+    return u->multi;
+}
+
 /* Hands a queued request to curl, with what is left of its total time. */
 static void launch(struct sb_upstream *u, struct sb_ureq *r)
 {
@@ -691,7 +714,7 @@ static void launch(struct sb_upstream *u, struct sb_ureq *r)
     set_state(r, UREQ_RUNNING);
     /* It fails only out of memory or for a handle added twice or from inside
      * curl, which in_curl and the pool rule out: abort as for OOM. */
-    CURLMcode mc = curl_multi_add_handle(u->multi, r->easy);
+    CURLMcode mc = curl_multi_add_handle(multi_of(u), r->easy);
     if (mc != CURLM_OK) {
         fprintf(stderr, "fatal: curl_multi_add_handle: %s\n", curl_multi_strerror(mc));
         abort();
@@ -942,20 +965,8 @@ struct sb_upstream *sb_upstream_create(uv_loop_t *loop, const struct sb_upstream
     u->verbose = o->verbose;
     u->keepalive_s = o->tcp_keepalive_s == 0 ? DEFAULT_KEEPALIVE_S : o->tcp_keepalive_s;
     read_env(u);
-    u->multi = curl_multi_init();
-    if (!u->multi) {
-        fputs("fatal: out of memory (curl_multi_init)\n", stderr);
-        abort();
-    }
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, o->max_connections);
-    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
-    /* Idle keep-alive connections kept for reuse. */
-    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS,
-                      o->max_connections > 0 ? o->max_connections : 1024L);
+    u->max_conns = o->max_connections;
+    u->max_host_conns = o->max_host_connections;
     uv_timer_init(loop, &u->timer);
     u->timer.data = u;
     u->h1 = sb__h1_create(loop, u->keepalive_s);
@@ -982,7 +993,8 @@ static void teardown(struct sb_upstream *u)
             ureq_destroy(lists[i]->head);
     while (u->npool)
         curl_easy_cleanup(u->pool[--u->npool]);
-    curl_multi_cleanup(u->multi); /* closes cached connections, reporting their sockets */
+    if (u->multi)
+        curl_multi_cleanup(u->multi); /* closes cached connections, reporting their sockets */
     u->multi = NULL;
     u->torn_down = true;
     while (u->socks)
