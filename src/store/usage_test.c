@@ -7,8 +7,7 @@
  * every one, interleaved with usage rows, with their strings intact (the
  * caller's buffers are reused right after submit), oversized JSON replaced,
  * and invalid fields repaired rather than losing their batch; usage rows
- * raise their keys' last_used_at; a round of up to 1024 rows is one
- * transaction (a store double counts them).
+ * raise their keys' last_used_at.
  *
  * The spill journal (issue 7 part 6), against a flaky store double that
  * wraps a real SQLite store and fails (fast, or slowly like a locked
@@ -280,52 +279,6 @@ static void test_failing_store(void **state)
     assert_int_equal(sb_usage_written(w), 0);
     sb_usage_writer_stop(w);
     assert_true(calls >= 1);
-}
-
-/* ---- a store that counts its transactions ---- */
-
-struct counting {
-    struct sb_store base;
-    size_t calls, rows, largest; /* written by the writer thread, read after stop() */
-};
-
-static sb_err count_insert(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                           struct sb_error *err)
-{
-    struct counting *c = (struct counting *)s;
-    (void)rows;
-    (void)err;
-    c->calls++;
-    c->rows += n;
-    c->largest = n > c->largest ? n : c->largest;
-    assert_true(n <= 1024); /* BATCH */
-    return SB_OK;
-}
-
-static const struct sb_store_ops counting_ops = {
-    .name = "counting", .insert_usage = count_insert, .close = fail_close};
-
-/* A round of up to 1024 rows is one transaction: each transaction is a run
- * of the writer that stalls a request sharing its core (DESIGN.md section
- * 7), so a round of 256-row transactions stalled four. */
-static void test_round_is_one_transaction(void **state)
-{
-    struct sb_error err = {0};
-    struct sb_usage u;
-    (void)state;
-    struct counting *c = sb_xcalloc(1, sizeof(*c));
-    c->base.ops = &counting_ops;
-    struct sb_usage_writer *w = sb_usage_writer_start(&c->base, &err);
-    for (int i = 0; i < 3000; i++) {
-        fill(&u, 1, i);
-        sb_usage_submit(w, &u);
-    }
-    while (sb_usage_written(w) < 3000)
-        usleep(1000);
-    assert_int_equal(c->rows, 3000);
-    assert_true(c->largest > 256); /* the former batch size */
-    assert_true(c->calls <= 3000 / 256);
-    sb_usage_writer_stop(w); /* frees c through fail_close */
 }
 
 /* ---- a store that fails until a deadline, then works (wraps SQLite) ---- */
@@ -711,7 +664,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_four_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_flushes_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_store, setup, teardown),
-        cmocka_unit_test(test_round_is_one_transaction),
         cmocka_unit_test_setup_teardown(test_audit_flushed_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_touches_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_order_kept, setup, teardown_journal),
