@@ -28,6 +28,7 @@
 #include <http_parser.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "core/alloc.h"
 #include "core/json.h"
@@ -444,6 +445,22 @@ static void start_reading(struct sb__conn *c)
  * Timers
  * ==================================================================== */
 
+/*
+ * Whether the client's bytes wait unread in the socket. libuv runs a loop
+ * turn's timers before its reads, and a timer's start is the turn's cached
+ * time: after one long turn (a loaded machine, a sanitizer build) an idle
+ * timer can fire while the request it waits for is already here. Closing
+ * then resets a client that did nothing wrong ("socket hang up").
+ */
+static bool input_waiting(struct sb__conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    return uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+static void arm(struct sb__conn *c, uint64_t ms);
+
 static void on_timer(uv_timer_t *t)
 {
     struct sb__conn *c = t->data;
@@ -458,6 +475,11 @@ static void on_timer(uv_timer_t *t)
                          "request not received within header_timeout_ms");
         break;
     case CS_IDLE:
+        if (input_waiting(c)) /* read in this turn: the request's own timer follows */
+            arm(c, opts(c)->header_timeout_ms);
+        else
+            conn_close(c);
+        break;
     case CS_LINGER:
         conn_close(c);
         break;
