@@ -381,6 +381,14 @@ static void on_client_drain(void *ud)
         sb_ureq_resume(x->ureq);
 }
 
+int sb__proxy_backpressure(struct proxy *x)
+{
+    if (sb_http_stream_write(x->req, NULL, 0) <= STREAM_HIGH_WATER)
+        return 0;
+    sb_http_on_drain(x->req, on_client_drain, x);
+    return SB_UREQ_PAUSE;
+}
+
 static void stream_begin(struct proxy *x)
 {
     x->streaming = true;
@@ -469,10 +477,8 @@ static int on_data(void *ud, const char *p, size_t n)
         return rc;
     }
     /* Pause before consuming: a paused transfer hands us the same bytes again. */
-    if (sb_http_stream_write(x->req, NULL, 0) > STREAM_HIGH_WATER) {
-        sb_http_on_drain(x->req, on_client_drain, x);
+    if (sb__proxy_backpressure(x))
         return SB_UREQ_PAUSE;
-    }
     struct sb_error e;
     sb_err rc = x->call.provider->ops->stream_feed(x->st, p, n, on_event, x, &e);
     if (rc != SB_OK && rc != SB_AGAIN) {

@@ -103,6 +103,10 @@ sb_err sb__proxy_pick_key(struct proxy *x, struct sb_error *err);
  * when another key of the same provider can be tried now. */
 bool sb__proxy_key_failed(struct proxy *x, int status, const struct sb_error *e);
 
+/* SB_UREQ_PAUSE when the client's backlog is over the high-water mark (the
+ * upstream transfer resumes once it drains), else 0: streams and relayed
+ * answers alike. */
+int sb__proxy_backpressure(struct proxy *x);
 /* The current attempt ended (router.h sb_router_end); a no-op once reported. */
 void sb__proxy_end_attempt(struct proxy *x, bool ok);
 

@@ -21,8 +21,7 @@
 #include "gateway/proxy_int.h"
 #include "upstream/client.h"
 
-#define TAIL_KEEP (16 * 1024)         /* the answer's end kept for its usage */
-#define RELAY_HIGH_WATER (256 * 1024) /* client backlog that pauses the upstream */
+#define TAIL_KEEP (16 * 1024) /* the answer's end kept for its usage */
 
 void sb__proxy_relay_head(struct proxy *x, long long length)
 {
@@ -46,13 +45,6 @@ static void keep_tail(struct proxy *x, const char *p, size_t n)
         x->body.len -= drop;
     }
     sb_buf_append(&x->body, p, n);
-}
-
-static void on_drain(void *ud)
-{
-    struct proxy *x = ud;
-    if (x->ureq)
-        sb_ureq_resume(x->ureq);
 }
 
 /* Whether the held bytes begin like a JSON object; else the whole body is
@@ -92,10 +84,8 @@ int sb__proxy_relay_data(struct proxy *x, const char *p, size_t n)
         return 0;
     }
     /* Pause before consuming: a paused transfer hands us the same bytes again. */
-    if (sb_http_stream_write(x->req, NULL, 0) > RELAY_HIGH_WATER) {
-        sb_http_on_drain(x->req, on_drain, x);
+    if (sb__proxy_backpressure(x))
         return SB_UREQ_PAUSE;
-    }
     sb_http_stream_write(x->req, p, n);
     keep_tail(x, p, n);
     return 0;
