@@ -64,9 +64,42 @@ static void *worker_start(uv_loop_t *loop, int index, void *ud)
     return loop;
 }
 
+/* The body /big and /biglen send: small pieces (corked) around pieces of
+ * BIG_PIECE bytes (written through, the rest copied when the client is slow). */
+#define BIG_PIECE (1 << 20)
+
+static void big_piece(char *p, int seed)
+{
+    for (size_t i = 0; i < BIG_PIECE; i++)
+        p[i] = (char)('a' + (i * 7 + (size_t)seed) % 26);
+}
+
+static void big_answer(struct sb_http_req *req, bool known_length)
+{
+    static const struct sb_http_header h[] = {{SB_SLICE("content-type"), SB_SLICE("text/plain")}};
+    if (known_length)
+        sb_http_stream_start_len(req, 200, h, 1, 2 * BIG_PIECE + 5);
+    else
+        sb_http_stream_start(req, 200, h, 1);
+    char *p = malloc(BIG_PIECE);
+    sb_http_stream_write(req, "<", 1);
+    big_piece(p, 0);
+    sb_http_stream_write(req, p, BIG_PIECE); /* the caller's buffer is free after the call */
+    sb_http_stream_write(req, "mid", 3);
+    big_piece(p, 1);
+    sb_http_stream_write(req, p, BIG_PIECE); /* behind a queued write: copied whole */
+    free(p);
+    sb_http_stream_write(req, ">", 1);
+    sb_http_stream_end(req);
+}
+
 static void handler(struct sb_http_req *req, void *ctx)
 {
     static const struct sb_http_header h[] = {{SB_SLICE("content-type"), SB_SLICE("text/plain")}};
+    if (sb_slice_eq_cstr(req->path, "/big") || sb_slice_eq_cstr(req->path, "/biglen")) {
+        big_answer(req, sb_slice_eq_cstr(req->path, "/biglen"));
+        return;
+    }
     if (sb_slice_eq_cstr(req->path, "/stream")) {
         struct later *l = calloc(1, sizeof(*l));
         l->req = req;
@@ -241,6 +274,86 @@ static void client_abort_mid_stream(void **state)
     keep_alive_two_requests(state);
 }
 
+/* Reads one response to fd whose body ends with '>' (and "0\r\n\r\n" when
+ * chunked); returns its body, de-chunked, malloc'd, and its length in *n. */
+static char *read_big(int fd, bool chunked, size_t *n)
+{
+    size_t cap = 3 * BIG_PIECE, len = 0;
+    char *raw = malloc(cap);
+    const char *end = chunked ? ">\r\n0\r\n\r\n" : ">";
+    while (len < cap) {
+        ssize_t r = recv(fd, raw + len, cap - len, 0);
+        assert_true(r > 0);
+        len += (size_t)r;
+        if (len >= strlen(end) && memcmp(raw + len - strlen(end), end, strlen(end)) == 0)
+            break;
+    }
+    char *hend = memmem(raw, len, "\r\n\r\n", 4);
+    assert_non_null(hend);
+    const char *p = hend + 4, *e = raw + len;
+    char *body = malloc(cap);
+    *n = 0;
+    if (!chunked) {
+        *n = (size_t)(e - p);
+        memcpy(body, p, *n);
+        free(raw);
+        return body;
+    }
+    for (;;) {
+        char *q;
+        unsigned long k = strtoul(p, &q, 16);
+        assert_true(q + 2 <= e && q[0] == '\r' && q[1] == '\n');
+        p = q + 2;
+        if (k == 0)
+            break;
+        assert_true(p + k + 2 <= e);
+        memcpy(body + *n, p, k);
+        *n += k;
+        p += k + 2;
+    }
+    free(raw);
+    return body;
+}
+
+/* A stream's large pieces are written through (not corked) and, when the
+ * client reads slowly, what the socket did not take is queued: the client
+ * gets every byte in order, framed right, with or without chunking, and the
+ * connection serves the next request. */
+static void large_pieces_slow_client(void **state)
+{
+    char *want = malloc(2 * BIG_PIECE + 5);
+    want[0] = '<';
+    big_piece(want + 1, 0);
+    memcpy(want + 1 + BIG_PIECE, "mid", 3);
+    big_piece(want + 4 + BIG_PIECE, 1);
+    want[2 * BIG_PIECE + 4] = '>';
+    for (int chunked = 0; chunked < 2; chunked++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int small = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); /* before connect */
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        struct timeval tv = {.tv_sec = 3};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        const char *r = chunked ? "GET /big HTTP/1.1\r\n\r\n" : "GET /biglen HTTP/1.1\r\n\r\n";
+        send_all(fd, r, strlen(r));
+        usleep(100 * 1000); /* the server's first write fills the socket */
+        size_t n = 0;
+        char *body = read_big(fd, chunked, &n);
+        assert_int_equal(n, 2 * BIG_PIECE + 5);
+        assert_true(memcmp(body, want, n) == 0);
+        free(body);
+        const char *next = "GET /a HTTP/1.1\r\n\r\n";
+        send_all(fd, next, strlen(next));
+        char *b = recv_until(fd, "body=0");
+        assert_non_null(strstr(b, "GET /a body=0"));
+        free(b);
+        close(fd);
+    }
+    free(want);
+}
+
 int main(void)
 {
     struct sb_server_opts o = {
@@ -269,6 +382,7 @@ int main(void)
         cmocka_unit_test(header_timeout),
         cmocka_unit_test(streaming_chunked),
         cmocka_unit_test(client_abort_mid_stream),
+        cmocka_unit_test(large_pieces_slow_client),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sb_server_stop(srv);
