@@ -28,6 +28,7 @@
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/spool.h"
 #include "crypto/keys.h"
 #include "registry/config.h"
 #include "gateway/gateway.h"
@@ -151,7 +152,39 @@ struct serve_state {
     struct sb_server *server;
     struct sb_batch_runner *batch; /* batch jobs in the background */
     struct sb_server *batch_server; /* its private listener on 127.0.0.1 */
+    char body_dir[4096];            /* where bodies over body_buffer_bytes are kept */
 };
+
+/* The directory for request bodies over body_buffer_bytes (unlinked files,
+ * src/core/spool.h): server.body_temp_dir, else the SQLite database's own
+ * directory (the gateway's data directory: on disk, where /tmp may be a
+ * tmpfs, which is RAM), else $TMPDIR, else /tmp. Checked once here by
+ * creating a file, so a directory that cannot hold one fails the start. */
+static sb_err pick_body_dir(struct serve_state *s, const char *db, struct sb_error *err)
+{
+    const char *dir = s->cfg->server.body_temp_dir;
+    char path[4096];
+    if ((!dir || !*dir) && sb_usage_journal_path(db, path, sizeof(path))) {
+        char *slash = strrchr(path, '/');
+        if (slash == path)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(path, sizeof(path), ".");
+        dir = path;
+    }
+    if (!dir || !*dir)
+        dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    snprintf(s->body_dir, sizeof(s->body_dir), "%s", dir);
+    struct sb_spool *probe = NULL;
+    if (s->cfg->server.body_buffer_bytes > 0 && sb_spool_create(s->body_dir, &probe, err) != SB_OK)
+        return sb_fail(err, SB_E_CONFIG, "server.body_temp_dir: %s", err->msg);
+    sb_spool_free(probe);
+    return SB_OK;
+}
 
 /* The start-up connection migrates and seeds, then becomes the control plane's
  * (one connection fewer to open and cache); the usage writer and the batch
@@ -262,6 +295,8 @@ static sb_err start_server(struct serve_state *s, struct sb_error *err)
         .ud = &front,
         .claim = s->claim,
         .handed_over = handed_over,
+        .body_buffer_bytes = (size_t)l->body_buffer_bytes,
+        .body_temp_dir = s->body_dir,
     };
     front.api = s->api;
     front.usage = s->usage;
@@ -299,6 +334,8 @@ static sb_err start_batches(struct serve_state *s, struct sb_error *err)
         .worker_stop = sb_front_worker_stop,
         .error_body = sb_front_error_body,
         .ud = &batch_front,
+        .body_buffer_bytes = (size_t)l->body_buffer_bytes,
+        .body_temp_dir = s->body_dir,
     };
     batch_gateway = gateway; /* every field is set by now: the same data plane */
     batch_gateway.batch_only = true;
@@ -346,7 +383,8 @@ static int serve(const struct serve_args *a)
     if (sb_keys_keyring_load(NULL, &s.keyring, &err) != SB_OK)
         goto out;
     s.sessions = sb_sessions_create();
-    if (open_store(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK)
+    if (open_store(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK ||
+        pick_body_dir(&s, a->db ? a->db : s.cfg->database, &err) != SB_OK)
         goto out;
     if (a->redis || s.cfg->redis)
         sb_warn("msg=\"redis is not used yet: limits and cache are per instance\"");
@@ -488,6 +526,7 @@ static void block_signals(void)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a body file over RLIMIT_FSIZE: EFBIG, a 500, not death */
 }
 
 int main(int argc, char **argv)

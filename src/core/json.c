@@ -598,6 +598,45 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
     return SB_OK;
 }
 
+/* A slice into [from, from + len) moves to the same offset from to; others
+ * (decoded strings in the arena, NULL) stay. Compared as integers: the
+ * ranges are different objects. */
+static void rebase_slice(struct sb_slice *s, uintptr_t from, size_t len, const char *to)
+{
+    uintptr_t at = (uintptr_t)s->p;
+    if (s->p && at >= from && at - from <= len)
+        s->p = to + (at - from);
+}
+
+void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to)
+{
+    /* Iterative (no recursion, as the reader): a stack of nodes still to visit. */
+    struct sb_json *small[64], **stack = small;
+    size_t n = 0, cap = sizeof(small) / sizeof(small[0]);
+    if (root)
+        stack[n++] = root;
+    while (n > 0) {
+        struct sb_json *j = stack[--n];
+        rebase_slice(&j->raw, (uintptr_t)from, len, to);
+        rebase_slice(&j->key, (uintptr_t)from, len, to);
+        rebase_slice(&j->str, (uintptr_t)from, len, to);
+        for (struct sb_json *c = j->child; c; c = c->next) {
+            if (n == cap) {
+                cap *= 2;
+                if (stack == small) {
+                    stack = sb_xmalloc(cap * sizeof(*stack));
+                    memcpy(stack, small, sizeof(small));
+                } else {
+                    stack = sb_xrealloc(stack, cap * sizeof(*stack));
+                }
+            }
+            stack[n++] = c;
+        }
+    }
+    if (stack != small)
+        free(stack);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Reader: accessors                                                        */
 /* ------------------------------------------------------------------------ */

@@ -74,6 +74,14 @@ struct sb_slice sb_json_text(struct sb_arena *a, const struct sb_json *j);
 sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
                      const struct sb_json_limits *lim, struct sb_json **out, struct sb_error *err);
 
+/* Appended (issue 9 item 6): points every slice of the tree that lies in
+ * from[0..len] at the same offset of to, which must hold the same bytes;
+ * slices elsewhere (strings decoded into the arena) stay. For a body parsed
+ * from a copy read out of its file (cheap) and then used through the file's
+ * map (whose pages are costly to fault in but can be dropped): the copy can
+ * be freed at once. */
+void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to);
+
 /* Member of an object by exact (case-sensitive) name; the last one if duplicated. NULL if absent or
  * obj is not an object. */
 struct sb_json *sb_json_get(const struct sb_json *obj, const char *key);

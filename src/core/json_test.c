@@ -1005,6 +1005,76 @@ static void test_writer_roundtrip(void **state)
     }
 }
 
+/* Every slice of the tree lies in [p, p + n] or in no source at all (an
+ * arena copy): checked after a rebase, with the old source wiped. */
+static void all_in(const struct sb_json *j, const char *p, size_t n, const char *old, size_t oldn)
+{
+    const struct sb_slice s[] = {j->raw, j->key, j->str};
+    for (size_t i = 0; i < 3; i++) {
+        uintptr_t at = (uintptr_t)s[i].p;
+        assert_false(s[i].p && at >= (uintptr_t)old && at <= (uintptr_t)old + oldn);
+        if (s[i].p && at >= (uintptr_t)p && at <= (uintptr_t)p + n)
+            assert_true(at + s[i].len <= (uintptr_t)p + n);
+    }
+    for (const struct sb_json *c = j->child; c; c = c->next)
+        all_in(c, p, n, old, oldn);
+}
+
+/* A body parsed from a copy and pointed at its file's map (issue 9 item 6):
+ * after sb_json_rebase the copy can go, and the tree reads the same values
+ * from the other bytes; decoded strings (arena) are untouched. */
+static void test_rebase(void **state)
+{
+    (void)state;
+    static const char doc[] = "{\"model\":\"m\\u00e9\",\"k\\n\":[1,2,{\"a\":\"x\\\"y\"}],"
+                              "\"messages\":[{\"content\":\"hello\"}],\"n\":null}";
+    size_t n = sizeof(doc) - 1;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        struct sb_arena *a = sb_arena_create(4096);
+        char *copy = malloc(n + 1), *home = malloc(n + 1);
+        memcpy(copy, doc, n + 1);
+        memcpy(home, doc, n + 1);
+        struct sb_json_limits lim = {.lazy_strings = lazy};
+        struct sb_json *j;
+        struct sb_error err;
+        assert_int_equal(sb_json_parse(a, copy, n, &lim, &j, &err), SB_OK);
+        sb_json_rebase(j, copy, n, home);
+        memset(copy, '#', n);
+        all_in(j, home, n, copy, n);
+        assert_ptr_equal(j->raw.p, home);
+        assert_int_equal(j->raw.len, n);
+        struct sb_slice model = sb_json_text(a, sb_json_get(j, "model"));
+        assert_int_equal(model.len, 3);
+        assert_memory_equal(model.p, "m\xc3\xa9", 3);
+        const struct sb_json *msg = sb_json_at(sb_json_get(j, "messages"), 0);
+        assert_memory_equal(sb_json_get(msg, "content")->str.p, "hello", 5);
+        assert_non_null(sb_json_get(j, "k\n")); /* an escaped key: decoded, in the arena */
+        free(copy);
+        free(home);
+        sb_arena_free(a);
+    }
+    /* An array of 1000 elements: the stack of nodes to visit grows. */
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_buf_append_char(&b, '[');
+    for (int i = 0; i < 1000; i++)
+        sb_buf_printf(&b, "%s\"s%d\"", i ? "," : "", i);
+    sb_buf_append_char(&b, ']');
+    struct sb_arena *a = sb_arena_create(4096);
+    char *home = malloc(b.len);
+    memcpy(home, b.p, b.len);
+    struct sb_json *j;
+    struct sb_error err;
+    assert_int_equal(sb_json_parse(a, b.p, b.len, NULL, &j, &err), SB_OK);
+    sb_json_rebase(j, b.p, b.len, home);
+    memset(b.p, '#', b.len);
+    all_in(j, home, b.len, b.p, b.len);
+    assert_memory_equal(sb_json_at(j, 999)->str.p, "s999", 4);
+    sb_buf_free(&b);
+    free(home);
+    sb_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1035,6 +1105,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writer_double_roundtrip, wsetup, wteardown),
         cmocka_unit_test_setup_teardown(test_writer_sticky_error, wsetup, wteardown),
         cmocka_unit_test_setup_teardown(test_writer_roundtrip, wsetup, wteardown),
+        cmocka_unit_test(test_rebase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

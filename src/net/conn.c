@@ -29,6 +29,12 @@
  * Nothing here calls a handler's abort hook from inside an sb_http_* call
  * the handler made: failures found there are deferred to the next loop
  * turn through the connection's timer.
+ *
+ * A body over body_buffer_bytes goes to an unlinked file instead of `body`
+ * as it arrives (`spool`, core/spool.h): from the start when its
+ * Content-Length says so, or once a chunked body grows past the threshold.
+ * The handler sees it as a read-only shared map of the file; the file is
+ * closed when the request's memory is freed, on every path.
  */
 #include <http_parser.h>
 #include <stdlib.h>
@@ -64,11 +70,12 @@ struct sb__conn {
     struct sb__conn *prev, *next; /* in w->conns */
     http_parser parser;
     enum conn_state state;
-    int handles_open;      /* tcp + timer; the conn is freed when both closed */
-    struct sb_buf pending; /* received, not yet parsed (pipelining) */
-    struct sb_buf head;    /* URL and header bytes of the current request */
-    struct sb_buf body;    /* body of the current request */
-    struct hspan *spans;   /* header spans into head */
+    int handles_open;       /* tcp + timer; the conn is freed when both closed */
+    struct sb_buf pending;  /* received, not yet parsed (pipelining) */
+    struct sb_buf head;     /* URL and header bytes of the current request */
+    struct sb_buf body;     /* body of the current request (unless spooled) */
+    struct sb_spool *spool; /* body over body_buffer_bytes: its file; NULL otherwise */
+    struct hspan *spans;    /* header spans into head */
     size_t nspans, capspans;
     uint32_t url_len;
     bool in_value;           /* the last header callback was a value */
@@ -272,6 +279,41 @@ static void build_request_line(struct sb__conn *c)
 
 static bool write_raw(struct sb__conn *c, const char *p, size_t n, bool last);
 
+/* Whether a body of n bytes is kept in a file rather than the heap. */
+static bool over_buffer(const struct sb__conn *c, size_t n)
+{
+    return opts(c)->body_buffer_bytes > 0 && opts(c)->body_temp_dir &&
+           n > opts(c)->body_buffer_bytes;
+}
+
+/* A write error of the body's file (disk full, EIO): logged here with the
+ * request's id; the client gets a 500 (parse_failed). */
+static void spool_failed(struct sb__conn *c, const struct sb_error *e)
+{
+    sb_log(SB_LOG_ERROR, c->req ? c->req->id : NULL, "msg=\"request body not stored\" error=\"%s\"",
+           e->msg);
+    sb_spool_free(c->spool);
+    c->spool = NULL;
+    c->err_status = 500;
+}
+
+/* Starts the body's file, moving in what the heap already holds (a chunked
+ * body that just grew past the threshold). */
+static sb_err spool_open(struct sb__conn *c)
+{
+    struct sb_error e = {0};
+    if (sb_spool_create(opts(c)->body_temp_dir, &c->spool, &e) != SB_OK ||
+        sb_spool_write(c->spool, c->body.p, c->body.len, &e) != SB_OK) {
+        spool_failed(c, &e);
+        return SB_E_IO;
+    }
+    if (c->body.cap > 65536)
+        sb_buf_free(&c->body);
+    else
+        sb_buf_reset(&c->body);
+    return SB_OK;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     struct sb__conn *c = p->data;
@@ -285,10 +327,15 @@ static int on_headers_complete(http_parser *p)
         c->err_status = 413;
         return -1;
     }
-    /* One allocation for a body of known size (a long prompt), not a chain of
-     * doublings that copies it again at each step. */
-    if (cl != ULLONG_MAX && cl > 0)
+    /* A long prompt goes to a file as it arrives; a body of known size under
+     * the threshold gets one allocation, not a chain of doublings that copies
+     * it again at each step. */
+    if (cl != ULLONG_MAX && cl > 0 && over_buffer(c, (size_t)cl)) {
+        if (spool_open(c) != SB_OK)
+            return -1;
+    } else if (cl != ULLONG_MAX && cl > 0) {
         sb_buf_reserve(&c->body, (size_t)cl);
+    }
     struct sb_slice expect = sb_http_header(c->req, "expect");
     if (expect.p && p->http_minor >= 1) {
         if (!sb_slice_caseeq(expect, SB_SLICE("100-continue"))) {
@@ -304,6 +351,20 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct sb__conn *c = p->data;
+    if (!c->spool && over_buffer(c, c->body.len + n) && spool_open(c) != SB_OK)
+        return -1;
+    if (c->spool) {
+        struct sb_error e = {0};
+        if (sb_spool_len(c->spool) + n > opts(c)->max_body_bytes) {
+            c->err_status = 413;
+            return -1;
+        }
+        if (sb_spool_write(c->spool, at, n, &e) != SB_OK) {
+            spool_failed(c, &e);
+            return -1;
+        }
+        return 0;
+    }
     if (sb_buf_append(&c->body, at, n) != SB_OK) {
         c->err_status = 413;
         return -1;
@@ -338,6 +399,16 @@ static void dispatch(struct sb__conn *c)
     c->state = CS_HANDLING;
     uv_timer_stop(&c->timer);
     c->req->body = sb_buf_slice(&c->body);
+    if (c->spool) {
+        struct sb_error e = {0};
+        if (sb_spool_map(c->spool, &c->req->body, &e) != SB_OK) {
+            spool_failed(c, &e);
+            send_error_close(c, 500, "server_error", "request_body_not_stored",
+                             "the gateway could not store the request body; retry later");
+            return;
+        }
+        c->req->spool = c->spool;
+    }
     opts(c)->handler(c->req, c->w->ctx);
 }
 
@@ -356,6 +427,10 @@ static void parse_failed(struct sb__conn *c)
     case 417:
         send_error_close(c, 417, "invalid_request_error", "expectation_failed",
                          "only 'Expect: 100-continue' is supported");
+        return;
+    case 500: /* the body's file: logged by spool_failed */
+        send_error_close(c, 500, "server_error", "request_body_not_stored",
+                         "the gateway could not store the request body; retry later");
         return;
     default: {
         char msg[160];
@@ -961,6 +1036,8 @@ void sb_http_on_abort(struct sb_http_req *req, sb_http_abort_fn fn, void *ud)
 
 static void free_request(struct sb__conn *c)
 {
+    sb_spool_free(c->spool); /* every end of a request comes here, or to on_handle_closed */
+    c->spool = NULL;
     if (!c->req)
         return;
     sb_arena_free(c->req->arena);

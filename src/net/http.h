@@ -34,6 +34,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/slice.h"
+#include "core/spool.h"
 
 struct sb_server;
 struct sb_http_req;
@@ -102,6 +103,12 @@ struct sb_server_opts {
     /* Appended for one address, one gateway (issue 7 part 7): */
     struct sb_listen_claim *claim; /* taken (even on failure); NULL: claim host:port here */
     sb_handed_over_fn handed_over; /* may be NULL: takeover requests are then refused */
+    /* Appended for long prompts (issue 9 item 6): a body over body_buffer_bytes
+     * (a Content-Length over it, or a chunked body once it grows past it) is
+     * written as it arrives to an unlinked file in body_temp_dir instead of
+     * the heap (core/spool.h). 0 or a NULL dir: every body stays in memory. */
+    size_t body_buffer_bytes;
+    const char *body_temp_dir; /* borrowed for the server's life */
 };
 
 /* Binds every worker's listener (or takes them from o->claim) and starts the threads; runs
@@ -128,10 +135,16 @@ struct sb_http_req {
     struct sb_slice query;          /* after '?', may be empty */
     struct sb_http_header *headers; /* arena */
     size_t nheaders;
-    struct sb_slice body; /* whole body (dechunked), valid until the request ends */
+    struct sb_slice body; /* whole body (dechunked), valid until the request ends; read-only,
+                             NUL after it; when spool is set, a shared map of its file */
     const char *id;       /* request id: the client's x-request-id if sane, else generated */
     uint64_t start_ns;    /* uv_hrtime() when the first byte arrived */
     void *conn;           /* server-private */
+    /* Appended (issue 9 item 6): the file holding a body over body_buffer_bytes,
+     * or NULL (the body is in the heap). Owned by the server, closed when the
+     * request ends. The handler may drop body's pages (sb_spool_release) once
+     * it has read them, and send body ranges from the file (sb_spool_holds). */
+    struct sb_spool *spool;
 };
 
 /* Header value by case-insensitive name, or an empty slice with p == NULL. */

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -111,8 +114,13 @@ static void handler(struct sb_http_req *req, void *ctx)
         uv_timer_start(&l->t, tick, 20, 20);
         return;
     }
-    char *out = sb_arena_printf(req->arena, "%.*s %.*s body=%zu", SB_FMT(req->method),
-                                SB_FMT(req->path), req->body.len);
+    uint32_t sum = 2166136261u; /* FNV-1a of the body as the handler sees it */
+    for (size_t i = 0; i < req->body.len; i++)
+        sum = (sum ^ (unsigned char)req->body.p[i]) * 16777619u;
+    bool nul = req->body.p == NULL || req->body.p[req->body.len] == '\0';
+    char *out = sb_arena_printf(req->arena, "%.*s %.*s body=%zu spool=%d sum=%08x nul=%d",
+                                SB_FMT(req->method), SB_FMT(req->path), req->body.len,
+                                req->spool != NULL, sum, nul);
     sb_http_respond(req, 200, h, 1, sb_slice_cstr(out));
 }
 
@@ -354,6 +362,130 @@ static void large_pieces_slow_client(void **state)
     free(want);
 }
 
+/* ---- bodies over body_buffer_bytes (1 KiB here) go to a file ---- */
+
+static char spool_dir[] = "/tmp/sb-http-test-XXXXXX";
+
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static uint32_t fnv(const char *p, size_t n)
+{
+    uint32_t sum = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        sum = (sum ^ (unsigned char)p[i]) * 16777619u;
+    return sum;
+}
+
+/* Sends body (n bytes) with a Content-Length or chunked in pieces of 1000, and
+ * returns the answer (malloc'd). */
+static char *post_body(const char *body, size_t n, bool chunked)
+{
+    int fd = dial();
+    char head[160];
+    int k =
+        chunked
+            ? snprintf(
+                  head, sizeof(head),
+                  "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            : snprintf(head, sizeof(head),
+                       "POST /b HTTP/1.1\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+    send_all(fd, head, (size_t)k);
+    for (size_t at = 0; at < n;) {
+        size_t take = chunked ? (n - at < 1000 ? n - at : 1000) : n - at;
+        if (chunked) {
+            k = snprintf(head, sizeof(head), "%zx\r\n", take);
+            send_all(fd, head, (size_t)k);
+        }
+        send_all(fd, body + at, take);
+        if (chunked)
+            send_all(fd, "\r\n", 2);
+        at += take;
+    }
+    if (chunked)
+        send_all(fd, "0\r\n\r\n", 5);
+    char *r = recv_until(fd, NULL);
+    close(fd);
+    return r;
+}
+
+static void spooled_bodies(void **state)
+{
+    char *body = malloc(60000);
+    for (size_t i = 0; i < 60000; i++)
+        body[i] = (char)('a' + (i * 7) % 26);
+    usleep(50 * 1000);
+    int before = open_fds();
+    char want[80];
+    /* Under the threshold: the heap, as before. */
+    char *r = post_body(body, 1000, false);
+    snprintf(want, sizeof(want), "body=1000 spool=0 sum=%08x nul=1", fnv(body, 1000));
+    assert_non_null(strstr(r, want));
+    free(r);
+    /* Over it, by Content-Length: the file, every byte, NUL after it. */
+    r = post_body(body, 60000, false);
+    snprintf(want, sizeof(want), "body=60000 spool=1 sum=%08x nul=1", fnv(body, 60000));
+    assert_non_null(strstr(r, want));
+    free(r);
+    /* Chunked, growing past it: moved to the file on the way. */
+    r = post_body(body, 5000, true);
+    snprintf(want, sizeof(want), "body=5000 spool=1 sum=%08x nul=1", fnv(body, 5000));
+    assert_non_null(strstr(r, want));
+    free(r);
+    r = post_body(body, 1024, true); /* exactly the threshold stays in memory */
+    assert_non_null(strstr(r, "body=1024 spool=0"));
+    free(r);
+    /* Over max_body_bytes (64 KiB) while chunked into the file: 413. */
+    char *big = calloc(1, 70000);
+    memset(big, 'z', 70000);
+    r = post_body(big, 70000, true);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    free(r);
+    free(big);
+    /* A client that leaves mid-body. */
+    int fd = dial();
+    const char *h = "POST /b HTTP/1.1\r\nContent-Length: 50000\r\n\r\n";
+    send_all(fd, h, strlen(h));
+    send_all(fd, body, 20000);
+    usleep(50 * 1000);
+    /* both ends of the connection (the server is in this process) and the file */
+    assert_int_equal(open_fds(), before + 3);
+    close(fd);
+    usleep(100 * 1000);
+    assert_int_equal(open_fds(), before); /* every body file closed */
+    free(body);
+}
+
+static void spool_write_error(void **state)
+{
+    /* A file size limit makes write(2) fail with EFBIG, as a full disk fails
+     * with ENOSPC: the client gets a 500 in the error shape, nothing leaks. */
+    struct rlimit old, small = {.rlim_cur = 30000};
+    getrlimit(RLIMIT_FSIZE, &old);
+    small.rlim_max = old.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    int before = open_fds();
+    char *body = calloc(1, 50000);
+    memset(body, 'q', 50000);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    char *r = post_body(body, 50000, false);
+    setrlimit(RLIMIT_FSIZE, &old);
+    assert_non_null(strstr(r, "HTTP/1.1 500"));
+    assert_non_null(strstr(r, "\"code\":\"request_body_not_stored\""));
+    free(r);
+    free(body);
+    usleep(100 * 1000);
+    assert_int_equal(open_fds(), before);
+}
+
 int main(void)
 {
     struct sb_server_opts o = {
@@ -367,6 +499,8 @@ int main(void)
         .shutdown_timeout_ms = 1000,
         .handler = handler,
         .worker_start = worker_start,
+        .body_buffer_bytes = 1024,
+        .body_temp_dir = mkdtemp(spool_dir),
     };
     struct sb_error err;
     if (sb_server_start(&o, &srv, &err) != SB_OK) {
@@ -383,9 +517,12 @@ int main(void)
         cmocka_unit_test(streaming_chunked),
         cmocka_unit_test(client_abort_mid_stream),
         cmocka_unit_test(large_pieces_slow_client),
+        cmocka_unit_test(spooled_bodies),
+        cmocka_unit_test(spool_write_error),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sb_server_stop(srv);
     sb_server_free(srv);
+    rmdir(spool_dir);
     return rc;
 }

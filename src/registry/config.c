@@ -47,6 +47,8 @@ static const struct field server_fields[] = {
     INT("idle_timeout_ms", CFG, server.idle_timeout_ms, 100, 3600000),
     INT("max_connections", CFG, server.max_connections, 1, 1000000),
     INT("shutdown_timeout_ms", CFG, server.shutdown_timeout_ms, 0, 600000),
+    INT("body_buffer_bytes", CFG, server.body_buffer_bytes, 0, 1073741824),
+    STR("body_temp_dir", CFG, server.body_temp_dir),
 };
 static const struct table server_table = TABLE(server_fields, CFG, NULL, NULL);
 
@@ -128,6 +130,7 @@ struct sb_config *sb_config_default(void)
         .idle_timeout_ms = 60000,
         .max_connections = 10000,
         .shutdown_timeout_ms = 10000,
+        .body_buffer_bytes = 256 * 1024,
     };
     c->cache = (struct sb_cache_limits){.max_bytes = 64 * 1024 * 1024, .max_entries = 65536};
     c->routing = (struct sb_routing_limits){

@@ -24,6 +24,9 @@
  *     idle_timeout_ms: 60000        keep-alive idle time, 100 .. 3600000
  *     max_connections: 10000        open client connections, 1 .. 1000000
  *     shutdown_timeout_ms: 10000    drain time on SIGTERM, 0 .. 600000
+ *     body_buffer_bytes: 262144     longer request bodies go to an unlinked file, 0 .. 1 GiB
+ *                                   (256 KiB; 0 = every body in memory)
+ *     body_temp_dir: (none)         that file's directory; default the database's directory
  *   cache:                          the in-memory response cache (routes opt in with their
  *                                   own `cache: {ttl_s, shared, sampled}` block)
  *     max_bytes: 67108864           answers plus per-entry overhead, 1 MiB .. 64 GiB (64 MiB)
@@ -51,6 +54,8 @@ struct sb_server_limits {
     int64_t idle_timeout_ms;     /* keep-alive connection with no request */
     int64_t max_connections;     /* open client connections */
     int64_t shutdown_timeout_ms; /* graceful drain on SIGTERM/SIGINT */
+    int64_t body_buffer_bytes;   /* a longer body goes to a file in body_temp_dir; 0 = never */
+    const char *body_temp_dir;   /* NULL: the database's directory (serve picks, main.c) */
 };
 
 /* The response cache's bounds (router/cache.h struct sb_cache_opts). */

@@ -73,6 +73,8 @@ static void test_defaults(void **state)
         assert_int_equal(c->server.idle_timeout_ms, 60000);
         assert_int_equal(c->server.max_connections, 10000);
         assert_int_equal(c->server.shutdown_timeout_ms, 10000);
+        assert_int_equal(c->server.body_buffer_bytes, 256 * 1024);
+        assert_null(c->server.body_temp_dir); /* serve picks the database's directory */
         assert_int_equal(c->system.nproviders, 0);
         assert_int_equal(c->cache.max_bytes, 64 * 1024 * 1024);
         assert_int_equal(c->cache.max_entries, 65536);
@@ -96,7 +98,8 @@ static const char full[] =
     "routing: {retries: 3, retry_backoff_ms: 50, retry_max_wait_ms: 900, deadline_ms: 30000,\n"
     "          breaker_failures: 2, breaker_cooldown_ms: 700}\n"
     "server: {max_body_bytes: 2048, max_header_bytes: 4096, header_timeout_ms: 500,\n"
-    "         idle_timeout_ms: 700, max_connections: 5, shutdown_timeout_ms: 0}\n"
+    "         idle_timeout_ms: 700, max_connections: 5, shutdown_timeout_ms: 0,\n"
+    "         body_buffer_bytes: 0, body_temp_dir: /var/lib/sb}\n"
     "providers:\n"
     "  - id: p1\n"
     "    type: azure\n"
@@ -143,6 +146,8 @@ static void test_every_key(void **state)
     assert_int_equal(c->workers, 4);
     assert_int_equal(c->server.max_body_bytes, 2048);
     assert_int_equal(c->server.shutdown_timeout_ms, 0);
+    assert_int_equal(c->server.body_buffer_bytes, 0);
+    assert_string_equal(c->server.body_temp_dir, "/var/lib/sb");
     const struct sb_store_provider *p = &c->system.providers[0];
     assert_string_equal(p->base_url, "https://r.openai.azure.com");
     assert_string_equal(p->name, "Azure East");
@@ -215,6 +220,8 @@ static const struct {
     {"workers: 2000\n", "workers: expected an integer in [0, 1024]"},
     {"server:\n  max_body_bytes: 10\n", "t.yaml:2: server.max_body_bytes: expected an integer"},
     {"server:\n  max_conns: 10\n", "t.yaml:2: server: unknown key 'max_conns'"},
+    {"server:\n  body_buffer_bytes: -1\n",
+     "t.yaml:2: server.body_buffer_bytes: expected an integer"},
     {"server: 5\n", "t.yaml:1: server: expected a mapping"},
     {"providers: {id: p}\n", "providers: expected a list"},
     {"providers:\n  - id: p\n    type: openai\n    base_url: ftp://x\n",

@@ -62,6 +62,18 @@ enum ureq_state {
     UREQ_GONE,    /* in no list; freed by the timer's close callback */
 };
 
+/* A body with pieces in a spool file (a long prompt): curl pulls it through
+ * read_body, memory pieces copied and file ranges read with pread, so it is
+ * never joined in the heap. */
+struct file_body {
+    const struct sb_spool *spool;
+    struct sb_slice parts[SB_UREQ_MAX_PARTS];
+    int64_t foff[SB_UREQ_MAX_PARTS]; /* parts[i]'s offset in the file, or -1: memory */
+    size_t nparts;
+    uint64_t total; /* bytes in all parts */
+    uint64_t pos;   /* bytes handed to curl so far (seek_body moves it back) */
+};
+
 struct ureq_list {
     struct sb_ureq *head, *tail;
     size_t n;
@@ -78,6 +90,7 @@ struct sb_ureq {
     const char *body;        /* borrowed until the end */
     size_t body_len;
     char *joined;            /* a body given in pieces, joined for curl (owned) */
+    struct file_body *fb;    /* a body with pieces in a spool file: read_body's (owned) */
     long connect_ms, total_ms, idle_ms;
     struct sb_ureq_cbs cbs;
     void *ud;
@@ -235,6 +248,12 @@ static void ureq_destroy(struct sb_ureq *r)
     struct sb_upstream *u = r->u;
     if (r->easy) {
         curl_multi_remove_handle(u->multi, r->easy);
+        if (r->fb) { /* a pooled handle must not call back into freed memory */
+            curl_easy_setopt(r->easy, CURLOPT_READFUNCTION, NULL);
+            curl_easy_setopt(r->easy, CURLOPT_READDATA, NULL);
+            curl_easy_setopt(r->easy, CURLOPT_SEEKFUNCTION, NULL);
+            curl_easy_setopt(r->easy, CURLOPT_SEEKDATA, NULL);
+        }
         easy_recycle(u, r->easy);
         r->easy = NULL;
     }
@@ -248,6 +267,8 @@ static void ureq_destroy(struct sb_ureq *r)
     r->url = NULL;
     free(r->joined);
     r->joined = NULL;
+    free(r->fb);
+    r->fb = NULL;
     u->nclosing++;
     uv_close((uv_handle_t *)&r->timer, ureq_closed);
 }
@@ -630,12 +651,58 @@ static CURL *easy_new(struct sb_upstream *u)
 /* The method and body. A body is sent when there is one or the method is
  * POST; GET and HEAD without a body use curl's own verbs, anything else is
  * a custom request line over one of those. */
+static size_t read_body(char *buf, size_t size, size_t nitems, void *ud)
+{
+    struct file_body *fb = ((struct sb_ureq *)ud)->fb;
+    size_t want = size * nitems, got = 0;
+    uint64_t at = 0; /* where parts[i] starts in the body */
+    for (size_t i = 0; i < fb->nparts && got < want; at += fb->parts[i].len, i++) {
+        uint64_t end = at + fb->parts[i].len;
+        if (fb->pos >= end)
+            continue;
+        size_t in = (size_t)(fb->pos - at), take = (size_t)(end - fb->pos);
+        take = take < want - got ? take : want - got;
+        if (fb->foff[i] < 0) {
+            memcpy(buf + got, fb->parts[i].p + in, take);
+        } else {
+            ssize_t k = sb_spool_read(fb->spool, buf + got, take, (uint64_t)fb->foff[i] + in);
+            if (k <= 0)
+                return CURL_READFUNC_ABORT; /* curl fails the transfer: "aborted by callback" */
+            take = (size_t)k;
+        }
+        got += take;
+        fb->pos += take;
+        if (fb->pos < end)
+            break; /* a short read: the rest on curl's next call */
+    }
+    return got;
+}
+
+/* curl rewinds a body it must send again (a reused connection that died). */
+static int seek_body(void *ud, curl_off_t offset, int origin)
+{
+    struct file_body *fb = ((struct sb_ureq *)ud)->fb;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > fb->total)
+        return CURL_SEEKFUNC_CANTSEEK;
+    fb->pos = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static void easy_method(CURL *e, const struct sb_ureq *r)
 {
     const char *m = r->method;
-    bool with_body = r->body || strcmp(m, "POST") == 0;
+    bool with_body = r->body || r->fb || strcmp(m, "POST") == 0;
     bool head = !with_body && strcmp(m, "HEAD") == 0;
-    if (with_body) {
+    if (r->fb) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->fb->total);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+        curl_easy_setopt(e, CURLOPT_READDATA, r);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_body);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+    } else if (with_body) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
@@ -801,6 +868,31 @@ static char *join_parts(const struct sb_slice *parts, size_t n, size_t *len)
     return out;
 }
 
+/* The body's pieces with their places in the spool file, or NULL when none
+ * lies there (then curl gets one buffer, as before). */
+static struct file_body *file_body(const struct sb_ureq_spec *s)
+{
+    if (!s->spool)
+        return NULL; /* the common case: no long prompt */
+    struct file_body fb = {.spool = s->spool};
+    bool any = false;
+    size_t n = s->body ? 1 : s->nparts;
+    for (size_t i = 0; i < n; i++) {
+        struct sb_slice p = s->body ? (struct sb_slice){s->body, s->body_len} : s->parts[i];
+        uint64_t off;
+        fb.parts[i] = p;
+        fb.foff[i] = p.len && sb_spool_holds(s->spool, p.p, p.len, &off) ? (int64_t)off : -1;
+        any |= fb.foff[i] >= 0;
+        fb.total += p.len;
+        fb.nparts++;
+    }
+    if (!any)
+        return NULL;
+    struct file_body *out = sb_xmalloc(sizeof(*out));
+    *out = fb;
+    return out;
+}
+
 static bool native(const struct sb_upstream *u, const struct sb_ureq_spec *spec)
 {
     enum sb_ureq_transport t = u->env_transport ? u->env_transport : spec->transport;
@@ -826,7 +918,10 @@ struct sb_ureq *sb_ureq_start(struct sb_upstream *u, const struct sb_ureq_spec *
     r->hdrs = build_headers(spec->headers, spec->nheaders);
     r->body = spec->body;
     r->body_len = spec->body ? spec->body_len : 0;
-    if (spec->nparts) /* curl takes one buffer */
+    r->fb = file_body(spec);
+    if (r->fb) /* a long prompt's file: read_body, never joined */
+        r->body = NULL;
+    else if (spec->nparts) /* curl takes one buffer */
         r->body = r->joined = join_parts(spec->parts, spec->nparts, &r->body_len);
     r->connect_ms = spec->connect_timeout_ms > 0 ? spec->connect_timeout_ms : DEFAULT_CONNECT_MS;
     r->total_ms = spec->total_timeout_ms > 0 ? spec->total_timeout_ms : 0;

@@ -28,6 +28,7 @@
 
 #include "core/err.h"
 #include "core/slice.h"
+#include "core/spool.h"
 
 struct sb_upstream;
 struct sb_ureq;
@@ -90,6 +91,11 @@ struct sb_ureq_spec {
                                 (time paused by the consumer excluded); 0 = none */
     /* The provider's choice of client for http://; 0 = auto. */
     enum sb_ureq_transport transport;
+    /* Appended (issue 9 item 6): the file of a long request body, or NULL.
+     * A piece (or body) lying inside its mapping (sb_spool_holds) is sent from
+     * the file: the native path with sendfile(2), curl through a read
+     * callback; the mapping's pages are never touched. Borrowed like body. */
+    const struct sb_spool *spool;
 };
 
 /* Returns owned (close with sb_upstream_close). o is borrowed. Plain-HTTP

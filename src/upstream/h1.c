@@ -18,12 +18,20 @@
  * consumer may cancel, resume, start or close everything from inside its
  * callbacks; code on the stack checks `dead` after each callback and stops.
  * Response framing is h1_parse.c, which knows nothing of sockets.
+ *
+ * A body with pieces in a spool file (a long prompt, core/spool.h) is sent
+ * by pump(): memory pieces with uv_try_write, file ranges with sendfile(2)
+ * straight to the socket, and when the socket is full one chunk read from
+ * the file goes through libuv's write queue, whose callback pumps on. Its
+ * bytes never pass through the heap whole.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 
 #include "core/alloc.h"
 #include "crypto/secret.h"
@@ -40,6 +48,7 @@
 #define IDLE_PER_HOST 256    /* idle connections kept per host:port */
 #define READ_BUF (64 * 1024) /* the loop's one read buffer */
 #define MAX_HEAD_OUT (256 * 1024)
+#define FILE_CHUNK (64 * 1024) /* a file range queued when the socket is full */
 
 struct host {
     struct host *next;        /* in h->hosts */
@@ -61,6 +70,7 @@ struct conn {
     bool reused;              /* it carried a request before this one */
     bool writing;             /* a uv_write is pending */
     bool closing;             /* uv_close was called */
+    char *fbuf; /* pump: a file chunk being written (FILE_CHUNK), until the body is sent */
 };
 
 struct lookup {
@@ -84,6 +94,13 @@ struct h1req {
     /* The head, then the body's pieces (borrowed until on_done or cancel): one writev. */
     uv_buf_t bufs[1 + SB_UREQ_MAX_PARTS];
     unsigned nbufs;
+    /* A body with pieces in the spec's spool file goes out through pump(). */
+    const struct sb_spool *spool;
+    int64_t foff[1 + SB_UREQ_MAX_PARTS]; /* bufs[i]'s offset in the file, or -1: memory */
+    bool from_file;                      /* some piece is in the file */
+    unsigned wi;                         /* pump: the piece being sent */
+    size_t wdone;                        /* pump: its bytes already sent */
+    size_t wqueued;                      /* pump: bytes in the queued uv_write */
     struct sb_ureq_cbs cbs;
     void *ud;
     long connect_ms, total_ms, idle_ms;
@@ -145,6 +162,7 @@ static void conn_closed(uv_handle_t *hd)
 {
     struct conn *c = hd->data;
     struct sb_h1 *h = c->h;
+    free(c->fbuf);
     free(c);
     h_release(h);
 }
@@ -505,12 +523,113 @@ static void on_write(uv_write_t *w, int status)
         fail(r, "connection broke while sending to", uv_strerror(status));
 }
 
+static void broke_sending(struct h1req *r, int rc)
+{
+    if (!retry(r))
+        fail(r, "connection broke while sending to", uv_strerror(rc));
+}
+
+static void pump(struct h1req *r);
+
+static void pump_written(uv_write_t *w, int status)
+{
+    struct conn *c = w->data;
+    c->writing = false;
+    if (c->closing || !c->req)
+        return;
+    struct h1req *r = c->req;
+    if (status < 0) {
+        broke_sending(r, status);
+        return;
+    }
+    r->wdone += r->wqueued;
+    if (r->wdone == r->bufs[r->wi].len) {
+        r->wi++;
+        r->wdone = 0;
+    }
+    pump(r);
+}
+
+/* Sends bufs[wi..] from wdone on, for a body with pieces in the spool file:
+ * straight to the socket (uv_try_write, sendfile) until it is full, then one
+ * chunk through libuv's queue (a file range read into c->fbuf: at most
+ * FILE_CHUNK bytes in memory per connection), and pump_written goes on.
+ * c->writing stays set until the last byte left: an answer that ends first
+ * closes the connection instead of pooling it, as in send_on. */
+static void pump(struct h1req *r)
+{
+    struct conn *c = r->c;
+    uv_os_fd_t sock = -1;
+    uv_fileno((uv_handle_t *)&c->tcp, &sock);
+    c->writing = true;
+    while (r->wi < r->nbufs) {
+        uv_buf_t b = r->bufs[r->wi];
+        size_t left = b.len - r->wdone;
+        ssize_t k;
+        if (r->foff[r->wi] < 0) {
+            uv_buf_t one = uv_buf_init(b.base + r->wdone, (unsigned)left);
+            k = uv_try_write((uv_stream_t *)&c->tcp, &one, 1);
+        } else {
+            off_t off = (off_t)r->foff[r->wi] + (off_t)r->wdone;
+            k = sendfile(sock, sb_spool_fd(r->spool), &off, left);
+            if (k < 0)
+                k = errno == EAGAIN ? UV_EAGAIN : -errno;
+            if (k == 0) {
+                fail(r, "request body's file ended early for", NULL);
+                return;
+            }
+        }
+        if (k > 0) {
+            r->wdone += (size_t)k;
+            if (r->wdone == b.len) {
+                r->wi++;
+                r->wdone = 0;
+            }
+            continue;
+        }
+        if (k != UV_EAGAIN) {
+            c->writing = false;
+            broke_sending(r, (int)k);
+            return;
+        }
+        uv_buf_t q = uv_buf_init(b.base + r->wdone, (unsigned)left);
+        if (r->foff[r->wi] >= 0) {
+            if (!c->fbuf)
+                c->fbuf = sb_xmalloc(FILE_CHUNK);
+            ssize_t got = sb_spool_read(r->spool, c->fbuf, left < FILE_CHUNK ? left : FILE_CHUNK,
+                                        (uint64_t)r->foff[r->wi] + r->wdone);
+            if (got <= 0) {
+                fail(r, "request body's file unreadable for", got < 0 ? strerror((int)-got) : NULL);
+                return;
+            }
+            q = uv_buf_init(c->fbuf, (unsigned)got);
+        }
+        r->wqueued = q.len;
+        c->write.data = c;
+        int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &q, 1, pump_written);
+        if (rc < 0) {
+            c->writing = false;
+            broke_sending(r, rc);
+        }
+        return;
+    }
+    c->writing = false;
+    free(c->fbuf); /* nothing queued now; a pooled connection keeps no 64 KiB */
+    c->fbuf = NULL;
+}
+
 static void send_on(struct h1req *r, struct conn *c)
 {
     r->bufs[0] = uv_buf_init(r->out.p, (unsigned)r->out.len);
     r->c = c;
     c->req = r;
     c->write.data = c;
+    if (r->from_file) {
+        r->wi = 0;
+        r->wdone = 0;
+        pump(r);
+        return;
+    }
     /* Most requests fit the socket's buffer: written here, without libuv's
      * write queue, whose drain costs an epoll_ctl on every request. */
     int rc = uv_try_write((uv_stream_t *)&c->tcp, r->bufs, r->nbufs);
@@ -726,15 +845,23 @@ static size_t body_len(const struct sb_ureq_spec *s)
     return n;
 }
 
-/* The body's pieces after the head's place in r->bufs (empty ones left out). */
+/* The body's pieces after the head's place in r->bufs (empty ones left out),
+ * each with its offset in the spool file when it lies there. */
 static void set_body(struct h1req *r, const struct sb_ureq_spec *s)
 {
     r->nbufs = 1;
-    if (s->body && s->body_len)
-        r->bufs[r->nbufs++] = uv_buf_init((char *)s->body, (unsigned)s->body_len);
-    for (size_t i = 0; i < s->nparts; i++)
-        if (s->parts[i].len)
-            r->bufs[r->nbufs++] = uv_buf_init((char *)s->parts[i].p, (unsigned)s->parts[i].len);
+    r->foff[0] = -1;
+    r->spool = s->spool;
+    size_t n = s->body ? 1 : s->nparts;
+    for (size_t i = 0; i < n; i++) {
+        struct sb_slice p = s->body ? (struct sb_slice){s->body, s->body_len} : s->parts[i];
+        uint64_t off;
+        if (!p.len)
+            continue;
+        r->foff[r->nbufs] = sb_spool_holds(s->spool, p.p, p.len, &off) ? (int64_t)off : -1;
+        r->from_file |= r->foff[r->nbufs] >= 0;
+        r->bufs[r->nbufs++] = uv_buf_init((char *)p.p, (unsigned)p.len);
+    }
 }
 
 /* "METHOD /path HTTP/1.1", Host, Accept (as curl sends them unless given),

@@ -176,6 +176,10 @@ static inline int sbt_read_req(struct sbt_conn *c, struct sbt_req *q)
     q->clen = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
     if (sscanf(c->buf, "%15s %511s", q->method, q->path) != 2)
         return -1;
+    /* ?late_ms=N: a server slow to read the body, so the client's socket fills */
+    long late = sbt_qparam(q->path, "late_ms", 0);
+    if (late > 0)
+        usleep((useconds_t)late * 1000);
     size_t have = c->len - q->hlen < q->clen ? c->len - q->hlen : q->clen;
     q->body = malloc(q->clen + 1);
     memcpy(q->body, c->buf + q->hlen, have);
