@@ -32,6 +32,7 @@
 #include "crypto/keys.h"
 #include "registry/config.h"
 #include "gateway/gateway.h"
+#include "gateway/metrics.h"
 #include "gateway/sessions.h"
 #include "registry/registry.h"
 #include "router/cache.h"
@@ -212,7 +213,8 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
      * from 16 MiB before; with the default cap, a second-long stall at
      * 1 KB c64 grew the queue of one worker to 11 MB (DESIGN.md section 7). */
     int workers = s->claim ? sb_listen_claim_workers(s->claim) : 1;
-    struct sb_usage_opts uo = {.max_bytes = (size_t)(workers < 4 ? workers : 4) << 22};
+    struct sb_usage_opts uo = {.max_bytes = (size_t)(workers < 4 ? workers : 4) << 22,
+                               .inflight = sb_metrics_inflight_now};
     if (sb_usage_journal_path(db, journal, sizeof(journal)))
         uo.journal_path = journal; /* spill file beside the database (usage.h) */
     s->usage = sb_usage_writer_open(wstore, &uo, err);

@@ -47,6 +47,11 @@ void sb_metrics_inflight(int delta)
     atomic_fetch_add(&inflight, delta);
 }
 
+long sb_metrics_inflight_now(void)
+{
+    return atomic_load_explicit(&inflight, memory_order_relaxed);
+}
+
 static uint64_t hash(const char *p, const char *m, int status)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)status;

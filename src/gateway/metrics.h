@@ -26,6 +26,8 @@ struct sb_metrics_sample {
 };
 
 void sb_metrics_inflight(int delta);
+/* /v1 requests in flight now, over all workers (the usage writer paces by it). */
+long sb_metrics_inflight_now(void);
 void sb_metrics_record(const struct sb_metrics_sample *s);
 /* Appends the whole exposition (text format 0.0.4) to out. extra_gauges may be NULL. */
 void sb_metrics_render(struct sb_buf *out, unsigned connections, unsigned long long usage_written,

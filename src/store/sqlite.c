@@ -14,6 +14,7 @@
  * sqlite_credentials.c.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -564,8 +565,15 @@ static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows
         if (sqlite3_step(s->usage_insert) != SQLITE_DONE)
             rc = sb__sq_fail(s->db, err, "insert usage");
         sqlite3_reset(s->usage_insert);
+        if (s->usage_pace && (i + 1) % s->usage_pace == 0 && i + 1 < n)
+            sched_yield(); /* inside the transaction: readers go on (WAL) */
     }
     return rc;
+}
+
+static void sqlite_usage_pace(struct sb_store *base, unsigned every)
+{
+    ((struct sb__sqlite_store *)base)->usage_pace = every;
 }
 
 static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *rows, size_t n,
@@ -610,6 +618,7 @@ static const struct sb_store_ops sqlite_ops = {
     .sync_system = sqlite_sync_system,
     .load = sb__sq_load,
     .insert_usage = sqlite_insert_usage,
+    .usage_pace = sqlite_usage_pace,
     .insert_usage_marked = sqlite_insert_usage_marked,
     .setting_get = sqlite_setting_get,
     .setting_set = sqlite_setting_set,

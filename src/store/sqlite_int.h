@@ -22,6 +22,7 @@ struct sb__sqlite_store {
     struct sb_store base;       /* must be first */
     sqlite3 *db;                /* the connection */
     sqlite3_stmt *usage_insert; /* prepared on first use, kept until close */
+    unsigned usage_pace;        /* sched_yield every this many usage rows, 0 = never */
 };
 
 /* The connection of a SQLite store. */

@@ -81,6 +81,12 @@ sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, si
     return s->ops->insert_usage(s, rows, n, err);
 }
 
+void sb_store_usage_pace(struct sb_store *s, unsigned every)
+{
+    if (s->ops->usage_pace)
+        s->ops->usage_pace(s, every);
+}
+
 sb_err sb_store_insert_usage_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
                                     const struct sb_audit *audits, size_t na, const char *mark_key,
                                     const char *mark_value, struct sb_error *err)

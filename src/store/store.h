@@ -425,6 +425,7 @@ struct sb_store_ops {
     sb_err (*load)(struct sb_store *s, struct sb_store_entities **out, struct sb_error *err);
     sb_err (*insert_usage)(struct sb_store *s, const struct sb_usage *rows, size_t n,
                            struct sb_error *err);
+    void (*usage_pace)(struct sb_store *s, unsigned every); /* NULL: never paces */
     sb_err (*setting_get)(struct sb_store *s, const char *key, char **value, struct sb_error *err);
     sb_err (*setting_set)(struct sb_store *s, const char *key, const char *value,
                           struct sb_error *err);
@@ -580,6 +581,12 @@ sb_err sb_store_load(struct sb_store *s, struct sb_store_entities **out, struct 
 /* Inserts rows[0..n) in one transaction with one prepared statement. Borrows rows. */
 sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, size_t n,
                              struct sb_error *err);
+/*
+ * From now on, usage inserts (both kinds) give up the core (sched_yield)
+ * after every `every` rows inside their transaction; 0 = never. The usage
+ * writer asks for it while few requests are in flight (usage.c).
+ */
+void sb_store_usage_pace(struct sb_store *s, unsigned every);
 /*
  * Inserts rows[0..n) and audits[0..na) and sets settings[mark_key] to
  * mark_value, all in one transaction: all of it commits or none does.

@@ -70,6 +70,8 @@ struct sb_usage_opts {
                                  refuses is lost (counted); for :memory: and tests */
     size_t max_rows;          /* queue cap in records, 0 = 65536 */
     size_t max_bytes;         /* queue cap in bytes, 0 = 16 MiB */
+    long (*inflight)(void);   /* requests in flight now; at 4 or fewer the writer
+                                 yields the core every 8 rows (usage.c). NULL = never */
 };
 
 /* Counters and gauges for /metrics and tests. */

@@ -382,6 +382,57 @@ static struct flaky *flaky_open(int fail_ms, int slow_ms)
     return f;
 }
 
+/* ---- pacing: the writer yields while few requests are in flight ---- */
+
+static long fake_inflight;
+static long now_inflight(void)
+{
+    return fake_inflight;
+}
+
+static unsigned paces[4]; /* what the writer asked before each batch: 8 or 0 */
+static size_t npaces;
+
+static void record_pace(struct sb_store *s, unsigned every)
+{
+    if (npaces < sizeof(paces) / sizeof(paces[0]))
+        paces[npaces++] = every;
+    sb_store_usage_pace(((struct flaky *)s)->real, every); /* SQLite inserts paced for real */
+}
+
+/* 600 rows (three batches) through the writer with `inflight` requests in
+ * flight; returns the pacing it asked for before the first batch. */
+static unsigned pace_with(long inflight)
+{
+    enum { N = 600 };
+    struct sb_error err = {0};
+    struct sb_usage u;
+    struct flaky *f = flaky_open(0, 0);
+    f->ops.usage_pace = record_pace;
+    fake_inflight = inflight;
+    npaces = 0;
+    long long before = count_rows();
+    struct sb_usage_opts o = {.inflight = now_inflight};
+    struct sb_usage_writer *w = sb_usage_writer_open(&f->base, &o, &err);
+    assert_non_null(w);
+    for (int i = 0; i < N; i++) {
+        fill(&u, (int)inflight, i);
+        sb_usage_submit(w, &u);
+    }
+    sb_usage_writer_stop(w);
+    assert_int_equal(count_rows() - before, N); /* pacing loses nothing */
+    assert_true(npaces >= 1);
+    return paces[0];
+}
+
+static void test_paces_when_few_in_flight(void **state)
+{
+    (void)state;
+    assert_int_equal(pace_with(1), 8);
+    assert_int_equal(pace_with(0), 8);
+    assert_int_equal(pace_with(64), 0); /* under load: no yields */
+}
+
 static char jpath[96];
 
 static struct sb_usage_writer *start_journaled(struct flaky *f, size_t max_rows)
@@ -666,6 +717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_flushed_on_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_touches_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paces_when_few_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outage_order_kept, setup, teardown_journal),
         cmocka_unit_test_setup_teardown(test_outage_memory_bounded, setup, teardown_journal),
         cmocka_unit_test_setup_teardown(test_journal_survives_restart, setup, teardown_journal),
