@@ -26,6 +26,21 @@ bool sb_slice_starts_with(struct sb_slice s, struct sb_slice prefix)
     return s.len >= prefix.len && (prefix.len == 0 || memcmp(s.p, prefix.p, prefix.len) == 0);
 }
 
+static size_t put(char *dst, size_t room, const char *s)
+{
+    size_t n = s ? strnlen(s, room) : 0;
+    memcpy(dst, s, n);
+    return n;
+}
+
+size_t sb_str_join(char *dst, size_t cap, const char *prefix, const char *src)
+{
+    size_t n = put(dst, cap - 1, prefix);
+    n += put(dst + n, cap - 1 - n, src);
+    dst[n] = '\0';
+    return n;
+}
+
 bool sb_slice_to_u64(struct sb_slice s, unsigned long long *out)
 {
     unsigned long long v = 0;

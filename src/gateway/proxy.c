@@ -29,6 +29,7 @@
 #include "core/alloc.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/slice.h"
 #include "gateway/caps.h"
 #include "gateway/front_door.h"
 #include "gateway/gateway.h"
@@ -122,7 +123,7 @@ static double ms_since(uint64_t start_ns, uint64_t now_ns)
 
 static void copy_field(char *dst, size_t cap, const char *src)
 {
-    snprintf(dst, cap, "%s", src ? src : "");
+    sb_str_copy(dst, cap, src);
 }
 
 int64_t sb__wall_ms(void)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/slice.h"
 #include "router/limits_int.h"
 #include "store/quota.h"
 
@@ -126,7 +127,8 @@ static struct demand demand_of(const struct sb_limits_req *q)
 
 static void hold_id(struct sb_limits_hold *h, char kind, const char *id)
 {
-    snprintf(h->id, sizeof(h->id), "%c:%s", kind, id);
+    char prefix[3] = {kind, ':', '\0'};
+    sb_str_join(h->id, sizeof(h->id), prefix, id);
 }
 
 /* The provider's check (rpm/tpm from the snapshot); false when it has none. */

@@ -49,6 +49,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/slice.h"
 #include "router/limits_int.h"
 
 #define W ((int64_t)SB_LIMITS_WINDOW_MS)
@@ -168,7 +169,7 @@ static struct scope *get(struct mem *m, const char *id)
         s = slot(m->s, m->mask, id);
     }
     memset(s, 0, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%s", id);
+    sb_str_copy(s->id, sizeof(s->id), id);
     m->n++;
     return s;
 }

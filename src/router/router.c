@@ -22,6 +22,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/slice.h"
 #include "router/router_int.h"
 
 #define EWMA_ALPHA 0.2
@@ -88,7 +89,7 @@ struct health *sb__router_get(struct sb_router *rt, const char *id)
         grow(rt);
         h = slot(rt->h, rt->mask, id);
     }
-    snprintf(h->id, sizeof(h->id), "%s", id);
+    sb_str_copy(h->id, sizeof(h->id), id);
     rt->n++;
     return h;
 }
@@ -170,7 +171,7 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
 static struct health *provider_of(struct sb_router *rt, const struct sb_model *m)
 {
     char key[sizeof(((struct health *)0)->id)];
-    snprintf(key, sizeof(key), PROVIDER_PREFIX "%s", m->provider->id);
+    sb_str_join(key, sizeof(key), PROVIDER_PREFIX, m->provider->id);
     return sb__router_get(rt, key);
 }
 
