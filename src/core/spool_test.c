@@ -18,20 +18,11 @@
 
 #include <cmocka.h>
 
+#include "core/fd_testlib.h"
+
 #include "core/spool.h"
 
 static char dir[] = "/tmp/sb-spool-test-XXXXXX";
-
-static int open_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
 
 /* Nothing is left in the directory: the file never had a name (or lost it at once). */
 static int dir_entries(void)
@@ -47,7 +38,7 @@ static int dir_entries(void)
 
 static void bytes_in_map_and_pieces(void **state)
 {
-    int before = open_fds();
+    int before = sbt_open_fds();
     struct sb_spool *s;
     struct sb_error err = {0};
     assert_int_equal(sb_spool_create(dir, &s, &err), SB_OK);
@@ -92,7 +83,7 @@ static void bytes_in_map_and_pieces(void **state)
     sb_spool_free(s);
     sb_spool_free(NULL);
     free(src);
-    assert_int_equal(open_fds(), before);
+    assert_int_equal(sbt_open_fds(), before);
     assert_int_equal(dir_entries(), 0);
 }
 
@@ -110,7 +101,7 @@ static void empty_body(void **state)
 
 static void errors_name_the_cause(void **state)
 {
-    int before = open_fds();
+    int before = sbt_open_fds();
     struct sb_spool *s = NULL;
     struct sb_error err = {0};
     assert_int_equal(sb_spool_create("/nonexistent/sb-spool", &s, &err), SB_E_IO);
@@ -134,7 +125,7 @@ static void errors_name_the_cause(void **state)
     assert_int_equal(c, SB_E_IO);
     assert_non_null(strstr(err.msg, "File too large"));
     sb_spool_free(s);
-    assert_int_equal(open_fds(), before);
+    assert_int_equal(sbt_open_fds(), before);
 }
 
 int main(void)

@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "core/fd_testlib.h"
+
 #include "net/http.h"
 
 static struct sb_server *srv;
@@ -366,17 +368,6 @@ static void large_pieces_slow_client(void **state)
 
 static char spool_dir[] = "/tmp/sb-http-test-XXXXXX";
 
-static int open_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static uint32_t fnv(const char *p, size_t n)
 {
     uint32_t sum = 2166136261u;
@@ -423,7 +414,7 @@ static void spooled_bodies(void **state)
     for (size_t i = 0; i < 60000; i++)
         body[i] = (char)('a' + (i * 7) % 26);
     usleep(50 * 1000);
-    int before = open_fds();
+    int before = sbt_open_fds();
     char want[80];
     /* Under the threshold: the heap, as before. */
     char *r = post_body(body, 1000, false);
@@ -457,10 +448,10 @@ static void spooled_bodies(void **state)
     send_all(fd, body, 20000);
     usleep(50 * 1000);
     /* both ends of the connection (the server is in this process) and the file */
-    assert_int_equal(open_fds(), before + 3);
+    assert_int_equal(sbt_open_fds(), before + 3);
     close(fd);
     usleep(100 * 1000);
-    assert_int_equal(open_fds(), before); /* every body file closed */
+    assert_int_equal(sbt_open_fds(), before); /* every body file closed */
     free(body);
 }
 
@@ -472,7 +463,7 @@ static void spool_write_error(void **state)
     getrlimit(RLIMIT_FSIZE, &old);
     small.rlim_max = old.rlim_max;
     signal(SIGXFSZ, SIG_IGN);
-    int before = open_fds();
+    int before = sbt_open_fds();
     char *body = calloc(1, 50000);
     memset(body, 'q', 50000);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
@@ -483,7 +474,7 @@ static void spool_write_error(void **state)
     free(r);
     free(body);
     usleep(100 * 1000);
-    assert_int_equal(open_fds(), before);
+    assert_int_equal(sbt_open_fds(), before);
 }
 
 int main(void)
