@@ -104,7 +104,8 @@ struct sb_server_opts {
     struct sb_listen_claim *claim; /* taken (even on failure); NULL: claim host:port here */
     sb_handed_over_fn handed_over; /* may be NULL: takeover requests are then refused */
     /* Appended for long prompts (issue 9 item 6): a body over body_buffer_bytes
-     * (a Content-Length over it, or a chunked body once it grows past it) is
+     * (a Content-Length over it once the worker holds 8 x body_buffer_bytes
+     * of such bodies in the heap, or a chunked body once it grows past it) is
      * written as it arrives to an unlinked file in body_temp_dir instead of
      * the heap (core/spool.h). 0 or a NULL dir: every body stays in memory. */
     size_t body_buffer_bytes;

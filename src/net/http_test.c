@@ -434,6 +434,31 @@ static void spooled_bodies(void **state)
     r = post_body(body, 1024, true); /* exactly the threshold stays in memory */
     assert_non_null(strstr(r, "body=1024 spool=0"));
     free(r);
+    /* Over it by Content-Length, but within the worker's budget (8 x 1 KiB):
+     * the heap; and the budget comes back when the request ends. */
+    for (int i = 0; i < 3; i++) {
+        r = post_body(body, 5000, false);
+        snprintf(want, sizeof(want), "body=5000 spool=0 sum=%08x nul=1", fnv(body, 5000));
+        assert_non_null(strstr(r, want));
+        free(r);
+    }
+    /* Four bodies of 5000 arriving at once: a worker keeps one in its heap
+     * (two would pass its 8 KiB), so on two workers two or three of them are
+     * files, whichever worker each connection reached. */
+    int held[4];
+    const char *hh = "POST /b HTTP/1.1\r\nContent-Length: 5000\r\n\r\n";
+    for (int i = 0; i < 4; i++) {
+        held[i] = dial();
+        send_all(held[i], hh, strlen(hh));
+        send_all(held[i], body, 100);
+    }
+    usleep(100 * 1000);
+    int files = sbt_open_fds() - before - 8; /* both ends of four connections */
+    assert_true(files >= 2 && files <= 3);
+    for (int i = 0; i < 4; i++)
+        close(held[i]);
+    usleep(100 * 1000);
+    assert_int_equal(sbt_open_fds(), before);
     /* Over max_body_bytes (64 KiB) while chunked into the file: 413. */
     char *big = calloc(1, 70000);
     memset(big, 'z', 70000);

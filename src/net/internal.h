@@ -36,6 +36,7 @@ struct sb__worker {
     bool draining;              /* shutdown started: no accepts, no keep-alive */
     bool stopped;               /* worker_stop was called */
     bool read_busy;             /* readbuf handed to libuv and not yet returned */
+    size_t body_held;           /* bytes of bodies over body_buffer_bytes kept in the heap */
     uint64_t rid_seed;          /* request id generator state */
     char readbuf[SB__READ_BUF]; /* shared by all reads of this loop */
 };

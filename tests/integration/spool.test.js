@@ -2,7 +2,9 @@
 //
 // spool.test.js - request bodies over server.body_buffer_bytes are kept in an
 // unlinked file in the gateway's data directory instead of the heap (issue 9
-// item 6, DESIGN.md §1.2 and §1.3): a 1 MB and a 5 MB pass-through body reach
+// item 6, DESIGN.md §1.2 and §1.3) once the worker holds 8 x body_buffer_bytes
+// of such bodies in the heap: a 1 MB (in the heap: under that budget) and a
+// 5 MB (in a file) pass-through body reach
 // the upstream byte for byte with only "model" rewritten, on the native path
 // and on curl (one provider of each here; the whole suite also runs with
 // SWITCHBOARD_UPSTREAM=curl); a failover resends the same bytes from the file;
@@ -121,7 +123,8 @@ describe('request bodies over body_buffer_bytes (spooled to a file)', () => {
             const other = first === 'pa' ? B : A;
             const m = fake.script(fake.marker(`fo${first}`), { status: 500, error: oaiError('boom', 'server_error') });
             other.script(m, {});
-            const { sent, want } = bigBody(route, m, 1000000);
+            /* 3 MB: over the worker's budget for long bodies in the heap (8 x 256 KiB), so in a file */
+            const { sent, want } = bigBody(route, m, 3000000);
             const r = await post(sent);
             assert.equal(r.status, 200, r.text);
             assert.equal(r.headers['x-switchboard-fallbacks'], '1');
@@ -133,7 +136,7 @@ describe('request bodies over body_buffer_bytes (spooled to a file)', () => {
 
     it('a translating target and the Anthropic front door read a body in a file whole', async () => {
         const m = 'sbt-spool-ant-1';
-        const prompt = `${m} ${'a long prompt \\n line '.repeat(60000)}`;
+        const prompt = `${m} ${'a long prompt \\n line '.repeat(150000)}`;
         const r = await post(Buffer.from(`{"model":"claude-spool","messages":[{"role":"user","content":"${prompt}"}]}`));
         assert.equal(r.status, 200, r.text);
         const [rec] = ant.requestsFor(m);
@@ -174,7 +177,7 @@ describe('request bodies over body_buffer_bytes (spooled to a file)', () => {
         const s = net.connect(gw.port, '127.0.0.1');
         await new Promise((r) => s.once('connect', r));
         s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${gw.token}\r\n` +
-            'Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"model":"gpt-test","messages":[');
+            'Content-Type: application/json\r\nContent-Length: 3000000\r\n\r\n{"model":"gpt-test","messages":[');
         s.write('x'.repeat(300000));
         assert.ok(await h.eventually(() => spoolFds(gw) === 1, 5000), 'a body file is open while the body arrives');
         s.destroy();
@@ -216,7 +219,8 @@ describe('a body file that cannot be made', () => {
 
     it('is a 500 in the OpenAI error shape and a log line; small bodies still pass', async () => {
         fs.rmSync(dir, { recursive: true, force: true }); /* the directory went away */
-        const { sent } = bigBody('gpt-test', A.marker('nodir'), 100000);
+        /* over the budget for long bodies in the heap (8 x 64 KiB): a file */
+        const { sent } = bigBody('gpt-test', A.marker('nodir'), 600000);
         const r = await h.request(gw, { path: '/v1/chat/completions', body: sent });
         assert.equal(r.status, 500, r.text);
         assert.equal(r.json.error.code, 'request_body_not_stored');
