@@ -29,7 +29,8 @@ bool sb_slice_starts_with(struct sb_slice s, struct sb_slice prefix)
 static size_t put(char *dst, size_t room, const char *s)
 {
     size_t n = s ? strnlen(s, room) : 0;
-    memcpy(dst, s, n);
+    if (n) /* memcpy with a NULL source is undefined even for 0 bytes */
+        memcpy(dst, s, n);
     return n;
 }
 
