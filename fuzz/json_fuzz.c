@@ -27,6 +27,9 @@
  * input when it was valid UTF-8. A lazy parse (lazy_strings) must accept
  * and reject exactly the same inputs, build the same tree shape, and give,
  * through sb_json_text, the same bytes for every string as the full parse.
+ * sb_json_find must accept and reject the same inputs with the same error
+ * message, and find for each of a set of paths the span the tree's
+ * sb_json_get/sb_json_at walk reaches (also under max_depth 3).
  */
 #include <math.h>
 #include <stdint.h>
@@ -343,6 +346,61 @@ static void check_lazy(struct sb_arena *a, const uint8_t *data, size_t size, sb_
         check_lazy_node(a, l, root);
 }
 
+/* ---- sb_json_find against the tree ---- */
+
+static const char *const f_root[] = {NULL};
+static const char *const f_a[] = {"a", NULL};
+static const char *const f_ab[] = {"a", "b", NULL};
+static const char *const f_a0[] = {"a", "0", NULL};
+static const char *const f_0[] = {"0", NULL};
+static const char *const f_1a[] = {"1", "a", NULL};
+static const char *const f_empty[] = {"", NULL};
+static const char *const f_esc[] = {"\n", NULL};
+static const char *const f_content[] = {"choices", "0", "delta", "content", NULL};
+static const char *const f_finish[] = {"choices", "0", "finish_reason", NULL};
+static const char *const f_usage[] = {"usage", NULL};
+static const char *const *const find_paths[] = {f_root, f_a,       f_ab,      f_a0,   f_0, f_1a,
+                                                 f_empty, f_esc, f_content, f_finish, f_usage};
+#define NPATHS (sizeof(find_paths) / sizeof(find_paths[0]))
+
+/* Where sb_json_get (for names) and sb_json_at (for positions) lead along path. */
+static const struct sb_json *walk(const struct sb_json *j, const char *const *path)
+{
+    for (; j && *path; path++) {
+        bool pos = **path >= '0' && **path <= '9';
+        j = pos ? sb_json_at(j, (size_t)atoi(*path))
+                : j->type == SB_JSON_OBJECT ? sb_json_get(j, *path) : NULL;
+    }
+    return j;
+}
+
+/* sb_json_find must accept and reject exactly what the parse does, with the
+ * same error, and find the spans the tree's lookups reach; also under a
+ * small depth limit. */
+static void check_find(struct sb_arena *a, const uint8_t *data, size_t size, sb_err rc,
+                       const struct sb_json *root, const struct sb_error *perr)
+{
+    struct sb_slice out[NPATHS];
+    struct sb_error err = {0};
+    CHECK(sb_json_find((const char *)data, size, &lim, find_paths, NPATHS, out, &err) == rc);
+    if (rc != SB_OK) {
+        CHECK(strcmp(err.msg, perr->msg) == 0);
+        for (size_t i = 0; i < NPATHS; i++)
+            CHECK(out[i].p == NULL);
+    } else {
+        for (size_t i = 0; i < NPATHS; i++) {
+            const struct sb_json *w = walk(root, find_paths[i]);
+            CHECK(w ? out[i].p == w->raw.p && out[i].len == w->raw.len : out[i].p == NULL);
+        }
+    }
+    struct sb_json_limits shallow = {.max_depth = 3};
+    struct sb_json *t = NULL;
+    struct sb_error e1 = {0}, e2 = {0};
+    sb_err r1 = sb_json_parse(a, (const char *)data, size, &shallow, &t, &e1);
+    CHECK(sb_json_find((const char *)data, size, &shallow, find_paths, NPATHS, out, &e2) == r1);
+    CHECK(r1 == SB_OK || strcmp(e1.msg, e2.msg) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct sb_arena *a = sb_arena_create(4096);
@@ -354,6 +412,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     differential(data, size, rc, root, &err);
     check_depth_limit(a, data, size, rc, root);
     check_lazy(a, data, size, rc, root);
+    check_find(a, data, size, rc, root, &err);
     if (rc == SB_OK) {
         int budget = 64;
         check_spans(root, data, size);

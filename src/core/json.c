@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json.c - the strict in-situ JSON reader and the streaming writer.
+ * json.c - the strict in-situ JSON reader (the writer is json_write.c).
  *
  * The reader is one pass over the bytes with an explicit stack of open
  * containers (no recursion, so a caller's max_depth can never blow the C
@@ -12,104 +12,23 @@
  *
  * Speed comes from scanning string bodies eight bytes at a time (SWAR: one
  * 64-bit test tells whether a word holds a quote, a backslash, a control or
- * a non-ASCII byte) and from decoding escapes only in a second pass over the
- * few strings that have them.
+ * a non-ASCII byte; json_bytes.h) and from decoding escapes only in a second
+ * pass over the few strings that have them.
  *
- * The writer appends to an sb_buf; it tracks commas with one bit per depth
- * and keeps the first error (sticky), so callers check once at the end.
- * It always emits valid JSON: invalid UTF-8 handed to it becomes U+FFFD.
- *
- * Both assume the "C" numeric locale (strtod/snprintf use '.'), which is the
+ * Numbers are converted in the "C" numeric locale (strtod uses '.'), the
  * locale of a program that never calls setlocale().
  */
 #include "core/json.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/json_bytes.h"
 
 /* ------------------------------------------------------------------------ */
-/* Byte-level helpers shared by reader and writer                           */
+/* Reader: escapes and code points                                          */
 /* ------------------------------------------------------------------------ */
-
-#define ONES 0x0101010101010101ull
-#define HIGHS 0x8080808080808080ull
-
-/*
- * Nonzero when any byte of the word x is '"', '\\', < 0x20 or >= 0x80.
- * Classic "has zero byte" / "has byte less than n" tricks; false positives
- * can only occur above a true one, so "nonzero" is exact.
- */
-static inline uint64_t swar_special(uint64_t x)
-{
-    uint64_t q = x ^ (ONES * '"');
-    uint64_t b = x ^ (ONES * '\\');
-    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((x - ONES * 0x20) & ~x) | x;
-    return t & HIGHS;
-}
-
-/* Index of the first (lowest-addressed) byte flagged in a swar_special() mask. */
-static inline size_t first_flagged(uint64_t m)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (size_t)__builtin_clzll(m) >> 3;
-#else
-    return (size_t)__builtin_ctzll(m) >> 3;
-#endif
-}
-
-static inline bool is_plain(unsigned char c)
-{
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
-/* The first byte at or after s that is not plain ASCII (see swar_special), or end. */
-static inline const char *skip_plain(const char *s, const char *end)
-{
-    while (end - s >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        uint64_t m = swar_special(w);
-        if (m)
-            return s + first_flagged(m);
-        s += 8;
-    }
-    while (s < end && is_plain((unsigned char)*s))
-        s++;
-    return s;
-}
-
-/*
- * Length of the well-formed UTF-8 sequence at s (s[0] >= 0x80), or 0 when it
- * is overlong, a surrogate, above U+10FFFF, truncated or a stray continuation.
- */
-static size_t utf8_len(const unsigned char *s, const unsigned char *end)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        lo = c == 0xE0 ? 0xA0 : lo; /* E0 80..9F would be overlong */
-        hi = c == 0xED ? 0x9F : hi; /* ED A0..BF would be D800..DFFF */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        lo = c == 0xF0 ? 0x90 : lo; /* F0 80..8F would be overlong */
-        hi = c == 0xF4 ? 0x8F : hi; /* F4 90.. would be above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
 
 static int hexval(unsigned char c)
 {
@@ -598,6 +517,312 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
     return SB_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Reader without a tree: sb_json_find                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The same grammar walk as above, with a frame per open container instead
+ * of nodes. Each frame knows which paths reach it (mask: their first
+ * `depth` steps name it) and which end at it (full); a child's mask is the
+ * frame's paths whose next step names the child. Entering a child that
+ * matches restarts those paths' answers: a later duplicate member replaces
+ * an earlier one, as sb_json_get takes the last.
+ */
+struct find_frame {
+    uint32_t mask;     /* paths that reach this container's children */
+    uint32_t full;     /* paths whose value is this container */
+    uint64_t firsts;   /* bit (c & 63) for the first byte c of each next step */
+    size_t index;      /* the current child's position (arrays) */
+    const char *start; /* the opening bracket */
+    bool obj;
+};
+
+struct finder {
+    struct parser ps; /* cursor, limits, errors; no arena, no nodes */
+    const char *const *const *paths;
+    struct sb_slice *out;
+    uint32_t next;            /* paths that reach the value about to be read */
+    struct find_frame *stack; /* open containers; heap beyond the first 64 */
+    struct find_frame small[DEFAULT_DEPTH];
+    size_t depth, cap;
+};
+
+/* Whether a decimal step ("0", "12") names array position i. */
+static bool step_is_index(const char *step, size_t i)
+{
+    size_t v = 0;
+    if (!*step || (step[0] == '0' && step[1]))
+        return false;
+    for (; *step; step++) {
+        if (*step < '0' || *step > '9' || v > (SIZE_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (size_t)(*step - '0');
+    }
+    return v == i;
+}
+
+/* Whether the member name whose body is [s, e) (validated; esc: it has
+ * escapes) is step, compared decoded. */
+static bool step_is_key(const char *step, const char *s, const char *e, bool esc)
+{
+    if (!esc) { /* most names differ in their first byte: no strlen, no memcmp call */
+        while (s < e && *step == *s)
+            step++, s++;
+        return s == e && !*step;
+    }
+    size_t n = strlen(step);
+    char buf[256], *o = buf; /* decoding never lengthens: a longer body cannot match */
+    if ((size_t)(e - s) > sizeof(buf))
+        return false;
+    while (s < e) {
+        if (*s == '\\')
+            s = decode_escape(s, &o);
+        else
+            *o++ = *s++;
+    }
+    return (size_t)(o - buf) == n && memcmp(buf, step, n) == 0;
+}
+
+/* Sets f->next for the child of the innermost container named by key
+ * [ks, ke) (objects) or by its position (arrays). */
+static void find_child(struct finder *f, const char *ks, const char *ke, bool esc)
+{
+    struct find_frame *fr = &f->stack[f->depth - 1];
+    uint32_t m = 0;
+    f->next = 0;
+    /* Most members are on no path: one test on the name's first byte. */
+    if (fr->obj && ks < ke && !esc && !(fr->firsts & (1ull << (*ks & 63))))
+        return;
+    for (uint32_t todo = fr->mask; todo; todo &= todo - 1) {
+        unsigned p = (unsigned)__builtin_ctz(todo);
+        const char *step = f->paths[p][f->depth - 1];
+        bool pos = *step >= '0' && *step <= '9'; /* a position: it names no member */
+        if (fr->obj ? !pos && step_is_key(step, ks, ke, esc) : step_is_index(step, fr->index))
+            m |= 1u << p;
+    }
+    for (uint32_t todo = m; todo; todo &= todo - 1)
+        f->out[__builtin_ctz(todo)] = SB_SLICE_NULL; /* a later duplicate replaces it */
+    f->next = m;
+}
+
+/* Paths among mask that end at a value `depth` steps from the root. */
+static uint32_t ending(const struct finder *f, uint32_t mask, size_t depth)
+{
+    uint32_t e = 0;
+    for (uint32_t todo = mask; todo; todo &= todo - 1) {
+        unsigned p = (unsigned)__builtin_ctz(todo);
+        if (!f->paths[p][depth])
+            e |= 1u << p;
+    }
+    return e;
+}
+
+static void found(struct finder *f, uint32_t which, const char *p, size_t n)
+{
+    for (; which; which &= which - 1)
+        f->out[__builtin_ctz(which)] = (struct sb_slice){p, n};
+}
+
+/* Reads `"name" :` (as parse_key) and picks the paths that go on through it. */
+static int find_key(struct finder *f)
+{
+    struct parser *ps = &f->ps;
+    ps->cur = skip_ws(ps->cur, ps->end);
+    if (ps->cur == ps->end || *ps->cur != '"')
+        return fail(ps, "expected a string key");
+    bool esc = false;
+    const char *body = ps->cur + 1, *q = scan_string(ps, body, &esc);
+    if (!q)
+        return -1;
+    ps->cur = skip_ws(q + 1, ps->end);
+    if (ps->cur == ps->end || *ps->cur != ':')
+        return fail(ps, "expected ':'");
+    ps->cur++;
+    f->next = 0;
+    if (f->stack[f->depth - 1].mask)
+        find_child(f, body, q, esc);
+    return 0;
+}
+
+static int find_push(struct finder *f, bool obj)
+{
+    struct parser *ps = &f->ps;
+    if (f->depth >= ps->max_depth) {
+        ps->rc = sb_fail(ps->err, SB_E_TOO_LARGE, "JSON nested deeper than %zu at byte %zu",
+                         ps->max_depth, (size_t)(ps->cur - ps->start));
+        return -1;
+    }
+    if (f->depth == f->cap) {
+        f->cap *= 2;
+        struct find_frame *bigger = sb_xmalloc(f->cap * sizeof(*bigger));
+        memcpy(bigger, f->stack, f->depth * sizeof(*bigger));
+        if (f->stack != f->small)
+            free(f->stack);
+        f->stack = bigger;
+    }
+    uint32_t full = f->next ? ending(f, f->next, f->depth) : 0, mask = f->next & ~full;
+    uint64_t firsts = 0;
+    for (uint32_t todo = mask; todo; todo &= todo - 1)
+        firsts |= 1ull << (f->paths[__builtin_ctz(todo)][f->depth][0] & 63);
+    f->stack[f->depth++] = (struct find_frame){mask, full, firsts, 0, ps->cur, obj};
+    return 0;
+}
+
+static void find_pop(struct finder *f)
+{
+    struct find_frame *fr = &f->stack[--f->depth];
+    f->ps.cur++;
+    found(f, fr->full, fr->start, (size_t)(f->ps.cur - fr->start));
+}
+
+/* As open_container: 1 when a first item follows, 0 when empty. */
+static int find_open(struct finder *f, bool obj)
+{
+    struct parser *ps = &f->ps;
+    if (find_push(f, obj) != 0)
+        return -1;
+    ps->cur = skip_ws(ps->cur + 1, ps->end);
+    if (ps->cur < ps->end && *ps->cur == (obj ? '}' : ']')) {
+        find_pop(f);
+        return 0;
+    }
+    if (obj)
+        return find_key(f) != 0 ? -1 : 1;
+    f->next = 0;
+    if (f->stack[f->depth - 1].mask)
+        find_child(f, NULL, NULL, false);
+    return 1;
+}
+
+/* A scalar value from ps->cur to e: recorded for the paths ending at it. */
+static int find_scalar(struct finder *f, const char *e)
+{
+    if (!e)
+        return -1;
+    if (f->next)
+        found(f, ending(f, f->next, f->depth), f->ps.cur, (size_t)(e - f->ps.cur));
+    f->ps.cur = e;
+    return 0;
+}
+
+static const char *find_literal(struct parser *ps, const char *word, size_t n)
+{
+    if ((size_t)(ps->end - ps->cur) < n || memcmp(ps->cur, word, n) != 0)
+        return fail_at(ps, ps->cur, "invalid literal");
+    return ps->cur + n;
+}
+
+/* As parse_value. */
+static int find_value(struct finder *f)
+{
+    struct parser *ps = &f->ps;
+    ps->cur = skip_ws(ps->cur, ps->end);
+    if (ps->cur == ps->end)
+        return fail(ps, "unexpected end of input, expected a value");
+    bool esc = false;
+    const char *q;
+    switch (*ps->cur) {
+    case '{':
+    case '[':
+        return find_open(f, *ps->cur == '{');
+    case '"':
+        q = scan_string(ps, ps->cur + 1, &esc);
+        return find_scalar(f, q ? q + 1 : NULL);
+    case 't':
+        return find_scalar(f, find_literal(ps, "true", 4));
+    case 'f':
+        return find_scalar(f, find_literal(ps, "false", 5));
+    case 'n':
+        return find_scalar(f, find_literal(ps, "null", 4));
+    default:
+        if (*ps->cur == '-' || (*ps->cur >= '0' && *ps->cur <= '9'))
+            return find_scalar(f, scan_number(ps, ps->cur));
+        return fail(ps, "expected a value");
+    }
+}
+
+/* As after_value. */
+static int find_after(struct finder *f)
+{
+    struct parser *ps = &f->ps;
+    while (f->depth > 0) {
+        struct find_frame *fr = &f->stack[f->depth - 1];
+        ps->cur = skip_ws(ps->cur, ps->end);
+        if (ps->cur == ps->end)
+            return fail(ps, "unexpected end of input");
+        if (*ps->cur == ',') {
+            ps->cur++;
+            fr->index++;
+            if (fr->obj)
+                return find_key(f) != 0 ? -1 : 1;
+            f->next = 0;
+            if (fr->mask)
+                find_child(f, NULL, NULL, false);
+            return 1;
+        }
+        if (*ps->cur != (fr->obj ? '}' : ']'))
+            return fail(ps, fr->obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        find_pop(f);
+    }
+    ps->cur = skip_ws(ps->cur, ps->end);
+    if (ps->cur != ps->end)
+        return fail(ps, "unexpected data after the value");
+    return 0;
+}
+
+sb_err sb_json_find(const char *p, size_t len, const struct sb_json_limits *lim,
+                    const char *const *const *paths, size_t n, struct sb_slice *out,
+                    struct sb_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = SB_SLICE_NULL;
+    if (n > SB_JSON_FIND_MAX)
+        return sb_fail(err, SB_E_INTERNAL, "sb_json_find: more than %d paths", SB_JSON_FIND_MAX);
+    if (lim && lim->max_bytes && len > lim->max_bytes)
+        return sb_fail(err, SB_E_TOO_LARGE, "JSON body of %zu bytes exceeds the limit of %zu", len,
+                       lim->max_bytes);
+    if (len == 0)
+        return sb_fail(err, SB_E_BAD_JSON, "invalid JSON at byte 0: empty input");
+    /* Not an initializer: that would clear the 64 frames too, on every call. */
+    struct finder f;
+    memset(&f.ps, 0, sizeof(f.ps));
+    f.ps.start = f.ps.cur = p;
+    f.ps.end = p + len;
+    f.ps.err = err;
+    f.ps.max_depth = lim && lim->max_depth ? lim->max_depth : DEFAULT_DEPTH;
+    f.paths = paths;
+    f.out = out;
+    f.stack = f.small;
+    f.depth = 0;
+    f.cap = DEFAULT_DEPTH;
+    f.next = n ? (uint32_t)(((uint64_t)1 << n) - 1) : 0; /* the root is on every path */
+    int r;
+    do {
+        r = find_value(&f);
+        if (r == 0)
+            r = find_after(&f);
+    } while (r == 1);
+    if (f.stack != f.small)
+        free(f.stack);
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = SB_SLICE_NULL;
+        return f.ps.rc;
+    }
+    return SB_OK;
+}
+
+struct sb_slice sb_json_unquote(struct sb_arena *a, struct sb_slice raw)
+{
+    if (raw.len < 2 || raw.p[0] != '"')
+        return SB_SLICE_NULL;
+    const char *s = raw.p + 1, *e = raw.p + raw.len - 1;
+    if (!memchr(s, '\\', (size_t)(e - s)))
+        return (struct sb_slice){s, (size_t)(e - s)};
+    return decode_string(a, s, e);
+}
+
 /* A slice into [from, from + len) moves to the same offset from to; others
  * (decoded strings in the arena, NULL) stay. Compared as integers: the
  * ranges are different objects. */
@@ -719,235 +944,4 @@ bool sb_json_double(const struct sb_json *j, double *out)
     if (s != small)
         free(s);
     return true;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Writer                                                                   */
-/* ------------------------------------------------------------------------ */
-
-#define JW_MAX_DEPTH 63
-
-/* Bytes that need an escape: 0 = none, 'u' = \u00XX, else the letter after '\\'. */
-static char escape_of(unsigned char c)
-{
-    switch (c) {
-    case '"':
-        return '"';
-    case '\\':
-        return '\\';
-    case '\b':
-        return 'b';
-    case '\f':
-        return 'f';
-    case '\n':
-        return 'n';
-    case '\r':
-        return 'r';
-    case '\t':
-        return 't';
-    default:
-        return c < 0x20 ? 'u' : 0;
-    }
-}
-
-/* Writes the escape for byte c (< 0x80, escape_of(c) != 0). */
-static sb_err put_escape(struct sb_buf *out, unsigned char c)
-{
-    static const char hex[] = "0123456789abcdef";
-    char e = escape_of(c);
-    char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-    if (e != 'u') {
-        char two[2] = {'\\', e};
-        return sb_buf_append(out, two, 2);
-    }
-    return sb_buf_append(out, u, 6);
-}
-
-/* Length of the run at s that can be copied verbatim (ASCII needing no escape, valid UTF-8). */
-static size_t plain_run(const char *s, const char *end)
-{
-    const char *p = s;
-    for (;;) {
-        p = skip_plain(p, end);
-        if (p == end)
-            return (size_t)(p - s);
-        unsigned char c = (unsigned char)*p;
-        size_t n = c < 0x80 ? 0 : utf8_len((const unsigned char *)p, (const unsigned char *)end);
-        if (n == 0)
-            return (size_t)(p - s);
-        p += n;
-    }
-}
-
-sb_err sb_json_escape(struct sb_buf *out, struct sb_slice s)
-{
-    const char *p = s.p, *end = s.p + s.len;
-    sb_err rc = SB_OK;
-    while (p < end && rc == SB_OK) {
-        size_t run = plain_run(p, end);
-        if (run) /* sb_buf_append of 0 bytes to an empty buffer trips UBSan (NULL + 0) */
-            rc = sb_buf_append(out, p, run);
-        p += run;
-        if (p == end || rc != SB_OK)
-            break;
-        if ((unsigned char)*p < 0x80)
-            rc = put_escape(out, (unsigned char)*p);
-        else
-            rc = sb_buf_append(out, "\xEF\xBF\xBD", 3); /* invalid UTF-8 byte: U+FFFD */
-        p++;
-    }
-    return rc;
-}
-
-void sb_jw_init(struct sb_jw *w, struct sb_buf *out)
-{
-    *w = (struct sb_jw){.out = out};
-}
-
-static void jw_put(struct sb_jw *w, const char *p, size_t n)
-{
-    if (w->err == SB_OK && n > 0 && sb_buf_append(w->out, p, n) != SB_OK)
-        w->err = SB_E_TOO_LARGE;
-}
-
-/*
- * Before any value: a comma when the container already has an item. A key
- * clears its container's bit, so the value right after it writes none.
- */
-static void jw_sep(struct sb_jw *w)
-{
-    uint64_t bit = (uint64_t)1 << w->depth;
-    if (w->depth > 0 && (w->comma & bit))
-        jw_put(w, ",", 1);
-    w->comma |= bit;
-}
-
-static void jw_begin(struct sb_jw *w, char c)
-{
-    jw_sep(w);
-    if (w->depth >= JW_MAX_DEPTH) {
-        if (w->err == SB_OK)
-            w->err = SB_E_INTERNAL; /* a programming error: our output is never that deep */
-        return;
-    }
-    jw_put(w, &c, 1);
-    w->depth++;
-    w->comma &= ~((uint64_t)1 << w->depth);
-}
-
-static void jw_end(struct sb_jw *w, char c)
-{
-    if (w->depth == 0) {
-        if (w->err == SB_OK)
-            w->err = SB_E_INTERNAL;
-        return;
-    }
-    jw_put(w, &c, 1);
-    w->depth--;
-}
-
-void sb_jw_obj_begin(struct sb_jw *w)
-{
-    jw_begin(w, '{');
-}
-void sb_jw_obj_end(struct sb_jw *w)
-{
-    jw_end(w, '}');
-}
-void sb_jw_arr_begin(struct sb_jw *w)
-{
-    jw_begin(w, '[');
-}
-void sb_jw_arr_end(struct sb_jw *w)
-{
-    jw_end(w, ']');
-}
-
-/* "s" with escapes, no separator. */
-static void jw_string(struct sb_jw *w, struct sb_slice s)
-{
-    jw_put(w, "\"", 1);
-    if (w->err == SB_OK && sb_json_escape(w->out, s) != SB_OK)
-        w->err = SB_E_TOO_LARGE;
-    jw_put(w, "\"", 1);
-}
-
-void sb_jw_key_slice(struct sb_jw *w, struct sb_slice key)
-{
-    uint64_t bit = (uint64_t)1 << w->depth;
-    if (w->comma & bit)
-        jw_put(w, ",", 1);
-    jw_string(w, key);
-    jw_put(w, ":", 1);
-    w->comma &= ~bit;
-}
-
-void sb_jw_key(struct sb_jw *w, const char *key)
-{
-    sb_jw_key_slice(w, sb_slice_cstr(key));
-}
-
-void sb_jw_str(struct sb_jw *w, struct sb_slice s)
-{
-    jw_sep(w);
-    jw_string(w, s);
-}
-
-void sb_jw_cstr(struct sb_jw *w, const char *s)
-{
-    if (s)
-        sb_jw_str(w, sb_slice_cstr(s));
-    else
-        sb_jw_null(w);
-}
-
-void sb_jw_int(struct sb_jw *w, int64_t v)
-{
-    char buf[24], *e = buf + sizeof(buf), *p = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v; /* exact for INT64_MIN too */
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    jw_sep(w);
-    jw_put(w, p, (size_t)(e - p));
-}
-
-void sb_jw_double(struct sb_jw *w, double v)
-{
-    char buf[32];
-    int n = 0;
-    if (!isfinite(v)) {
-        sb_jw_null(w);
-        return;
-    }
-    /* The shortest of %.15g/%.16g/%.17g that reads back as the same double;
-     * %.17g always does. */
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(buf, sizeof(buf), "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    jw_sep(w);
-    jw_put(w, buf, (size_t)n);
-}
-
-void sb_jw_bool(struct sb_jw *w, bool v)
-{
-    jw_sep(w);
-    jw_put(w, v ? "true" : "false", v ? 4 : 5);
-}
-
-void sb_jw_null(struct sb_jw *w)
-{
-    jw_sep(w);
-    jw_put(w, "null", 4);
-}
-
-void sb_jw_raw(struct sb_jw *w, struct sb_slice json)
-{
-    jw_sep(w);
-    jw_put(w, json.p, json.len);
 }

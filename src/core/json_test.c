@@ -1075,6 +1075,126 @@ static void test_rebase(void **state)
     sb_arena_free(a);
 }
 
+/* ---- sb_json_find ---- */
+
+static void expect_span(struct sb_slice got, const char *want)
+{
+    if (!want) {
+        assert_null(got.p);
+        return;
+    }
+    assert_non_null(got.p);
+    assert_int_equal(got.len, strlen(want));
+    assert_memory_equal(got.p, want, got.len);
+}
+
+static sb_err find1(const char *doc, const char *const *path, struct sb_slice *found)
+{
+    const char *const *paths[] = {path};
+    struct sb_error err;
+    return sb_json_find(doc, strlen(doc), NULL, paths, 1, found, &err);
+}
+
+static void test_find_paths(void **state)
+{
+    (void)state;
+    static const char chunk[] =
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok \"},"
+        "\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":3}}";
+    static const char *const content[] = {"choices", "0", "delta", "content", NULL};
+    static const char *const finish[] = {"choices", "0", "finish_reason", NULL};
+    static const char *const usage[] = {"usage", NULL};
+    static const char *const error[] = {"error", NULL};
+    static const char *const root[] = {NULL};
+    const char *const *paths[] = {content, finish, usage, error, root};
+    struct sb_slice found[5];
+    struct sb_error err;
+    assert_int_equal(sb_json_find(chunk, strlen(chunk), NULL, paths, 5, found, &err), SB_OK);
+    expect_span(found[0], "\"tok \"");
+    expect_span(found[1], "null");
+    expect_span(found[2], "{\"prompt_tokens\":3}");
+    expect_span(found[3], NULL);
+    expect_span(found[4], chunk);
+    /* Positions index arrays only; a later duplicate member replaces an earlier one. */
+    static const char *const a1[] = {"a", "1", NULL}, *const a2b[] = {"a", "2", "b", NULL};
+    static const char *const a5[] = {"a", "5", NULL}, *const ab[] = {"a", "b", NULL};
+    static const char *const a[] = {"a", NULL}, *const k0[] = {"0", NULL};
+    assert_int_equal(find1("{\"a\":[10,[20,30],{\"b\":\"x\"}]}", a1, found), SB_OK);
+    expect_span(found[0], "[20,30]");
+    find1("{\"a\":[10,[20,30],{\"b\":\"x\"}]}", a2b, found);
+    expect_span(found[0], "\"x\"");
+    find1("{\"a\":[10]}", a5, found);
+    expect_span(found[0], NULL);
+    find1("{\"a\":1,\"a\":{\"b\":2}}", ab, found);
+    expect_span(found[0], "2");
+    find1("{\"a\":{\"b\":2},\"a\":3}", ab, found);
+    expect_span(found[0], NULL);
+    find1("{\"a\":{\"b\":2},\"a\":3}", a, found);
+    expect_span(found[0], "3");
+    find1("{\"0\":1}", k0, found); /* a position names no member */
+    expect_span(found[0], NULL);
+    find1("[\"x\", 2]", k0, found);
+    expect_span(found[0], "\"x\"");
+    find1("{\"\\u0061\" : true }", a, found); /* names are compared decoded */
+    expect_span(found[0], "true");
+}
+
+/* The same verdicts and messages as sb_json_parse, and the limits. */
+static void test_find_errors(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {"{\"a\":}", "[1,]", "{\"a\" 1}", "\"\\x\"", "[01]",
+                                       "{\"a\":\"\xff\"}", "[[[1]]]", "{} x", "tru", ""};
+    static const char *const a[] = {"a", NULL};
+    const char *const *paths[] = {a};
+    struct sb_json_limits lim = {.max_depth = 2};
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        struct sb_arena *ar = sb_arena_create(0);
+        struct sb_json *j;
+        struct sb_error e1, e2;
+        struct sb_slice found[1] = {{"junk", 4}};
+        sb_err r1 = sb_json_parse(ar, docs[i], strlen(docs[i]), &lim, &j, &e1);
+        sb_err r2 = sb_json_find(docs[i], strlen(docs[i]), &lim, paths, 1, found, &e2);
+        assert_int_not_equal(r1, SB_OK);
+        assert_int_equal(r2, r1);
+        assert_string_equal(e2.msg, e1.msg);
+        assert_null(found[0].p);
+        sb_arena_free(ar);
+    }
+    /* 100 nested arrays: frames past the first 64 come from the heap. */
+    char deep[202];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    deep[200] = '\0';
+    static const char *const root[] = {NULL};
+    const char *const *rp[] = {root};
+    struct sb_json_limits big = {.max_depth = 200};
+    struct sb_slice found[SB_JSON_FIND_MAX + 1];
+    struct sb_error err;
+    assert_int_equal(sb_json_find(deep, 200, &big, rp, 1, found, &err), SB_OK);
+    expect_span(found[0], deep);
+    const char *const *many[SB_JSON_FIND_MAX + 1];
+    for (size_t i = 0; i <= SB_JSON_FIND_MAX; i++)
+        many[i] = root;
+    assert_int_equal(sb_json_find("1", 1, NULL, many, SB_JSON_FIND_MAX + 1, found, &err),
+                     SB_E_INTERNAL);
+}
+
+static void test_unquote(void **state)
+{
+    (void)state;
+    struct sb_arena *a = sb_arena_create(0);
+    struct sb_slice plain = sb_json_unquote(a, SB_SLICE("\"tok\""));
+    assert_int_equal(plain.len, 3);
+    assert_memory_equal(plain.p, "tok", 3);
+    struct sb_slice esc = sb_json_unquote(a, SB_SLICE("\"a\\nb\\u00e9\""));
+    assert_int_equal(esc.len, 5);
+    assert_memory_equal(esc.p, "a\nb\xc3\xa9", 5);
+    assert_null(sb_json_unquote(a, SB_SLICE("null")).p);
+    assert_null(sb_json_unquote(a, SB_SLICE_NULL).p);
+    sb_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1106,6 +1226,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writer_sticky_error, wsetup, wteardown),
         cmocka_unit_test_setup_teardown(test_writer_roundtrip, wsetup, wteardown),
         cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_find_paths),
+        cmocka_unit_test(test_find_errors),
+        cmocka_unit_test(test_unquote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

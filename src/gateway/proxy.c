@@ -334,13 +334,18 @@ static void front_chunk(struct proxy *x, struct sb_slice chunk)
         sse_error(x, &e);
 }
 
+/* The stream's first bytes go to the socket at once; later ones are corked
+ * until the end of the loop turn (net/conn.c), one write per upstream read. */
 static void flush(struct proxy *x)
 {
     if (x->out.len == 0)
         return;
-    if (!x->ttft_ns)
+    if (!x->ttft_ns) {
         x->ttft_ns = uv_hrtime();
-    sb_http_stream_write(x->req, x->out.p, x->out.len);
+        sb_http_stream_write_now(x->req, x->out.p, x->out.len);
+    } else {
+        sb_http_stream_write(x->req, x->out.p, x->out.len);
+    }
     sb_buf_reset(&x->out);
 }
 
@@ -361,6 +366,10 @@ static int on_event(void *ud, const struct sb_event *ev)
             front_chunk(x, ev->chunk);
         else if (!ev->usage_only || x->call.client_wants_usage)
             sse_append(x, ev->chunk);
+        /* An upstream read often holds many events (a fast model, a cached
+         * answer): the first one leaves before the rest are handled. */
+        if (!x->ttft_ns)
+            flush(x);
         break;
     case SB_EV_DONE:
         sb__proxy_cache_event(x, SB_SLICE("[DONE]"));

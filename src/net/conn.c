@@ -1007,12 +1007,12 @@ static void write_through(struct sb__conn *c, const char *p, size_t n)
         sb_buf_reset(&c->cork);
 }
 
-size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n)
+static size_t stream_write(struct sb_http_req *req, const char *p, size_t n, bool now)
 {
     struct sb__conn *c = conn_of(req);
     if (c->handler_done || c->state == CS_CLOSED || n == 0)
         return backlog(c);
-    if (n >= WRITE_THROUGH) {
+    if (now || n >= WRITE_THROUGH) {
         write_through(c, p, n);
         return backlog(c);
     }
@@ -1025,6 +1025,16 @@ size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n)
     if (c->chunked)
         cork(c, "\r\n", 2);
     return backlog(c);
+}
+
+size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n)
+{
+    return stream_write(req, p, n, false);
+}
+
+size_t sb_http_stream_write_now(struct sb_http_req *req, const char *p, size_t n)
+{
+    return stream_write(req, p, n, true);
 }
 
 void sb_http_stream_end(struct sb_http_req *req)

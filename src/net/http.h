@@ -173,6 +173,10 @@ void sb_http_stream_start(struct sb_http_req *req, int status, const struct sb_h
 /* Copies p[0..n). Returns bytes queued but not yet written to the socket,
  * so the caller can stop reading its source above a high-water mark. */
 size_t sb_http_stream_write(struct sb_http_req *req, const char *p, size_t n);
+/* The same, but what is corked and p[0..n) go to the socket now instead of at
+ * the end of the loop turn: for a stream's first event, which should not wait
+ * for the rest of an upstream read to be handled (time to first byte). */
+size_t sb_http_stream_write_now(struct sb_http_req *req, const char *p, size_t n);
 void sb_http_stream_end(struct sb_http_req *req);
 /* The same with a known body length (length >= 0): Content-Length instead of
  * chunks, and the writes are the body's bytes as they are; length < 0 is

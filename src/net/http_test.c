@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +99,35 @@ static void big_answer(struct sb_http_req *req, bool known_length)
     sb_http_stream_end(req);
 }
 
+/* Set by the test once it has read /now's first piece. */
+static atomic_bool saw_first;
+
+/* /now: the first piece goes out with sb_http_stream_write_now, then the
+ * handler waits (up to 2 s) for the client to have read it. Corked, it would
+ * leave only after this callback: the client would read "late". */
+static void now_answer(struct sb_http_req *req)
+{
+    static const struct sb_http_header h[] = {{SB_SLICE("content-type"), SB_SLICE("text/plain")}};
+    sb_http_stream_start(req, 200, h, 1);
+    sb_http_stream_write_now(req, "first\n", 6);
+    for (int i = 0; i < 2000 && !atomic_load(&saw_first); i++)
+        usleep(1000);
+    if (atomic_load(&saw_first))
+        sb_http_stream_write(req, "second\n", 7);
+    else
+        sb_http_stream_write(req, "late\n", 5);
+    sb_http_stream_end(req);
+}
+
 static void handler(struct sb_http_req *req, void *ctx)
 {
     static const struct sb_http_header h[] = {{SB_SLICE("content-type"), SB_SLICE("text/plain")}};
     if (sb_slice_eq_cstr(req->path, "/big") || sb_slice_eq_cstr(req->path, "/biglen")) {
         big_answer(req, sb_slice_eq_cstr(req->path, "/biglen"));
+        return;
+    }
+    if (sb_slice_eq_cstr(req->path, "/now")) {
+        now_answer(req);
         return;
     }
     if (sb_slice_eq_cstr(req->path, "/stream")) {
@@ -269,6 +294,25 @@ static void streaming_chunked(void **state)
     assert_non_null(strstr(a, "transfer-encoding: chunked"));
     assert_int_equal(count(a, "tick\n"), 3);
     free(a);
+    close(fd);
+}
+
+/* sb_http_stream_write_now: the head and the piece reach the socket before
+ * the handler returns (a stream's first event, issue 9's time to first byte). */
+static void stream_write_now(void **state)
+{
+    int fd = dial();
+    const char *r = "GET /now HTTP/1.1\r\n\r\n";
+    atomic_store(&saw_first, false);
+    send_all(fd, r, strlen(r));
+    char *a = recv_until(fd, "first\n");
+    assert_non_null(strstr(a, "first\n"));
+    atomic_store(&saw_first, true);
+    char *b = recv_until(fd, "0\r\n\r\n");
+    assert_non_null(strstr(b, "second\n"));
+    assert_null(strstr(b, "late"));
+    free(a);
+    free(b);
     close(fd);
 }
 
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test(limits),
         cmocka_unit_test(header_timeout),
         cmocka_unit_test(streaming_chunked),
+        cmocka_unit_test(stream_write_now),
         cmocka_unit_test(client_abort_mid_stream),
         cmocka_unit_test(large_pieces_slow_client),
         cmocka_unit_test(spooled_bodies),

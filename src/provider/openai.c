@@ -46,11 +46,6 @@ static const struct sb_json *jget(const struct sb_json *o, const char *key)
     return o && o->type == SB_JSON_OBJECT ? sb_json_get(o, key) : NULL;
 }
 
-static const struct sb_json *jat(const struct sb_json *a, size_t i)
-{
-    return a && a->type == SB_JSON_ARRAY ? sb_json_at(a, i) : NULL;
-}
-
 static bool jstr(const struct sb_json *j)
 {
     return j && j->type == SB_JSON_STRING;
@@ -267,12 +262,6 @@ static int64_t count_or_unknown(const struct sb_json *usage, const char *name)
     const struct sb_json *n = jget(usage, name);
     int64_t v;
     return n && sb_json_int64(n, &v) && v >= 0 ? v : -1;
-}
-
-static struct sb_slice first_finish_reason(const struct sb_json *root)
-{
-    const struct sb_json *fr = jget(jat(jget(root, "choices"), 0), "finish_reason");
-    return jstr(fr) ? fr->str : SB_SLICE_NULL;
 }
 
 /* The end of the JSON string whose opening quote is at p (the byte after
@@ -496,11 +485,37 @@ static struct sb_slice error_message(const struct sb_json *e)
     return SB_SLICE_NULL;
 }
 
-static int emit_error(struct stream *st, const struct sb_json *root, struct sb_slice data)
+/* What a relayed chunk needs, found without a tree (sb_json_find). */
+enum { F_ERROR, F_USAGE, F_CHOICES, F_CONTENT, F_FINISH, F_COUNT };
+static const char *const p_error[] = {"error", NULL};
+static const char *const p_usage[] = {"usage", NULL};
+static const char *const p_choices[] = {"choices", NULL};
+static const char *const p_content[] = {"choices", "0", "delta", "content", NULL};
+static const char *const p_finish[] = {"choices", "0", "finish_reason", NULL};
+static const char *const *const chunk_paths[F_COUNT] = {p_error, p_usage, p_choices, p_content,
+                                                        p_finish};
+
+static bool is_null(struct sb_slice raw)
+{
+    return raw.len == 4 && memcmp(raw.p, "null", 4) == 0;
+}
+
+/* Whether raw is an array with no elements ("[]", blanks inside allowed). */
+static bool empty_array(struct sb_slice raw)
+{
+    return raw.len >= 2 && raw.p[0] == '[' && skip_blank(raw.p + 1, raw.p + raw.len) ==
+                                                   raw.p + raw.len - 1;
+}
+
+static int emit_error(struct stream *st, struct sb_slice e, struct sb_slice data)
 {
     struct sb_event ev;
     char msg[MAX_EXCERPT + 1];
-    struct sb_slice m = error_message(jget(root, "error"));
+    struct sb_json *j = NULL;
+    struct sb_error jerr;
+    struct sb_slice m = SB_SLICE_NULL;
+    if (e.len && sb_json_parse(st->scratch, e.p, e.len, &upstream_json, &j, &jerr) == SB_OK)
+        m = error_message(j);
     sb_oai_excerpt(st->c, msg, sizeof(msg), m.len ? m : data);
     memset(&ev, 0, sizeof(ev));
     ev.kind = SB_EV_ERROR;
@@ -508,22 +523,30 @@ static int emit_error(struct stream *st, const struct sb_json *root, struct sb_s
     return st->fn(st->ud, &ev);
 }
 
-static int emit_chunk(struct stream *st, const struct sb_json *root, struct sb_slice data)
+/* The counts of a chunk's "usage" object (its source span). */
+static void chunk_usage(struct stream *st, struct sb_slice raw, struct sb_event *ev)
+{
+    struct sb_json *u = NULL;
+    struct sb_error jerr;
+    ev->has_usage = raw.len && raw.p[0] == '{';
+    ev->usage.prompt_tokens = ev->usage.completion_tokens = -1;
+    if (ev->has_usage &&
+        sb_json_parse(st->scratch, raw.p, raw.len, &upstream_json, &u, &jerr) == SB_OK) {
+        ev->usage.prompt_tokens = count_or_unknown(u, "prompt_tokens");
+        ev->usage.completion_tokens = count_or_unknown(u, "completion_tokens");
+    }
+}
+
+static int emit_chunk(struct stream *st, const struct sb_slice *f, struct sb_slice data)
 {
     struct sb_event ev;
-    const struct sb_json *usage = jget(root, "usage");
-    const struct sb_json *choices = jget(root, "choices");
-    const struct sb_json *content = jget(jget(jat(choices, 0), "delta"), "content");
     memset(&ev, 0, sizeof(ev));
     ev.kind = SB_EV_CHUNK;
     ev.chunk = data;
-    ev.has_usage = usage && usage->type == SB_JSON_OBJECT;
-    ev.usage.prompt_tokens = ev.has_usage ? count_or_unknown(usage, "prompt_tokens") : -1;
-    ev.usage.completion_tokens = ev.has_usage ? count_or_unknown(usage, "completion_tokens") : -1;
-    ev.usage_only =
-        ev.has_usage && (!choices || (choices->type == SB_JSON_ARRAY && !choices->count));
-    ev.text = jstr(content) ? content->str : SB_SLICE_NULL;
-    ev.finish_reason = first_finish_reason(root);
+    chunk_usage(st, f[F_USAGE], &ev);
+    ev.usage_only = ev.has_usage && (!f[F_CHOICES].p || empty_array(f[F_CHOICES]));
+    ev.text = sb_json_unquote(st->scratch, f[F_CONTENT]);
+    ev.finish_reason = sb_json_unquote(st->scratch, f[F_FINISH]);
     if (ev.finish_reason.len)
         st->finished = true;
     return st->fn(st->ud, &ev);
@@ -538,27 +561,31 @@ static int emit_done(struct stream *st)
     return st->fn(st->ud, &ev);
 }
 
-/* One SSE event = one chunk, an error, or the [DONE] marker. */
+/*
+ * One SSE event = one chunk, an error, or the [DONE] marker. A chunk is
+ * checked whole (strict JSON, as everywhere) but read without a tree: the
+ * relay needs five of its values, and a fast upstream sends dozens of
+ * chunks per read, each parsed before the first byte of the read can leave.
+ */
 static int on_sse(void *ud, const struct sb_sse_event *sev)
 {
     struct stream *st = ud;
-    struct sb_json *root = NULL;
+    struct sb_slice f[F_COUNT];
     struct sb_error jerr;
     int rc;
     if (st->done)
         return SB_OK; /* nothing counts after [DONE] */
     if (sb_slice_eq_cstr(sev->data, "[DONE]"))
         return emit_done(st);
-    if (sb_json_parse(st->scratch, sev->data.p, sev->data.len, &upstream_json, &root, &jerr) !=
+    if (sb_json_find(sev->data.p, sev->data.len, &upstream_json, chunk_paths, F_COUNT, f, &jerr) !=
             SB_OK ||
-        root->type != SB_JSON_OBJECT)
+        *skip_blank(sev->data.p, sev->data.p + sev->data.len) != '{') /* valid: not empty */
         return sb_fail(st->err, SB_E_UPSTREAM, "upstream %s: stream chunk is not a JSON object",
                        pname(st->c));
-    const struct sb_json *e = jget(root, "error");
-    if ((e && e->type != SB_JSON_NULL) || sb_slice_eq_cstr(sev->event, "error"))
-        rc = emit_error(st, root, sev->data);
+    if ((f[F_ERROR].p && !is_null(f[F_ERROR])) || sb_slice_eq_cstr(sev->event, "error"))
+        rc = emit_error(st, f[F_ERROR], sev->data);
     else
-        rc = emit_chunk(st, root, sev->data);
+        rc = emit_chunk(st, f, sev->data);
     sb_arena_reset(st->scratch);
     return rc;
 }

@@ -202,11 +202,14 @@ static size_t skip_bom(struct sb_sse *p, const char *buf, size_t n, struct sb_er
     return i;
 }
 
+/* The first '\n' or '\r' in buf[i..n), or n. Two memchr calls (vectorised in
+ * libc) beat one byte loop over a 200-byte event several times over. */
 static size_t find_eol(const char *buf, size_t i, size_t n)
 {
-    while (i < n && buf[i] != '\n' && buf[i] != '\r')
-        i++;
-    return i;
+    const char *lf = memchr(buf + i, '\n', n - i);
+    size_t j = lf ? (size_t)(lf - buf) : n;
+    const char *cr = memchr(buf + i, '\r', j - i);
+    return cr ? (size_t)(cr - buf) : j;
 }
 
 /* Handles buf[i..j) as a complete line (j < n is its terminator). */
