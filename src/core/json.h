@@ -101,7 +101,8 @@ sb_err sb_json_find(const char *p, size_t len, const struct sb_json_limits *lim,
                     struct sb_error *err);
 /* The decoded value of a string's source span (raw, quotes included, as
  * sb_json_find returns it): into raw when it has no escapes, else into a.
- * NULL slice when raw is not a string. raw must be valid JSON. */
+ * NULL slice when raw is not a string. raw must be valid JSON; a may be NULL
+ * when raw holds no backslash. */
 struct sb_slice sb_json_unquote(struct sb_arena *a, struct sb_slice raw);
 
 /* Member of an object by exact (case-sensitive) name; the last one if duplicated. NULL if absent or

@@ -56,3 +56,27 @@ bool sb_slice_to_u64(struct sb_slice s, unsigned long long *out)
     *out = v;
     return true;
 }
+
+/* Writes the digits of v in base b (<= 16) into out, most significant first. */
+static size_t u64_digits(char *out, uint64_t v, unsigned b)
+{
+    char tmp[SB_U64_DIGITS];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % b];
+        v /= b;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t sb_u64_dec(char *out, uint64_t v)
+{
+    return u64_digits(out, v, 10);
+}
+
+size_t sb_u64_hex(char *out, uint64_t v)
+{
+    return u64_digits(out, v, 16);
+}

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 struct sb_slice {
@@ -78,5 +79,12 @@ static inline size_t sb_str_copy(char *dst, size_t cap, const char *src)
 {
     return sb_str_join(dst, cap, NULL, src);
 }
+
+/* v in decimal (at most 20 digits) or lower-case hex (at most 16) into out,
+ * not terminated; returns the length. For the per-request path: a chunk's
+ * size line, a Content-Length, without snprintf's format machinery. */
+#define SB_U64_DIGITS 20
+size_t sb_u64_dec(char *out, uint64_t v);
+size_t sb_u64_hex(char *out, uint64_t v);
 
 #endif

@@ -29,6 +29,24 @@ static void test_join_matches_snprintf(void **state)
             }
 }
 
+static void test_u64_matches_snprintf(void **state)
+{
+    (void)state;
+    static const uint64_t v[] = {0, 1, 9, 10, 15, 16, 255, 4096, 65535, 1000000007ull,
+                                 UINT32_MAX, (uint64_t)INT64_MAX, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char got[SB_U64_DIGITS + 1], want[32];
+        size_t n = sb_u64_dec(got, v[i]);
+        got[n] = '\0';
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        assert_string_equal(got, want);
+        n = sb_u64_hex(got, v[i]);
+        got[n] = '\0';
+        snprintf(want, sizeof(want), "%llx", (unsigned long long)v[i]);
+        assert_string_equal(got, want);
+    }
+}
+
 static void test_copy(void **state)
 {
     char b[4];
@@ -44,6 +62,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_matches_snprintf),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_u64_matches_snprintf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -775,12 +775,14 @@ static struct wreq *head_new(struct sb__conn *c, int status, const struct sb_htt
     }
     /* A 304 has no body by definition, and a Content-Length there would have
      * to be the 200's (RFC 9110 8.6): none is sent. */
-    char tail[64];
-    int k = status == 304 ? 0
-            : content_length >= 0
-                ? snprintf(tail, sizeof(tail), "content-length: %lld\r\n", content_length)
-                : snprintf(tail, sizeof(tail), "transfer-encoding: chunked\r\n");
-    wreq_put(wr, tail, (size_t)k);
+    if (status != 304 && content_length >= 0) {
+        char len[SB_U64_DIGITS];
+        wreq_put(wr, "content-length: ", 16);
+        wreq_put(wr, len, sb_u64_dec(len, (uint64_t)content_length));
+        wreq_put(wr, "\r\n", 2);
+    } else if (status != 304) {
+        wreq_put(wr, "transfer-encoding: chunked\r\n", 28);
+    }
     if (!c->keep_alive || c->close_after || c->w->draining)
         wreq_put(wr, "connection: close\r\n", 19);
     else if (c->parser.http_minor == 0)
@@ -965,6 +967,14 @@ void sb__conn_flush_corked(struct sb__worker *w)
     }
 }
 
+/* A chunk's size line ("1a2\r\n") into out (at least 18 bytes). */
+static size_t chunk_line(char *out, size_t n)
+{
+    size_t k = sb_u64_hex(out, n);
+    memcpy(out + k, "\r\n", 2);
+    return k + 2;
+}
+
 /* Writes what is corked, then p[0..n) with its chunk framing, now: only
  * what the socket does not take is copied (into one write request). */
 static void write_through(struct sb__conn *c, const char *p, size_t n)
@@ -975,7 +985,7 @@ static void write_through(struct sb__conn *c, const char *p, size_t n)
     if (c->cork.len)
         b[nb++] = uv_buf_init(c->cork.p, (unsigned)c->cork.len);
     if (c->chunked)
-        b[nb++] = uv_buf_init(len, (unsigned)snprintf(len, sizeof(len), "%zx\r\n", n));
+        b[nb++] = uv_buf_init(len, (unsigned)chunk_line(len, n));
     b[nb++] = uv_buf_init((char *)p, (unsigned)n);
     if (c->chunked)
         b[nb++] = uv_buf_init("\r\n", 2);
@@ -1018,8 +1028,7 @@ static size_t stream_write(struct sb_http_req *req, const char *p, size_t n, boo
     }
     if (c->chunked) {
         char len[24];
-        int k = snprintf(len, sizeof(len), "%zx\r\n", n);
-        cork(c, len, (size_t)k);
+        cork(c, len, chunk_line(len, n));
     }
     cork(c, p, n);
     if (c->chunked)

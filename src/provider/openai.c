@@ -28,7 +28,7 @@
 
 #define STREAM_MAX_LINE (1024u * 1024u)       /* one SSE line of a chunk */
 #define STREAM_MAX_EVENT (4u * 1024u * 1024u) /* one chunk's data */
-#define SCRATCH_BLOCK (16u * 1024u)           /* per-chunk JSON arena */
+#define SCRATCH_BLOCK (4u * 1024u)            /* per-chunk JSON arena, made on first use */
 #define MAX_EXCERPT 200                       /* bytes of an upstream message we quote */
 #define MAX_DEPTH 64                          /* JSON nesting we accept from upstream */
 
@@ -449,7 +449,9 @@ static sb_err openai_parse_tail(const struct sb_call *c, struct sb_slice tail,
 struct stream {
     const struct sb_call *c;
     struct sb_sse sse;        /* framing */
-    struct sb_arena *scratch; /* one chunk's JSON tree, reset after each event */
+    struct sb_arena *scratch; /* a chunk's usage or error tree and decoded strings; reset
+                                 after each event; NULL until a chunk needs it (most
+                                 never do: 10,000 held streams do not hold 10,000) */
     sb_event_fn fn;           /* of the current feed */
     void *ud;
     struct sb_error *err;
@@ -469,7 +471,6 @@ static void *openai_stream_open(const struct sb_call *c)
     struct stream *st = sb_arena_calloc(c->arena, sizeof(*st));
     st->c = c;
     sb_sse_init(&st->sse, STREAM_MAX_LINE, STREAM_MAX_EVENT);
-    st->scratch = sb_arena_create(SCRATCH_BLOCK);
     sb_arena_on_free(c->arena, stream_free, st);
     return st;
 }
@@ -507,6 +508,13 @@ static bool empty_array(struct sb_slice raw)
                                                    raw.p + raw.len - 1;
 }
 
+static struct sb_arena *scratch(struct stream *st)
+{
+    if (!st->scratch)
+        st->scratch = sb_arena_create(SCRATCH_BLOCK);
+    return st->scratch;
+}
+
 static int emit_error(struct stream *st, struct sb_slice e, struct sb_slice data)
 {
     struct sb_event ev;
@@ -514,7 +522,7 @@ static int emit_error(struct stream *st, struct sb_slice e, struct sb_slice data
     struct sb_json *j = NULL;
     struct sb_error jerr;
     struct sb_slice m = SB_SLICE_NULL;
-    if (e.len && sb_json_parse(st->scratch, e.p, e.len, &upstream_json, &j, &jerr) == SB_OK)
+    if (e.len && sb_json_parse(scratch(st), e.p, e.len, &upstream_json, &j, &jerr) == SB_OK)
         m = error_message(j);
     sb_oai_excerpt(st->c, msg, sizeof(msg), m.len ? m : data);
     memset(&ev, 0, sizeof(ev));
@@ -531,10 +539,17 @@ static void chunk_usage(struct stream *st, struct sb_slice raw, struct sb_event 
     ev->has_usage = raw.len && raw.p[0] == '{';
     ev->usage.prompt_tokens = ev->usage.completion_tokens = -1;
     if (ev->has_usage &&
-        sb_json_parse(st->scratch, raw.p, raw.len, &upstream_json, &u, &jerr) == SB_OK) {
+        sb_json_parse(scratch(st), raw.p, raw.len, &upstream_json, &u, &jerr) == SB_OK) {
         ev->usage.prompt_tokens = count_or_unknown(u, "prompt_tokens");
         ev->usage.completion_tokens = count_or_unknown(u, "completion_tokens");
     }
+}
+
+/* A found string's value; only one with escapes needs the scratch arena. */
+static struct sb_slice unquote(struct stream *st, struct sb_slice raw)
+{
+    bool esc = raw.len > 2 && memchr(raw.p + 1, '\\', raw.len - 2);
+    return sb_json_unquote(esc ? scratch(st) : NULL, raw);
 }
 
 static int emit_chunk(struct stream *st, const struct sb_slice *f, struct sb_slice data)
@@ -545,8 +560,8 @@ static int emit_chunk(struct stream *st, const struct sb_slice *f, struct sb_sli
     ev.chunk = data;
     chunk_usage(st, f[F_USAGE], &ev);
     ev.usage_only = ev.has_usage && (!f[F_CHOICES].p || empty_array(f[F_CHOICES]));
-    ev.text = sb_json_unquote(st->scratch, f[F_CONTENT]);
-    ev.finish_reason = sb_json_unquote(st->scratch, f[F_FINISH]);
+    ev.text = unquote(st, f[F_CONTENT]);
+    ev.finish_reason = unquote(st, f[F_FINISH]);
     if (ev.finish_reason.len)
         st->finished = true;
     return st->fn(st->ud, &ev);
@@ -586,7 +601,8 @@ static int on_sse(void *ud, const struct sb_sse_event *sev)
         rc = emit_error(st, f[F_ERROR], sev->data);
     else
         rc = emit_chunk(st, f, sev->data);
-    sb_arena_reset(st->scratch);
+    if (st->scratch)
+        sb_arena_reset(st->scratch);
     return rc;
 }
 

@@ -876,11 +876,15 @@ static void build_head(struct h1req *r, const struct sb_ureq_spec *s, const char
         want += s->headers[i].name.len + s->headers[i].value.len + 4;
     sb_buf_init(o, MAX_HEAD_OUT);
     sb_buf_reserve(o, want < MAX_HEAD_OUT ? want : MAX_HEAD_OUT); /* one allocation */
-    sb_buf_printf(o, "%s %s%.*s HTTP/1.1\r\n", s->method, plen && *path != '?' ? "" : "/",
-                  (int)plen, path);
-    if (!has_header(s, "Host"))
-        sb_buf_printf(o, "Host: %.*s\r\n", /* host:port, without ":80" */
-                      (int)(strlen(r->tgt) - (r->port == 80 ? 3 : 0)), r->tgt);
+    sb_buf_append_cstr(o, s->method);
+    sb_buf_append(o, " /", plen && *path != '?' ? 1 : 2);
+    sb_buf_append(o, path, plen);
+    sb_buf_append(o, " HTTP/1.1\r\n", 11);
+    if (!has_header(s, "Host")) {
+        sb_buf_append(o, "Host: ", 6); /* host:port, without ":80" */
+        sb_buf_append(o, r->tgt, strlen(r->tgt) - (r->port == 80 ? 3 : 0));
+        sb_buf_append(o, "\r\n", 2);
+    }
     if (!has_header(s, "Accept"))
         sb_buf_append_cstr(o, "Accept: */*\r\n");
     for (size_t i = 0; i < s->nheaders; i++) {
@@ -893,8 +897,12 @@ static void build_head(struct h1req *r, const struct sb_ureq_spec *s, const char
         sb_buf_append_slice(o, kv->value);
         sb_buf_append(o, "\r\n", 2);
     }
-    if (with_body)
-        sb_buf_printf(o, "Content-Length: %zu\r\n", body_len(s));
+    if (with_body) {
+        char len[SB_U64_DIGITS];
+        sb_buf_append(o, "Content-Length: ", 16);
+        sb_buf_append(o, len, sb_u64_dec(len, body_len(s)));
+        sb_buf_append(o, "\r\n", 2);
+    }
     sb_buf_append(o, "\r\n", 2);
     r->head_req = !with_body && strcmp(s->method, "HEAD") == 0;
 }
