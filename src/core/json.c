@@ -598,7 +598,9 @@ static void find_child(struct finder *f, const char *ks, const char *ke, bool es
         unsigned p = (unsigned)__builtin_ctz(todo);
         const char *step = f->paths[p][f->depth - 1];
         bool pos = *step >= '0' && *step <= '9'; /* a position: it names no member */
-        if (fr->obj ? !pos && step_is_key(step, ks, ke, esc) : step_is_index(step, fr->index))
+        if (fr->obj && (pos || (!esc && ks < ke && *step != *ks)))
+            continue;
+        if (fr->obj ? step_is_key(step, ks, ke, esc) : step_is_index(step, fr->index))
             m |= 1u << p;
     }
     for (uint32_t todo = m; todo; todo &= todo - 1)
