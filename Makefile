@@ -77,8 +77,8 @@ $(BIN): $(BUILD)/src/main.o $(BUILD)/libsb.a
 
 $(BUILD)/test/%: src/%.c $(BUILD)/libsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(TPKGS)) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a \
-	    $(LDLIBS) $(shell pkg-config --libs $(TPKGS))
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(shell pkg-config --cflags $(TPKGS)) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libsb.a $(LDLIBS) $(shell pkg-config --libs $(TPKGS))
 
 # Helper programs used by tests and the benchmark (mock upstreams, load tools).
 TOOL_SRC := $(wildcard bench/*.c tests/tools/*.c)
@@ -87,10 +87,10 @@ tools: $(TOOL_BIN)
 $(BUILD)/bench/% $(BUILD)/tests/tools/%: CFLAGS += -Wno-error
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(BUILD)/libsb.a $(LDLIBS)
 
 # libFuzzer targets: make BUILD=build-fuzz CC=clang SAN=1 FUZZ=1 fuzzers
 FUZZ_SRC := $(wildcard fuzz/*_fuzz.c)
@@ -98,8 +98,8 @@ FUZZERS  := $(FUZZ_SRC:%.c=$(BUILD)/%)
 fuzzers: $(FUZZERS)
 $(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags jansson) -fsanitize=fuzzer -o $@ $< $(BUILD)/libsb.a \
-	    $(LDLIBS) $(shell pkg-config --libs jansson)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(shell pkg-config --cflags jansson) -fsanitize=fuzzer -o $@ $< \
+	    $(BUILD)/libsb.a $(LDLIBS) $(shell pkg-config --libs jansson)
 
 run: bootstrap
 	@$(MAKE) --no-print-directory $(BIN)
@@ -129,3 +129,6 @@ clean:
 	rm -rf build build-*
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+# Test, tool and fuzz programs compile and link in one step; their .d files
+# make them follow the headers they include (test-only ones too).
+-include $(TESTS:=.d) $(TOOL_BIN:=.d) $(FUZZERS:=.d)
