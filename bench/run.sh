@@ -26,13 +26,16 @@
 # ($BUILD/switchboard), BENCH_CORE (1), BENCH_DURATION (2 s per run),
 # BENCH_ROUNDS (3 runs per cell, median shown), BENCH_WARMUP (1 s), BENCH_STREAMS (10000), BENCH_TTFB_N (2000),
 # BENCH_PACED_N (20), BENCH_FAILOVER_N (400), BENCH_TARGETS ("direct nginx switchboard translated"),
-# BENCH_NICE (-10), BENCH_CELLS (the wrk cells to run, e.g. "ns1k_c64 rq100k_c64"; all when unset).
+# BENCH_NICE (-10), BENCH_CELLS (the wrk cells to run, e.g. "ns1k_c64 rq100k_c64"; all when unset),
+# BENCH_WORKERS (1: switchboard's --workers; with more, give BENCH_CORE a list such as
+# "0,1", or the workers share one core and the scaling shown is nil).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 SB_BIN=${BENCH_SB_BIN:-$BUILD/switchboard}
 CORE=${BENCH_CORE:-1}
+WORKERS=${BENCH_WORKERS:-1}
 DUR=${BENCH_DURATION:-2}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARM=${BENCH_WARMUP:-1}
@@ -51,7 +54,8 @@ OUT=$BUILD/bench/results.txt
 RAW=$BUILD/bench/raw.txt
 mkdir -p "$BUILD/bench"
 
-[ "$CORE" -lt "$(nproc)" ] || CORE=0
+# A single core that does not exist falls back to 0; a list ("0,1", "0-1") is taskset's to check.
+[[ $CORE =~ ^[0-9]+$ ]] && { [ "$CORE" -lt "$(nproc)" ] || CORE=0; }
 # Everything we start runs on one core, at a raised priority when allowed, so
 # that other work on a shared machine disturbs the comparison as little as possible.
 PIN=(taskset -c "$CORE")
@@ -230,7 +234,7 @@ start_switchboard() {
     SWITCHBOARD_ADMIN_TOKEN=$TOKEN MOCK_KEY=mock-key \
     SWITCHBOARD_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
         "${PIN[@]}" "$SB_BIN" serve --config "$tmp/switchboard.yaml" \
-        --listen "127.0.0.1:$SB_PORT" --db "sqlite:$tmp/switchboard.db" --workers 1 \
+        --listen "127.0.0.1:$SB_PORT" --db "sqlite:$tmp/switchboard.db" --workers "$WORKERS" \
         >"$tmp/switchboard.log" 2>&1 &
     pids+=($!)
     PID[switchboard]=$!
@@ -331,7 +335,7 @@ scenarios=(
 # every column alike; the table shows the median over the rounds.
 # in_cell TARGET SCEN: whether TARGET is measured in that cell (translated only in a few).
 in_cell() { [ "$1" != translated ] || [[ $TRANSLATED_SCENS == *" $2 "* ]]; }
-echo "bench: wrk, $ROUNDS x ${DUR} s per cell after ${WARM} s warm-up, everything on core $CORE" >&2
+echo "bench: wrk, $ROUNDS x ${DUR} s per cell after ${WARM} s warm-up, everything on core $CORE, $WORKERS worker(s)" >&2
 for s in "${scenarios[@]}"; do
     read -r scen conns model stream bytes <<<"$s"
     [ -z "${BENCH_CELLS:-}" ] || [[ " $BENCH_CELLS " == *" $scen "* ]] || continue
@@ -406,7 +410,7 @@ done
 cp "$tmp/results" "$RAW"
 python3 - "$tmp/results" "$tmp/notes" "$CORE" "$DUR" "$ROUNDS" "$STREAMS" "$PACE_MS" "$PACED_CHUNKS" \
     "$(getconf CLK_TCK)" "$NICE" "$LOAD0" <<'PY' | tee "$OUT"
-import statistics, sys, time
+import os, statistics, sys, time
 path, notes, core, dur, rounds, streams, pace, chunks, hz, nice, load0 = sys.argv[1:]
 pace, hz = int(pace), int(hz)
 R = {}  # (target, scenario) -> [ {key: value} per round ]
@@ -446,6 +450,7 @@ errors = {}  # (target, scenario) -> failed requests over all rounds
 out = []
 p = out.append
 p(f"switchboard bench  {time.strftime('%Y-%m-%d %H:%M')}  all on core {core} (nice {nice})  "
+  f"switchboard --workers {os.environ.get('BENCH_WORKERS', '1')}  "
   f"wrk -t1, median of {rounds} x {dur} s runs per cell")
 if float(load0) >= 0.5:
     p(f"WARNING: load average {load0} before the bench started: other work shares the cores, "

@@ -258,12 +258,17 @@ void *sb_front_worker_start(uv_loop_t *loop, int index, void *ud)
     w->gw.gw = w->front->gw;
     w->gw.loop = loop;
     w->gw.up = sb_upstream_create(loop, &o);
+    w->gw.book = sb_registry_book_create();
     return w;
 }
 
+/* The last of the worker: its connections, and with them every request and
+ * lease, are gone (worker_stop runs after the last one). */
 static void upstream_closed(void *ud)
 {
-    free(ud);
+    struct worker *w = ud;
+    sb_registry_book_free(w->gw.book);
+    free(w);
 }
 
 void sb_front_worker_stop(void *ctx)

@@ -55,9 +55,10 @@ struct sb_gateway {
 };
 
 struct sb_gw_worker {
-    struct sb_gateway *gw;  /* shared, read-only */
-    uv_loop_t *loop;        /* this worker's loop */
-    struct sb_upstream *up; /* this loop's upstream client */
+    struct sb_gateway *gw;         /* shared, read-only */
+    uv_loop_t *loop;               /* this worker's loop */
+    struct sb_upstream *up;        /* this loop's upstream client */
+    struct sb_registry_book *book; /* this loop's snapshot leases (registry.h); NULL: plain refs */
 };
 
 /* Who called /v1 (client_auth.c). */

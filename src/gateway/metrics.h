@@ -2,10 +2,11 @@
 /*
  * metrics.h - request counters and histograms, rendered as Prometheus text.
  *
- * One process-wide table keyed by (provider, model, status) behind a mutex:
- * a request touches it once, at its end, so the lock is held for a few
- * dozen nanoseconds and never contended in practice. Labels are copied in,
- * so a registry swap cannot leave dangling names behind.
+ * Counters keyed by (provider, model, status), kept per recording thread
+ * (metrics.c: a request writes only its own thread's shard, with no lock
+ * and no atomic read-modify-write) and summed over the threads when read.
+ * Labels are copied in, so a registry swap cannot leave dangling names
+ * behind. Every function may be called from any thread.
  */
 #ifndef SB_GATEWAY_METRICS_H
 #define SB_GATEWAY_METRICS_H
@@ -25,8 +26,10 @@ struct sb_metrics_sample {
     const char *error_code; /* sb_err_name when upstream_error */
 };
 
+/* Counts a /v1 request in (+1) or out (-1) in the calling thread's shard. */
 void sb_metrics_inflight(int delta);
-/* /v1 requests in flight now, over all workers (the usage writer paces by it). */
+/* /v1 requests in flight now, summed over all threads' shards (the usage
+ * writer paces by it; a relaxed read: a request or two may be in motion). */
 long sb_metrics_inflight_now(void);
 void sb_metrics_record(const struct sb_metrics_sample *s);
 /* Appends the whole exposition (text format 0.0.4) to out. extra_gauges may be NULL. */

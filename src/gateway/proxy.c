@@ -292,8 +292,7 @@ static void cleanup(void *ud)
     stop_wait(x);
     sb_buf_free(&x->body);
     sb_buf_free(&x->out);
-    if (x->reg)
-        sb_registry_release(x->reg);
+    sb_registry_book_return(x->w->book, x->reg); /* on the loop that leased it */
     sb_metrics_inflight(-1);
 }
 
@@ -583,7 +582,7 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
     x->prompt_est = -1;
     sb_buf_init(&x->body, w->gw->max_upstream_bytes);
     sb_buf_init(&x->out, 0);
-    x->reg = sb_registry_acquire();
+    x->reg = sb_registry_book_lease(w->book);
     sb_metrics_inflight(1);
     sb_arena_on_free(req->arena, cleanup, x);
     return x;

@@ -20,10 +20,19 @@
  * never 0 while a reader is between load and increment. Readers never wait;
  * a publisher spins (yielding) only while some reader is inside those three
  * instructions. A mutex would cost the same atomics on the hot path and
- * could put readers to sleep behind each other; per-thread caches (DESIGN
- * §8) can come later behind the same API if profiles ask for them.
+ * could put readers to sleep behind each other.
  *
- * Chapters: publication · hash index · lookups (building: registry_build.c).
+ * Those atomics are written by every request on every worker: two lines
+ * that move between cores with each request. A worker's lease book
+ * (sb_registry_book_*) takes one reference per snapshot while any of its
+ * requests holds it and counts its leases in the worker's own memory; a
+ * lease then reads `current` (a line that stays shared until a publish)
+ * and writes nothing shared. Comparing the loaded pointer with the book's
+ * is safe from reuse: the book holds a reference to its snapshot, so that
+ * address cannot be freed and handed to a new one meanwhile.
+ *
+ * Chapters: publication · lease books · hash index · lookups (building:
+ * registry_build.c).
  */
 #include "registry/registry.h"
 
@@ -33,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "registry/config.h"
 #include "registry/registry_int.h"
@@ -83,6 +93,77 @@ struct sb_registry *sb_registry_acquire(void)
 void sb_registry_shutdown(void)
 {
     swap_in(NULL);
+}
+
+/* ---- lease books ---- */
+
+struct lease {
+    struct sb_registry *r; /* one reference held by the book */
+    long n;                /* leases out; the entry goes when it reaches 0 */
+};
+
+struct sb_registry_book {
+    struct lease *e; /* oldest first; the last is the newest snapshot leased */
+    size_t n, cap;
+};
+
+struct sb_registry_book *sb_registry_book_create(void)
+{
+    return sb_xcalloc(1, sizeof(struct sb_registry_book));
+}
+
+void sb_registry_book_free(struct sb_registry_book *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) /* never in the proxy: every request ended first */
+        sb_registry_release(b->e[i].r);
+    free(b->e);
+    free(b);
+}
+
+/* A new entry for r, whose reference the caller took. */
+static void book_add(struct sb_registry_book *b, struct sb_registry *r)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 4;
+        b->e = sb_xrealloc(b->e, b->cap * sizeof(*b->e));
+    }
+    b->e[b->n++] = (struct lease){r, 1};
+}
+
+struct sb_registry *sb_registry_book_lease(struct sb_registry_book *b)
+{
+    if (!b)
+        return sb_registry_acquire();
+    struct lease *last = b->n ? &b->e[b->n - 1] : NULL;
+    if (last && last->r == atomic_load_explicit(&current, memory_order_acquire)) {
+        last->n++;
+        return last->r;
+    }
+    struct sb_registry *r = sb_registry_acquire(); /* a new snapshot, or the first lease */
+    if (r)
+        book_add(b, r);
+    return r;
+}
+
+void sb_registry_book_return(struct sb_registry_book *b, struct sb_registry *r)
+{
+    if (!b || !r) {
+        sb_registry_release(r);
+        return;
+    }
+    for (size_t i = b->n; i-- > 0;) {
+        if (b->e[i].r != r)
+            continue;
+        if (--b->e[i].n == 0) {
+            sb_registry_release(r);
+            memmove(&b->e[i], &b->e[i + 1], (b->n - i - 1) * sizeof(*b->e));
+            b->n--;
+        }
+        return;
+    }
+    sb_registry_release(r); /* not this book's: a plain reference */
 }
 
 unsigned long sb_registry_generation(const struct sb_registry *r)

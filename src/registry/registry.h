@@ -7,7 +7,9 @@
  * afterwards. A reload builds a new snapshot and publishes it atomically; a
  * request holds a reference from start to end, so a swap never frees what
  * a request is reading. Reading the current snapshot costs an atomic load
- * and a reference increment; no locks on the hot path.
+ * and a reference increment, or through a worker's lease book (below) an
+ * atomic load and a count in the worker's own memory; no locks on the hot
+ * path.
  */
 #ifndef SB_REGISTRY_REGISTRY_H
 #define SB_REGISTRY_REGISTRY_H
@@ -67,6 +69,25 @@ struct sb_registry *sb_registry_acquire(void);
 void sb_registry_release(struct sb_registry *r);
 /* Drops the published snapshot (shutdown). */
 void sb_registry_shutdown(void);
+
+/* A lease book for one thread (a worker loop): requests lease the current
+ * snapshot through it, and while one of its leases is out it holds a single
+ * reference for all of them, so a lease on a busy worker writes only the
+ * thread's own memory instead of the snapshot's shared counters (DESIGN.md
+ * §7, "Many cores"). When a book's last lease of a snapshot comes back the
+ * reference goes too: an idle worker pins no old snapshot, whose secrets
+ * are wiped when it is freed. Not thread-safe: lease and return on the
+ * thread that owns the book. */
+struct sb_registry_book;
+/* Returns owned (free with sb_registry_book_free, once every lease is back). */
+struct sb_registry_book *sb_registry_book_create(void);
+/* Accepts NULL. */
+void sb_registry_book_free(struct sb_registry_book *b);
+/* The current snapshot, valid until sb_registry_book_return(b, r); NULL
+ * before the first publish. b NULL: a plain sb_registry_acquire. */
+struct sb_registry *sb_registry_book_lease(struct sb_registry_book *b);
+/* Gives back a lease from sb_registry_book_lease(b); r may be NULL. */
+void sb_registry_book_return(struct sb_registry_book *b, struct sb_registry *r);
 
 /* Lookups; results valid while the reference is held. */
 /* By model id, or by "provider/upstream_model"; NULL if unknown. Disabled models and models of

@@ -2,9 +2,9 @@
 /*
  * registry_test.c - snapshots: what a build keeps and skips, lookups by id
  * and provider/upstream_model, credentials (references and encrypted),
- * suggestions, publication, and a threaded stress test (publish in a loop
- * while 4 threads acquire, look up and release) meant to run under ASan
- * and TSan as well.
+ * suggestions, publication, a worker's lease book, and a threaded stress
+ * test (publish in a loop while 4 threads acquire, look up and release, two
+ * of them through lease books) meant to run under ASan and TSan as well.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,6 +20,7 @@
 
 #include "registry/config.h"
 #include "registry/registry_build.h"
+#include "registry/registry_int.h"
 
 static const char *route_targets[] = {"m1", "openai/not-listed", "nope/x", "anth/claude"};
 
@@ -316,6 +317,38 @@ static void test_publish(void **state)
     sb_registry_shutdown(); /* twice is fine */
 }
 
+static long refs(struct sb_registry *r)
+{
+    return atomic_load(&r->refs);
+}
+
+/* A book holds one reference per snapshot while leases are out, none after. */
+static void test_lease_book(void **state)
+{
+    (void)state;
+    struct sb_registry_book *book = sb_registry_book_create();
+    assert_null(sb_registry_book_lease(book)); /* nothing published */
+    struct sb_registry *a = build(&ents, NULL), *b = build(&ents, NULL);
+    sb_registry_publish(a);
+    assert_ptr_equal(sb_registry_book_lease(book), a);
+    assert_ptr_equal(sb_registry_book_lease(book), a);
+    assert_int_equal(refs(a), 2);  /* the published one and the book's, not one per lease */
+    atomic_fetch_add(&a->refs, 1); /* the test's own, to look at a after the swap */
+    sb_registry_publish(b);
+    assert_ptr_equal(sb_registry_book_lease(book), b); /* new leases get the new snapshot */
+    assert_int_equal(refs(a), 2);                      /* the book's and the test's */
+    sb_registry_book_return(book, a);
+    assert_int_equal(refs(a), 2); /* one lease of a still out */
+    sb_registry_book_return(book, a);
+    assert_int_equal(refs(a), 1); /* the book let go: an idle worker pins no old snapshot */
+    sb_registry_release(a);
+    assert_int_equal(refs(b), 2);
+    sb_registry_book_return(book, b);
+    assert_int_equal(refs(b), 1);
+    sb_registry_book_free(book);
+    sb_registry_shutdown();
+}
+
 static void test_build_from_store(void **state)
 {
     char path[] = "/tmp/sb-reg-XXXXXX", url[64], wal[64];
@@ -346,12 +379,15 @@ static void test_build_from_store(void **state)
 static atomic_bool stop;
 static atomic_long lookups;
 
+/* Odd readers lease through a book of their own, keeping each lease across
+ * the next one (so across publishes), as a busy worker does. */
 static void *reader(void *arg)
 {
     unsigned long last = 0;
-    (void)arg;
+    struct sb_registry_book *book = (uintptr_t)arg % 2 ? sb_registry_book_create() : NULL;
+    struct sb_registry *held = NULL;
     while (!atomic_load(&stop)) {
-        struct sb_registry *r = sb_registry_acquire();
+        struct sb_registry *r = sb_registry_book_lease(book);
         if (!r)
             continue;
         unsigned long g = sb_registry_generation(r);
@@ -363,9 +399,12 @@ static void *reader(void *arg)
         assert_true(sb_slice_eq_cstr(sb_secret_reveal(m->provider->api_key), "sk-stress"));
         const char *out[2];
         sb_registry_suggest(r, SB_SLICE("m2"), NULL, out, 2);
-        sb_registry_release(r);
+        sb_registry_book_return(book, held);
+        held = r;
         atomic_fetch_add(&lookups, 1);
     }
+    sb_registry_book_return(book, held);
+    sb_registry_book_free(book);
     return NULL;
 }
 
@@ -378,7 +417,7 @@ static void test_stress(void **state)
     atomic_store(&stop, false);
     sb_registry_publish(build(&ents, NULL));
     for (int i = 0; i < READERS; i++)
-        pthread_create(&t[i], NULL, reader, NULL);
+        pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i);
     for (int i = 0; i < PUBLISHES; i++)
         sb_registry_publish(build(&ents, NULL));
     atomic_store(&stop, true);
@@ -398,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_key_pool),
         cmocka_unit_test(test_suggest),
         cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_lease_book),
         cmocka_unit_test(test_build_from_store),
         cmocka_unit_test(test_stress),
     };

@@ -11,8 +11,8 @@
  *
  * Health state lives here, outside the immutable snapshot: it changes with
  * every request, survives registry reloads (keyed by model id), and is
- * shared by all workers under one mutex held for a few hundred nanoseconds
- * per request (a plan, a start, a finish).
+ * shared by all workers without a lock on the request path: a request
+ * writes only the record of the deployment it tries (router.c).
  */
 #ifndef SB_ROUTER_ROUTER_H
 #define SB_ROUTER_ROUTER_H
@@ -61,12 +61,14 @@ void sb_router_plan(struct sb_router *rt, const struct sb_registry *reg,
 
 /* An attempt on m begins (in-flight count; claims a half-open breaker's probe).
  * false, and nothing counted, when m's provider already has its
- * max_concurrency requests in flight (checked and counted under one lock). */
+ * max_concurrency requests in flight (checked and counted by one
+ * compare-and-swap). End it with sb_router_end and the same model pointer
+ * (the same snapshot: whether the provider is capped must not change). */
 bool sb_router_begin(struct sb_router *rt, const struct sb_model *m, int64_t now_ms);
 /* It ended: ok or a failure that counts against the deployment (connect
  * error, timeout, 429, 5xx), with its latency and time to first token (< 0 =
- * none: a pool key's refusal is no sample of the deployment). hold_ms > 0 (an upstream's Retry-After) keeps traffic away from the
- * deployment that long, as an open breaker does. */
+ * none: a pool key's refusal is no sample of the deployment). hold_ms > 0 (an upstream's
+ * Retry-After) keeps traffic away from the deployment that long, as an open breaker does. */
 void sb_router_end(struct sb_router *rt, const struct sb_model *m, bool ok, double latency_ms,
                    double ttft_ms, int64_t hold_ms, int64_t now_ms);
 

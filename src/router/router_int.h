@@ -9,25 +9,44 @@
 #include "router/router.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct sb_buf;
 
-/* One deployment's health, a provider's in-flight count ("provider <id>")
- * or a pool key's hold ("key <provider>#<label>"): ids with a space are
- * never model ids. */
+/* One deployment's health, a provider's in-flight count ("provider <id>",
+ * kept only for providers with a max_concurrency) or a pool key's hold
+ * ("key <provider>#<label>"): ids with a space are never model ids.
+ *
+ * A record never moves and is never freed before the router: a reader that
+ * found it may keep the pointer. Each field is atomic on its own (relaxed:
+ * no reader needs one field ordered against another), and the hot ones
+ * share the record's first cache line, which no other record shares, so
+ * requests to different deployments never write the same line. */
 struct health {
-    char id[129]; /* "" = empty slot */
-    double latency_ms, ttft_ms;
-    int inflight;
-    int failures;
-    int64_t open_until; /* breaker open (a key: held) until this time (ms); 0 = closed */
-    bool probing;       /* half-open: the one probe is out */
+    _Alignas(64) atomic_int inflight; /* attempts in flight; a provider's: only if capped */
+    atomic_int failures;              /* consecutive */
+    _Atomic int64_t open_until;       /* breaker open (a key: held) until then (ms); 0 = closed */
+    _Atomic double latency_ms;        /* moving averages; 0 = no sample */
+    _Atomic double ttft_ms;
+    atomic_bool probing;       /* half-open: the one probe is out */
+    _Alignas(64) char id[129]; /* own lines: lookups never read the hot one; never changed */
+    char provider[65];         /* a deployment's provider when first seen ("" for other records) */
+};
+
+/* The open-addressing index of the records: readers probe it without a lock
+ * (slots are published with release); an insert takes rt->lock, and growing
+ * builds a new index and publishes it, keeping the old one (a reader may be
+ * probing it) until the router is freed. */
+struct sb__router_index {
+    size_t mask;                     /* capacity - 1 */
+    struct sb__router_index *older;  /* the index this one replaced */
+    _Atomic(struct health *) slot[]; /* NULL = empty */
 };
 
 struct sb_router {
-    pthread_mutex_t lock;
-    struct health *h; /* capacity mask + 1 slots */
-    size_t mask, n;
+    pthread_mutex_t lock; /* inserts into the index; the dead-key ring */
+    _Atomic(struct sb__router_index *) index;
+    size_t n; /* records (under lock) */
     int breaker_failures;
     int64_t cooldown_ms;
     /* Dead keys not yet stored (router_keys.c): a small ring, oldest dropped
@@ -36,8 +55,11 @@ struct sb_router {
     size_t ndead;
 };
 
-/* The record of id, created on first sight; call under rt->lock. */
-struct health *sb__router_get(struct sb_router *rt, const char *id);
+/* The record of id, created on first sight (provider: a deployment's, else
+ * NULL). Lock-free once the record exists; any thread. */
+struct health *sb__router_get(struct sb_router *rt, const char *id, const char *provider);
+/* The record of id, or NULL (never creates; any thread). */
+struct health *sb__router_find(struct sb_router *rt, const char *id);
 /* Appends the key pool gauges; call under rt->lock (router_keys.c). */
 void sb__router_render_keys(struct sb_router *rt, struct sb_buf *out, int64_t now_ms);
 

@@ -4,9 +4,9 @@
  *
  * A key's hold is one more record in the router's health table, named
  * "key <provider>#<label>" (a space: never a model id), so it shares the
- * table's lock and lifetime. Dead keys wait in a small ring until the
- * control plane's poller stores them (api.c); the ring is bounded because
- * losing an entry costs only one more refused request later.
+ * table's index and lifetime: found without a lock, its hold an atomic. Dead keys wait in a small
+ * ring until the control plane's poller stores them (api.c); the ring is bounded because losing an
+ * entry costs only one more refused request later.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +22,7 @@ static struct health *record(struct sb_router *rt, const char *provider, const c
 {
     char id[sizeof(((struct health *)0)->id)];
     snprintf(id, sizeof(id), "key %s#%s", provider, label);
-    return sb__router_get(rt, id);
+    return sb__router_get(rt, id, NULL);
 }
 
 static struct health *key_record(struct sb_router *rt, const struct sb_provider *p,
@@ -33,38 +33,37 @@ static struct health *key_record(struct sb_router *rt, const struct sb_provider 
 
 void sb_router_key_release(struct sb_router *rt, const char *provider, const char *label)
 {
-    pthread_mutex_lock(&rt->lock);
-    record(rt, provider, label)->open_until = 0;
-    pthread_mutex_unlock(&rt->lock);
+    atomic_store(&record(rt, provider, label)->open_until, 0);
+}
+
+/* The later of h's hold and until. */
+static void hold(struct health *h, int64_t until)
+{
+    int64_t cur = atomic_load(&h->open_until);
+    while (until > cur && !atomic_compare_exchange_weak(&h->open_until, &cur, until))
+        ;
 }
 
 void sb_router_keys_usable(struct sb_router *rt, const struct sb_provider *p, int64_t now_ms,
                            bool *ok)
 {
-    pthread_mutex_lock(&rt->lock);
     for (size_t i = 0; i < p->nkeys; i++)
-        ok[i] = !p->keys[i].dead && key_record(rt, p, &p->keys[i])->open_until <= now_ms;
-    pthread_mutex_unlock(&rt->lock);
+        ok[i] =
+            !p->keys[i].dead && atomic_load(&key_record(rt, p, &p->keys[i])->open_until) <= now_ms;
 }
 
 void sb_router_key_hold(struct sb_router *rt, const struct sb_provider *p,
                         const struct sb_provider_key *k, int64_t until_ms)
 {
-    pthread_mutex_lock(&rt->lock);
-    struct health *h = key_record(rt, p, k);
-    if (until_ms > h->open_until)
-        h->open_until = until_ms;
-    pthread_mutex_unlock(&rt->lock);
+    hold(key_record(rt, p, k), until_ms);
 }
 
 void sb_router_key_dead(struct sb_router *rt, const struct sb_provider *p,
                         const struct sb_provider_key *k, const char *reason, int64_t hold_ms,
                         int64_t now_ms)
 {
+    hold(key_record(rt, p, k), now_ms + hold_ms); /* before the lock: a new record takes it */
     pthread_mutex_lock(&rt->lock);
-    struct health *h = key_record(rt, p, k);
-    if (now_ms + hold_ms > h->open_until)
-        h->open_until = now_ms + hold_ms;
     if (!rt->dead)
         rt->dead = sb_xcalloc(DEAD_RING, sizeof(*rt->dead));
     if (rt->ndead == DEAD_RING) { /* full: the oldest goes */
@@ -98,15 +97,16 @@ void sb__router_render_keys(struct sb_router *rt, struct sb_buf *out, int64_t no
     sb_buf_printf(out, "# HELP switchboard_provider_key_held A pool key held after a 429 or "
                        "a refusal (1), or in use (0).\n"
                        "# TYPE switchboard_provider_key_held gauge\n");
-    for (size_t i = 0; i <= rt->mask; i++) {
-        const struct health *h = &rt->h[i];
-        if (strncmp(h->id, "key ", 4) != 0)
+    struct sb__router_index *ix = atomic_load(&rt->index);
+    for (size_t i = 0; i <= ix->mask; i++) {
+        struct health *h = atomic_load(&ix->slot[i]);
+        if (!h || strncmp(h->id, "key ", 4) != 0)
             continue;
         const char *hash = strrchr(h->id, '#');
         if (!hash)
             continue;
         sb_buf_printf(out, "switchboard_provider_key_held{provider=\"%.*s\",label=\"%s\"} %d\n",
                       (int)(hash - h->id - 4), h->id + 4, hash[1] ? hash + 1 : "primary",
-                      h->open_until > now_ms);
+                      atomic_load(&h->open_until) > now_ms);
     }
 }

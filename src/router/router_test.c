@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * router_test.c - each strategy's order, fit filtering, stickiness, and the
- * circuit breaker's closed -> open -> half-open -> closed cycle.
+ * router_test.c - each strategy's order, fit filtering, stickiness, the
+ * circuit breaker's closed -> open -> half-open -> closed cycle, and four
+ * threads beginning and ending attempts while records are created (the
+ * lock-free index, max_concurrency never exceeded; run under TSan in CI).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/buf.h"
 
 #include "registry/registry_build.h"
 #include "router/router.h"
@@ -272,15 +278,85 @@ static void test_provider_concurrency(void **state)
     sb_router_free(rt);
 }
 
+/* ---- many workers at once (run under TSan in CI) ---- */
+
+#define RACERS 4
+
+static atomic_int in_q; /* attempts admitted to provider q right now */
+static atomic_int over; /* times more than its max_concurrency were in */
+
+struct race {
+    struct sb_router *rt;
+    int id;
+};
+
+/* Begins and ends attempts on q (max_concurrency 2) and a (uncapped) while
+ * other threads create records (index growth under lock-free readers). */
+static void *racer(void *arg)
+{
+    struct race *r = arg;
+    const struct sb_model *q1 = sb_registry_find_model(reg, SB_SLICE("q1"));
+    const struct sb_model *a = sb_registry_find_model(reg, SB_SLICE("a"));
+    struct sb_route_entry re = *sb_registry_find_route(reg, SB_SLICE("r"));
+    struct sb_plan_req q = {.now_ms = 1000};
+    struct sb_plan p;
+    re.strategy = "least-busy";
+    for (int i = 0; i < 2000; i++) {
+        if (sb_router_begin(r->rt, q1, 1000)) {
+            if (atomic_fetch_add(&in_q, 1) + 1 > 2)
+                atomic_fetch_add(&over, 1);
+            atomic_fetch_sub(&in_q, 1);
+            sb_router_end(r->rt, q1, true, 5, -1, 0, 1000);
+        }
+        assert_true(sb_router_begin(r->rt, a, 1000));
+        sb_router_end(r->rt, a, true, 10, 2, 0, 1000);
+        if (i % 20 == 0) {
+            char label[32];
+            snprintf(label, sizeof(label), "t%d-%d", r->id, i);
+            sb_router_key_release(r->rt, "p", label); /* a new record */
+        }
+        sb_router_plan(r->rt, reg, &re, &q, &p); /* reads what the others write */
+    }
+    return NULL;
+}
+
+static void test_many_workers(void **state)
+{
+    struct sb_router *rt = sb_router_create(NULL);
+    struct race r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (struct race){.rt = rt, .id = i};
+        assert_int_equal(pthread_create(&t[i], NULL, racer, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(atomic_load(&over), 0);
+    struct sb_router_health h;
+    assert_true(sb_router_health(rt, "q1", 1000, &h));
+    assert_int_equal(h.inflight, 0);
+    assert_true(sb_router_health(rt, "a", 1000, &h));
+    assert_int_equal(h.inflight, 0);
+    assert_true(h.latency_ms > 9.9 && h.latency_ms < 10.1);
+    struct sb_buf b;
+    sb_buf_init(&b, 0);
+    sb_router_render_metrics(rt, &b, 1000);
+    sb_buf_append_char(&b, '\0');
+    const char *text = sb_buf_slice(&b).p;
+    assert_non_null(strstr(text, "switchboard_provider_inflight{provider=\"q\"} 0\n"));
+    assert_non_null(
+        strstr(text, "switchboard_provider_key_held{provider=\"p\",label=\"t3-1980\"} 0"));
+    sb_buf_free(&b);
+    sb_router_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_priority_and_fit),
-        cmocka_unit_test(test_model_fallbacks),
-        cmocka_unit_test(test_cost_latency_busy),
-        cmocka_unit_test(test_weighted),
-        cmocka_unit_test(test_breaker),
-        cmocka_unit_test(test_provider_concurrency),
+        cmocka_unit_test(test_priority_and_fit),  cmocka_unit_test(test_model_fallbacks),
+        cmocka_unit_test(test_cost_latency_busy), cmocka_unit_test(test_weighted),
+        cmocka_unit_test(test_breaker),           cmocka_unit_test(test_provider_concurrency),
+        cmocka_unit_test(test_many_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
