@@ -9,9 +9,13 @@
  * reports the writer thread's own CPU time per row (from its schedstat) and
  * the rows in the table. The number `make bench` reports for the writer
  * includes everything else on the core; this one isolates the writer, so a
- * change to batching can be compared in seconds.
+ * change to batching can be compared in seconds. The rows name three keys
+ * and a model that exist, as the gateway's do, so raising their
+ * last_used_at writes as it does there.
  *
  *   usage_bench [--rows N (100000)] [--rate ROWS_PER_S (10000), 0 = as fast as possible]
+ *               [--inflight N (none): requests in flight the writer is told; at 4
+ *                or fewer it paces itself, as at concurrency 1 in `make bench`]
  *
  * Prints: RESULT rows=.. in_table=.. writer_us_per_row=.. submit_us_per_row=.. wall_s=..
  */
@@ -82,6 +86,34 @@ static void fill_row(struct sb_usage *u, long i)
     u->ttft_ms = -1;
 }
 
+/* The keys and the model the rows name (last_used_at is raised on them). */
+static int seed(const char *db)
+{
+    static const char sql[] =
+        "INSERT INTO providers(identifier, name, type, base_url, created_at, updated_at)"
+        " VALUES('mock', 'mock', 'openai', 'http://127.0.0.1:1', 0, 0);"
+        "INSERT INTO models(provider_id, identifier, upstream_model, name, created_at, updated_at)"
+        " VALUES(1, 'pa-m1k', 'm1k', 'm1k', 0, 0);"
+        "INSERT INTO api_keys(id, name, key_hash, key_prefix, created_at) VALUES"
+        " (1, 'k1', 'h1', 'sk-1', 0), (2, 'k2', 'h2', 'sk-2', 0), (3, 'k3', 'h3', 'sk-3', 0);";
+    sqlite3 *h = NULL;
+    char *msg = NULL;
+    int rc = sqlite3_open(db, &h);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "usage_bench: seed: %s\n", msg ? msg : sqlite3_errmsg(h));
+    sqlite3_free(msg);
+    sqlite3_close(h);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static long inflight_now = -1;
+static long inflight(void)
+{
+    return inflight_now;
+}
+
 static long count_rows(const char *db)
 {
     sqlite3 *h = NULL;
@@ -104,6 +136,8 @@ int main(int argc, char **argv)
             rows = strtol(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--rate") == 0)
             rate = strtol(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--inflight") == 0)
+            inflight_now = strtol(argv[i + 1], NULL, 10);
     }
     char dir[] = "/tmp/sb-usage-bench.XXXXXX", db[300], url[320], journal[320];
     if (!mkdtemp(dir))
@@ -117,7 +151,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage_bench: %s\n", err.msg);
         return 1;
     }
-    struct sb_usage_opts o = {.journal_path = journal};
+    if (seed(db) != 0)
+        return 1;
+    struct sb_usage_opts o = {.journal_path = journal, .inflight = inflight_now >= 0 ? inflight : NULL};
     struct sb_usage_writer *w = sb_usage_writer_open(s, &o, &err);
     if (!w) {
         fprintf(stderr, "usage_bench: %s\n", err.msg);

@@ -206,14 +206,14 @@ static sb_err open_store(struct serve_state *s, const char *db, struct sb_error 
     if (sb_store_open(db, &wstore, err) != SB_OK)
         return err->code;
     char journal[4096];
-    /* The in-memory usage queue is capped at 4 MiB per worker (16 MiB, the
-     * writer's default, from 4 workers up): about 8,000 rows, half a second of
+    /* The in-memory usage queue is capped at 1 MiB per worker (4 MiB from 4
+     * workers up): about 7,000 packed rows of ~150 bytes, half a second of
      * one worker's requests at saturation. A longer stall of the writer (a
-     * checkpoint's fsync on a busy disk) sends the rest to the journal, as
-     * from 16 MiB before; with the default cap, a second-long stall at
-     * 1 KB c64 grew the queue of one worker to 11 MB (DESIGN.md section 7). */
+     * checkpoint's fsync on a busy disk) sends the rest to the journal; with
+     * the writer's default of 16 MiB, a second-long stall at 1 KB c64 grew
+     * the queue of one worker to 11 MB (DESIGN.md section 7). */
     int workers = s->claim ? sb_listen_claim_workers(s->claim) : 1;
-    struct sb_usage_opts uo = {.max_bytes = (size_t)(workers < 4 ? workers : 4) << 22,
+    struct sb_usage_opts uo = {.max_bytes = (size_t)(workers < 4 ? workers : 4) << 20,
                                .inflight = sb_metrics_inflight_now};
     if (sb_usage_journal_path(db, journal, sizeof(journal)))
         uo.journal_path = journal; /* spill file beside the database (usage.h) */

@@ -144,13 +144,6 @@ sb_err sb_store_key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_s
     return s->ops->identity->key_load_all(s, a, out, n, err);
 }
 
-sb_err sb_store_key_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
-                          struct sb_error *err)
-{
-    IDENTITY(s, err);
-    return s->ops->identity->key_touch(s, uses, n, err);
-}
-
 sb_err sb_store_audit_insert(struct sb_store *s, const struct sb_audit *rows, size_t n,
                              struct sb_error *err)
 {

@@ -80,7 +80,7 @@ struct sb_store_api_key {
     bool owner_disabled;  /* key_load_all only: the owner is disabled or deleted */
 };
 
-/* One use of a key, for last_used_at (batched by the usage writer). */
+/* One use of a key, for last_used_at (sb_store_write_usage raises it). */
 struct sb_store_key_use {
     int64_t key_id;
     int64_t ts_ms;
@@ -159,8 +159,6 @@ struct sb_store_identity_ops {
     sb_err (*key_delete)(struct sb_store *s, int64_t id, struct sb_error *err);
     sb_err (*key_load_all)(struct sb_store *s, struct sb_arena *a, struct sb_store_api_key **out,
                            size_t *n, struct sb_error *err);
-    sb_err (*key_touch)(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
-                        struct sb_error *err);
 
     sb_err (*audit_insert)(struct sb_store *s, const struct sb_audit *rows, size_t n,
                            struct sb_error *err);
@@ -251,9 +249,6 @@ sb_err sb_store_key_delete(struct sb_store *s, int64_t id, struct sb_error *err)
  * disabled or no longer exists (such a key must not authenticate). */
 sb_err sb_store_key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_store_api_key **out,
                              size_t *n, struct sb_error *err);
-/* Raises last_used_at to each use's ts (never lowers it), one transaction. */
-sb_err sb_store_key_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
-                          struct sb_error *err);
 
 /* ---- audit ---- */
 

@@ -331,7 +331,8 @@ static void test_keys(void **state)
 
     /* last_used_at only rises, and unknown ids are ignored */
     struct sb_store_key_use uses[] = {{id2, 3000}, {id2, 2000}, {99999, 1}, {id3, 10}};
-    assert_int_equal(sb_store_key_touch(s, uses, 4, &err), SB_OK);
+    struct sb_store_usage_tx tx = {.keys = uses, .nkeys = 4};
+    assert_int_equal(sb_store_write_usage(s, &tx, &err), SB_OK);
     assert_int_equal(sb_store_key_get(s, id2, a, &k, &err), SB_OK);
     assert_int_equal(k.last_used_at, 3000);
 

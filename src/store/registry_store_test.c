@@ -701,9 +701,11 @@ static void test_model_touch(void **state)
     assert_int_equal(got.last_used_at, 0);
     int64_t v = version();
     struct sb_store_model_use uses[] = {{"m1", 5000}, {"ghost", 7000}};
-    OK(sb_store_model_touch(S, uses, 2, &E));
+    struct sb_store_usage_tx tx = {.models = uses, .nmodels = 2};
+    OK(sb_store_write_usage(S, &tx, &E));
     uses[0].ts_ms = 3000; /* older: kept at 5000 */
-    OK(sb_store_model_touch(S, uses, 1, &E));
+    tx.nmodels = 1;
+    OK(sb_store_write_usage(S, &tx, &E));
     OK(sb_store_model_get(S, "m1", NULL, A, &got, &E));
     assert_int_equal(got.last_used_at, 5000);
     assert_int_equal(version(), v);

@@ -98,6 +98,9 @@ static void sqlite_close(struct sb_store *base)
 {
     struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sqlite3_finalize(s->usage_insert);
+    sqlite3_finalize(s->usage_insert_many);
+    sqlite3_finalize(s->key_touch);
+    sqlite3_finalize(s->model_touch);
     sqlite3_close(s->db);
     free(s);
 }
@@ -513,11 +516,39 @@ static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entit
 
 /* ---- usage ---- */
 
-static const char usage_insert_sql[] =
+/* Rows per multi-row INSERT. A statement per row pays the step's start,
+ * the cursor's open and close and the reset for every row; USAGE_ROWS rows
+ * per step share them: the writer's CPU per row 2.59-3.21 us with one row
+ * per statement, 2.15-2.39 with 8 (bench/usage_bench, four alternating
+ * pairs on a loaded machine; DESIGN.md 1.7). 8 is
+ * also the pacing's step (usage.c PACE_ROWS), so a paced insert yields
+ * between statements. */
+#define USAGE_ROWS 8
+#define USAGE_COLS 18
+
+static const char usage_insert_head[] =
     "INSERT INTO usage_logs(request_id, ts, user_id, key_id, route, provider, model, variant,"
     " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms,"
-    " streamed, fallbacks, error_code)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    " streamed, fallbacks, error_code) VALUES";
+
+/* Prepares the INSERT of rows rows (1 or USAGE_ROWS) into *st. */
+static sb_err prepare_usage_insert(sqlite3 *db, size_t rows, sqlite3_stmt **st,
+                                   struct sb_error *err)
+{
+    struct sb_buf sql;
+    sb_buf_init(&sql, 0);
+    sb_buf_append_cstr(&sql, usage_insert_head);
+    for (size_t r = 0; r < rows; r++) {
+        sb_buf_append_cstr(&sql, r ? ",(?" : "(?");
+        for (int c = 1; c < USAGE_COLS; c++)
+            sb_buf_append_cstr(&sql, ",?");
+        sb_buf_append_char(&sql, ')');
+    }
+    sb_buf_append_char(&sql, '\0');
+    sb_err rc = sb__sq_prepare(db, (const char *)sql.p, st, err);
+    sb_buf_free(&sql);
+    return rc;
+}
 
 /* A fixed-size field of struct sb_usage: NULL when empty, never read past its size. */
 static void bind_field(sqlite3_stmt *st, int i, const char *f, size_t size, bool empty_is_null)
@@ -531,41 +562,57 @@ static void bind_field(sqlite3_stmt *st, int i, const char *f, size_t size, bool
 
 #define BIND_FIELD(st, i, u, f, null) bind_field(st, i, (u)->f, sizeof((u)->f), null)
 
-static void bind_usage(sqlite3_stmt *st, const struct sb_usage *u)
+/* Binds u as the row whose first parameter is o + 1. */
+static void bind_usage(sqlite3_stmt *st, int o, const struct sb_usage *u)
 {
-    BIND_FIELD(st, 1, u, request_id, false);
-    sqlite3_bind_int64(st, 2, u->ts_ms);
-    BIND_FIELD(st, 3, u, user_id, true);
-    BIND_FIELD(st, 4, u, key_id, true);
-    BIND_FIELD(st, 5, u, route, true);
-    BIND_FIELD(st, 6, u, provider, true);
-    BIND_FIELD(st, 7, u, model, true);
-    BIND_FIELD(st, 8, u, variant, true);
-    BIND_FIELD(st, 9, u, status, false);
-    sqlite3_bind_int(st, 10, u->http_status);
-    sqlite3_bind_int64(st, 11, u->prompt_tokens);
-    sqlite3_bind_int64(st, 12, u->completion_tokens);
-    sqlite3_bind_double(st, 13, u->cost_usd);
-    sqlite3_bind_double(st, 14, u->latency_ms);
-    sqlite3_bind_double(st, 15, u->ttft_ms);
-    sqlite3_bind_int(st, 16, u->streamed ? 1 : 0);
-    sqlite3_bind_int(st, 17, u->fallbacks);
-    BIND_FIELD(st, 18, u, error_code, true);
+    BIND_FIELD(st, o + 1, u, request_id, false);
+    sqlite3_bind_int64(st, o + 2, u->ts_ms);
+    BIND_FIELD(st, o + 3, u, user_id, true);
+    BIND_FIELD(st, o + 4, u, key_id, true);
+    BIND_FIELD(st, o + 5, u, route, true);
+    BIND_FIELD(st, o + 6, u, provider, true);
+    BIND_FIELD(st, o + 7, u, model, true);
+    BIND_FIELD(st, o + 8, u, variant, true);
+    BIND_FIELD(st, o + 9, u, status, false);
+    sqlite3_bind_int(st, o + 10, u->http_status);
+    sqlite3_bind_int64(st, o + 11, u->prompt_tokens);
+    sqlite3_bind_int64(st, o + 12, u->completion_tokens);
+    sqlite3_bind_double(st, o + 13, u->cost_usd);
+    sqlite3_bind_double(st, o + 14, u->latency_ms);
+    sqlite3_bind_double(st, o + 15, u->ttft_ms);
+    sqlite3_bind_int(st, o + 16, u->streamed ? 1 : 0);
+    sqlite3_bind_int(st, o + 17, u->fallbacks);
+    BIND_FIELD(st, o + 18, u, error_code, true);
 }
 
-/* Inserts rows[0..n) inside the caller's transaction with the kept statement. */
+/* Inserts rows[0..k) (k is 1 or USAGE_ROWS) with one step of st. */
+static sb_err usage_step(struct sb__sqlite_store *s, sqlite3_stmt *st, const struct sb_usage *rows,
+                         size_t k, struct sb_error *err)
+{
+    sb_err rc = SB_OK;
+    for (size_t j = 0; j < k; j++)
+        bind_usage(st, (int)j * USAGE_COLS, &rows[j]);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sb__sq_fail(s->db, err, "insert usage");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Inserts rows[0..n) inside the caller's transaction with the kept
+ * statements: USAGE_ROWS at a time, the rest one by one. */
 static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows, size_t n,
                          struct sb_error *err)
 {
     sb_err rc = SB_OK;
     if (!s->usage_insert)
-        rc = sb__sq_prepare(s->db, usage_insert_sql, &s->usage_insert, err);
-    for (size_t i = 0; rc == SB_OK && i < n; i++) {
-        bind_usage(s->usage_insert, &rows[i]);
-        if (sqlite3_step(s->usage_insert) != SQLITE_DONE)
-            rc = sb__sq_fail(s->db, err, "insert usage");
-        sqlite3_reset(s->usage_insert);
-        if (s->usage_pace && (i + 1) % s->usage_pace == 0 && i + 1 < n)
+        rc = prepare_usage_insert(s->db, 1, &s->usage_insert, err);
+    if (rc == SB_OK && !s->usage_insert_many)
+        rc = prepare_usage_insert(s->db, USAGE_ROWS, &s->usage_insert_many, err);
+    for (size_t i = 0; rc == SB_OK && i < n;) {
+        size_t k = n - i >= USAGE_ROWS ? USAGE_ROWS : 1;
+        rc = usage_step(s, k > 1 ? s->usage_insert_many : s->usage_insert, rows + i, k, err);
+        i += k;
+        if (s->usage_pace && i % s->usage_pace < k && i < n)
             sched_yield(); /* inside the transaction: readers go on (WAL) */
     }
     return rc;
@@ -590,21 +637,74 @@ static sb_err sqlite_insert_usage(struct sb_store *base, const struct sb_usage *
     return rc;
 }
 
-/* Rows, audit records and the journal's replay mark in one transaction:
- * the mark commits if and only if the rows do (usage.c relies on it). */
-static sb_err sqlite_insert_usage_marked(struct sb_store *base, const struct sb_usage *rows,
-                                         size_t n, const struct sb_audit *audits, size_t na,
-                                         const char *mark_key, const char *mark_value,
-                                         struct sb_error *err)
+typedef void (*bind_fn)(sqlite3_stmt *st, size_t i, const void *items);
+
+/* Runs *st (prepared from sql on first use and kept) once per item i in
+ * [0, n), bind(st, i, items) binding it. */
+static sb_err step_each(struct sb__sqlite_store *s, sqlite3_stmt **st, const char *sql, size_t n,
+                        bind_fn bind, const void *items, struct sb_error *err)
+{
+    sb_err rc = SB_OK;
+    if (n && !*st)
+        rc = sb__sq_prepare(s->db, sql, st, err);
+    for (size_t i = 0; rc == SB_OK && i < n; i++) {
+        bind(*st, i, items);
+        if (sqlite3_step(*st) != SQLITE_DONE)
+            rc = sb__sq_fail(s->db, err, "usage transaction");
+        sqlite3_reset(*st);
+    }
+    return rc;
+}
+
+static void bind_key_use(sqlite3_stmt *st, size_t i, const void *items)
+{
+    const struct sb_store_key_use *u = (const struct sb_store_key_use *)items + i;
+    sqlite3_bind_int64(st, 1, u->ts_ms);
+    sqlite3_bind_int64(st, 2, u->key_id);
+}
+
+static void bind_model_use(sqlite3_stmt *st, size_t i, const void *items)
+{
+    const struct sb_store_model_use *u = (const struct sb_store_model_use *)items + i;
+    sqlite3_bind_int64(st, 1, u->ts_ms);
+    sqlite3_bind_text(st, 2, u->model, -1, SQLITE_STATIC); /* outlives the step */
+}
+
+/* last_used_at only rises; models' raise is usage, not configuration, so
+ * registry_version stays (a bump would make every process rebuild its
+ * snapshot per usage batch). */
+static sb_err touch_uses(struct sb__sqlite_store *s, const struct sb_store_usage_tx *tx,
+                         struct sb_error *err)
+{
+    sb_err rc = step_each(s, &s->key_touch,
+                          "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2"
+                          " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                          tx->nkeys, bind_key_use, tx->keys, err);
+    if (rc == SB_OK)
+        rc = step_each(s, &s->model_touch,
+                       "UPDATE models SET last_used_at = ?1 WHERE identifier = ?2"
+                       " AND (last_used_at IS NULL OR last_used_at < ?1)",
+                       tx->nmodels, bind_model_use, tx->models, err);
+    return rc;
+}
+
+/* Rows, audit records, last-use raises and the journal's replay mark in one
+ * transaction: the mark commits if and only if the rows do (usage.c relies
+ * on it), and the raises cost no commit of their own (they had been two
+ * more per round: most of the writer's CPU per row, DESIGN.md 1.7). */
+static sb_err sqlite_write_usage(struct sb_store *base, const struct sb_store_usage_tx *tx,
+                                 struct sb_error *err)
 {
     struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sb_err rc = sb__sq_exec(s->db, "BEGIN IMMEDIATE", err);
     if (rc == SB_OK)
-        rc = usage_rows(s, rows, n, err);
+        rc = usage_rows(s, tx->rows, tx->n, err);
     if (rc == SB_OK)
-        rc = sb__sq_audit_rows(s->db, audits, na, err);
+        rc = sb__sq_audit_rows(s->db, tx->audits, tx->na, err);
     if (rc == SB_OK)
-        rc = sqlite_setting_set(base, mark_key, mark_value, err);
+        rc = touch_uses(s, tx, err);
+    if (rc == SB_OK && tx->mark_key)
+        rc = sqlite_setting_set(base, tx->mark_key, tx->mark_value, err);
     if (rc == SB_OK)
         rc = sb__sq_exec(s->db, "COMMIT", err);
     if (rc != SB_OK)
@@ -619,7 +719,7 @@ static const struct sb_store_ops sqlite_ops = {
     .load = sb__sq_load,
     .insert_usage = sqlite_insert_usage,
     .usage_pace = sqlite_usage_pace,
-    .insert_usage_marked = sqlite_insert_usage_marked,
+    .write_usage = sqlite_write_usage,
     .setting_get = sqlite_setting_get,
     .setting_set = sqlite_setting_set,
     .ping = sqlite_ping,
@@ -658,11 +758,10 @@ static const struct sb_store_ops sqlite_ops = {
     .credential_list = sb__sq_credential_list,
     .dead_key_put = sb__sq_dead_key_put,
     .dead_key_delete = sb__sq_dead_key_delete,
-    .model_touch = sb__sq_model_touch,
     .rekey = sb__sq_rekey,
     .registry_version = sb__sq_registry_version,
     .identity = &sb__sqlite_identity_ops, /* sqlite_identity.c */
-    .usage_report = sb__sq_usage_report, /* sqlite_usage_report.c */
+    .usage_report = sb__sq_usage_report,  /* sqlite_usage_report.c */
     /* sqlite_experiments.c */
     .experiment_create = sb__sq_experiment_create,
     .experiment_update = sb__sq_experiment_update,

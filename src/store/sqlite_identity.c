@@ -675,22 +675,6 @@ static sb_err key_load_all(struct sb_store *s, struct sb_arena *a, struct sb_sto
     return rc;
 }
 
-static void bind_key_use(sqlite3_stmt *st, size_t i, const void *ud)
-{
-    const struct sb_store_key_use *u = (const struct sb_store_key_use *)ud + i;
-    sqlite3_bind_int64(st, 1, u->ts_ms);
-    sqlite3_bind_int64(st, 2, u->key_id);
-}
-
-static sb_err key_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
-                        struct sb_error *err)
-{
-    return sb__sq_each(sb__sq_db(s),
-                       "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2"
-                       " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                       n, bind_key_use, uses, "touch key", err);
-}
-
 /* ---- audit ---- */
 
 static const char *const outcomes[] = {"ok", "denied", "failed"};
@@ -849,7 +833,6 @@ const struct sb_store_identity_ops sb__sqlite_identity_ops = {
     .key_revoke = key_revoke,
     .key_delete = key_delete,
     .key_load_all = key_load_all,
-    .key_touch = key_touch,
     .audit_insert = audit_insert,
     .audit_query = audit_query,
     .session_list_live = session_list_live,

@@ -21,7 +21,12 @@
 struct sb__sqlite_store {
     struct sb_store base;       /* must be first */
     sqlite3 *db;                /* the connection */
-    sqlite3_stmt *usage_insert; /* prepared on first use, kept until close */
+    /* The usage writer's statements: prepared on first use, kept until close
+     * (preparing costs more than a batch's few UPDATEs). */
+    sqlite3_stmt *usage_insert;      /* one row */
+    sqlite3_stmt *usage_insert_many; /* USAGE_ROWS rows (sqlite.c) */
+    sqlite3_stmt *key_touch;
+    sqlite3_stmt *model_touch;
     unsigned usage_pace;        /* sched_yield every this many usage rows, 0 = never */
 };
 
@@ -40,13 +45,6 @@ typedef sb_err (*sb__sq_row_fn)(void *ud, sqlite3_stmt *st, struct sb_error *err
 /* Runs sql (no parameters), calling fn(ud, row) for each row until fn fails. */
 sb_err sb__sq_query(sqlite3 *db, const char *sql, sb__sq_row_fn fn, void *ud, struct sb_error *err);
 /* Wall-clock Unix milliseconds. */
-/* Runs sql once per item i in [0, n) in one write transaction: bind(st, i,
- * ud) binds the item, then the statement steps and resets; all or nothing.
- * what names the statement in errors. For writes that are not registry
- * changes (registry_version stays). */
-typedef void (*sb__sq_bind_fn)(sqlite3_stmt *st, size_t i, const void *ud);
-sb_err sb__sq_each(sqlite3 *db, const char *sql, size_t n, sb__sq_bind_fn bind, const void *ud,
-                   const char *what, struct sb_error *err);
 int64_t sb__sq_now_ms(void);
 /* Binds a C string (copied by SQLite) or NULL. */
 void sb__sq_bind_str(sqlite3_stmt *st, int i, const char *v);
@@ -161,8 +159,6 @@ sb_err sb__sq_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d
                            struct sb_error *err);
 sb_err sb__sq_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
                               struct sb_error *err);
-sb_err sb__sq_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
-                          struct sb_error *err);
 /* Loading (sb__sq_load): the system credentials with a label, and the dead keys. */
 sb_err sb__sq_pool_credentials(sqlite3 *db, struct sb_arena *a, struct sb_store_credential **out,
                                size_t *n, struct sb_error *err);

@@ -499,21 +499,3 @@ sb_err sb__sq_load(struct sb_store *s, struct sb_store_entities **out, struct sb
         sb_arena_free(a);
     return rc;
 }
-
-static void bind_model_use(sqlite3_stmt *st, size_t i, const void *ud)
-{
-    const struct sb_store_model_use *u = (const struct sb_store_model_use *)ud + i;
-    sqlite3_bind_int64(st, 1, u->ts_ms);
-    sb__sq_bind_str(st, 2, u->model);
-}
-
-/* Usage, not configuration: a plain transaction, registry_version untouched
- * (a bump would make every process rebuild its snapshot per usage batch). */
-sb_err sb__sq_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
-                          struct sb_error *err)
-{
-    return sb__sq_each(sb__sq_db(s),
-                       "UPDATE models SET last_used_at = ?1 WHERE identifier = ?2"
-                       " AND (last_used_at IS NULL OR last_used_at < ?1)",
-                       n, bind_model_use, uses, "touch model", err);
-}

@@ -61,27 +61,6 @@ sb_err sb__sq_query(sqlite3 *db, const char *sql, sb__sq_row_fn fn, void *ud, st
     return rc;
 }
 
-sb_err sb__sq_each(sqlite3 *db, const char *sql, size_t n, sb__sq_bind_fn bind, const void *ud,
-                   const char *what, struct sb_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    sb_err rc = sb__sq_exec(db, "BEGIN IMMEDIATE", err);
-    if (rc == SB_OK)
-        rc = sb__sq_prepare(db, sql, &st, err);
-    for (size_t i = 0; rc == SB_OK && i < n; i++) {
-        bind(st, i, ud);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = sb__sq_fail(db, err, what);
-        sqlite3_reset(st);
-    }
-    sqlite3_finalize(st);
-    if (rc == SB_OK)
-        rc = sb__sq_exec(db, "COMMIT", err);
-    if (rc != SB_OK)
-        sb__sq_rollback(db);
-    return rc;
-}
-
 int64_t sb__sq_now_ms(void)
 {
     struct timespec ts;

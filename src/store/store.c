@@ -87,13 +87,12 @@ void sb_store_usage_pace(struct sb_store *s, unsigned every)
         s->ops->usage_pace(s, every);
 }
 
-sb_err sb_store_insert_usage_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                                    const struct sb_audit *audits, size_t na, const char *mark_key,
-                                    const char *mark_value, struct sb_error *err)
+sb_err sb_store_write_usage(struct sb_store *s, const struct sb_store_usage_tx *tx,
+                            struct sb_error *err)
 {
-    if (!s->ops->insert_usage_marked)
-        return sb_fail(err, SB_E_INTERNAL, "store %s: no marked usage insert", s->ops->name);
-    return s->ops->insert_usage_marked(s, rows, n, audits, na, mark_key, mark_value, err);
+    if (!s->ops->write_usage)
+        return sb_fail(err, SB_E_INTERNAL, "store %s: no usage transaction", s->ops->name);
+    return s->ops->write_usage(s, tx, err);
 }
 
 sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value, struct sb_error *err)
@@ -327,12 +326,6 @@ sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const 
                                 struct sb_error *err)
 {
     return CALL(s, dead_key_delete, err, provider, label);
-}
-
-sb_err sb_store_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
-                            struct sb_error *err)
-{
-    return CALL(s, model_touch, err, uses, n);
 }
 
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,

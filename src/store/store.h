@@ -162,10 +162,27 @@ struct sb_store_model {
     int64_t last_used_at; /* Unix ms of the newest usage row, 0 = never; read-only */
 };
 
-/* A model's newest use in a batch of usage rows (sb_store_model_touch). */
+/* A model's newest use in a batch of usage rows (sb_store_write_usage). */
 struct sb_store_model_use {
     const char *model; /* identifier */
     int64_t ts_ms;
+};
+
+struct sb_store_key_use; /* store/identity.h */
+
+/* One usage transaction (sb_store_write_usage): the usage writer's batch,
+ * or a batch replayed from its journal with the replay mark. */
+struct sb_store_usage_tx {
+    const struct sb_usage *rows; /* usage_logs rows [0..n) */
+    size_t n;
+    const struct sb_audit *audits; /* audit_log records [0..na) */
+    size_t na;
+    const struct sb_store_key_use *keys; /* api_keys.last_used_at raised [0..nkeys) */
+    size_t nkeys;
+    const struct sb_store_model_use *models; /* models.last_used_at raised [0..nmodels) */
+    size_t nmodels;
+    const char *mark_key; /* settings[mark_key] = mark_value; NULL = no mark */
+    const char *mark_value;
 };
 
 struct sb_store_route {
@@ -505,20 +522,16 @@ struct sb_store_ops {
                            struct sb_error *err);
     sb_err (*dead_key_delete)(struct sb_store *s, const char *provider, const char *label,
                               struct sb_error *err);
-    /* Appended (issue 7 part 6): models' last_used_at. */
-    sb_err (*model_touch)(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
-                          struct sb_error *err);
     /* Appended for the control plane's identity tables (store/identity.h): a
      * sub-table, so identity.c's wrappers and sqlite_identity.c stay apart
      * from the registry's ops. */
     const struct sb_store_identity_ops *identity;
-    /* Appended for the usage journal (issue 7 part 6): rows[0..n) and
-     * audits[0..na) inserted and settings[mark_key] = mark_value set in ONE
-     * transaction, so a replayed journal batch and its replay offset commit
-     * together (usage.c: exactly once). */
-    sb_err (*insert_usage_marked)(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                                  const struct sb_audit *audits, size_t na, const char *mark_key,
-                                  const char *mark_value, struct sb_error *err);
+    /* Appended for the usage journal (issue 7 part 6), widened for issue 9:
+     * one usage transaction (struct sb_store_usage_tx), so a replayed
+     * journal batch and its replay offset commit together (usage.c: exactly
+     * once), and a batch's last-use raises cost no commit of their own. */
+    sb_err (*write_usage)(struct sb_store *s, const struct sb_store_usage_tx *tx,
+                          struct sb_error *err);
     /* Appended for usage analytics (issue 7 part 8). */
     sb_err (*usage_report)(struct sb_store *s, const struct sb_store_usage_query *q,
                            struct sb_arena *a, struct sb_store_usage_report *out,
@@ -588,14 +601,13 @@ sb_err sb_store_insert_usage(struct sb_store *s, const struct sb_usage *rows, si
  */
 void sb_store_usage_pace(struct sb_store *s, unsigned every);
 /*
- * Inserts rows[0..n) and audits[0..na) and sets settings[mark_key] to
- * mark_value, all in one transaction: all of it commits or none does.
- * An audit record the schema refuses is SB_E_BAD_REQUEST. A store without
- * the operation (a test double) fails with SB_E_INTERNAL. Borrows all.
+ * Writes tx in ONE transaction: all of it commits or none does. An audit
+ * record the schema refuses is SB_E_BAD_REQUEST. A store without the
+ * operation (a test double) fails with SB_E_INTERNAL. Borrows tx and all
+ * it points to.
  */
-sb_err sb_store_insert_usage_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                                    const struct sb_audit *audits, size_t na, const char *mark_key,
-                                    const char *mark_value, struct sb_error *err);
+sb_err sb_store_write_usage(struct sb_store *s, const struct sb_store_usage_tx *tx,
+                            struct sb_error *err);
 /* *value: owned (free with free()), or NULL when the key is absent (still SB_OK). */
 sb_err sb_store_setting_get(struct sb_store *s, const char *key, char **value,
                             struct sb_error *err);
@@ -737,11 +749,6 @@ sb_err sb_store_dead_key_put(struct sb_store *s, const struct sb_store_dead_key 
                              struct sb_error *err);
 sb_err sb_store_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
                                 struct sb_error *err);
-/* Raises models' last_used_at to uses[i].ts_ms (never lowers it; unknown ids
- * are skipped). Not a registry change: registry_version stays. The usage
- * writer calls it once per batch of rows. */
-sb_err sb_store_model_touch(struct sb_store *s, const struct sb_store_model_use *uses, size_t n,
-                            struct sb_error *err);
 sb_err sb_store_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                                 struct sb_store_credential **out, size_t *n, struct sb_error *err);
 /*

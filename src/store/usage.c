@@ -3,11 +3,13 @@
  * usage.c - the usage queue, its writer thread and the spill journal's
  * replay (see usage.h for what is guaranteed).
  *
- * Two arrays take turns: producers append to `queue` under the mutex; the
- * writer swaps it with its own emptied `spare` (its "hand") under the same
- * mutex and writes the records with the lock released, so a worker's
- * submit costs one memcpy and an uncontended lock however slow the
- * database is. The writer wakes every FLUSH_MS, or early when WAKE_ROWS are
+ * Two byte arrays take turns: producers append packed rows (struct packed:
+ * only the bytes a row uses, about 150 of the struct's 520) to `queue`
+ * under the mutex; the writer swaps it with its own emptied `spare` (its
+ * "hand") under the same mutex and writes the records with the lock
+ * released, so a worker's submit costs a pack outside the lock, one memcpy
+ * of the packed bytes and an uncontended lock however slow the database
+ * is. The writer wakes every FLUSH_MS, or early when WAKE_ROWS are
  * waiting: waking it per request would cost two context switches and a
  * one-row transaction each (measured: a quarter of the gateway's CPU at c1).
  *
@@ -35,7 +37,7 @@
  * failed batch and the rest of its round go to the journal, there is no
  * sleep-and-retry. Every RETRY_MS the writer replays: it reads REPLAY_BATCH
  * records and inserts them together with the replay mark "<journal id>:
- * <offset past them>" in ONE transaction (store insert_usage_marked). The
+ * <offset past them>" in ONE transaction (sb_store_write_usage). The
  * mark is read back before each replay session and records before it are
  * skipped, so a batch whose commit landed but was reported failed, or a
  * crash between the commit and the journal's removal, never inserts twice.
@@ -43,8 +45,17 @@
  *
  * Audit records ride in a second pair of arrays under the same mutex and
  * go first in each round (a control-plane change should be on disk first).
- * Each is one heap block holding its strings, freed after its round. After
- * each usage batch, the keys it used get last_used_at raised.
+ * Each is one heap block holding its strings, freed after its round.
+ *
+ * One commit per batch. The writer unpacks BATCH rows at a time into an
+ * array the store binds from, and writes them in one transaction
+ * (sb_store_write_usage); the round's last transaction also raises
+ * last_used_at of the keys and models the round used. The raises had been
+ * two transactions of their own per round.
+ *
+ * Many workers share the one mutex (DESIGN.md 1.7 has the arithmetic for
+ * 32): it is held for one memcpy of ~150 bytes and a few counters, and a
+ * single writer, at ~2 us of SQLite per row, saturates long before it.
  */
 #include "store/usage.h"
 
@@ -75,10 +86,11 @@
 #define REPLAY_BATCH 64 /* records per replay transaction (journal reads, marks) */
 #define FLUSH_MS 100   /* longest a row waits in the queue under light load */
 #define WAKE_ROWS 1024 /* queued rows that wake the writer before FLUSH_MS */
-#define KEEP_ROWS 4096 /* capacity kept between rounds; a burst's larger array is freed */
+#define KEEP_BYTES (256u << 10)     /* array kept between rounds (WAKE_ROWS fit); more is freed */
+#define MIN_BYTES (16u << 10)       /* a queue's first allocation */
 #define AUDIT_FIELD_MAX (64 * 1024) /* longer before/after JSON is replaced (usage.h) */
 #define MAX_ROWS 65536              /* default queue cap, records */
-#define MAX_BYTES (16u << 20)       /* default queue cap, bytes (~32k usage rows) */
+#define MAX_BYTES (16u << 20)       /* default queue cap, bytes (~100k packed usage rows) */
 #define RETRY_MS 1000               /* between replay attempts on a failing database */
 #define REPLAY_BATCHES 64           /* replay transactions per round, then the queue's turn */
 #define SPILL_CHUNK 256             /* records per journal write() */
@@ -92,9 +104,42 @@
 #define PACE_INFLIGHT 4 /* requests in flight at or under which the writer paces */
 #define PACE_ROWS 8     /* rows between yields when pacing */
 
+/*
+ * The queue holds usage rows packed: this head, then the row's strings back
+ * to back, padded to a multiple of 8 bytes. A gateway row is about 150
+ * bytes where struct sb_usage, whose fixed arrays are mostly empty, is 520:
+ * a writer stalled for half a second at one worker's saturation held 4.3
+ * MB of queue before, about a third now (DESIGN.md 7). In memory only: the
+ * journal has its own, canonical encoding (usage_journal.c).
+ */
+struct packed {
+    int64_t ts_ms, prompt_tokens, completion_tokens;
+    double cost_usd, latency_ms, ttft_ms;
+    int32_t http_status, fallbacks;
+    bool streamed;
+    uint8_t len[9]; /* each string's bytes, in the order of pstrs[] (every array < 256) */
+};
+
+#define PSTR(f)                                                                                    \
+    {                                                                                              \
+        offsetof(struct sb_usage, f), sizeof(((struct sb_usage *)0)->f)                            \
+    }
+
+/* The string fields of a usage row, in packed order. */
+static const struct {
+    size_t off, size;
+} pstrs[] = {PSTR(request_id), PSTR(user_id), PSTR(key_id), PSTR(route),     PSTR(provider),
+             PSTR(model),      PSTR(variant), PSTR(status), PSTR(error_code)};
+
+#define NPSTRS (sizeof(pstrs) / sizeof(pstrs[0]))
+_Static_assert(sizeof(((struct packed *)0)->len) == NPSTRS, "one length per string field");
+/* The largest packed row: the head and every array full but for its NUL. */
+#define PACKED_MAX (sizeof(struct packed) + sizeof(struct sb_usage))
+
 struct rows {
-    struct sb_usage *p;
-    size_t n, cap;
+    unsigned char *p; /* packed rows back to back */
+    size_t len, cap;  /* bytes */
+    size_t n;         /* rows */
 };
 
 struct audits {
@@ -121,6 +166,8 @@ struct sb_usage_writer {
     bool spilling;     /* the journal holds records the database lacks */
     int64_t retry_at;  /* monotonic ms of the next replay attempt */
     struct sb_buf enc; /* journal encoding buffer */
+    struct sb_usage *batch; /* BATCH rows unpacked for the store; allocated at the first round */
+    struct uses *uses;      /* last-use raises not yet written */
     _Atomic uint64_t written;
     _Atomic uint64_t lost;
     _Atomic uint64_t audit_written;
@@ -144,6 +191,54 @@ static void count_lost(_Atomic uint64_t *counter, uint64_t n, const char *what, 
     if (before == 0 || before / 10000 != (before + n) / 10000)
         sb_error("msg=\"%s lost\" rows=%" PRIu64 " total=%" PRIu64 " err=\"%s\"", what, n,
                  before + n, why);
+}
+
+/* ---- packed rows ---- */
+
+/* Packs u into out (PACKED_MAX bytes); returns the bytes used, a multiple of 8. */
+static size_t pack(const struct sb_usage *u, unsigned char *out)
+{
+    struct packed h = {
+        u->ts_ms,   u->prompt_tokens, u->completion_tokens, u->cost_usd, u->latency_ms,
+        u->ttft_ms, u->http_status,   u->fallbacks,         u->streamed, {0}};
+    size_t at = sizeof(h);
+    for (size_t i = 0; i < NPSTRS; i++) {
+        const char *f = (const char *)u + pstrs[i].off;
+        size_t n = strnlen(f, pstrs[i].size - 1); /* the NUL is not packed */
+        h.len[i] = (uint8_t)n;
+        memcpy(out + at, f, n);
+        at += n;
+    }
+    memcpy(out, &h, sizeof(h));
+    size_t padded = (at + 7) & ~(size_t)7;
+    memset(out + at, 0, padded - at);
+    return padded;
+}
+
+/* Unpacks the row at p into *u (its strings NUL-terminated, the rest of
+ * each array left as it was: the store reads up to the NUL); returns the
+ * packed row's bytes. */
+static size_t unpack(const unsigned char *p, struct sb_usage *u)
+{
+    struct packed h;
+    memcpy(&h, p, sizeof(h));
+    u->ts_ms = h.ts_ms;
+    u->prompt_tokens = h.prompt_tokens;
+    u->completion_tokens = h.completion_tokens;
+    u->cost_usd = h.cost_usd;
+    u->latency_ms = h.latency_ms;
+    u->ttft_ms = h.ttft_ms;
+    u->http_status = h.http_status;
+    u->fallbacks = h.fallbacks;
+    u->streamed = h.streamed;
+    size_t at = sizeof(h);
+    for (size_t i = 0; i < NPSTRS; i++) {
+        char *f = (char *)u + pstrs[i].off;
+        memcpy(f, p + at, h.len[i]);
+        f[h.len[i]] = '\0';
+        at += h.len[i];
+    }
+    return (at + 7) & ~(size_t)7;
 }
 
 /* ---- the journal side ---- */
@@ -198,63 +293,73 @@ static bool journal_pending(struct sb_usage_writer *w)
 
 /* ---- the database side ---- */
 
-/* Raises last_used_at of the keys rows[0..n) used: usage key_id is the
- * key's row id in decimal (empty for the admin token). */
-static void touch_keys(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+/*
+ * Last-use raises (api_keys.last_used_at, models.last_used_at) not written
+ * yet. They ride in a round's last transaction, not in each batch's: every
+ * transaction that carries them rewrites the keys' and models' pages, and a
+ * round at saturation is four batches (bench/usage_bench, writer CPU per
+ * row: 2.07-2.21 us carried by every batch, 1.90-2.10 by the last, 1.88-1.99
+ * with no raises at all). A failed transaction keeps them for
+ * the next; past USES_MAX distinct keys or models pending, more are not
+ * recorded (the key's or model's next use raises it).
+ */
+#define USES_MAX (2 * BATCH)
+#define MODEL_MAX sizeof(((struct sb_usage *)0)->model)
+
+struct uses {
+    struct sb_store_key_use keys[USES_MAX];
+    struct sb_store_model_use models[USES_MAX]; /* .model points into names */
+    char names[USES_MAX][MODEL_MAX];
+    size_t nkeys, nmodels;
+};
+
+/* usage key_id is the key's row id in decimal, empty for the admin token. */
+static void use_key(struct uses *us, const struct sb_usage *u)
 {
-    struct sb_store_key_use uses[BATCH];
-    size_t nu = 0;
-    struct sb_error err = {0};
-    if (!w->store->ops->identity)
-        return; /* a store without identity tables (test doubles) */
-    for (size_t i = 0; i <= n; i++) {
-        /* Full (more keys than BATCH in one round: rare), or the end: store. */
-        if ((i == n || nu == BATCH) && nu) {
-            if (sb_store_key_touch(w->store, uses, nu, &err) != SB_OK)
-                sb_warn("msg=\"key last_used_at not updated\" keys=%zu err=\"%s\"", nu, err.msg);
-            nu = 0;
-        }
-        unsigned long long id = 0;
-        struct sb_slice k = i < n ? (struct sb_slice){rows[i].key_id,
-                                                      strnlen(rows[i].key_id, sizeof(rows[i].key_id))}
-                                  : SB_SLICE_NULL;
-        if (i == n || !sb_slice_to_u64(k, &id) || id > INT64_MAX)
-            continue;
-        size_t j = 0;
-        while (j < nu && uses[j].key_id != (int64_t)id)
-            j++;
-        if (j == nu)
-            uses[nu++] = (struct sb_store_key_use){(int64_t)id, rows[i].ts_ms};
-        else if (rows[i].ts_ms > uses[j].ts_ms)
-            uses[j].ts_ms = rows[i].ts_ms;
+    unsigned long long id = 0;
+    struct sb_slice k = {u->key_id, strnlen(u->key_id, sizeof(u->key_id))};
+    if (!sb_slice_to_u64(k, &id) || id > INT64_MAX)
+        return;
+    size_t j = 0;
+    while (j < us->nkeys && us->keys[j].key_id != (int64_t)id)
+        j++;
+    if (j == us->nkeys && j < USES_MAX)
+        us->keys[us->nkeys++] = (struct sb_store_key_use){(int64_t)id, u->ts_ms};
+    else if (j < us->nkeys && u->ts_ms > us->keys[j].ts_ms)
+        us->keys[j].ts_ms = u->ts_ms;
+}
+
+/* A model that never answered was not used: only ok rows count. */
+static void use_model(struct uses *us, const struct sb_usage *u)
+{
+    if (!u->model[0] || strcmp(u->status, "ok") != 0)
+        return;
+    size_t j = 0;
+    while (j < us->nmodels && strcmp(us->models[j].model, u->model) != 0)
+        j++;
+    if (j == us->nmodels && j < USES_MAX) {
+        snprintf(us->names[j], MODEL_MAX, "%s", u->model);
+        us->models[us->nmodels++] = (struct sb_store_model_use){us->names[j], u->ts_ms};
+    } else if (j < us->nmodels && u->ts_ms > us->models[j].ts_ms) {
+        us->models[j].ts_ms = u->ts_ms;
     }
 }
 
-/* Raises last_used_at of the models rows[0..n) used (a handful per batch). */
-static void touch_models(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+static void uses_add(struct uses *us, const struct sb_usage *rows, size_t n)
 {
-    struct sb_store_model_use uses[BATCH];
-    size_t nu = 0;
-    struct sb_error err = {0};
-    if (!w->store->ops->model_touch)
-        return; /* a store without it (test doubles) */
-    for (size_t i = 0; i <= n; i++) {
-        if ((i == n || nu == BATCH) && nu) {
-            if (sb_store_model_touch(w->store, uses, nu, &err) != SB_OK)
-                sb_warn("msg=\"model last_used_at not updated\" models=%zu err=\"%s\"", nu,
-                        err.msg);
-            nu = 0;
-        }
-        if (i == n || !rows[i].model[0] || strcmp(rows[i].status, "ok") != 0)
-            continue; /* a model that never answered was not used */
-        size_t j = 0;
-        while (j < nu && strcmp(uses[j].model, rows[i].model) != 0)
-            j++;
-        if (j == nu)
-            uses[nu++] = (struct sb_store_model_use){rows[i].model, rows[i].ts_ms};
-        else if (rows[i].ts_ms > uses[j].ts_ms)
-            uses[j].ts_ms = rows[i].ts_ms;
+    for (size_t i = 0; i < n; i++) {
+        use_key(us, &rows[i]);
+        use_model(us, &rows[i]);
     }
+}
+
+/* tx carries every pending raise. */
+static void uses_into(const struct uses *us, struct sb_store_usage_tx *tx)
+{
+    tx->keys = us->keys;
+    tx->nkeys = us->nkeys;
+    tx->models = us->models;
+    tx->nmodels = us->nmodels;
 }
 
 /* The database failed: from now on records go to the journal until replayed. */
@@ -267,14 +372,22 @@ static void start_spilling(struct sb_usage_writer *w, const char *why)
     w->retry_at = now_ms() + RETRY_MS;
 }
 
-/* False when the database failed (nothing of the batch was stored). */
-static bool db_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n)
+/* Rows rows[0..n) in one transaction, with the pending raises when carry
+ * is set (the round's last batch) or they are many. False when the database
+ * failed (nothing was stored; the raises stay pending). */
+static bool db_rows(struct sb_usage_writer *w, const struct sb_usage *rows, size_t n, bool carry)
 {
     struct sb_error err = {0};
-    if (sb_store_insert_usage(w->store, rows, n, &err) != SB_OK) {
+    struct sb_store_usage_tx tx = {.rows = rows, .n = n};
+    uses_add(w->uses, rows, n);
+    if (carry || w->uses->nkeys > BATCH || w->uses->nmodels > BATCH)
+        uses_into(w->uses, &tx);
+    if (sb_store_write_usage(w->store, &tx, &err) != SB_OK) {
         start_spilling(w, err.msg);
         return false;
     }
+    if (tx.keys)
+        w->uses->nkeys = w->uses->nmodels = 0;
     atomic_fetch_add(&w->written, n);
     return true;
 }
@@ -296,31 +409,33 @@ static bool db_audits(struct sb_usage_writer *w, const struct sb_audit *a, size_
 
 /* Writes the hand: to the database while it takes writes, else (and from
  * the first failed batch on) to the journal. */
-static void write_hand(struct sb_usage_writer *w, struct audits *a, struct rows *r)
+static void write_hand(struct sb_usage_writer *w, struct audits *a, const struct rows *r)
 {
-    size_t ai = 0, ri = 0;
-    if (!w->spilling) {
-        for (; ai < a->n; ai += BATCH)
-            if (!db_audits(w, a->p + ai, a->n - ai < BATCH ? a->n - ai : BATCH))
-                break;
-        for (; ai >= a->n && ri < r->n; ri += BATCH) {
-            bool pace = w->inflight && w->inflight() <= PACE_INFLIGHT;
-            sb_store_usage_pace(w->store, pace ? PACE_ROWS : 0);
-            if (!db_rows(w, r->p + ri, r->n - ri < BATCH ? r->n - ri : BATCH))
-                break;
-            sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
-        }
-        /* last_used_at once per round, not per batch: each is a transaction
-         * of its own, and per 256-row batch they were most of the writer's
-         * CPU per row (1 KB c64: 3.5-3.9 against 1.9 us). */
-        size_t stored = ri < r->n ? ri : r->n;
-        touch_keys(w, r->p, stored);
-        touch_models(w, r->p, stored);
-    }
+    size_t ai = 0;
+    for (; !w->spilling && ai < a->n; ai += BATCH)
+        if (!db_audits(w, a->p + ai, a->n - ai < BATCH ? a->n - ai : BATCH))
+            break;
     if (ai < a->n)
         spill_audits(w, a->p + ai, a->n - ai);
-    if (ri < r->n)
-        spill_rows(w, r->p + ri, r->n - ri);
+    if (r->n == 0)
+        return; /* r->p may be NULL: no pointer arithmetic on it */
+    if (!w->batch)
+        w->batch = sb_xmalloc(BATCH * sizeof(*w->batch));
+    for (const unsigned char *at = r->p, *end = r->p + r->len; at < end;) {
+        size_t n = 0;
+        for (; n < BATCH && at < end; n++)
+            at += unpack(at, &w->batch[n]);
+        if (w->spilling) {
+            spill_rows(w, w->batch, n);
+            continue;
+        }
+        bool pace = w->inflight && w->inflight() <= PACE_INFLIGHT;
+        sb_store_usage_pace(w->store, pace ? PACE_ROWS : 0);
+        if (db_rows(w, w->batch, n, at == end))
+            sched_yield(); /* a worker waiting for this core gets it now, not after the backlog */
+        else
+            spill_rows(w, w->batch, n); /* and, spilling now, every later batch */
+    }
 }
 
 /* ---- replay ---- */
@@ -351,12 +466,19 @@ static sb_err insert_range(struct sb_usage_writer *w, struct replay *rp, size_t 
     if (nr + na == 0)
         return SB_OK;
     sb_uj_mark(w->journal, rp->ends[to - 1], mark);
-    sb_err rc = sb_store_insert_usage_marked(w->store, rp->rows, nr, rp->audits, na, SB_UJ_MARK_KEY,
-                                             mark, err);
+    struct sb_store_usage_tx tx = {.rows = rp->rows,
+                                   .n = nr,
+                                   .audits = rp->audits,
+                                   .na = na,
+                                   .mark_key = SB_UJ_MARK_KEY,
+                                   .mark_value = mark};
+    uses_add(w->uses, rp->rows, nr);
+    uses_into(w->uses, &tx);
+    sb_err rc = sb_store_write_usage(w->store, &tx, err);
     if (rc == SB_OK) {
+        w->uses->nkeys = w->uses->nmodels = 0;
         atomic_fetch_add(&w->written, nr);
         atomic_fetch_add(&w->audit_written, na);
-        touch_keys(w, rp->rows, nr);
     }
     return rc;
 }
@@ -373,8 +495,8 @@ static bool insert_one_by_one(struct sb_usage_writer *w, struct replay *rp, size
             count_lost(rp->recs[i].type == SB_UJ_USAGE ? &w->lost : &w->audit_lost, 1,
                        "journaled record (refused by the schema)", err.msg);
             sb_uj_mark(w->journal, rp->ends[i], mark);
-            rc = sb_store_insert_usage_marked(w->store, NULL, 0, NULL, 0, SB_UJ_MARK_KEY, mark,
-                                              &err);
+            struct sb_store_usage_tx tx = {.mark_key = SB_UJ_MARK_KEY, .mark_value = mark};
+            rc = sb_store_write_usage(w->store, &tx, &err);
         }
         if (rc != SB_OK) {
             start_spilling(w, err.msg);
@@ -452,7 +574,8 @@ static void release_hand(struct sb_usage_writer *w, struct audits *a, struct row
         free((void *)a->p[i].actor); /* the block holding all its strings */
     a->n = 0;
     r->n = 0;
-    if (r->cap > KEEP_ROWS) {
+    r->len = 0;
+    if (r->cap > KEEP_BYTES) {
         free(r->p);
         r->p = NULL;
         r->cap = 0;
@@ -546,6 +669,8 @@ static void writer_free(struct sb_usage_writer *w)
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
     sb_buf_free(&w->enc);
+    free(w->batch);
+    free(w->uses);
     free(w->queue.p);
     free(w->spare.p);
     free(w->aqueue.p);
@@ -561,6 +686,7 @@ struct sb_usage_writer *sb_usage_writer_open(struct sb_store *store, const struc
     w->max_rows = o && o->max_rows ? o->max_rows : MAX_ROWS;
     w->max_bytes = o && o->max_bytes ? o->max_bytes : MAX_BYTES;
     w->inflight = o ? o->inflight : NULL;
+    w->uses = sb_xcalloc(1, sizeof(*w->uses)); /* 80 KB, touched as far as used */
     sb_buf_init(&w->enc, 0);
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
@@ -608,18 +734,32 @@ static void queued(struct sb_usage_writer *w, size_t bytes)
         atomic_store(&w->peak, n);
 }
 
+/* Called with mu held: room in q for size more bytes (has_room said the cap allows them). */
+static void reserve(struct rows *q, size_t size, size_t max_bytes)
+{
+    if (q->len + size <= q->cap)
+        return;
+    size_t cap = q->cap ? q->cap : MIN_BYTES;
+    while (cap < q->len + size)
+        cap *= 2;
+    if (cap > max_bytes && q->len + size <= max_bytes)
+        cap = max_bytes;
+    q->p = sb_xrealloc(q->p, cap);
+    q->cap = cap;
+}
+
 void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u)
 {
+    _Alignas(8) unsigned char row[PACKED_MAX];
+    size_t size = pack(u, row); /* outside the lock: under it, one memcpy of the bytes used */
     pthread_mutex_lock(&w->mu);
     struct rows *q = &w->queue;
-    if (has_room(w, sizeof(*u))) {
-        if (q->n == q->cap) {
-            q->cap = q->cap ? 2 * q->cap : 256;
-            q->cap = q->cap < w->max_rows ? q->cap : w->max_rows;
-            q->p = sb_xrealloc(q->p, q->cap * sizeof(*q->p));
-        }
-        q->p[q->n++] = *u;
-        queued(w, sizeof(*u));
+    if (has_room(w, size)) {
+        reserve(q, size, w->max_bytes);
+        memcpy(q->p + q->len, row, size);
+        q->len += size;
+        q->n++;
+        queued(w, size);
         /* Wake the writer early only for a full batch; otherwise its timer does. */
         if (q->n == WAKE_ROWS)
             pthread_cond_signal(&w->wake);

@@ -2,15 +2,17 @@
 /*
  * usage.h - the usage queue, its writer thread and its spill journal.
  *
- * Workers submit one record per request; the call copies the record into a
- * bounded queue under a short mutex and never waits on the database. A
- * writer thread drains the queue in batches (one transaction per batch).
+ * Workers submit one record per request; the call packs the record (only
+ * the bytes its strings use) into a bounded queue under a short mutex and
+ * never waits on the database. A writer thread drains the queue in batches
+ * (one transaction per batch).
  *
  * Nothing is dropped, and memory stays bounded: when the database fails or
  * is slow, records spill to an append-only journal file next to it
  * (store/usage_journal.h) and are replayed, in order and exactly once, when
  * it takes writes again; then the file is removed. The queue holds at most
- * max_rows records and max_bytes bytes; a submit that finds it full appends
+ * max_rows records and max_bytes bytes (of packed rows, and of audit
+ * records with their strings); a submit that finds it full appends
  * its record to the journal itself (one write() to the page cache, no
  * fsync; see usage.c for the measured cost). The only loss left is a
  * journal that cannot be written either (disk full, no journal configured):
@@ -26,9 +28,10 @@
  *
  * The same writer carries the audit log (sb_usage_submit_audit): control
  * plane changes are rare, so they share the thread, its batches and its
- * journal. After each usage batch the writer also raises
- * api_keys.last_used_at for the keys in it (usage key_id is the key's row
- * id in decimal), one UPDATE per distinct key per batch.
+ * journal. The writer also raises api_keys.last_used_at for the keys the
+ * rows used (usage key_id is the key's row id in decimal) and
+ * models.last_used_at for the models that answered (status "ok"), in the
+ * last transaction of each round.
  */
 #ifndef SB_STORE_USAGE_H
 #define SB_STORE_USAGE_H
@@ -103,7 +106,7 @@ struct sb_usage_writer *sb_usage_writer_start(struct sb_store *store, struct sb_
  * another scheme, or when out (size bytes) is too small.
  */
 bool sb_usage_journal_path(const char *db_url, char *out, size_t size);
-/* Copies u into the queue, or into the journal when the queue is full.
+/* Packs u into the queue, or appends it to the journal when the queue is full.
  * Thread-safe; never waits on the database. Borrows u. */
 void sb_usage_submit(struct sb_usage_writer *w, const struct sb_usage *u);
 /*

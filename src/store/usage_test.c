@@ -16,6 +16,11 @@
  * field survives, the journal is replayed and removed; a torn tail is cut;
  * a commit reported as failed, and a crash between the last commit and
  * the journal's removal, insert nothing twice.
+ *
+ * Packed rows (issue 9): every field survives the queue's packing at its
+ * longest and its emptiest, through the multi-row INSERT and the single
+ * rows after it; the byte cap counts packed bytes; last_used_at of keys
+ * and models is raised with the rows, past BATCH distinct keys a round.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -241,11 +246,10 @@ struct failing {
     int *calls; /* insert attempts, checked by the test */
 };
 
-static sb_err fail_insert(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                          struct sb_error *err)
+static sb_err fail_write(struct sb_store *s, const struct sb_store_usage_tx *tx,
+                         struct sb_error *err)
 {
-    (void)rows;
-    (void)n;
+    (void)tx;
     (*((struct failing *)s)->calls)++;
     return sb_fail(err, SB_E_STORE, "disk on fire");
 }
@@ -256,7 +260,7 @@ static void fail_close(struct sb_store *s)
 }
 
 static const struct sb_store_ops failing_ops = {
-    .name = "failing", .insert_usage = fail_insert, .close = fail_close};
+    .name = "failing", .write_usage = fail_write, .close = fail_close};
 
 /* Without a journal, what the database refuses is lost, and counted. */
 static void test_failing_store(void **state)
@@ -314,22 +318,14 @@ static bool down(struct sb_store *s, struct sb_error *err)
     return true;
 }
 
-static sb_err flaky_insert(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                           struct sb_error *err)
-{
-    return down(s, err) ? err->code
-                        : sb_store_insert_usage(((struct flaky *)s)->real, rows, n, err);
-}
-
-static sb_err flaky_marked(struct sb_store *s, const struct sb_usage *rows, size_t n,
-                           const struct sb_audit *audits, size_t na, const char *key,
-                           const char *value, struct sb_error *err)
+static sb_err flaky_write(struct sb_store *s, const struct sb_store_usage_tx *tx,
+                          struct sb_error *err)
 {
     struct flaky *f = (struct flaky *)s;
     if (down(s, err))
         return err->code;
-    sb_err rc = sb_store_insert_usage_marked(f->real, rows, n, audits, na, key, value, err);
-    if (rc == SB_OK && f->lies > 0) {
+    sb_err rc = sb_store_write_usage(f->real, tx, err);
+    if (rc == SB_OK && tx->mark_key && f->lies > 0) {
         f->lies--;
         return sb_fail(err, SB_E_STORE, "sqlite: disk I/O error (after the commit)");
     }
@@ -350,12 +346,6 @@ static sb_err flaky_audit(struct sb_store *s, const struct sb_audit *rows, size_
                         : sb_store_audit_insert(((struct flaky *)s)->real, rows, n, err);
 }
 
-static sb_err flaky_touch(struct sb_store *s, const struct sb_store_key_use *uses, size_t n,
-                          struct sb_error *err)
-{
-    return sb_store_key_touch(((struct flaky *)s)->real, uses, n, err);
-}
-
 static void flaky_close(struct sb_store *s)
 {
     sb_store_close(((struct flaky *)s)->real);
@@ -369,13 +359,11 @@ static struct flaky *flaky_open(int fail_ms, int slow_ms)
     struct flaky *f = sb_xcalloc(1, sizeof(*f));
     assert_int_equal(sb_store_open(url, &f->real, &err), SB_OK);
     f->ops = (struct sb_store_ops){.name = "flaky",
-                                   .insert_usage = flaky_insert,
-                                   .insert_usage_marked = flaky_marked,
+                                   .write_usage = flaky_write,
                                    .setting_get = flaky_get,
                                    .close = flaky_close,
                                    .identity = &f->iops};
     f->iops.audit_insert = flaky_audit;
-    f->iops.key_touch = flaky_touch;
     f->base.ops = &f->ops;
     f->fail_until_ms = mono_ms() + fail_ms;
     f->slow_ms = slow_ms;
@@ -451,10 +439,9 @@ static bool journal_exists(void)
     return stat(jpath, &st) == 0;
 }
 
-/* Waits (up to 30 s) until n rows are written and the journal is empty. */
 /* Until n rows are written, the journal is empty and nothing is left in
- * memory: the writer counts a batch written before it lets go of it (it
- * still raises last_used_at in between), so the three settle in turn. */
+ * memory (up to 30 s): the writer counts a batch written before it lets go
+ * of it, so the three settle in turn. */
 static void wait_replayed(struct sb_usage_writer *w, uint64_t n)
 {
     struct sb_usage_stats st;
@@ -709,6 +696,173 @@ static int teardown_journal(void **state)
     return teardown(state);
 }
 
+/* ---- packed rows and last-use raises (issue 9) ---- */
+
+static void exec_sql(const char *sql)
+{
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    sqlite3_open(path, &db);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* A string array filled to its last byte with c, its first bytes i's digits. */
+static void full(char *f, size_t size, char c, int i)
+{
+    char head[16];
+    int n = snprintf(head, sizeof(head), "%d", i);
+    memset(f, c, size - 1);
+    memcpy(f, head, (size_t)n);
+    f[size - 1] = '\0';
+}
+
+/* Row i: odd rows with every string at its longest, even ones with only
+ * what the schema requires; numbers at their edges. */
+static void fill_edge(struct sb_usage *u, int i)
+{
+    memset(u, 0, sizeof(*u));
+    snprintf(u->request_id, sizeof(u->request_id), "edge-%d", i);
+    snprintf(u->status, sizeof(u->status), "error");
+    if (i % 2) {
+        full(u->request_id, sizeof(u->request_id), 'r', i);
+        full(u->user_id, sizeof(u->user_id), 'u', i);
+        full(u->key_id, sizeof(u->key_id), 'k', i);
+        full(u->route, sizeof(u->route), 'o', i);
+        full(u->provider, sizeof(u->provider), 'p', i);
+        full(u->model, sizeof(u->model), 'm', i);
+        full(u->variant, sizeof(u->variant), 'v', i);
+        full(u->status, sizeof(u->status), 's', i);
+        full(u->error_code, sizeof(u->error_code), 'e', i);
+    }
+    u->ts_ms = i % 3 ? INT64_MAX - i : INT64_MIN + i;
+    u->http_status = i % 2 ? 599 : 0;
+    u->prompt_tokens = i % 2 ? INT64_MAX : -1;
+    u->completion_tokens = i;
+    u->cost_usd = 1.0 / (i + 3);
+    u->latency_ms = 1e-3 * i;
+    u->ttft_ms = i % 2 ? -1 : 12.5;
+    u->streamed = i % 2;
+    u->fallbacks = i % 4;
+}
+
+static void assert_row(sqlite3_stmt *st, const struct sb_usage *u)
+{
+    const char *want[] = {u->request_id, u->user_id, u->key_id, u->route,     u->provider,
+                          u->model,      u->variant, u->status, u->error_code};
+    for (int c = 0; c < 9; c++)
+        assert_string_equal((const char *)sqlite3_column_text(st, c), want[c]);
+    assert_true(sqlite3_column_int64(st, 9) == u->ts_ms);
+    assert_int_equal(sqlite3_column_int(st, 10), u->http_status);
+    assert_true(sqlite3_column_int64(st, 11) == u->prompt_tokens);
+    assert_true(sqlite3_column_int64(st, 12) == u->completion_tokens);
+    assert_true(sqlite3_column_double(st, 13) == u->cost_usd);
+    assert_true(sqlite3_column_double(st, 14) == u->latency_ms);
+    assert_true(sqlite3_column_double(st, 15) == u->ttft_ms);
+    assert_int_equal(sqlite3_column_int(st, 16), u->streamed);
+    assert_int_equal(sqlite3_column_int(st, 17), u->fallbacks);
+}
+
+/* 29 rows: three 8-row INSERTs and five single ones, every field intact. */
+static void test_packed_rows_intact(void **state)
+{
+    enum { N = 29 };
+    struct sb_usage u;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    (void)state;
+    struct sb_usage_writer *w = start();
+    for (int i = 0; i < N; i++) {
+        fill_edge(&u, i);
+        sb_usage_submit(w, &u);
+    }
+    sb_usage_writer_stop(w);
+    sqlite3_open(path, &db);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT request_id, COALESCE(user_id, ''), COALESCE(key_id, ''),"
+                           " COALESCE(route, ''), COALESCE(provider, ''), COALESCE(model, ''),"
+                           " COALESCE(variant, ''), status, COALESCE(error_code, ''), ts,"
+                           " http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms,"
+                           " ttft_ms, streamed, fallbacks FROM usage_logs ORDER BY id",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    int i = 0;
+    for (; sqlite3_step(st) == SQLITE_ROW; i++) {
+        fill_edge(&u, i);
+        assert_row(st, &u);
+    }
+    assert_int_equal(i, N);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A 64 KiB cap holds far more short rows than 126 (64 KiB of 520-byte
+ * structs): it counts the bytes packed. The rest overflow to the journal. */
+static void test_cap_counts_packed_bytes(void **state)
+{
+    enum { N = 3000, CAP = 64 << 10 };
+    struct sb_usage u;
+    struct sb_usage_stats st;
+    struct sb_store *s = NULL;
+    struct sb_error err = {0};
+    (void)state;
+    assert_int_equal(sb_store_open(url, &s, &err), SB_OK);
+    snprintf(jpath, sizeof(jpath), "%s.usage-journal", path);
+    struct sb_usage_opts o = {.journal_path = jpath, .max_bytes = CAP};
+    struct sb_usage_writer *w = sb_usage_writer_open(s, &o, &err);
+    assert_non_null(w);
+    for (int i = 0; i < N; i++) { /* well within the writer's first 100 ms */
+        fill(&u, 5, i);
+        sb_usage_submit(w, &u);
+    }
+    wait_replayed(w, N);
+    sb_usage_stats(w, &st);
+    assert_true(st.queue_peak > 4 * (CAP / sizeof(struct sb_usage)));
+    assert_true(st.queue_peak <= CAP / 64); /* no row packs under 64 bytes */
+    assert_true(st.spilled > 0);
+    assert_int_equal(st.lost, 0);
+    sb_usage_writer_stop(w);
+    assert_int_equal(count_rows(), N);
+}
+
+/* 300 keys, each used by three rows of one round (more distinct keys than a
+ * batch holds), and a model: every key ends at its newest use, the model at
+ * its newest ok row (an error row later does not count). */
+static void test_raises_past_a_batch(void **state)
+{
+    enum { KEYS = 300 };
+    struct sb_usage u;
+    (void)state;
+    exec_sql("INSERT INTO providers(identifier, name, type, base_url, created_at, updated_at)"
+             " VALUES('p', 'p', 'openai', 'http://127.0.0.1:1', 0, 0);"
+             "INSERT INTO models(provider_id, identifier, upstream_model, name, created_at,"
+             " updated_at) VALUES(1, 'm1', 'm1', 'm1', 0, 0);"
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+             " INSERT INTO api_keys(id, name, key_hash, key_prefix, created_at)"
+             " SELECT i, 'k' || i, 'h' || i, 'sk-' || i, 0 FROM n;");
+    struct sb_usage_writer *w = start();
+    for (int r = 0; r < 3; r++)
+        for (int k = 1; k <= KEYS; k++) {
+            fill(&u, r, k);
+            snprintf(u.key_id, sizeof(u.key_id), "%d", k);
+            snprintf(u.model, sizeof(u.model), "m1");
+            u.ts_ms = 1000 * k + r;
+            sb_usage_submit(w, &u);
+        }
+    fill(&u, 9, 0);
+    snprintf(u.model, sizeof(u.model), "m1");
+    snprintf(u.status, sizeof(u.status), "error");
+    u.ts_ms = 1000 * KEYS + 500;
+    sb_usage_submit(w, &u);
+    sb_usage_writer_stop(w);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM api_keys WHERE last_used_at = 1000 * id + 2"),
+                     KEYS);
+    assert_int_equal(scalar("SELECT last_used_at FROM models WHERE identifier = 'm1'"),
+                     1000 * KEYS + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +877,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_survives_restart, setup, teardown_journal),
         cmocka_unit_test_setup_teardown(test_replay_exactly_once, setup, teardown_journal),
         cmocka_unit_test(test_journal_path),
+        cmocka_unit_test_setup_teardown(test_packed_rows_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cap_counts_packed_bytes, setup, teardown_journal),
+        cmocka_unit_test_setup_teardown(test_raises_past_a_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
