@@ -173,10 +173,14 @@ static bool known_member(struct sb_slice key)
     return false;
 }
 
-/* The message's other members, verbatim, in one delta (none: no chunk). */
+/* The message's other members, verbatim, in one delta (none: no chunk).
+ * A choice with no message object (a stored answer is whatever the upstream
+ * sent) has none. */
 static void render_others(struct render *r, const struct sb_json *index, const struct sb_json *msg)
 {
     bool open = false;
+    if (!msg || msg->type != SB_JSON_OBJECT)
+        return;
     for (const struct sb_json *m = msg->child; m; m = m->next) {
         if (known_member(m->key) || is_empty(m))
             continue;

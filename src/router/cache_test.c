@@ -488,6 +488,19 @@ static void test_render_parsed_back(void **state)
     assert_null(strstr(sse.p, "\"usage\""));
     assert_int_equal(sb_cache_render_sse(SB_SLICE("{\"id\":1}"), false, 0, &sse, &err),
                      SB_E_BAD_JSON);
+    /* A stored choice with no message object (found by cache_fuzz: it was a
+     * NULL dereference): the role chunk and the finish, nothing else. */
+    static const char *const odd_answers[] = {
+        "{\"id\":\"c\",\"choices\":[{\"index\":0}]}",
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"message\":[1]}]}"};
+    for (size_t k = 0; k < 2; k++) {
+        sb_buf_reset(&sse);
+        assert_int_equal(sb_cache_render_sse(sb_slice_cstr(odd_answers[k]), false, 0, &sse, &err),
+                         SB_OK);
+        assert_non_null(strstr(sse.p, "\"role\":\"assistant\""));
+        assert_null(strstr(sse.p, "[1]"));
+        assert_non_null(strstr(sse.p, "data: [DONE]"));
+    }
     sb_buf_free(&sse);
     sb_buf_free(&content);
     sb_buf_free(&args0);
