@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * limits_mem.c - the in-process limiter state (limits_int.h): one record
- * per scope, each with its own lock, found through an open-addressing index
- * that readers probe without a lock. Records are never removed (there is one
- * per provider, key and user ever limited) and never move, so only creating
- * one (the first sight of a scope) takes the table's mutex, which also grows
- * the index; an old index stays alive for readers still probing it, as in
- * router.c.
+ * per scope, each with its own lock, found through an index that readers
+ * probe without a lock (core/idindex.h, as the router's health records).
+ * Records are never removed (there is one per provider, key and user ever
+ * limited) and never move, so only creating one (the first sight of a
+ * scope) takes the index's mutex.
  *
  * A take locks its records (up to three) in address order, checks all,
  * applies all and unlocks: all-or-nothing as under one mutex, and two
@@ -55,21 +54,20 @@
  * numbers stay integers below 2^53 (Lua doubles) for L up to SB_LIMITS_MAX
  * over a minute's window. `give` is a second, simpler script (HINCRBY).
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/slice.h"
+#include "core/idindex.h"
 #include "router/limits_int.h"
 
 #define W ((int64_t)SB_LIMITS_WINDOW_MS)
-#define ID_MAX (SB_LIMITS_ID_MAX - 1)
 #define TAKE_MAX 8 /* scopes in one take or give; limits.c asks at most 3 */
 
 struct gcra {
@@ -94,7 +92,7 @@ struct budget {
 struct scope {
     /* Written by the requests of this scope, under lock: 96 bytes, two
      * cache lines. */
-    atomic_int lock; /* see rec_lock */
+    atomic_int lock; /* see rec_lock; 0 (free) as the index zeroes a new record */
     struct gcra rpm, tpm;
     struct budget b;
     /* Read-only once published, on lines of its own: a probe for another
@@ -103,17 +101,9 @@ struct scope {
     alignas(64) char id[SB_LIMITS_ID_MAX];
 };
 
-struct index {
-    size_t mask;
-    struct index *older; /* the one before a grow; freed at destroy */
-    _Atomic(struct scope *) slot[];
-};
-
 struct mem {
     struct sb_limits base; /* first: the plug point */
-    _Atomic(struct index *) index;
-    pthread_mutex_t create; /* creates records and grows the index; nothing else */
-    size_t n;               /* records, under create */
+    struct sb_idindex *ix; /* the scopes by id; a new one is zeroed: empty buckets, no spend */
 };
 
 /* ---- GCRA in scaled units (see the file comment) ---- */
@@ -158,86 +148,10 @@ static void g_give(struct gcra *g, int64_t tokens, int64_t now)
         g_set(g, now, g_used(g, now) - tokens * W, g->limit);
 }
 
-/* ---- the index: probed without a lock, written under m->create ---- */
-
-static struct index *index_new(size_t cap)
-{
-    struct index *ix = sb_xcalloc(1, sizeof(*ix) + cap * sizeof(ix->slot[0]));
-    ix->mask = cap - 1;
-    return ix;
-}
-
-/* Ids longer than ID_MAX are cut there, so they share a prefix record. */
-static size_t hash_id(const char *s)
-{
-    size_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < ID_MAX && s[i]; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-/* The slot holding id, or the empty slot where it would go. */
-static _Atomic(struct scope *) *probe(struct index *ix, const char *id)
-{
-    size_t i = hash_id(id) & ix->mask;
-    for (;;) {
-        struct scope *s = atomic_load_explicit(&ix->slot[i], memory_order_acquire);
-        if (!s || strncmp(s->id, id, ID_MAX) == 0)
-            return &ix->slot[i];
-        i = (i + 1) & ix->mask;
-    }
-}
-
-/* The record of id, or NULL when it has none yet. */
-static struct scope *find(struct mem *m, const char *id)
-{
-    struct index *ix = atomic_load_explicit(&m->index, memory_order_acquire);
-    return atomic_load_explicit(probe(ix, id), memory_order_acquire);
-}
-
-/* Doubles the index (under create); the old one stays for readers still in it. */
-static struct index *grow(struct mem *m, struct index *old)
-{
-    struct index *ix = index_new(2 * (old->mask + 1));
-    for (size_t i = 0; i <= old->mask; i++) {
-        struct scope *s = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
-        if (s)
-            atomic_store_explicit(probe(ix, s->id), s, memory_order_relaxed);
-    }
-    ix->older = old;
-    atomic_store_explicit(&m->index, ix, memory_order_release);
-    return ix;
-}
-
-/* Under create: the record of id, made (empty buckets, no spend) when absent. */
-static struct scope *create(struct mem *m, const char *id)
-{
-    struct index *ix = atomic_load_explicit(&m->index, memory_order_relaxed);
-    struct scope *s = atomic_load_explicit(probe(ix, id), memory_order_relaxed);
-    if (s)
-        return s; /* another thread made it between our probe and the lock */
-    if (2 * (m->n + 1) > ix->mask + 1)
-        ix = grow(m, ix);
-    s = aligned_alloc(alignof(struct scope), sizeof(*s));
-    if (!s)
-        abort(); /* out of memory: STYLE.md practice 10 */
-    memset(s, 0, sizeof(*s));
-    atomic_init(&s->lock, 0);
-    sb_str_copy(s->id, sizeof(s->id), id);
-    atomic_store_explicit(probe(ix, id), s, memory_order_release);
-    m->n++;
-    return s;
-}
-
+/* The record of id, made on first sight; no lock once it exists. */
 static struct scope *get(struct mem *m, const char *id)
 {
-    struct scope *s = find(m, id);
-    if (s)
-        return s;
-    pthread_mutex_lock(&m->create);
-    s = create(m, id);
-    pthread_mutex_unlock(&m->create);
-    return s;
+    return sb_idindex_get(m->ix, id, NULL, NULL);
 }
 
 /*
@@ -433,7 +347,7 @@ static void mem_seed(struct sb_limits *l, const char *id, enum sb_budget_period 
 static int64_t mem_spent(struct sb_limits *l, const char *id, enum sb_budget_period p,
                          int64_t start)
 {
-    struct scope *s = find((struct mem *)l, id);
+    struct scope *s = sb_idindex_find(((struct mem *)l)->ix, id);
     if (!s)
         return 0;
     rec_lock(&s->lock);
@@ -446,16 +360,7 @@ static int64_t mem_spent(struct sb_limits *l, const char *id, enum sb_budget_per
 static void mem_destroy(struct sb_limits *l)
 {
     struct mem *m = (struct mem *)l;
-    struct index *ix = atomic_load(&m->index);
-    for (size_t i = 0; i <= ix->mask; i++) {
-        free(atomic_load(&ix->slot[i]));
-    }
-    while (ix) {
-        struct index *older = ix->older;
-        free(ix);
-        ix = older;
-    }
-    pthread_mutex_destroy(&m->create);
+    sb_idindex_free(m->ix);
     free(m);
 }
 
@@ -472,7 +377,7 @@ struct sb_limits *sb__limits_mem_create(void)
 {
     struct mem *m = sb_xcalloc(1, sizeof(*m));
     m->base.ops = &mem_ops;
-    pthread_mutex_init(&m->create, NULL);
-    atomic_init(&m->index, index_new(64));
+    m->ix = sb_idindex_create(sizeof(struct scope), alignof(struct scope),
+                              offsetof(struct scope, id), sizeof(((struct scope *)0)->id));
     return &m->base;
 }

@@ -2,9 +2,9 @@
 /*
  * router.c - plans (router.h) and the health state behind them.
  *
- * Health is one small record per model id, found through an open-addressing
- * index that readers probe without a lock; only creating a record (the
- * first sight of a deployment) takes the mutex. A request reads its
+ * Health is one small record per model id, found through an index that
+ * readers probe without a lock (core/idindex.h); only creating a record (the
+ * first sight of a deployment) takes the index's mutex. A request reads its
  * targets' records to plan, and writes only the record of the deployment it
  * tries: in-flight +1 and -1 and the moving averages, all on that record's
  * first cache line. So requests to different deployments share no written
@@ -12,7 +12,8 @@
  * (global in-flight counts) needs anyway. A provider's own in-flight record
  * is written only when it has a max_concurrency, a global limit by nature;
  * its gauge is otherwise the sum of its deployments' counts, taken when
- * /metrics reads. The trade-off is in DESIGN.md §7, "Many cores".
+ * /metrics reads (which walks the index without a lock too). The trade-off
+ * is in DESIGN.md §7, "Many cores".
  *
  * Moving averages use alpha = 0.2: about the last ten requests dominate,
  * so a slow spell shows within a handful of requests and fades as fast.
@@ -30,30 +31,25 @@
 #include "router/router.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/idindex.h"
 #include "core/slice.h"
 #include "router/router_int.h"
 
 #define EWMA_ALPHA 0.2
-#define ID_MAX (sizeof(((struct health *)0)->id) - 1)
-
-static struct sb__router_index *index_new(size_t cap)
-{
-    struct sb__router_index *ix = sb_xcalloc(1, sizeof(*ix) + cap * sizeof(ix->slot[0]));
-    ix->mask = cap - 1;
-    return ix;
-}
 
 struct sb_router *sb_router_create(const struct sb_router_opts *o)
 {
     struct sb_router *rt = sb_xcalloc(1, sizeof(*rt));
     pthread_mutex_init(&rt->lock, NULL);
-    atomic_init(&rt->index, index_new(64));
+    rt->ix = sb_idindex_create(sizeof(struct health), _Alignof(struct health),
+                               offsetof(struct health, id), sizeof(((struct health *)0)->id));
     rt->breaker_failures = o && o->breaker_failures > 0 ? o->breaker_failures : 5;
     rt->cooldown_ms = o && o->breaker_cooldown_ms > 0 ? o->breaker_cooldown_ms : 30000;
     return rt;
@@ -63,14 +59,7 @@ void sb_router_free(struct sb_router *rt)
 {
     if (!rt)
         return;
-    struct sb__router_index *ix = atomic_load(&rt->index);
-    for (size_t i = 0; i <= ix->mask; i++)
-        free(atomic_load(&ix->slot[i]));
-    while (ix) {
-        struct sb__router_index *older = ix->older;
-        free(ix);
-        ix = older;
-    }
+    sb_idindex_free(rt->ix);
     free(rt->dead);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
@@ -78,80 +67,22 @@ void sb_router_free(struct sb_router *rt)
 
 /* ---- the health index ---- */
 
-/* Ids longer than ID_MAX are cut there, so they share a prefix record. */
-static size_t hash_id(const char *s)
-{
-    size_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < ID_MAX && s[i]; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static bool id_is(const struct health *h, const char *id)
-{
-    return strncmp(h->id, id, ID_MAX) == 0;
-}
-
-/* The slot holding id, or the empty slot where it would go. */
-static _Atomic(struct health *) *probe(struct sb__router_index *ix, const char *id)
-{
-    size_t i = hash_id(id) & ix->mask;
-    for (;;) {
-        struct health *h = atomic_load_explicit(&ix->slot[i], memory_order_acquire);
-        if (!h || id_is(h, id))
-            return &ix->slot[i];
-        i = (i + 1) & ix->mask;
-    }
-}
-
 struct health *sb__router_find(struct sb_router *rt, const char *id)
 {
-    struct sb__router_index *ix = atomic_load_explicit(&rt->index, memory_order_acquire);
-    return atomic_load_explicit(probe(ix, id), memory_order_acquire);
+    return sb_idindex_find(rt->ix, id);
 }
 
-/* Doubles the index (under lock); the old one stays for readers still in it. */
-static struct sb__router_index *grow(struct sb_router *rt, struct sb__router_index *old)
+/* A new record's provider (ud: the provider's id, or NULL), before any
+ * other thread can see the record. */
+static void init_health(void *rec, void *ud)
 {
-    struct sb__router_index *ix = index_new(2 * (old->mask + 1));
-    for (size_t i = 0; i <= old->mask; i++) {
-        struct health *h = atomic_load_explicit(&old->slot[i], memory_order_relaxed);
-        if (h)
-            atomic_store_explicit(probe(ix, h->id), h, memory_order_relaxed);
-    }
-    ix->older = old;
-    atomic_store_explicit(&rt->index, ix, memory_order_release);
-    return ix;
-}
-
-static struct health *create(struct sb_router *rt, const char *id, const char *provider)
-{
-    struct sb__router_index *ix = atomic_load_explicit(&rt->index, memory_order_relaxed);
-    struct health *h = atomic_load_explicit(probe(ix, id), memory_order_relaxed);
-    if (h)
-        return h; /* another thread made it between our probe and the lock */
-    if (2 * (rt->n + 1) > ix->mask + 1)
-        ix = grow(rt, ix);
-    h = aligned_alloc(_Alignof(struct health), sizeof(*h));
-    if (!h)
-        abort(); /* out of memory: STYLE.md practice 10 */
-    memset(h, 0, sizeof(*h));
-    sb_str_copy(h->id, sizeof(h->id), id);
-    sb_str_copy(h->provider, sizeof(h->provider), provider ? provider : "");
-    atomic_store_explicit(probe(ix, id), h, memory_order_release);
-    rt->n++;
-    return h;
+    struct health *h = rec;
+    sb_str_copy(h->provider, sizeof(h->provider), ud ? ud : "");
 }
 
 struct health *sb__router_get(struct sb_router *rt, const char *id, const char *provider)
 {
-    struct health *h = sb__router_find(rt, id);
-    if (h)
-        return h;
-    pthread_mutex_lock(&rt->lock);
-    h = create(rt, id, provider);
-    pthread_mutex_unlock(&rt->lock);
-    return h;
+    return sb_idindex_get(rt->ix, id, init_health, (void *)provider);
 }
 
 static struct health *deployment(struct sb_router *rt, const struct sb_model *m)
@@ -361,38 +292,53 @@ static void family(struct sb_buf *out, const char *name, const char *help)
     sb_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
-/* Requests in flight to provider: the sum over its deployments' records. */
-static int provider_inflight(struct sb__router_index *ix, const char *provider)
+/* The records now, for one scrape: every family and the provider sums
+ * describe the same set (a record created meanwhile shows in the next
+ * scrape). Returns owned (free with free()), *n records. */
+static struct health **records(struct sb_router *rt, size_t *n)
 {
-    int n = 0;
-    for (size_t i = 0; i <= ix->mask; i++) {
-        struct health *h = atomic_load(&ix->slot[i]);
-        if (h && strcmp(h->provider, provider) == 0)
-            n += inflight_of(h);
+    struct sb_idindex_iter it;
+    struct health **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    sb_idindex_iter_init(&it, rt->ix);
+    for (struct health *h = sb_idindex_next(&it); h; h = sb_idindex_next(&it)) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            v = sb_xrealloc(v, cap * sizeof(*v));
+        }
+        v[(*n)++] = h;
     }
-    return n;
+    return v;
 }
 
-/* Whether a record before slot `upto` already named provider. */
-static bool provider_seen(struct sb__router_index *ix, size_t upto, const char *provider)
+/* Requests in flight to provider: the sum over its deployments' records. */
+static int provider_inflight(struct health *const *v, size_t n, const char *provider)
 {
-    for (size_t i = 0; i < upto; i++) {
-        struct health *h = atomic_load(&ix->slot[i]);
-        if (h && strcmp(h->provider, provider) == 0)
+    int sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i]->provider, provider) == 0)
+            sum += inflight_of(v[i]);
+    return sum;
+}
+
+/* Whether a record before v[upto] already named provider. */
+static bool provider_seen(struct health *const *v, size_t upto, const char *provider)
+{
+    for (size_t i = 0; i < upto; i++)
+        if (strcmp(v[i]->provider, provider) == 0)
             return true;
-    }
     return false;
 }
 
-static void render_providers(struct sb__router_index *ix, struct sb_buf *out)
+static void render_providers(struct health *const *v, size_t n, struct sb_buf *out)
 {
     family(out, "switchboard_provider_inflight", "Requests in flight to the provider.");
-    for (size_t i = 0; i <= ix->mask; i++) {
-        struct health *h = atomic_load(&ix->slot[i]);
-        if (!h || !h->provider[0] || provider_seen(ix, i, h->provider))
-            continue;
-        sb_buf_printf(out, "switchboard_provider_inflight{provider=\"%s\"} %d\n", h->provider,
-                      provider_inflight(ix, h->provider));
+    for (size_t i = 0; i < n; i++) {
+        const char *p = v[i]->provider;
+        if (p[0] && !provider_seen(v, i, p))
+            sb_buf_printf(out, "switchboard_provider_inflight{provider=\"%s\"} %d\n", p,
+                          provider_inflight(v, n, p));
     }
 }
 
@@ -407,22 +353,22 @@ void sb_router_render_metrics(struct sb_router *rt, struct sb_buf *out, int64_t 
         {"switchboard_deployment_ttft_ms",
          "Moving average of the deployment's time to first token."},
     };
-    pthread_mutex_lock(&rt->lock); /* no insert moves the index while we walk it */
-    struct sb__router_index *ix = atomic_load(&rt->index);
+    size_t n;
+    struct health **v = records(rt, &n); /* no lock: see records */
     for (size_t k = 0; k < 4; k++) {
         family(out, f[k].name, f[k].help);
-        for (size_t i = 0; i <= ix->mask; i++) {
-            struct health *h = atomic_load(&ix->slot[i]);
-            if (!h || strchr(h->id, ' ')) /* a provider's or a key's record */
+        for (size_t i = 0; i < n; i++) {
+            struct health *h = v[i];
+            if (strchr(h->id, ' ')) /* a provider's or a key's record */
                 continue;
-            double v = k == 0   ? (double)state(h, now_ms)
+            double x = k == 0   ? (double)state(h, now_ms)
                        : k == 1 ? (double)inflight_of(h)
                        : k == 2 ? load_d(&h->latency_ms)
                                 : load_d(&h->ttft_ms);
-            sb_buf_printf(out, "%s{model=\"%s\"} %g\n", f[k].name, h->id, v);
+            sb_buf_printf(out, "%s{model=\"%s\"} %g\n", f[k].name, h->id, x);
         }
     }
-    render_providers(ix, out);
+    render_providers(v, n, out);
     sb__router_render_keys(rt, out, now_ms); /* router_keys.c */
-    pthread_mutex_unlock(&rt->lock);
+    free(v);
 }

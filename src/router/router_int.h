@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 struct sb_buf;
+struct sb_idindex;
 
 /* One deployment's health, a provider's in-flight count ("provider <id>",
  * kept only for providers with a max_concurrency) or a pool key's hold
@@ -33,20 +34,9 @@ struct health {
     char provider[65];         /* a deployment's provider when first seen ("" for other records) */
 };
 
-/* The open-addressing index of the records: readers probe it without a lock
- * (slots are published with release); an insert takes rt->lock, and growing
- * builds a new index and publishes it, keeping the old one (a reader may be
- * probing it) until the router is freed. */
-struct sb__router_index {
-    size_t mask;                     /* capacity - 1 */
-    struct sb__router_index *older;  /* the index this one replaced */
-    _Atomic(struct health *) slot[]; /* NULL = empty */
-};
-
 struct sb_router {
-    pthread_mutex_t lock; /* inserts into the index; the dead-key ring */
-    _Atomic(struct sb__router_index *) index;
-    size_t n; /* records (under lock) */
+    struct sb_idindex *ix; /* the records by id: probed without a lock (core/idindex.h) */
+    pthread_mutex_t lock;  /* the dead-key ring; nothing else */
     int breaker_failures;
     int64_t cooldown_ms;
     /* Dead keys not yet stored (router_keys.c): a small ring, oldest dropped
@@ -60,7 +50,7 @@ struct sb_router {
 struct health *sb__router_get(struct sb_router *rt, const char *id, const char *provider);
 /* The record of id, or NULL (never creates; any thread). */
 struct health *sb__router_find(struct sb_router *rt, const char *id);
-/* Appends the key pool gauges; call under rt->lock (router_keys.c). */
+/* Appends the key pool gauges; any thread, no lock (router_keys.c). */
 void sb__router_render_keys(struct sb_router *rt, struct sb_buf *out, int64_t now_ms);
 
 struct sb__cand {

@@ -5,8 +5,8 @@
  * A key's hold is one more record in the router's health table, named
  * "key <provider>#<label>" (a space: never a model id), so it shares the
  * table's index and lifetime: found without a lock, its hold an atomic. Dead keys wait in a small
- * ring until the control plane's poller stores them (api.c); the ring is bounded because losing an
- * entry costs only one more refused request later.
+ * ring, under rt->lock (its one use), until the control plane's poller stores them (api.c); the
+ * ring is bounded because losing an entry costs only one more refused request later.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/idindex.h"
 #include "router/router_int.h"
 
 #define DEAD_RING 64
@@ -62,7 +63,7 @@ void sb_router_key_dead(struct sb_router *rt, const struct sb_provider *p,
                         const struct sb_provider_key *k, const char *reason, int64_t hold_ms,
                         int64_t now_ms)
 {
-    hold(key_record(rt, p, k), now_ms + hold_ms); /* before the lock: a new record takes it */
+    hold(key_record(rt, p, k), now_ms + hold_ms);
     pthread_mutex_lock(&rt->lock);
     if (!rt->dead)
         rt->dead = sb_xcalloc(DEAD_RING, sizeof(*rt->dead));
@@ -97,10 +98,10 @@ void sb__router_render_keys(struct sb_router *rt, struct sb_buf *out, int64_t no
     sb_buf_printf(out, "# HELP switchboard_provider_key_held A pool key held after a 429 or "
                        "a refusal (1), or in use (0).\n"
                        "# TYPE switchboard_provider_key_held gauge\n");
-    struct sb__router_index *ix = atomic_load(&rt->index);
-    for (size_t i = 0; i <= ix->mask; i++) {
-        struct health *h = atomic_load(&ix->slot[i]);
-        if (!h || strncmp(h->id, "key ", 4) != 0)
+    struct sb_idindex_iter it;
+    sb_idindex_iter_init(&it, rt->ix);
+    for (struct health *h = sb_idindex_next(&it); h; h = sb_idindex_next(&it)) {
+        if (strncmp(h->id, "key ", 4) != 0)
             continue;
         const char *hash = strrchr(h->id, '#');
         if (!hash)

@@ -291,7 +291,9 @@ struct race {
 };
 
 /* Begins and ends attempts on q (max_concurrency 2) and a (uncapped) while
- * other threads create records (index growth under lock-free readers). */
+ * other threads create records (index growth under lock-free readers);
+ * racer 0 also renders the gauges now and then, as /metrics does, which
+ * walks the records without a lock. */
 static void *racer(void *arg)
 {
     struct race *r = arg;
@@ -316,6 +318,12 @@ static void *racer(void *arg)
             sb_router_key_release(r->rt, "p", label); /* a new record */
         }
         sb_router_plan(r->rt, reg, &re, &q, &p); /* reads what the others write */
+        if (r->id == 0 && i % 100 == 0) {
+            struct sb_buf b;
+            sb_buf_init(&b, 0);
+            sb_router_render_metrics(r->rt, &b, 1000);
+            sb_buf_free(&b);
+        }
     }
     return NULL;
 }
