@@ -29,7 +29,10 @@
  * through sb_json_text, the same bytes for every string as the full parse.
  * sb_json_find must accept and reject the same inputs with the same error
  * message, and find for each of a set of paths the span the tree's
- * sb_json_get/sb_json_at walk reaches (also under max_depth 3).
+ * sb_json_get/sb_json_at walk reaches (also under max_depth 3). A lazy tree
+ * parsed from a copy and rebased (sb_json_rebase, keeping short names,
+ * strings and numbers apart) must read the same values with the copy gone,
+ * with every raw span at the same offset of the other bytes.
  */
 #include <math.h>
 #include <stdint.h>
@@ -359,8 +362,8 @@ static const char *const f_esc[] = {"\n", NULL};
 static const char *const f_content[] = {"choices", "0", "delta", "content", NULL};
 static const char *const f_finish[] = {"choices", "0", "finish_reason", NULL};
 static const char *const f_usage[] = {"usage", NULL};
-static const char *const *const find_paths[] = {f_root, f_a,       f_ab,      f_a0,   f_0, f_1a,
-                                                 f_empty, f_esc, f_content, f_finish, f_usage};
+static const char *const *const find_paths[] = {f_root,  f_a,   f_ab,      f_a0,     f_0,    f_1a,
+                                                f_empty, f_esc, f_content, f_finish, f_usage};
 #define NPATHS (sizeof(find_paths) / sizeof(find_paths[0]))
 
 /* Where sb_json_get (for names) and sb_json_at (for positions) lead along path. */
@@ -368,8 +371,9 @@ static const struct sb_json *walk(const struct sb_json *j, const char *const *pa
 {
     for (; j && *path; path++) {
         bool pos = **path >= '0' && **path <= '9';
-        j = pos ? sb_json_at(j, (size_t)atoi(*path))
-                : j->type == SB_JSON_OBJECT ? sb_json_get(j, *path) : NULL;
+        j = pos                         ? sb_json_at(j, (size_t)atoi(*path))
+            : j->type == SB_JSON_OBJECT ? sb_json_get(j, *path)
+                                        : NULL;
     }
     return j;
 }
@@ -401,6 +405,56 @@ static void check_find(struct sb_arena *a, const uint8_t *data, size_t size, sb_
     CHECK(r1 == SB_OK || strcmp(e1.msg, e2.msg) == 0);
 }
 
+/* ---- sb_json_rebase with keep: a tree parsed from a copy reads the same
+ * through the other bytes, and its short names, strings and numbers no
+ * longer read either ---- */
+
+static void check_rebased(struct sb_arena *a, const struct sb_json *l, const struct sb_json *f,
+                          const char *home, const uint8_t *data, size_t keep_max)
+{
+    for (; l && f; l = l->next, f = f->next) {
+        CHECK(l->type == f->type && l->count == f->count);
+        CHECK(l->raw.p - home == (const char *)f->raw.p - (const char *)data);
+        CHECK(l->raw.len == f->raw.len);
+        CHECK(slice_is(l->key, f->key.p, f->key.len));
+        if (l->type == SB_JSON_STRING) {
+            struct sb_slice t = sb_json_text(a, l);
+            CHECK(slice_is(t, f->str.p, f->str.len));
+        }
+        if (l->type == SB_JSON_NUMBER) {
+            int64_t x, y;
+            double dx, dy;
+            bool ix = sb_json_int64(l, &x), iy = sb_json_int64(f, &y);
+            CHECK(ix == iy && (!ix || x == y));
+            CHECK(sb_json_double(l, &dx) && sb_json_double(f, &dy));
+            CHECK(memcmp(&dx, &dy, sizeof(dx)) == 0);
+            CHECK(l->raw.len > keep_max || l->str.p != NULL);
+        }
+        check_rebased(a, l->child, f->child, home, data, keep_max);
+    }
+    CHECK(!l && !f);
+}
+
+static void check_rebase(struct sb_arena *a, const uint8_t *data, size_t size,
+                         const struct sb_json *root)
+{
+    const size_t keep_max = 8;
+    char *copy = malloc(size + 1), *home = malloc(size + 1);
+    memcpy(copy, data, size);
+    memcpy(home, data, size);
+    copy[size] = home[size] = '\0';
+    struct sb_json_limits lazy = lim;
+    lazy.lazy_strings = true;
+    struct sb_json *l = NULL;
+    struct sb_error err = {0};
+    CHECK(sb_json_parse(a, copy, size, &lazy, &l, &err) == SB_OK);
+    sb_json_rebase(l, copy, size, home, a, keep_max);
+    memset(copy, '#', size); /* nothing may read the copy now */
+    check_rebased(a, l, root, home, data, keep_max);
+    free(copy);
+    free(home);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct sb_arena *a = sb_arena_create(4096);
@@ -416,6 +470,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == SB_OK) {
         int budget = 64;
         check_spans(root, data, size);
+        check_rebase(a, data, size, root);
         check_rewrite(a, root);
         check_doubles(a, root, &budget);
     }

@@ -825,17 +825,24 @@ struct sb_slice sb_json_unquote(struct sb_arena *a, struct sb_slice raw)
     return decode_string(a, s, e);
 }
 
-/* A slice into [from, from + len) moves to the same offset from to; others
+/* A slice into [from, from + len) moves to the same offset from to, or, when
+ * keep is set and it is at most keep_max bytes, to a copy in keep; others
  * (decoded strings in the arena, NULL) stay. Compared as integers: the
  * ranges are different objects. */
-static void rebase_slice(struct sb_slice *s, uintptr_t from, size_t len, const char *to)
+static void rebase_slice(struct sb_slice *s, uintptr_t from, size_t len, const char *to,
+                         struct sb_arena *keep, size_t keep_max)
 {
     uintptr_t at = (uintptr_t)s->p;
-    if (s->p && at >= from && at - from <= len)
+    if (!s->p || at < from || at - from > len)
+        return;
+    if (keep && s->len <= keep_max)
+        s->p = sb_arena_strndup(keep, s->p, s->len);
+    else
         s->p = to + (at - from);
 }
 
-void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to)
+void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to,
+                    struct sb_arena *keep, size_t keep_max)
 {
     /* Iterative (no recursion, as the reader): a stack of nodes still to visit. */
     struct sb_json *small[64], **stack = small;
@@ -844,9 +851,11 @@ void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const ch
         stack[n++] = root;
     while (n > 0) {
         struct sb_json *j = stack[--n];
-        rebase_slice(&j->raw, (uintptr_t)from, len, to);
-        rebase_slice(&j->key, (uintptr_t)from, len, to);
-        rebase_slice(&j->str, (uintptr_t)from, len, to);
+        if (keep && j->type == SB_JSON_NUMBER && !j->str.p && j->raw.len <= keep_max)
+            j->str = j->raw; /* its text, copied into keep below; raw keeps the offset */
+        rebase_slice(&j->raw, (uintptr_t)from, len, to, NULL, 0); /* offsets: always in to */
+        rebase_slice(&j->key, (uintptr_t)from, len, to, keep, keep_max);
+        rebase_slice(&j->str, (uintptr_t)from, len, to, keep, keep_max);
         for (struct sb_json *c = j->child; c; c = c->next) {
             if (n == cap) {
                 cap *= 2;
@@ -913,11 +922,18 @@ bool sb_json_bool(const struct sb_json *j)
     return j && j->type == SB_JSON_TRUE;
 }
 
+/* A number's text: raw, or the copy sb_json_rebase kept of it. */
+static struct sb_slice number_text(const struct sb_json *j)
+{
+    return j->str.p ? j->str : j->raw;
+}
+
 bool sb_json_int64(const struct sb_json *j, int64_t *out)
 {
     if (!j || j->type != SB_JSON_NUMBER)
         return false;
-    const char *s = j->raw.p, *end = s + j->raw.len;
+    struct sb_slice t = number_text(j);
+    const char *s = t.p, *end = s + t.len;
     bool neg = *s == '-';
     uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
     for (s += neg; s < end; s++) {
@@ -939,9 +955,10 @@ bool sb_json_double(const struct sb_json *j, double *out)
         return false;
     /* strtod needs a terminator; raw is followed by the rest of the source. */
     char small[128];
-    char *s = j->raw.len < sizeof(small) ? small : sb_xmalloc(j->raw.len + 1);
-    memcpy(s, j->raw.p, j->raw.len);
-    s[j->raw.len] = '\0';
+    struct sb_slice t = number_text(j);
+    char *s = t.len < sizeof(small) ? small : sb_xmalloc(t.len + 1);
+    memcpy(s, t.p, t.len);
+    s[t.len] = '\0';
     *out = strtod(s, NULL); /* out of range: +-HUGE_VAL or 0, as strtod */
     if (s != small)
         free(s);

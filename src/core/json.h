@@ -42,12 +42,13 @@ struct sb_json {
     enum sb_json_type type;
     struct sb_slice raw;   /* exact source bytes of this value (strings include quotes) */
     struct sb_slice key;   /* decoded member name when the parent is an object */
-    struct sb_slice str;   /* decoded value of a STRING (valid UTF-8, may contain NUL) */
+    struct sb_slice str;   /* decoded value of a STRING (valid UTF-8, may contain NUL); of a
+                              NUMBER, NULL, or its text kept apart (sb_json_rebase) */
     struct sb_json *child; /* first element/member of ARRAY/OBJECT */
     struct sb_json *next;  /* next sibling */
     size_t count;          /* number of children */
-    bool escaped; /* appended: a lazy STRING whose str still holds its escapes (see
-                     sb_json_limits.lazy_strings); sb_json_text decodes it */
+    bool escaped;          /* appended: a lazy STRING whose str still holds its escapes (see
+                              sb_json_limits.lazy_strings); sb_json_text decodes it */
 };
 
 struct sb_json_limits {
@@ -79,8 +80,13 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
  * slices elsewhere (strings decoded into the arena) stay. For a body parsed
  * from a copy read out of its file (cheap) and then used through the file's
  * map (whose pages are costly to fault in but can be dropped): the copy can
- * be freed at once. */
-void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to);
+ * be freed at once. With keep set, member names and string values of at
+ * most keep_max bytes are copied into keep instead, so that reading them
+ * (every lookup compares names) never touches to, nor does reading a
+ * number of at most keep_max bytes (its text is kept in str); raw spans
+ * always move to to, since callers take offsets from them. */
+void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to,
+                    struct sb_arena *keep, size_t keep_max);
 
 /*
  * Appended (issue 9, time to first byte): checks p[0..len) exactly as

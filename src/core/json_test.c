@@ -438,7 +438,8 @@ static void test_escapes_decode(void **state)
  * decoded, and sb_json_text gives the same bytes a full parse does. */
 static void test_lazy_strings(void **state)
 {
-    static const char doc[] = "{\"k\\u00e9y\":\"a\\nb\\u00e9\",\"plain\":\"xyz\",\"arr\":[\"\\\"q\\\"\"]}";
+    static const char doc[] =
+        "{\"k\\u00e9y\":\"a\\nb\\u00e9\",\"plain\":\"xyz\",\"arr\":[\"\\\"q\\\"\"]}";
     struct sb_json_limits lazy = {.lazy_strings = true};
     struct sb_json *j = NULL, *full = must_parse(doc);
     struct sb_error err = {0};
@@ -1038,7 +1039,7 @@ static void test_rebase(void **state)
         struct sb_json *j;
         struct sb_error err;
         assert_int_equal(sb_json_parse(a, copy, n, &lim, &j, &err), SB_OK);
-        sb_json_rebase(j, copy, n, home);
+        sb_json_rebase(j, copy, n, home, NULL, 0);
         memset(copy, '#', n);
         all_in(j, home, n, copy, n);
         assert_ptr_equal(j->raw.p, home);
@@ -1049,6 +1050,41 @@ static void test_rebase(void **state)
         const struct sb_json *msg = sb_json_at(sb_json_get(j, "messages"), 0);
         assert_memory_equal(sb_json_get(msg, "content")->str.p, "hello", 5);
         assert_non_null(sb_json_get(j, "k\n")); /* an escaped key: decoded, in the arena */
+        free(copy);
+        free(home);
+        sb_arena_free(a);
+    }
+    /* With keep: names and short strings copied into the arena, long strings
+     * and every raw span in home. */
+    {
+        static const char big[] = "{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\","
+                                  "\"content\":\"a long prompt, longer than sixteen\"}],\"n\":2}";
+        size_t bn = sizeof(big) - 1;
+        struct sb_arena *a = sb_arena_create(4096);
+        char *copy = malloc(bn + 1), *home = malloc(bn + 1);
+        memcpy(copy, big, bn + 1);
+        memcpy(home, big, bn + 1);
+        struct sb_json_limits lim = {.lazy_strings = true};
+        struct sb_json *j;
+        struct sb_error err;
+        assert_int_equal(sb_json_parse(a, copy, bn, &lim, &j, &err), SB_OK);
+        sb_json_rebase(j, copy, bn, home, a, 16);
+        memset(copy, '#', bn);
+        const struct sb_json *model = sb_json_get(j, "model");
+        const struct sb_json *msg = sb_json_at(sb_json_get(j, "messages"), 0);
+        const struct sb_json *content = sb_json_get(msg, "content");
+        memset(home, '#', bn); /* nothing read below may come from home but the long string */
+        memcpy(home + (content->str.p - home), "a long prompt, longer than sixteen", 34);
+        assert_memory_equal(sb_json_text(a, model).p, "gpt", 3);
+        assert_true(model->raw.p == home + 9);
+        assert_true(model->str.p < home || model->str.p > home + bn);
+        assert_memory_equal(sb_json_get(msg, "role")->str.p, "user", 4);
+        assert_true(content->str.p > home && content->str.p < home + bn);
+        assert_memory_equal(content->str.p, "a long prompt", 13);
+        assert_true(sb_json_get(j, "n")->raw.p == home + bn - 2);
+        int64_t nv = 0;
+        assert_true(sb_json_int64(sb_json_get(j, "n"), &nv) && nv == 2); /* home is all '#' */
+        assert_true(j->raw.p == home && j->raw.len == bn);
         free(copy);
         free(home);
         sb_arena_free(a);
@@ -1066,7 +1102,7 @@ static void test_rebase(void **state)
     struct sb_json *j;
     struct sb_error err;
     assert_int_equal(sb_json_parse(a, b.p, b.len, NULL, &j, &err), SB_OK);
-    sb_json_rebase(j, b.p, b.len, home);
+    sb_json_rebase(j, b.p, b.len, home, NULL, 0);
     memset(b.p, '#', b.len);
     all_in(j, home, b.len, b.p, b.len);
     assert_memory_equal(sb_json_at(j, 999)->str.p, "s999", 4);
@@ -1143,8 +1179,9 @@ static void test_find_paths(void **state)
 static void test_find_errors(void **state)
 {
     (void)state;
-    static const char *const docs[] = {"{\"a\":}", "[1,]", "{\"a\" 1}", "\"\\x\"", "[01]",
-                                       "{\"a\":\"\xff\"}", "[[[1]]]", "{} x", "tru", ""};
+    static const char *const docs[] = {
+        "{\"a\":}",         "[1,]",    "{\"a\" 1}", "\"\\x\"", "[01]",
+        "{\"a\":\"\xff\"}", "[[[1]]]", "{} x",      "tru",     ""};
     static const char *const a[] = {"a", NULL};
     const char *const *paths[] = {a};
     struct sb_json_limits lim = {.max_depth = 2};

@@ -465,16 +465,18 @@ static void on_head(void *ud, int status, const struct sb_kv *h, size_t n)
     /* One allocation for a whole body of known size, instead of doublings
      * (a relayed one holds its first part only). */
     if (known)
-        sb_buf_reserve(&x->body, x->relay == RELAY_NO ? (size_t)len
-                                 : (size_t)(len < SB_RELAY_AFTER ? len : SB_RELAY_AFTER));
+        sb_buf_reserve(&x->body, x->relay == RELAY_NO
+                                     ? (size_t)len
+                                     : (size_t)(len < SB_RELAY_AFTER ? len : SB_RELAY_AFTER));
 }
 
 static int on_data(void *ud, const char *p, size_t n)
 {
     struct proxy *x = ud;
     if (!x->streaming) {
-        int rc = x->relay != RELAY_NO ? sb__proxy_relay_data(x, p, n)
-                                      : sb_buf_append(&x->body, p, n) == SB_OK ? 0 : -1;
+        int rc = x->relay != RELAY_NO                     ? sb__proxy_relay_data(x, p, n)
+                 : sb_buf_append(&x->body, p, n) == SB_OK ? 0
+                                                          : -1;
         if (rc < 0) {
             struct sb_error e;
             sb_fail(&e, SB_E_UPSTREAM, "upstream response exceeds %zu bytes", x->body.max);
@@ -594,6 +596,12 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
  * by the parse. Measured on the development VM: faulting a 1 MB map in cost
  * 245-317 us, a pread into a heap block 49 us. One copy per worker exists at
  * a time (the parse is synchronous), and the allocator reuses its block. */
+/* Names and string values this short are copied into the arena rather than
+ * pointed into the map: lookups compare every name of an object, and each
+ * read of a page of the map brings in the 64 KiB the kernel maps around it,
+ * so a pass-through that reads only names, the model and a few small values
+ * never touches the map (its long strings go upstream from the file). */
+#define SPOOL_KEEP_SHORT 256
 static sb_err parse_spooled(struct proxy *x, const struct sb_json_limits *lim, struct sb_json **j,
                             struct sb_error *err)
 {
@@ -613,7 +621,7 @@ static sb_err parse_spooled(struct proxy *x, const struct sb_json_limits *lim, s
     copy[body.len] = '\0';
     sb_err rc = sb_json_parse(x->req->arena, copy, body.len, lim, j, err);
     if (rc == SB_OK)
-        sb_json_rebase(*j, copy, body.len, body.p);
+        sb_json_rebase(*j, copy, body.len, body.p, x->req->arena, SPOOL_KEEP_SHORT);
     free(copy);
     return rc;
 }
@@ -881,10 +889,12 @@ static sb_err start_upstream(struct proxy *x, struct sb_error *err)
         .transport = (enum sb_ureq_transport)p->transport,
         .spool = x->req->spool,
     };
-    /* A spooled body's pages were read by the parse (and by a translation or a
-     * cache key): dropped now, since the upstream client sends the pieces that
-     * lie in the file from the file. Every attempt does it again: a failover's
-     * adapter may have read them back. */
+    /* A spooled body's pages read by the parse, a translation or a cache key
+     * (and the 64 KiB the kernel maps around each page a read faults in) are
+     * dropped, since the upstream client sends the pieces that lie in the
+     * file from the file: at once, or with the other bodies of the worker's
+     * pool at its next sweep (core/spool.h). Every attempt does it again: a
+     * failover's adapter may have read them back. */
     sb_spool_release(x->req->spool);
     static const struct sb_ureq_cbs cbs = {on_head, on_data, on_done};
     x->ureq = sb_ureq_start(x->w->up, &spec, &cbs, x, err);

@@ -32,8 +32,8 @@
  *
  * A body over body_buffer_bytes goes to an unlinked file instead of `body`
  * as it arrives (`spool`, core/spool.h): from the start when its
- * Content-Length says so and the worker already holds BODY_BUDGET times
- * the threshold of such bodies in the heap (keep_in_heap), or once a
+ * Content-Length says so and the worker's heap budget for such bodies is
+ * spent (keep_in_heap), or once a
  * chunked body grows past the threshold.
  * The handler sees it as a read-only shared map of the file; the file is
  * closed when the request's memory is freed, on every path.
@@ -292,15 +292,21 @@ static bool over_buffer(const struct sb__conn *c, size_t n)
 
 /* A body over the threshold with a known length still stays in the heap
  * while the worker's other such bodies leave room in its budget
- * (BODY_BUDGET x body_buffer_bytes, 2 MiB by default): one long prompt at a
- * time costs no file (writing a 1 MB prompt to the file and reading it back
- * added ~0.8 ms to it at c1 in make bench), while many at once still cannot
- * make the worker's memory grow with them (64 prompts of 1 MB: 2 in the
- * heap, 62 in files). */
-#define BODY_BUDGET 8
+ * (body_heap_bytes; by default 1 MiB, or 8 x body_buffer_bytes where that is
+ * more): one long prompt at a time costs no file (writing a 1 MB prompt to
+ * the file and reading it back added ~0.8 ms to it at c1 in make bench),
+ * while many at once still cannot make the worker's memory grow with them
+ * (64 prompts of 100 KB: 10 in the heap, 54 in files). Why a floor, not only
+ * a multiple: the 64 KiB default threshold times 8 would send a lone 1 MB
+ * prompt to a file. */
+#define BODY_HEAP_BYTES (1u << 20)
 static bool keep_in_heap(struct sb__conn *c, size_t n)
 {
-    if (c->w->body_held + n > BODY_BUDGET * opts(c)->body_buffer_bytes)
+    size_t budget = opts(c)->body_heap_bytes;
+    if (budget == 0)
+        budget = opts(c)->body_buffer_bytes * 8 > BODY_HEAP_BYTES ? opts(c)->body_buffer_bytes * 8
+                                                                  : BODY_HEAP_BYTES;
+    if (c->w->body_held + n > budget)
         return false;
     c->w->body_held += n;
     c->held = n;
@@ -323,7 +329,7 @@ static void spool_failed(struct sb__conn *c, const struct sb_error *e)
 static sb_err spool_open(struct sb__conn *c)
 {
     struct sb_error e = {0};
-    if (sb_spool_create(opts(c)->body_temp_dir, &c->spool, &e) != SB_OK ||
+    if (sb_spool_take(&c->w->spools, opts(c)->body_temp_dir, &c->spool, &e) != SB_OK ||
         sb_spool_write(c->spool, c->body.p, c->body.len, &e) != SB_OK) {
         spool_failed(c, &e);
         return SB_E_IO;
@@ -1076,7 +1082,10 @@ void sb_http_on_abort(struct sb_http_req *req, sb_http_abort_fn fn, void *ud)
 
 static void free_request(struct sb__conn *c)
 {
-    sb_spool_free(c->spool); /* every end of a request comes here, or to on_handle_closed */
+    if (c->spool) { /* every end of a request comes here */
+        sb_spool_give(&c->w->spools, c->spool);
+        sb__worker_spool_given(c->w);
+    }
     c->spool = NULL;
     c->w->body_held -= c->held;
     c->held = 0;

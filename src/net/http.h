@@ -104,12 +104,18 @@ struct sb_server_opts {
     struct sb_listen_claim *claim; /* taken (even on failure); NULL: claim host:port here */
     sb_handed_over_fn handed_over; /* may be NULL: takeover requests are then refused */
     /* Appended for long prompts (issue 9 item 6): a body over body_buffer_bytes
-     * (a Content-Length over it once the worker holds 8 x body_buffer_bytes
-     * of such bodies in the heap, or a chunked body once it grows past it) is
+     * (a Content-Length over it once the worker holds body_heap_bytes of
+     * such bodies in the heap, or a chunked body once it grows past it) is
      * written as it arrives to an unlinked file in body_temp_dir instead of
      * the heap (core/spool.h). 0 or a NULL dir: every body stays in memory. */
     size_t body_buffer_bytes;
     const char *body_temp_dir; /* borrowed for the server's life */
+    /* Bodies over body_buffer_bytes a worker keeps in its heap at once;
+     * 0: 1 MiB, or 8 x body_buffer_bytes where that is more. */
+    size_t body_heap_bytes;
+    /* Files for such bodies are kept for the next one (core/spool.h) and
+     * closed once a worker took none for this long; 0: 2000 ms. */
+    unsigned body_files_idle_ms;
 };
 
 /* Binds every worker's listener (or takes them from o->claim) and starts the threads; runs

@@ -33,13 +33,19 @@ struct sb__worker {
     void *ctx;              /* from opts.worker_start */
     struct sb__conn *conns; /* every open connection (for shutdown) */
     unsigned nconns;
-    bool draining;              /* shutdown started: no accepts, no keep-alive */
-    bool stopped;               /* worker_stop was called */
-    bool read_busy;             /* readbuf handed to libuv and not yet returned */
-    size_t body_held;           /* bytes of bodies over body_buffer_bytes kept in the heap */
-    uint64_t rid_seed;          /* request id generator state */
-    char readbuf[SB__READ_BUF]; /* shared by all reads of this loop */
+    bool draining;               /* shutdown started: no accepts, no keep-alive */
+    bool stopped;                /* worker_stop was called */
+    bool read_busy;              /* readbuf handed to libuv and not yet returned */
+    size_t body_held;            /* bytes of bodies over body_buffer_bytes kept in the heap */
+    struct sb_spool_pool spools; /* body files kept for the next long body (core/spool.h) */
+    uv_timer_t spool_idle;       /* closes them after body_files_idle_ms with none taken */
+    uint64_t spools_swept;       /* loop time of the last sb_spool_pool_sweep */
+    uint64_t rid_seed;           /* request id generator state */
+    char readbuf[SB__READ_BUF];  /* shared by all reads of this loop */
 };
+
+/* Starts the idle timer of the worker's body-file pool if it holds any (server.c). */
+void sb__worker_spool_given(struct sb__worker *w);
 
 /* A claim on one address (claim.c): the lock, and one listening socket per worker. */
 struct sb_listen_claim {

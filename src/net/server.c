@@ -42,6 +42,7 @@ static void maybe_finish(struct sb__worker *w)
     w->stopped = true;
     uv_timer_stop(&w->deadline);
     uv_close((uv_handle_t *)&w->deadline, NULL);
+    uv_close((uv_handle_t *)&w->spool_idle, NULL);
     uv_close((uv_handle_t *)&w->flush, NULL);
     uv_close((uv_handle_t *)&w->flush_early, NULL);
     uv_close((uv_handle_t *)&w->wake, NULL);
@@ -59,14 +60,48 @@ void sb__worker_conn_gone(struct sb__worker *w)
 /* Corked output is written after the poll phase (what I/O callbacks wrote)
  * and before the loop blocks in the next poll (what timer callbacks wrote,
  * e.g. a transfer curl finished from its timer): never left waiting. */
+/* Body pages released since the last sweep are dropped together, at most
+ * every SPOOL_SWEEP_MS (core/spool.h, sb_spool_pool_sweep): one page-table
+ * flush for all of them. What waits meanwhile is a few requests' pages. */
+#define SPOOL_SWEEP_MS 2
+static void sweep_spools(struct sb__worker *w)
+{
+    if (w->spools.dirty && uv_now(&w->loop) - w->spools_swept >= SPOOL_SWEEP_MS) {
+        sb_spool_pool_sweep(&w->spools);
+        w->spools_swept = uv_now(&w->loop);
+    }
+}
+
 static void on_flush(uv_check_t *h)
 {
     sb__conn_flush_corked(h->data);
+    sweep_spools(h->data);
 }
 
 static void on_flush_early(uv_prepare_t *h)
 {
     sb__conn_flush_corked(h->data);
+}
+
+/* Pooled body files are closed once the worker took none for a whole
+ * period: a gateway without long prompts holds no file. */
+static void on_spool_idle(uv_timer_t *t)
+{
+    struct sb__worker *w = t->data;
+    sb_spool_pool_sweep(&w->spools);
+    if (w->spools.taken == 0) {
+        sb_spool_pool_free(&w->spools);
+        uv_timer_stop(t);
+    }
+    w->spools.taken = 0;
+}
+
+void sb__worker_spool_given(struct sb__worker *w)
+{
+    if (w->spools.n > 0 && !uv_is_active((uv_handle_t *)&w->spool_idle) &&
+        !uv_is_closing((uv_handle_t *)&w->spool_idle))
+        uv_timer_start(&w->spool_idle, on_spool_idle, w->srv->o.body_files_idle_ms,
+                       w->srv->o.body_files_idle_ms);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -97,6 +132,7 @@ static void *worker_main(void *arg)
     if (w->srv->o.worker_start)
         w->ctx = w->srv->o.worker_start(&w->loop, w->index, w->srv->o.ud);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    sb_spool_pool_free(&w->spools); /* every connection is gone */
     return NULL;
 }
 
@@ -117,6 +153,9 @@ static sb_err worker_init(struct sb_server *s, struct sb__worker *w, int fd, str
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->deadline);
     w->deadline.data = w;
+    uv_timer_init(&w->loop, &w->spool_idle);
+    w->spool_idle.data = w;
+    uv_unref((uv_handle_t *)&w->spool_idle);
     uv_check_init(&w->loop, &w->flush);
     w->flush.data = w;
     uv_check_start(&w->flush, on_flush);
@@ -147,6 +186,8 @@ sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, s
     struct sb_server *s = sb_xcalloc(1, sizeof(*s));
     s->o = *o;
     s->o.claim = NULL;
+    if (!s->o.body_files_idle_ms)
+        s->o.body_files_idle_ms = 2000;
     s->claim = c;
     s->ctl_wake[0] = s->ctl_wake[1] = -1;
     s->nworkers = sb_listen_claim_workers(c);

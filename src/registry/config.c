@@ -130,7 +130,7 @@ struct sb_config *sb_config_default(void)
         .idle_timeout_ms = 60000,
         .max_connections = 10000,
         .shutdown_timeout_ms = 10000,
-        .body_buffer_bytes = 256 * 1024,
+        .body_buffer_bytes = 64 * 1024,
     };
     c->cache = (struct sb_cache_limits){.max_bytes = 64 * 1024 * 1024, .max_entries = 65536};
     c->routing = (struct sb_routing_limits){

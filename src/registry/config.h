@@ -24,8 +24,8 @@
  *     idle_timeout_ms: 60000        keep-alive idle time, 100 .. 3600000
  *     max_connections: 10000        open client connections, 1 .. 1000000
  *     shutdown_timeout_ms: 10000    drain time on SIGTERM, 0 .. 600000
- *     body_buffer_bytes: 262144     longer request bodies go to an unlinked file, 0 .. 1 GiB
- *                                   (256 KiB; 0 = every body in memory)
+ *     body_buffer_bytes: 65536      longer request bodies go to an unlinked file, 0 .. 1 GiB
+ *                                   (64 KiB; 0 = every body in memory)
  *     body_temp_dir: (none)         that file's directory; default the database's directory
  *   cache:                          the in-memory response cache (routes opt in with their
  *                                   own `cache: {ttl_s, shared, sampled}` block)

@@ -73,7 +73,7 @@ static void test_defaults(void **state)
         assert_int_equal(c->server.idle_timeout_ms, 60000);
         assert_int_equal(c->server.max_connections, 10000);
         assert_int_equal(c->server.shutdown_timeout_ms, 10000);
-        assert_int_equal(c->server.body_buffer_bytes, 256 * 1024);
+        assert_int_equal(c->server.body_buffer_bytes, 64 * 1024);
         assert_null(c->server.body_temp_dir); /* serve picks the database's directory */
         assert_int_equal(c->system.nproviders, 0);
         assert_int_equal(c->cache.max_bytes, 64 * 1024 * 1024);

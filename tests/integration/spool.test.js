@@ -2,8 +2,8 @@
 //
 // spool.test.js - request bodies over server.body_buffer_bytes are kept in an
 // unlinked file in the gateway's data directory instead of the heap (issue 9
-// item 6, DESIGN.md §1.2 and §1.3) once the worker holds 8 x body_buffer_bytes
-// of such bodies in the heap: a 1 MB (in the heap: under that budget) and a
+// item 6, DESIGN.md §1.2 and §1.3) once the worker holds 2 MiB of such bodies
+// in the heap (here: 8 x 256 KiB; by default 1 MiB): a 1 MB (in the heap: under that budget) and a
 // 5 MB (in a file) pass-through body reach
 // the upstream byte for byte with only "model" rewritten, on the native path
 // and on curl (one provider of each here; the whole suite also runs with
@@ -39,16 +39,20 @@ function bigBody(model, marker, size) {
     };
 }
 
-/** The gateway's open files that are unlinked body files. */
-function spoolFds(gw) {
+/** The gateway's open body files, by the names /proc gives them ("dir/#inode (deleted)"). */
+function spoolFiles(gw) {
     const dir = `/proc/${gw.pid}/fd`;
-    let n = 0;
+    const files = [];
     for (const fd of fs.readdirSync(dir)) {
         let target = '';
         try { target = fs.readlinkSync(path.join(dir, fd)); } catch (_) { continue; }
-        if (target.startsWith(gw.dir) && target.endsWith('(deleted)')) n++;
+        if (target.startsWith(gw.dir) && target.endsWith('(deleted)')) files.push(target);
     }
-    return n;
+    return files;
+}
+
+function spoolFds(gw) {
+    return spoolFiles(gw).length;
 }
 
 /** POST body with Transfer-Encoding: chunked, in pieces of `piece` bytes. */
@@ -123,7 +127,7 @@ describe('request bodies over body_buffer_bytes (spooled to a file)', () => {
             const other = first === 'pa' ? B : A;
             const m = fake.script(fake.marker(`fo${first}`), { status: 500, error: oaiError('boom', 'server_error') });
             other.script(m, {});
-            /* 3 MB: over the worker's budget for long bodies in the heap (8 x 256 KiB), so in a file */
+            /* 3 MB: over the worker's budget for long bodies in the heap (2 MiB), so in a file */
             const { sent, want } = bigBody(route, m, 3000000);
             const r = await post(sent);
             assert.equal(r.status, 200, r.text);
@@ -195,6 +199,28 @@ describe('request bodies over body_buffer_bytes (spooled to a file)', () => {
         assert.ok(await h.eventually(() => spoolFds(gw) === 0, 5000), `${spoolFds(gw)} body files still open`);
     });
 
+    it('body files are kept for the next long bodies, and closed after 2 s without one', async () => {
+        const route = await cp.newRoute(gw, [await cp.newModel(gw, 'pa')]);
+        await h.eventually(() => spoolFds(gw) === 0, 5000);
+        for (let round = 0; round < 2; round++) {
+            /* 24 bodies of 300 KB at once: past the worker's 2 MiB in the heap, most go to files */
+            const marks = [], bodies = [];
+            for (let i = 0; i < 24; i++) {
+                marks.push(A.marker(`pool${round}x${i}`));
+                bodies.push(bigBody(route, marks[i], 300000));
+            }
+            const rs = await Promise.all(bodies.map((b) => post(b.sent)));
+            rs.forEach((r, i) => {
+                assert.equal(r.status, 200, r.text);
+                const [rec] = A.requestsFor(marks[i]);
+                assert.ok(rec && rec.body.equals(bodies[i].want), `round ${round} body ${i}: upstream bytes differ`);
+            });
+            const kept = spoolFds(gw);
+            assert.ok(kept > 0 && kept <= 24, `${kept} files kept after the round`);
+        }
+        assert.ok(await h.eventually(() => spoolFds(gw) === 0, 6000), 'the kept files are closed when idle');
+    });
+
     it('stops cleanly', async () => {
         const r = await h.assertCleanStop(gw);
         gw = null;
@@ -208,7 +234,7 @@ describe('a body file that cannot be made', () => {
     before(async () => {
         A = await new FakeUpstream({ apiKey: h.FAKE_KEY }).start();
         dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'sb-spool-'));
-        gw = await h.startGateway(A, { server: { body_buffer_bytes: 65536, body_temp_dir: dir } });
+        gw = await h.startGateway(A, { server: { body_buffer_bytes: 65536, body_temp_dir: dir, max_body_bytes: 8388608 } });
     });
 
     after(async () => {
@@ -219,8 +245,12 @@ describe('a body file that cannot be made', () => {
 
     it('is a 500 in the OpenAI error shape and a log line; small bodies still pass', async () => {
         fs.rmSync(dir, { recursive: true, force: true }); /* the directory went away */
-        /* over the budget for long bodies in the heap (8 x 64 KiB): a file */
-        const { sent } = bigBody('gpt-test', A.marker('nodir'), 600000);
+        /* under the worker's budget for long bodies in the heap (1 MiB, though
+         * 8 x the 64 KiB threshold is only 512 KiB): no file is needed */
+        const lone = await h.request(gw, { path: '/v1/chat/completions', body: bigBody('gpt-test', A.marker('lone'), 900000).sent });
+        assert.equal(lone.status, 200, lone.text);
+        /* over that budget: a file */
+        const { sent } = bigBody('gpt-test', A.marker('nodir'), 3000000);
         const r = await h.request(gw, { path: '/v1/chat/completions', body: sent });
         assert.equal(r.status, 500, r.text);
         assert.equal(r.json.error.code, 'request_body_not_stored');
