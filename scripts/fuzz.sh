@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 make -s -j"$(nproc)" BUILD=build-fuzz CC=clang SAN=1 FUZZ=1 OPT="-O1 -g" fuzzers || exit 1
 rc=0
+failed=""
 for f in build-fuzz/fuzz/*_fuzz; do
   [ -x "$f" ] || continue
   name=$(basename "$f" _fuzz)
@@ -16,9 +17,11 @@ for f in build-fuzz/fuzz/*_fuzz; do
   echo "fuzz: $name for ${secs}s"
   if ! "$f" -max_total_time="$secs" -artifact_prefix=build-fuzz/crash-"$name"- \
        -print_final_stats=0 "$corpus" >build-fuzz/"$name".log 2>&1; then
-    echo "fuzz: $name FAILED"; tail -40 build-fuzz/"$name".log; rc=1
+    echo "fuzz: $name FAILED"; tail -40 build-fuzz/"$name".log; rc=1; failed="$failed $name"
   else
     grep -E '^Done|#[0-9]+.*DONE' build-fuzz/"$name".log | tail -1
   fi
 done
+# Last, so that a log cut to its tail still names them (stop 15's did not).
+[ -n "$failed" ] && echo "fuzz: failed:$failed (reproducers in build-fuzz/crash-*)"
 exit $rc
