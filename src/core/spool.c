@@ -103,6 +103,16 @@ static char *region_of(struct sb_spool_pool *p)
     return p->region;
 }
 
+/* Maps the reservation back over a slot. Never a hole in the region:
+ * another map could land there, and the sweep's madvise would drop its
+ * pages. */
+static void reserve(char *at)
+{
+    if (mmap(at, SLOT_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+             0) == MAP_FAILED)
+        abort(); /* out of memory for a page table: STYLE.md practice 10 */
+}
+
 /* Maps a pool's file into a free slot of the pool's region (SLOT_BYTES,
  * reaching past the file's end, which nothing reads). False when there is
  * no pool, no region or no free slot: the caller maps it on its own. */
@@ -113,8 +123,10 @@ static bool map_in_slot(struct sb_spool *s)
         return false;
     int k = __builtin_ctzll(~p->slots);
     char *at = p->region + (size_t)k * SLOT_BYTES;
-    if (mmap(at, SLOT_BYTES, PROT_READ, MAP_SHARED | MAP_FIXED, s->fd, 0) == MAP_FAILED)
+    if (mmap(at, SLOT_BYTES, PROT_READ, MAP_SHARED | MAP_FIXED, s->fd, 0) == MAP_FAILED) {
+        reserve(at); /* a failed MAP_FIXED may have unmapped the range */
         return false;
+    }
     if (s->map)
         munmap((void *)s->map, s->maplen);
     p->slots |= 1ull << k;
@@ -128,11 +140,7 @@ static bool map_in_slot(struct sb_spool *s)
 static void unmap(struct sb_spool *s)
 {
     if (s->slot >= 0) {
-        /* Never a hole in the region: another map could land there, and
-         * the sweep's madvise would drop its pages. */
-        if (mmap((void *)s->map, SLOT_BYTES, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
-            abort(); /* out of memory for a page table: STYLE.md practice 10 */
+        reserve((char *)s->map);
         s->pool->slots &= ~(1ull << s->slot);
     } else if (s->map) {
         munmap((void *)s->map, s->maplen);
