@@ -590,18 +590,19 @@ static struct proxy *proxy_new(struct sb_http_req *req, struct sb_gw_worker *w)
     return x;
 }
 
+/* Names, string values and numbers this short are copied into the arena rather than
+ * pointed into the map: lookups compare every name of an object, and each
+ * read of a page of the map brings in the 64 KiB the kernel maps around it,
+ * so a pass-through that reads only names, the model and a few small values
+ * never touches the map (its long strings go upstream from the file). */
+#define SPOOL_KEEP_SHORT 256
+
 /* A body in a file (server.body_buffer_bytes, §1.2) is parsed from a copy
  * read out of the file, and the tree is then pointed at the file's map
  * (sb_json_rebase) and the copy freed: the map's pages are never faulted in
  * by the parse. Measured on the development VM: faulting a 1 MB map in cost
  * 245-317 us, a pread into a heap block 49 us. One copy per worker exists at
  * a time (the parse is synchronous), and the allocator reuses its block. */
-/* Names and string values this short are copied into the arena rather than
- * pointed into the map: lookups compare every name of an object, and each
- * read of a page of the map brings in the 64 KiB the kernel maps around it,
- * so a pass-through that reads only names, the model and a few small values
- * never touches the map (its long strings go upstream from the file). */
-#define SPOOL_KEEP_SHORT 256
 static sb_err parse_spooled(struct proxy *x, const struct sb_json_limits *lim, struct sb_json **j,
                             struct sb_error *err)
 {

@@ -57,9 +57,6 @@ void sb__worker_conn_gone(struct sb__worker *w)
     maybe_finish(w);
 }
 
-/* Corked output is written after the poll phase (what I/O callbacks wrote)
- * and before the loop blocks in the next poll (what timer callbacks wrote,
- * e.g. a transfer curl finished from its timer): never left waiting. */
 /* Body pages released since the last sweep are dropped together, at most
  * every SPOOL_SWEEP_MS (core/spool.h, sb_spool_pool_sweep): one page-table
  * flush for all of them. What waits meanwhile is a few requests' pages. */
@@ -72,6 +69,10 @@ static void sweep_spools(struct sb__worker *w)
     }
 }
 
+/* Corked output is written after the poll phase (what I/O callbacks wrote)
+ * and before the loop blocks in the next poll (what timer callbacks wrote,
+ * e.g. a transfer curl finished from its timer): never left waiting. The
+ * check phase also sweeps the body files' pages. */
 static void on_flush(uv_check_t *h)
 {
     sb__conn_flush_corked(h->data);
