@@ -230,9 +230,12 @@ make_key() {
 start_switchboard() {
     [ -x "$SB_BIN" ] || { WHY="not built ($SB_BIN missing)"; return 1; }
     sb_config >"$tmp/switchboard.yaml"
+    # Made before the poller starts: a command substitution here (a subshell,
+    # head and base64) added about 12 ms to the measured start-up.
+    local master_key
+    master_key=$(head -c 32 /dev/urandom | base64)
     poll_start "$SB_PORT" 10
-    SWITCHBOARD_ADMIN_TOKEN=$TOKEN MOCK_KEY=mock-key \
-    SWITCHBOARD_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
+    SWITCHBOARD_ADMIN_TOKEN=$TOKEN MOCK_KEY=mock-key SWITCHBOARD_MASTER_KEY=$master_key \
         "${PIN[@]}" "$SB_BIN" serve --config "$tmp/switchboard.yaml" \
         --listen "127.0.0.1:$SB_PORT" --db "sqlite:$tmp/switchboard.db" --workers "$WORKERS" \
         >"$tmp/switchboard.log" 2>&1 &
