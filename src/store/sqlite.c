@@ -86,6 +86,7 @@ sb_err sb__sqlite_open(const char *path, struct sb_store **out, struct sb_error 
         goto out;
     struct sb__sqlite_store *s = sb_xcalloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
+    sqlite3_randomness(sizeof(s->usage_seq), &s->usage_seq);
     s->db = db;
     db = NULL;
     *out = &s->base;
@@ -102,6 +103,7 @@ static void sqlite_close(struct sb_store *base)
     sqlite3_finalize(s->key_touch);
     sqlite3_finalize(s->model_touch);
     sqlite3_close(s->db);
+    free(s->usage_order);
     free(s);
 }
 
@@ -524,10 +526,13 @@ static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entit
  * also the pacing's step (usage.c PACE_ROWS), so a paced insert yields
  * between statements. */
 #define USAGE_ROWS 8
-#define USAGE_COLS 18
+#define USAGE_COLS 19
+/* Tries at one row before the writer gives up on it: a conflict needs
+ * another row of the same millisecond that drew the same seq (usage_id). */
+#define USAGE_ID_TRIES 16
 
 static const char usage_insert_head[] =
-    "INSERT INTO usage_logs(request_id, ts, user_id, key_id, route, provider, model, variant,"
+    "INSERT INTO usage_logs(id, request_id, ts, user_id, key_id, route, provider, model, variant,"
     " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms,"
     " streamed, fallbacks, error_code) VALUES";
 
@@ -562,44 +567,73 @@ static void bind_field(sqlite3_stmt *st, int i, const char *f, size_t size, bool
 
 #define BIND_FIELD(st, i, u, f, null) bind_field(st, i, (u)->f, sizeof((u)->f), null)
 
-/* Binds u as the row whose first parameter is o + 1. */
-static void bind_usage(sqlite3_stmt *st, int o, const struct sb_usage *u)
+/* Binds u, with the next id of its millisecond, as the row whose first
+ * parameter is o + 1. Within one writer, a seq comes back to a millisecond
+ * only after 2^20 rows; another process's writer (a --takeover overlap)
+ * starts at its own random seq. */
+static void bind_usage(struct sb__sqlite_store *s, sqlite3_stmt *st, int o,
+                       const struct sb_usage *u)
 {
-    BIND_FIELD(st, o + 1, u, request_id, false);
-    sqlite3_bind_int64(st, o + 2, u->ts_ms);
-    BIND_FIELD(st, o + 3, u, user_id, true);
-    BIND_FIELD(st, o + 4, u, key_id, true);
-    BIND_FIELD(st, o + 5, u, route, true);
-    BIND_FIELD(st, o + 6, u, provider, true);
-    BIND_FIELD(st, o + 7, u, model, true);
-    BIND_FIELD(st, o + 8, u, variant, true);
-    BIND_FIELD(st, o + 9, u, status, false);
-    sqlite3_bind_int(st, o + 10, u->http_status);
-    sqlite3_bind_int64(st, o + 11, u->prompt_tokens);
-    sqlite3_bind_int64(st, o + 12, u->completion_tokens);
-    sqlite3_bind_double(st, o + 13, u->cost_usd);
-    sqlite3_bind_double(st, o + 14, u->latency_ms);
-    sqlite3_bind_double(st, o + 15, u->ttft_ms);
-    sqlite3_bind_int(st, o + 16, u->streamed ? 1 : 0);
-    sqlite3_bind_int(st, o + 17, u->fallbacks);
-    BIND_FIELD(st, o + 18, u, error_code, true);
+    sqlite3_bind_int64(st, o + 1, sb__sq_usage_id(u->ts_ms, s->usage_seq++));
+    BIND_FIELD(st, o + 2, u, request_id, false);
+    sqlite3_bind_int64(st, o + 3, u->ts_ms);
+    BIND_FIELD(st, o + 4, u, user_id, true);
+    BIND_FIELD(st, o + 5, u, key_id, true);
+    BIND_FIELD(st, o + 6, u, route, true);
+    BIND_FIELD(st, o + 7, u, provider, true);
+    BIND_FIELD(st, o + 8, u, model, true);
+    BIND_FIELD(st, o + 9, u, variant, true);
+    BIND_FIELD(st, o + 10, u, status, false);
+    sqlite3_bind_int(st, o + 11, u->http_status);
+    sqlite3_bind_int64(st, o + 12, u->prompt_tokens);
+    sqlite3_bind_int64(st, o + 13, u->completion_tokens);
+    sqlite3_bind_double(st, o + 14, u->cost_usd);
+    sqlite3_bind_double(st, o + 15, u->latency_ms);
+    sqlite3_bind_double(st, o + 16, u->ttft_ms);
+    sqlite3_bind_int(st, o + 17, u->streamed ? 1 : 0);
+    sqlite3_bind_int(st, o + 18, u->fallbacks);
+    BIND_FIELD(st, o + 19, u, error_code, true);
 }
 
-/* Inserts rows[0..k) (k is 1 or USAGE_ROWS) with one step of st. */
-static sb_err usage_step(struct sb__sqlite_store *s, sqlite3_stmt *st, const struct sb_usage *rows,
-                         size_t k, struct sb_error *err)
+/* Inserts rows[0..k) with one step of st. SQLITE_CONSTRAINT_PRIMARYKEY when
+ * a row's id was taken: the statement's rows are all backed out (SQLite's
+ * default ABORT), the transaction goes on. */
+static int usage_step(struct sb__sqlite_store *s, sqlite3_stmt *st,
+                      const struct sb_usage *const *rows, size_t k)
 {
-    sb_err rc = SB_OK;
     for (size_t j = 0; j < k; j++)
-        bind_usage(st, (int)j * USAGE_COLS, &rows[j]);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = sb__sq_fail(s->db, err, "insert usage");
+        bind_usage(s, st, (int)j * USAGE_COLS, rows[j]);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(s->db);
     sqlite3_reset(st);
     return rc;
 }
 
+/* Inserts rows[0..k) one by one, each row taking the next seq until its id is free. */
+static sb_err usage_rows_single(struct sb__sqlite_store *s, const struct sb_usage *const *rows,
+                                size_t k, struct sb_error *err)
+{
+    for (size_t j = 0; j < k; j++) {
+        int rc = SQLITE_CONSTRAINT_PRIMARYKEY;
+        for (int t = 0; rc == SQLITE_CONSTRAINT_PRIMARYKEY && t < USAGE_ID_TRIES; t++)
+            rc = usage_step(s, s->usage_insert, rows + j, 1);
+        if (rc != SQLITE_OK)
+            return sb__sq_fail(s->db, err, "insert usage");
+    }
+    return SB_OK;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    int64_t x = (*(const struct sb_usage *const *)a)->ts_ms;
+    int64_t y = (*(const struct sb_usage *const *)b)->ts_ms;
+    return (x > y) - (x < y);
+}
+
 /* Inserts rows[0..n) inside the caller's transaction with the kept
- * statements: USAGE_ROWS at a time, the rest one by one. */
+ * statements: USAGE_ROWS at a time, the rest (and a group with a taken id)
+ * one by one. In order of start, so ids rise through the transaction: rows
+ * come in order of their end, and an insert below the table's last id costs
+ * a descent of the b-tree where one above it appends. */
 static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows, size_t n,
                          struct sb_error *err)
 {
@@ -608,9 +642,21 @@ static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows
         rc = prepare_usage_insert(s->db, 1, &s->usage_insert, err);
     if (rc == SB_OK && !s->usage_insert_many)
         rc = prepare_usage_insert(s->db, USAGE_ROWS, &s->usage_insert_many, err);
+    if (n > s->usage_order_cap) {
+        s->usage_order_cap = n;
+        s->usage_order = sb_xrealloc(s->usage_order, n * sizeof(*s->usage_order));
+    }
+    const struct sb_usage **order = s->usage_order;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &rows[i];
+    qsort(order, n, sizeof(*order), by_start);
     for (size_t i = 0; rc == SB_OK && i < n;) {
         size_t k = n - i >= USAGE_ROWS ? USAGE_ROWS : 1;
-        rc = usage_step(s, k > 1 ? s->usage_insert_many : s->usage_insert, rows + i, k, err);
+        int step = k > 1 ? usage_step(s, s->usage_insert_many, order + i, k) : SQLITE_OK;
+        if (k == 1 || step == SQLITE_CONSTRAINT_PRIMARYKEY)
+            rc = usage_rows_single(s, order + i, k, err);
+        else if (step != SQLITE_OK)
+            rc = sb__sq_fail(s->db, err, "insert usage");
         i += k;
         if (s->usage_pace && i % s->usage_pace < k && i < n)
             sched_yield(); /* inside the transaction: readers go on (WAL) */

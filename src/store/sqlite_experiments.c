@@ -342,13 +342,18 @@ sb_err sb__sq_experiment_ratings(struct sb_store *s, const char *id, int64_t fro
         db,
         "SELECT u.variant, COUNT(*), SUM(f.rating), SUM(f.rating * f.rating) FROM feedback f"
         " JOIN (SELECT request_id, MIN(variant) AS variant FROM usage_logs"
-        " WHERE route = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY request_id) u"
+        " WHERE id >= ?4 AND id < ?5 AND route = ?1 AND ts >= ?2 AND ts < ?3"
+        " GROUP BY request_id) u"
         " ON u.request_id = f.request_id GROUP BY u.variant ORDER BY u.variant",
         &st, err);
     if (rc == SB_OK) {
         sb__sq_bind_str(st, 1, id);
         sqlite3_bind_int64(st, 2, from_ms);
         sqlite3_bind_int64(st, 3, to_ms);
+        int64_t lo, hi;
+        sb__sq_usage_ids(from_ms, to_ms, &lo, &hi);
+        sqlite3_bind_int64(st, 4, lo);
+        sqlite3_bind_int64(st, 5, hi);
     }
     while (rc == SB_OK) {
         int step = sqlite3_step(st);

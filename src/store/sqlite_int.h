@@ -19,16 +19,36 @@
 #include "store/store.h"
 
 struct sb__sqlite_store {
-    struct sb_store base;       /* must be first */
-    sqlite3 *db;                /* the connection */
+    struct sb_store base; /* must be first */
+    sqlite3 *db;          /* the connection */
     /* The usage writer's statements: prepared on first use, kept until close
      * (preparing costs more than a batch's few UPDATEs). */
     sqlite3_stmt *usage_insert;      /* one row */
     sqlite3_stmt *usage_insert_many; /* USAGE_ROWS rows (sqlite.c) */
     sqlite3_stmt *key_touch;
     sqlite3_stmt *model_touch;
-    unsigned usage_pace;        /* sched_yield every this many usage rows, 0 = never */
+    unsigned usage_pace; /* sched_yield every this many usage rows, 0 = never */
+    uint32_t usage_seq;  /* the low bits of the next usage row's id (random start) */
+    const struct sb_usage **usage_order; /* a batch's rows by start (sqlite.c usage_rows) */
+    size_t usage_order_cap;
 };
+
+/*
+ * A usage row's id is its start time: (ts << SB__USAGE_SEQ_BITS) | seq, ts
+ * clamped to [0, SB__USAGE_TS_MAX] (year 2248). A time window is then a
+ * range of the table's own b-tree, and the rows need no index on ts: one
+ * b-tree insert per row instead of two (migration 12, DESIGN.md 1.7). The
+ * writer picks seq (sqlite.c); two rows of one millisecond that draw the
+ * same seq conflict, and the later one takes the next seq.
+ */
+#define SB__USAGE_SEQ_BITS 20
+#define SB__USAGE_TS_MAX (((int64_t)1 << (63 - SB__USAGE_SEQ_BITS)) - 2)
+/* The id of a row that started at ts_ms, with seq's low SB__USAGE_SEQ_BITS bits. */
+int64_t sb__sq_usage_id(int64_t ts_ms, uint32_t seq);
+/* The ids of the rows with from_ms <= ts < to_ms lie in [*lo, *hi) (empty when
+ * to_ms <= from_ms). Exact for ts inside the clamp; queries filter ts as well,
+ * so rows clamped at either end are never miscounted. */
+void sb__sq_usage_ids(int64_t from_ms, int64_t to_ms, int64_t *lo, int64_t *hi);
 
 /* The connection of a SQLite store. */
 sqlite3 *sb__sq_db(struct sb_store *s);
@@ -153,8 +173,8 @@ sb_err sb__sq_credential_put(struct sb_store *s, const struct sb_store_credentia
 sb_err sb__sq_credential_delete(struct sb_store *s, const char *provider, const char *user,
                                 const char *label, struct sb_error *err);
 sb_err sb__sq_credential_get(struct sb_store *s, const char *provider, const char *user,
-                             const char *label, struct sb_arena *a,
-                             struct sb_store_credential *out, struct sb_error *err);
+                             const char *label, struct sb_arena *a, struct sb_store_credential *out,
+                             struct sb_error *err);
 sb_err sb__sq_dead_key_put(struct sb_store *s, const struct sb_store_dead_key *d,
                            struct sb_error *err);
 sb_err sb__sq_dead_key_delete(struct sb_store *s, const char *provider, const char *label,
@@ -162,8 +182,8 @@ sb_err sb__sq_dead_key_delete(struct sb_store *s, const char *provider, const ch
 /* Loading (sb__sq_load): the system credentials with a label, and the dead keys. */
 sb_err sb__sq_pool_credentials(sqlite3 *db, struct sb_arena *a, struct sb_store_credential **out,
                                size_t *n, struct sb_error *err);
-sb_err sb__sq_dead_keys(sqlite3 *db, struct sb_arena *a, struct sb_store_dead_key **out,
-                        size_t *n, struct sb_error *err);
+sb_err sb__sq_dead_keys(sqlite3 *db, struct sb_arena *a, struct sb_store_dead_key **out, size_t *n,
+                        struct sb_error *err);
 sb_err sb__sq_credential_list(struct sb_store *s, const char *user, struct sb_arena *a,
                               struct sb_store_credential **out, size_t *n, struct sb_error *err);
 sb_err sb__sq_rekey(struct sb_store *s, sb_store_rekey_fn fn, void *ud, size_t *n,
@@ -192,9 +212,8 @@ sb_err sb__sq_feedback_put(struct sb_store *s, const struct sb_store_feedback *f
                            struct sb_error *err);
 sb_err sb__sq_request_ref(struct sb_store *s, const char *request_id, struct sb_arena *a,
                           struct sb_store_request_ref *out, struct sb_error *err);
-sb_err sb__sq_experiment_ratings(struct sb_store *s, const char *id, int64_t from_ms,
-                                 int64_t to_ms, struct sb_arena *a,
-                                 struct sb_store_rating_stats **out, size_t *n,
+sb_err sb__sq_experiment_ratings(struct sb_store *s, const char *id, int64_t from_ms, int64_t to_ms,
+                                 struct sb_arena *a, struct sb_store_rating_stats **out, size_t *n,
                                  struct sb_error *err);
 
 /* ---- the usage journal's replay (sqlite.c, sqlite_identity.c) ---- */

@@ -5,9 +5,8 @@
  *
  * Keys and users differ only in their table and how a row is named (row id
  * or username), so one table of the two drives every statement. Spend is a
- * GROUP BY over usage_logs from a period's start: migration 5's
- * (key_id, ts) index and migration 4's (user_id, ts) serve one id; all ids
- * (start-up) scan the period by usage_logs_ts, once.
+ * GROUP BY over usage_logs from a period's start, a range of usage row ids
+ * (migration 12): one id's reload and the start-up's of all ids scan it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -165,13 +164,15 @@ static sb_err spend(struct sb_store *s, enum sb_store_spend_by by, const char *i
     const char *c = spend_cols[by == SB_SPEND_BY_USER ? SB_SPEND_BY_USER : SB_SPEND_BY_KEY];
     char sql[256];
     snprintf(sql, sizeof(sql),
-             "SELECT %s, SUM(cost_usd), COUNT(*) FROM usage_logs WHERE ts >= ?1 AND %s <> ''"
+             "SELECT %s, SUM(cost_usd), COUNT(*) FROM usage_logs WHERE id >= ?3 AND ts >= ?1"
+             " AND %s <> ''"
              " AND (?2 IS NULL OR %s = ?2) GROUP BY %s ORDER BY %s",
              c, c, c, c, c);
     sb_err rc = sb__sq_prepare(db, sql, &st, err);
     if (rc == SB_OK) {
         sqlite3_bind_int64(st, 1, since_ms);
         sb__sq_bind_str(st, 2, id);
+        sqlite3_bind_int64(st, 3, sb__sq_usage_id(since_ms, 0));
     }
     for (int step = SQLITE_ROW; rc == SB_OK;) {
         step = sqlite3_step(st);

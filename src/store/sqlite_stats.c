@@ -111,14 +111,18 @@ static sb_err stats_query(sqlite3 *db, const char *provider, int64_t from_ms, in
     sb_err rc = sb__sq_prepare(
         db,
         "SELECT provider, status, latency_ms, prompt_tokens, completion_tokens, cost_usd"
-        " FROM usage_logs WHERE ts >= ?1 AND ts < ?2 AND provider IS NOT NULL"
-        " AND (?3 IS NULL OR provider = ?3) ORDER BY provider, latency_ms",
+        " FROM usage_logs WHERE id >= ?4 AND id < ?5 AND ts >= ?1 AND ts < ?2"
+        " AND provider IS NOT NULL AND (?3 IS NULL OR provider = ?3) ORDER BY provider, latency_ms",
         &st, err);
     if (rc != SB_OK)
         return rc;
+    int64_t lo, hi;
+    sb__sq_usage_ids(from_ms, to_ms, &lo, &hi);
     sqlite3_bind_int64(st, 1, from_ms);
     sqlite3_bind_int64(st, 2, to_ms);
     sb__sq_bind_str(st, 3, provider);
+    sqlite3_bind_int64(st, 4, lo);
+    sqlite3_bind_int64(st, 5, hi);
     while (rc == SB_OK) {
         int step = sqlite3_step(st);
         if (step == SQLITE_DONE)

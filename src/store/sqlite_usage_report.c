@@ -12,7 +12,7 @@
  * 0.67 s for the total, 1.0-1.4 s grouped (5 to 50 groups); one user's 20,000
  * rows by day through an index on (user_id, ts), 0.08 s — an index migration 8
  * dropped again for the writer's sake, so a user's report now scans its time
- * window through usage_logs_ts. So a report first counts
+ * window, a range of row ids (migration 12). So a report first counts
  * its rows and refuses, with a clear 400, to read more than max_rows (2
  * million by default: about 3 s, during which the control plane's other
  * calls wait on its mutex), and stops after max_groups groups, saying so.
@@ -57,11 +57,13 @@ enum { C_KEY, C_STATUS, C_LATENCY, C_TTFT, C_STREAMED, C_PROMPT, C_COMPLETION, C
  * SQL: one WHERE clause for the count and the scan
  * ==================================================================== */
 
-/* " WHERE ts >= ?1 AND ts < ?2 AND col = ?3 ..." in the order bind_where binds. */
+/* " WHERE id >= ?1 AND id < ?2 AND ts >= ?3 AND ts < ?4 AND col = ?5 ..." in the
+ * order bind_where binds: the id range is the window (sqlite_int.h), ts keeps
+ * it exact for rows whose start the id clamps. */
 static void where_clause(const struct sb_store_usage_query *q, struct sb_buf *sql)
 {
-    int n = 2;
-    sb_buf_append_cstr(sql, " FROM usage_logs WHERE ts >= ?1 AND ts < ?2");
+    int n = 4;
+    sb_buf_append_cstr(sql, " FROM usage_logs WHERE id >= ?1 AND id < ?2 AND ts >= ?3 AND ts < ?4");
     for (int d = 1; d < SB_STORE_USAGE_NEQ; d++)
         if (q->eq[d])
             sb_buf_printf(sql, " AND %s = ?%d", dims[d].column, ++n);
@@ -71,9 +73,13 @@ static void where_clause(const struct sb_store_usage_query *q, struct sb_buf *sq
 
 static void bind_where(sqlite3_stmt *st, const struct sb_store_usage_query *q)
 {
-    int n = 2;
-    sqlite3_bind_int64(st, 1, q->from_ms);
-    sqlite3_bind_int64(st, 2, q->to_ms);
+    int n = 4;
+    int64_t lo, hi;
+    sb__sq_usage_ids(q->from_ms, q->to_ms, &lo, &hi);
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int64(st, 3, q->from_ms);
+    sqlite3_bind_int64(st, 4, q->to_ms);
     for (int d = 1; d < SB_STORE_USAGE_NEQ; d++)
         if (q->eq[d])
             sb__sq_bind_str(st, ++n, q->eq[d]);

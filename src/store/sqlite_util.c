@@ -106,3 +106,23 @@ const char *sb__sq_col_str(struct sb_arena *a, sqlite3_stmt *st, int i)
         return NULL;
     return sb_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
 }
+
+static int64_t usage_ts(int64_t ms)
+{
+    return ms < 0 ? 0 : ms > SB__USAGE_TS_MAX ? SB__USAGE_TS_MAX : ms;
+}
+
+int64_t sb__sq_usage_id(int64_t ts_ms, uint32_t seq)
+{
+    uint64_t low = seq & ((UINT32_C(1) << SB__USAGE_SEQ_BITS) - 1);
+    return (int64_t)((uint64_t)usage_ts(ts_ms) << SB__USAGE_SEQ_BITS | low);
+}
+
+void sb__sq_usage_ids(int64_t from_ms, int64_t to_ms, int64_t *lo, int64_t *hi)
+{
+    *lo = sb__sq_usage_id(from_ms, 0);
+    /* The last millisecond's ids end where the next one's begin; to_ms - 1 cannot
+     * overflow once to_ms > from_ms, nor can the sum past SB__USAGE_TS_MAX + 1. */
+    *hi =
+        to_ms > from_ms ? sb__sq_usage_id(to_ms - 1, 0) + ((int64_t)1 << SB__USAGE_SEQ_BITS) : *lo;
+}

@@ -111,6 +111,65 @@ static void test_migrate(void **state)
     sb_store_close(s);
 }
 
+/* Migration 12 on a database of before: usage rows get their start as id,
+ * in their old order within a millisecond, every other column kept, the
+ * time index gone. Rebuilt here as it was: the old table, rows by rowid. */
+static void test_migrate_usage_ids(void **state)
+{
+    struct sb_error err = {0};
+    (void)state;
+    sb_store_close(open_migrated());
+    raw_exec("DROP TABLE usage_logs;"
+             "CREATE TABLE usage_logs (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL,"
+             " ts BIGINT NOT NULL, user_id TEXT, key_id TEXT, route TEXT, provider TEXT,"
+             " model TEXT, variant TEXT, status TEXT NOT NULL, http_status INTEGER NOT NULL,"
+             " prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,"
+             " cost_usd DOUBLE PRECISION NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,"
+             " ttft_ms DOUBLE PRECISION NOT NULL, streamed SMALLINT NOT NULL,"
+             " fallbacks INTEGER NOT NULL, error_code TEXT);"
+             "CREATE INDEX usage_logs_ts ON usage_logs(ts);"
+             "DELETE FROM schema_migrations WHERE version = 12;");
+    /* Old ids in completion order; three rows share a millisecond (c before a). */
+    static const struct {
+        int id;
+        long long ts;
+    } rows[] = {{1, 1700000000005LL}, {2, 1700000000001LL},   {3, 1700000000005LL}, {4, -7},
+                {5, 1700000000005LL}, {6, 9000000000000000LL}};
+    char sql[512];
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO usage_logs VALUES(%d, 'r%d', %lld, 'u', '3', 'rt', 'p', 'm', 'v',"
+                 " 'ok', 200, %d, 7, 0.5, 12.5, -1, 1, 2, NULL)",
+                 rows[i].id, rows[i].id, rows[i].ts, rows[i].id * 10);
+        raw_exec(sql);
+    }
+    struct sb_store *s = NULL;
+    assert_int_equal(sb_store_open(url, &s, &err), SB_OK);
+    assert_int_equal(sb_store_migrate(s, &err), SB_OK);
+    sb_store_close(s);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r2'"),
+                     1700000000001LL << 20);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r1'"),
+                     1700000000005LL << 20);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r3'"),
+                     (1700000000005LL << 20) + 1);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r5'"),
+                     (1700000000005LL << 20) + 2);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r4'"), 0);
+    assert_int_equal(scalar("SELECT id FROM usage_logs WHERE request_id = 'r6'"),
+                     8796093022206LL << 20);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs WHERE ts = -7 AND prompt_tokens = 40"
+                            " AND user_id = 'u' AND key_id = '3' AND route = 'rt' AND variant = 'v'"
+                            " AND completion_tokens = 7 AND cost_usd = 0.5 AND latency_ms = 12.5"
+                            " AND ttft_ms = -1 AND streamed = 1 AND fallbacks = 2"
+                            " AND error_code IS NULL"),
+                     1);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM usage_logs"), 6);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                            " AND tbl_name = 'usage_logs'"),
+                     0);
+}
+
 static void test_settings(void **state)
 {
     struct sb_error err = {0};
@@ -347,6 +406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_usage_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_and_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_keeps_api_entries, setup, teardown),

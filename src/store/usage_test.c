@@ -40,6 +40,7 @@
 
 #include "core/alloc.h"
 #include "store/identity.h"
+#include "store/sqlite_int.h"
 #include "store/store.h"
 #include "store/usage.h"
 
@@ -785,17 +786,84 @@ static void test_packed_rows_intact(void **state)
                            " COALESCE(route, ''), COALESCE(provider, ''), COALESCE(model, ''),"
                            " COALESCE(variant, ''), status, COALESCE(error_code, ''), ts,"
                            " http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms,"
-                           " ttft_ms, streamed, fallbacks FROM usage_logs ORDER BY id",
+                           " ttft_ms, streamed, fallbacks, id FROM usage_logs"
+                           " ORDER BY completion_tokens",
                            -1, &st, NULL),
         SQLITE_OK);
     int i = 0;
     for (; sqlite3_step(st) == SQLITE_ROW; i++) {
         fill_edge(&u, i);
         assert_row(st, &u);
+        /* The id is the start, clamped: INT64_MIN + i to 0, INT64_MAX - i to the top. */
+        int64_t ms = sqlite3_column_int64(st, 18) >> SB__USAGE_SEQ_BITS;
+        assert_true(ms == (u.ts_ms < 0 ? 0 : SB__USAGE_TS_MAX));
     }
     assert_int_equal(i, N);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+/* Rows of one millisecond whose seq was taken: an 8-row INSERT hits a taken
+ * id and is backed out, its rows go one by one, and each takes the next free
+ * seq. Ids 5..20 of the millisecond are held by rows already in the table;
+ * the writer is set to start at 5. */
+static void test_taken_ids(void **state)
+{
+    enum { T = 1700000000123LL, N = 11, HELD = 16 };
+    struct sb_store *s = NULL;
+    struct sb_error err = {0};
+    struct sb_usage rows[N];
+    (void)state;
+    assert_int_equal(sb_store_open(url, &s, &err), SB_OK);
+    for (int i = 0; i < N; i++) {
+        fill(&rows[i], 9, i);
+        rows[i].ts_ms = T;
+    }
+    char sql[512];
+    for (int i = 0; i < HELD; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO usage_logs(id, request_id, ts, status, http_status, prompt_tokens,"
+                 " completion_tokens, cost_usd, latency_ms, ttft_ms, streamed, fallbacks)"
+                 " VALUES(%lld, 'held-%d', %lld, 'ok', 200, 0, 0, 0, 0, -1, 0, 0)",
+                 (long long)sb__sq_usage_id(T, 5 + (uint32_t)i), i, (long long)T);
+        assert_int_equal(sqlite3_exec(sb__sq_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    ((struct sb__sqlite_store *)s)->usage_seq = 5;
+    assert_int_equal(sb_store_insert_usage(s, rows, N, &err), SB_OK);
+    sb_store_close(s);
+    assert_int_equal(count_rows(), N + HELD);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    sqlite3_open(path, &db);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT COUNT(*), COUNT(DISTINCT id), MIN(id), MAX(id)"
+                                        " FROM usage_logs WHERE request_id LIKE 't9-%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), N);
+    assert_int_equal(sqlite3_column_int(st, 1), N);
+    /* All in T's millisecond, none on a held id: the first free seq is 21. */
+    assert_true(sqlite3_column_int64(st, 2) >= sb__sq_usage_id(T, 5 + HELD));
+    assert_true(sqlite3_column_int64(st, 3) < sb__sq_usage_id(T + 1, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* The id bounds of a window: exact inside the clamp, safe at its ends. */
+static void test_usage_id_bounds(void **state)
+{
+    int64_t lo, hi;
+    (void)state;
+    sb__sq_usage_ids(1000, 2000, &lo, &hi);
+    assert_true(lo == sb__sq_usage_id(1000, 0) && hi == sb__sq_usage_id(2000, 0));
+    assert_true(sb__sq_usage_id(1999, 0xFFFFFFFF) == hi - 1);
+    sb__sq_usage_ids(2000, 2000, &lo, &hi);
+    assert_true(lo == hi);
+    sb__sq_usage_ids(INT64_MIN, INT64_MAX, &lo, &hi);
+    assert_true(lo == 0 && hi > sb__sq_usage_id(INT64_MAX, 0xFFFFFFFF));
+    sb__sq_usage_ids(-5, 1, &lo, &hi);
+    assert_true(lo == 0 && hi == sb__sq_usage_id(1, 0));
 }
 
 /* A 64 KiB cap holds far more short rows than 126 (64 KiB of 520-byte
@@ -880,6 +948,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_packed_rows_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_counts_packed_bytes, setup, teardown_journal),
         cmocka_unit_test_setup_teardown(test_raises_past_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_taken_ids, setup, teardown),
+        cmocka_unit_test(test_usage_id_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

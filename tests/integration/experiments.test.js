@@ -93,11 +93,13 @@ function row(id, i, variant, o = {}) {
 
 const q = (v) => (v === null ? 'NULL' : typeof v === 'number' ? String(v) : `'${v}'`);
 
+// The id is the start time and a sequence, as the usage writer writes it (DESIGN.md 1.7):
+// (ts << 20) + seq, computed by SQLite (it is past JavaScript's 2^53).
 function insertRows(gw, rows) {
-    const values = rows.map((r) => `(${[r.request_id, r.ts, r.user_id, null, r.route, 'fake', 'gpt-test',
-        r.variant, r.status, r.status === 'ok' ? 200 : 502, r.prompt, r.completion, r.cost, r.latency,
-        r.ttft, r.streamed, 0, r.status === 'error' ? 'UPSTREAM' : null].map(q).join(', ')})`);
-    h.sql(gw, 'INSERT INTO usage_logs(request_id, ts, user_id, key_id, route, provider, model, variant,'
+    const values = rows.map((r, k) => `((${r.ts} << 20) + ${k}, ${[r.request_id, r.ts, r.user_id, null, r.route,
+        'fake', 'gpt-test', r.variant, r.status, r.status === 'ok' ? 200 : 502, r.prompt, r.completion, r.cost,
+        r.latency, r.ttft, r.streamed, 0, r.status === 'error' ? 'UPSTREAM' : null].map(q).join(', ')})`);
+    h.sql(gw, 'INSERT INTO usage_logs(id, request_id, ts, user_id, key_id, route, provider, model, variant,'
         + ' status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, streamed,'
         + ` fallbacks, error_code) VALUES ${values.join(', ')}`);
 }
