@@ -100,6 +100,7 @@ static void sqlite_close(struct sb_store *base)
     struct sb__sqlite_store *s = (struct sb__sqlite_store *)base;
     sqlite3_finalize(s->usage_insert);
     sqlite3_finalize(s->usage_insert_many);
+    sqlite3_finalize(s->usage_insert_paced);
     sqlite3_finalize(s->key_touch);
     sqlite3_finalize(s->model_touch);
     sqlite3_close(s->db);
@@ -519,13 +520,15 @@ static sb_err sqlite_sync_system(struct sb_store *s, const struct sb_store_entit
 /* ---- usage ---- */
 
 /* Rows per multi-row INSERT. A statement per row pays the step's start,
- * the cursor's open and close and the reset for every row; USAGE_ROWS rows
- * per step share them: the writer's CPU per row 2.59-3.21 us with one row
- * per statement, 2.15-2.39 with 8 (bench/usage_bench, four alternating
- * pairs on a loaded machine; DESIGN.md 1.7). 8 is
- * also the pacing's step (usage.c PACE_ROWS), so a paced insert yields
- * between statements. */
-#define USAGE_ROWS 8
+ * the cursor's open and close, the reset and the statement's end for every
+ * row; several rows per step share them: the writer's CPU per row 2.59-3.21
+ * us with one row per statement, 2.15-2.39 with 8 (bench/usage_bench, four
+ * alternating pairs on a loaded machine; DESIGN.md 1.7), and 32 rows take
+ * 4 % of the writer's instructions off 8 (callgrind). While pacing, the statement holds
+ * USAGE_ROWS_PACED rows, the pacing's step (usage.c PACE_ROWS), so a paced
+ * insert yields between statements, never inside a long one. */
+#define USAGE_ROWS 32
+#define USAGE_ROWS_PACED 8
 #define USAGE_COLS 19
 /* Tries at one row before the writer gives up on it: a conflict needs
  * another row of the same millisecond that drew the same seq (usage_id). */
@@ -536,7 +539,7 @@ static const char usage_insert_head[] =
     " status, http_status, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms,"
     " streamed, fallbacks, error_code) VALUES";
 
-/* Prepares the INSERT of rows rows (1 or USAGE_ROWS) into *st. */
+/* Prepares the INSERT of rows rows (1, USAGE_ROWS_PACED or USAGE_ROWS) into *st. */
 static sb_err prepare_usage_insert(sqlite3 *db, size_t rows, sqlite3_stmt **st,
                                    struct sb_error *err)
 {
@@ -630,17 +633,19 @@ static int by_start(const void *a, const void *b)
 }
 
 /* Inserts rows[0..n) inside the caller's transaction with the kept
- * statements: USAGE_ROWS at a time, the rest (and a group with a taken id)
- * one by one. In order of start, so ids rise through the transaction: rows
- * come in order of their end, and an insert below the table's last id costs
- * a descent of the b-tree where one above it appends. */
+ * statements: USAGE_ROWS at a time (USAGE_ROWS_PACED while pacing), then
+ * USAGE_ROWS_PACED, the rest (and a group with a taken id) one by one. In order of start, so ids
+ * rise through the transaction: rows come in order of their end, and an insert below the table's
+ * last id costs a descent of the b-tree where one above it appends. */
 static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows, size_t n,
                          struct sb_error *err)
 {
     sb_err rc = SB_OK;
     if (!s->usage_insert)
         rc = prepare_usage_insert(s->db, 1, &s->usage_insert, err);
-    if (rc == SB_OK && !s->usage_insert_many)
+    if (rc == SB_OK && !s->usage_insert_paced)
+        rc = prepare_usage_insert(s->db, USAGE_ROWS_PACED, &s->usage_insert_paced, err);
+    if (rc == SB_OK && !s->usage_pace && !s->usage_insert_many)
         rc = prepare_usage_insert(s->db, USAGE_ROWS, &s->usage_insert_many, err);
     if (n > s->usage_order_cap) {
         s->usage_order_cap = n;
@@ -651,8 +656,11 @@ static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows
         order[i] = &rows[i];
     qsort(order, n, sizeof(*order), by_start);
     for (size_t i = 0; rc == SB_OK && i < n;) {
-        size_t k = n - i >= USAGE_ROWS ? USAGE_ROWS : 1;
-        int step = k > 1 ? usage_step(s, s->usage_insert_many, order + i, k) : SQLITE_OK;
+        size_t k = !s->usage_pace && n - i >= USAGE_ROWS ? USAGE_ROWS
+                   : n - i >= USAGE_ROWS_PACED           ? USAGE_ROWS_PACED
+                                                         : 1;
+        sqlite3_stmt *st = k == USAGE_ROWS ? s->usage_insert_many : s->usage_insert_paced;
+        int step = k > 1 ? usage_step(s, st, order + i, k) : SQLITE_OK;
         if (k == 1 || step == SQLITE_CONSTRAINT_PRIMARYKEY)
             rc = usage_rows_single(s, order + i, k, err);
         else if (step != SQLITE_OK)

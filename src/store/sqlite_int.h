@@ -23,8 +23,9 @@ struct sb__sqlite_store {
     sqlite3 *db;          /* the connection */
     /* The usage writer's statements: prepared on first use, kept until close
      * (preparing costs more than a batch's few UPDATEs). */
-    sqlite3_stmt *usage_insert;      /* one row */
-    sqlite3_stmt *usage_insert_many; /* USAGE_ROWS rows (sqlite.c) */
+    sqlite3_stmt *usage_insert;       /* one row */
+    sqlite3_stmt *usage_insert_many;  /* USAGE_ROWS rows (sqlite.c) */
+    sqlite3_stmt *usage_insert_paced; /* USAGE_ROWS_PACED rows, while pacing */
     sqlite3_stmt *key_touch;
     sqlite3_stmt *model_touch;
     unsigned usage_pace; /* sched_yield every this many usage rows, 0 = never */

@@ -765,10 +765,10 @@ static void assert_row(sqlite3_stmt *st, const struct sb_usage *u)
     assert_int_equal(sqlite3_column_int(st, 17), u->fallbacks);
 }
 
-/* 29 rows: three 8-row INSERTs and five single ones, every field intact. */
+/* 45 rows: one 32-row INSERT, one 8-row and five single ones, every field intact. */
 static void test_packed_rows_intact(void **state)
 {
-    enum { N = 29 };
+    enum { N = 45 };
     struct sb_usage u;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
