@@ -292,21 +292,14 @@ static bool over_buffer(const struct sb__conn *c, size_t n)
 
 /* A body over the threshold with a known length still stays in the heap
  * while the worker's other such bodies leave room in its budget
- * (body_heap_bytes; by default 1 MiB, or 8 x body_buffer_bytes where that is
- * more): one long prompt at a time costs no file (writing a 1 MB prompt to
- * the file and reading it back added ~0.8 ms to it at c1 in make bench),
- * while many at once still cannot make the worker's memory grow with them
- * (64 prompts of 100 KB: 10 in the heap, 54 in files). Why a floor, not only
- * a multiple: the 64 KiB default threshold times 8 would send a lone 1 MB
- * prompt to a file. */
-#define BODY_HEAP_BYTES (1u << 20)
+ * (body_heap_bytes; its default is resolved once, in sb_server_start): one
+ * long prompt at a time costs no file (writing a 1 MB prompt to the file and
+ * reading it back added ~0.8 ms to it at c1 in make bench), while many at
+ * once still cannot make the worker's memory grow with them (64 prompts of
+ * 100 KB: 10 in the heap, 54 in files). */
 static bool keep_in_heap(struct sb__conn *c, size_t n)
 {
-    size_t budget = opts(c)->body_heap_bytes;
-    if (budget == 0)
-        budget = opts(c)->body_buffer_bytes * 8 > BODY_HEAP_BYTES ? opts(c)->body_buffer_bytes * 8
-                                                                  : BODY_HEAP_BYTES;
-    if (c->w->body_held + n > budget)
+    if (c->w->body_held + n > opts(c)->body_heap_bytes)
         return false;
     c->w->body_held += n;
     c->held = n;

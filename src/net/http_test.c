@@ -556,7 +556,9 @@ static void spool_write_error(void **state)
     assert_int_equal(fds_settle(before), before);
 }
 
-int main(void)
+/* The options every server here starts with: bodies over 1 KiB to a file,
+ * 8 KiB of them kept in a worker's heap. */
+static struct sb_server_opts test_opts(void)
 {
     struct sb_server_opts o = {
         .host = "127.0.0.1",
@@ -572,9 +574,66 @@ int main(void)
         .body_buffer_bytes = 1024,
         .body_heap_bytes = 8 * 1024,
         .body_files_idle_ms = 50,
-        .body_temp_dir = mkdtemp(spool_dir),
+        .body_temp_dir = spool_dir,
     };
+    return o;
+}
+
+/* Starts a server of one worker with body_heap_bytes left 0 (the default) and
+ * holds `bodies` of `each` bytes (by Content-Length) on it at once: returns
+ * how many of them went to a file. */
+static int files_for_default(size_t buffer, int bodies, size_t each)
+{
+    struct sb_server_opts o = test_opts();
+    o.workers = 1;
+    o.max_body_bytes = 4u << 20;
+    o.body_buffer_bytes = buffer;
+    o.body_heap_bytes = 0;
+    struct sb_server *s;
     struct sb_error err;
+    assert_int_equal(sb_server_start(&o, &s, &err), SB_OK);
+    int main_port = port, held[8];
+    port = sb_server_port(s);
+    usleep(50 * 1000);
+    int before = sbt_open_fds();
+    char head[96];
+    int k = snprintf(head, sizeof(head), "POST /b HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", each);
+    assert_true(bodies <= 8);
+    for (int i = 0; i < bodies; i++) {
+        held[i] = dial();
+        send_all(held[i], head, (size_t)k);
+        send_all(held[i], "xxxx", 4);
+    }
+    usleep(100 * 1000);
+    int files = sbt_open_fds() - before - 2 * bodies; /* both ends of each connection */
+    for (int i = 0; i < bodies; i++)
+        close(held[i]);
+    assert_int_equal(fds_settle(before), before);
+    sb_server_stop(s);
+    sb_server_free(s);
+    port = main_port;
+    return files;
+}
+
+/* body_heap_bytes 0 is 1 MiB, or 8 x body_buffer_bytes where that is more
+ * (resolved once when the server starts). */
+static void default_heap_budget(void **state)
+{
+    /* 1 KiB threshold: the 1 MiB floor holds two bodies of 400,000, not three. */
+    assert_int_equal(files_for_default(1024, 3, 400000), 1);
+    /* 256 KiB threshold: 2 MiB holds six bodies of 300,000, not seven (the
+     * floor alone would hold three). */
+    assert_int_equal(files_for_default(256 * 1024, 7, 300000), 1);
+}
+
+int main(void)
+{
+    struct sb_server_opts o = test_opts();
+    struct sb_error err;
+    if (!mkdtemp(spool_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
     if (sb_server_start(&o, &srv, &err) != SB_OK) {
         fprintf(stderr, "start: %s\n", err.msg);
         return 1;
@@ -592,6 +651,7 @@ int main(void)
         cmocka_unit_test(large_pieces_slow_client),
         cmocka_unit_test(spooled_bodies),
         cmocka_unit_test(spool_write_error),
+        cmocka_unit_test(default_heap_budget),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sb_server_stop(srv);

@@ -177,6 +177,23 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* The default of body_heap_bytes (conn.c's keep_in_heap says what it buys)
+ * is 8 x body_buffer_bytes with this floor. Why a floor, not only a
+ * multiple: the 64 KiB default threshold times 8 would send a lone 1 MB
+ * prompt to a file. */
+#define BODY_HEAP_FLOOR (1u << 20)
+
+/* The options left 0 for "the default" get it here, once, in the server's
+ * copy, so that the workers read one value. */
+static void resolve_defaults(struct sb_server_opts *o)
+{
+    if (!o->body_heap_bytes)
+        o->body_heap_bytes =
+            o->body_buffer_bytes * 8 > BODY_HEAP_FLOOR ? o->body_buffer_bytes * 8 : BODY_HEAP_FLOOR;
+    if (!o->body_files_idle_ms)
+        o->body_files_idle_ms = 2000;
+}
+
 /* ---- public API ---- */
 
 sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, struct sb_error *err)
@@ -187,8 +204,7 @@ sb_err sb_server_start(const struct sb_server_opts *o, struct sb_server **out, s
     struct sb_server *s = sb_xcalloc(1, sizeof(*s));
     s->o = *o;
     s->o.claim = NULL;
-    if (!s->o.body_files_idle_ms)
-        s->o.body_files_idle_ms = 2000;
+    resolve_defaults(&s->o);
     s->claim = c;
     s->ctl_wake[0] = s->ctl_wake[1] = -1;
     s->nworkers = sb_listen_claim_workers(c);
