@@ -120,15 +120,17 @@ static sb_err write_content(struct req *r, const struct sb_json *content, bool i
     return rc;
 }
 
-static sb_err msg_system(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_system(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     sb_jw_key(&r->w, "role");
     sb_jw_cstr(&r->w, "system");
     return write_content(r, sb_oai_get(m, "content"), false, i);
 }
 
-static sb_err msg_user(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_user(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     sb_jw_key(&r->w, "role");
     sb_jw_cstr(&r->w, "user");
     return write_content(r, sb_oai_get(m, "content"), true, i);
@@ -168,8 +170,9 @@ static sb_err write_thinking_content(struct req *r, const struct sb_json *conten
     return rc;
 }
 
-static sb_err msg_assistant(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_assistant(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     const struct sb_json *content = sb_oai_get(m, "content"), *calls = sb_oai_get(m, "tool_calls");
     const struct sb_json *rc_ = sb_oai_get(m, "reasoning_content");
     bool has_calls = calls && calls->type == SB_JSON_ARRAY && calls->count > 0;
@@ -198,8 +201,9 @@ static sb_err msg_assistant(struct req *r, const struct sb_json *m, size_t i)
     return write_content(r, content, false, i);
 }
 
-static sb_err msg_tool(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_tool(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     const struct sb_json *id = sb_oai_get(m, "tool_call_id");
     if (!sb_oai_is_str(id))
         return bad(r, i, "a tool message needs tool_call_id");
@@ -210,36 +214,14 @@ static sb_err msg_tool(struct req *r, const struct sb_json *m, size_t i)
     return write_content(r, sb_oai_get(m, "content"), false, i);
 }
 
-static const struct {
-    const char *role;
-    sb_err (*write)(struct req *r, const struct sb_json *m, size_t i);
-} roles[] = {
+static const struct sb_oai_role roles[] = {
     {"system", msg_system},       {"developer", msg_system}, {"user", msg_user},
-    {"assistant", msg_assistant}, {"tool", msg_tool},
+    {"assistant", msg_assistant}, {"tool", msg_tool},        {NULL, NULL},
 };
 
 static sb_err write_messages(struct req *r)
 {
-    const struct sb_json *msgs = sb_oai_get(r->c->json, "messages");
-    if (!msgs || msgs->type != SB_JSON_ARRAY || msgs->count == 0)
-        return sb_fail(r->err, SB_E_BAD_REQUEST, "'messages' must be a non-empty array");
-    sb_jw_key(&r->w, "messages");
-    sb_jw_arr_begin(&r->w);
-    size_t i = 0;
-    for (const struct sb_json *m = msgs->child; m; m = m->next, i++) {
-        const struct sb_json *role = sb_oai_get(m, "role");
-        size_t k = 0, n = sizeof(roles) / sizeof(roles[0]);
-        while (k < n && !(sb_oai_is_str(role) && sb_slice_eq_cstr(role->str, roles[k].role)))
-            k++;
-        if (k == n)
-            return bad(r, i, "role must be system, developer, user, assistant or tool for cohere");
-        sb_jw_obj_begin(&r->w);
-        if (roles[k].write(r, m, i) != SB_OK)
-            return r->err->code;
-        sb_jw_obj_end(&r->w);
-    }
-    sb_jw_arr_end(&r->w);
-    return SB_OK;
+    return sb_oai_write_messages(&r->w, sb_oai_get(r->c->json, "messages"), roles, r, TYPE, r->err);
 }
 
 /* ==================================================================

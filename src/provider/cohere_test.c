@@ -190,6 +190,13 @@ static void test_refusals(void **state)
     fx_expect_refused(f,
                       "{\"model\":\"m\",\"messages\":[{\"role\":\"function\",\"content\":\"x\"}]}",
                       SB_OP_CHAT, SB_E_BAD_REQUEST, "role");
+    /* The list of roles is made from the adapter's table (sb_oai_write_messages). */
+    fx_expect_refused(f,
+                      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+                      "{\"content\":\"x\"}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST,
+                      "messages[1]: role must be system, developer, user, assistant or tool for "
+                      "cohere");
     fx_expect_refused(f, "{\"model\":\"m\",\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}",
                       SB_OP_CHAT, SB_E_BAD_REQUEST, "tool_call_id");
     fx_expect_refused(f,

@@ -558,6 +558,55 @@ sb_err sb_oai_copy_number(struct sb_jw *w, const char *to, const struct sb_json 
     return SB_OK;
 }
 
+/* "system, developer, user, assistant or tool": the roles of the rows, for
+ * the 400 of a role with none (cut short at cap, which OpenAI's five roles
+ * never reach). */
+static void role_list(const struct sb_oai_role roles[], char *dst, size_t cap)
+{
+    size_t at = 0;
+    dst[0] = '\0';
+    for (size_t k = 0; roles[k].role && at < cap; k++) {
+        const char *sep = k == 0 ? "" : roles[k + 1].role ? ", " : " or ";
+        int n = snprintf(dst + at, cap - at, "%s%s", sep, roles[k].role);
+        at += n < 0 ? cap : (size_t)n;
+    }
+}
+
+static const struct sb_oai_role *role_row(const struct sb_oai_role roles[], const struct sb_json *m)
+{
+    const struct sb_json *role = sb_oai_get(m, "role");
+    for (size_t k = 0; sb_oai_is_str(role) && roles[k].role; k++)
+        if (sb_slice_eq_cstr(role->str, roles[k].role))
+            return &roles[k];
+    return NULL;
+}
+
+sb_err sb_oai_write_messages(struct sb_jw *w, const struct sb_json *msgs,
+                             const struct sb_oai_role roles[], void *ud, const char *type,
+                             struct sb_error *err)
+{
+    if (!msgs || msgs->type != SB_JSON_ARRAY || msgs->count == 0)
+        return sb_fail(err, SB_E_BAD_REQUEST, "'messages' must be a non-empty array");
+    sb_jw_key(w, "messages");
+    sb_jw_arr_begin(w);
+    size_t i = 0;
+    for (const struct sb_json *m = msgs->child; m; m = m->next, i++) {
+        const struct sb_oai_role *row = role_row(roles, m);
+        if (!row) {
+            char names[128];
+            role_list(roles, names, sizeof(names));
+            return sb_fail(err, SB_E_BAD_REQUEST, "messages[%zu]: role must be %s for %s", i, names,
+                           type);
+        }
+        sb_jw_obj_begin(w);
+        if (row->write(ud, m, i) != SB_OK)
+            return err->code;
+        sb_jw_obj_end(w);
+    }
+    sb_jw_arr_end(w);
+    return SB_OK;
+}
+
 /* ==================================================================
  * Errors
  * ================================================================== */

@@ -7,8 +7,9 @@
  * events) and OpenAI Embeddings. What that output looks like is the same
  * for every translating adapter, so it lives here once: the chunk writer
  * with its sb_event facts, the whole-response envelope, the embeddings
- * list (float or base64), request checks shared by the translators (the
- * table of accepted top-level fields, n, stop, max tokens) and the mapping
+ * list (float or base64), request pieces shared by the translators (the
+ * table of accepted top-level fields, n, stop, max tokens, the loop that
+ * hands each message to the adapter's writer for its role) and the mapping
  * of an upstream error to an OpenAI error with a scrubbed excerpt.
  *
  * Like the adapters, nothing here does I/O or logs; memory comes from the
@@ -173,6 +174,22 @@ sb_err sb_oai_write_stop(struct sb_jw *w, const struct sb_json *stop, const char
 /* A number member copied as is, or 400 when present and not a number. */
 sb_err sb_oai_copy_number(struct sb_jw *w, const char *to, const struct sb_json *from,
                           const char *type, const char *name, struct sb_error *err);
+
+/* One row of an adapter's table of OpenAI message roles: the role's name and what fills one
+ * such message's object (its members; the braces are written around it). write borrows ud (the
+ * adapter's request state) and m, and fails through the err given to sb_oai_write_messages. */
+struct sb_oai_role {
+    const char *role; /* NULL ends the table */
+    sb_err (*write)(void *ud, const struct sb_json *m, size_t i);
+};
+
+/* Writes "messages": an array with one object per client message (msgs), each filled by the
+ * row of roles whose role it names. 400 when msgs is not a non-empty array, or for a message
+ * whose role has no row (the message lists the table's roles and names type); a row's failure
+ * is returned as it is. Either way w is left mid-array: the caller drops the body. */
+sb_err sb_oai_write_messages(struct sb_jw *w, const struct sb_json *msgs,
+                             const struct sb_oai_role roles[], void *ud, const char *type,
+                             struct sb_error *err);
 
 /* ---- errors ---- */
 

@@ -120,16 +120,18 @@ static sb_err write_images(struct req *r, const struct sb_json *content, size_t 
     return SB_OK;
 }
 
-static sb_err msg_system(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_system(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     size_t nimg;
     sb_jw_key(&r->w, "role");
     sb_jw_cstr(&r->w, "system");
     return write_text(r, sb_oai_get(m, "content"), false, i, &nimg);
 }
 
-static sb_err msg_user(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_user(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     size_t nimg;
     const struct sb_json *content = sb_oai_get(m, "content");
     sb_jw_key(&r->w, "role");
@@ -185,8 +187,9 @@ static sb_err write_tool_calls(struct req *r, const struct sb_json *calls, size_
     return SB_OK;
 }
 
-static sb_err msg_assistant(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_assistant(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     size_t nimg;
     const struct sb_json *calls = sb_oai_get(m, "tool_calls");
     const struct sb_json *reasoning = sb_oai_get(m, "reasoning_content");
@@ -219,8 +222,9 @@ static struct sb_slice tool_name_for(const struct req *r, struct sb_slice id)
     return SB_SLICE_NULL;
 }
 
-static sb_err msg_tool(struct req *r, const struct sb_json *m, size_t i)
+static sb_err msg_tool(void *ud, const struct sb_json *m, size_t i)
 {
+    struct req *r = ud;
     size_t nimg;
     const struct sb_json *id = sb_oai_get(m, "tool_call_id");
     sb_jw_key(&r->w, "role");
@@ -239,36 +243,15 @@ static sb_err msg_tool(struct req *r, const struct sb_json *m, size_t i)
     return SB_OK;
 }
 
-static const struct {
-    const char *role;
-    sb_err (*write)(struct req *r, const struct sb_json *m, size_t i);
-} roles[] = {
+static const struct sb_oai_role roles[] = {
     {"system", msg_system},       {"developer", msg_system}, {"user", msg_user},
-    {"assistant", msg_assistant}, {"tool", msg_tool},
+    {"assistant", msg_assistant}, {"tool", msg_tool},        {NULL, NULL},
 };
 
 static sb_err write_messages(struct req *r)
 {
-    r->msgs = sb_oai_get(r->c->json, "messages");
-    if (!r->msgs || r->msgs->type != SB_JSON_ARRAY || r->msgs->count == 0)
-        return sb_fail(r->err, SB_E_BAD_REQUEST, "'messages' must be a non-empty array");
-    sb_jw_key(&r->w, "messages");
-    sb_jw_arr_begin(&r->w);
-    size_t i = 0;
-    for (const struct sb_json *m = r->msgs->child; m; m = m->next, i++) {
-        const struct sb_json *role = sb_oai_get(m, "role");
-        size_t k = 0, n = sizeof(roles) / sizeof(roles[0]);
-        while (k < n && !(sb_oai_is_str(role) && sb_slice_eq_cstr(role->str, roles[k].role)))
-            k++;
-        if (k == n)
-            return bad(r, i, "role must be system, developer, user, assistant or tool for ollama");
-        sb_jw_obj_begin(&r->w);
-        if (roles[k].write(r, m, i) != SB_OK)
-            return r->err->code;
-        sb_jw_obj_end(&r->w);
-    }
-    sb_jw_arr_end(&r->w);
-    return SB_OK;
+    r->msgs = sb_oai_get(r->c->json, "messages"); /* before msg_tool's lookups */
+    return sb_oai_write_messages(&r->w, r->msgs, roles, r, TYPE, r->err);
 }
 
 /* ==================================================================

@@ -149,6 +149,13 @@ static void test_refusals(void **state)
                       SB_OP_CHAT, SB_E_BAD_REQUEST, "JSON object string");
     fx_expect_refused(f, "{\"model\":\"m\",\"messages\":{}}", SB_OP_CHAT, SB_E_BAD_REQUEST,
                       "non-empty array");
+    /* The list of roles is made from the adapter's table (sb_oai_write_messages). */
+    fx_expect_refused(f,
+                      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},"
+                      "{\"role\":\"function\",\"content\":\"x\"}]}",
+                      SB_OP_CHAT, SB_E_BAD_REQUEST,
+                      "messages[1]: role must be system, developer, user, assistant or tool for "
+                      "ollama");
 }
 
 static void test_embed_request(void **state)
