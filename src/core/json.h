@@ -81,10 +81,11 @@ sb_err sb_json_parse(struct sb_arena *a, const char *p, size_t len,
  * from a copy read out of its file (cheap) and then used through the file's
  * map (whose pages are costly to fault in but can be dropped): the copy can
  * be freed at once. With keep set, member names and string values of at
- * most keep_max bytes are copied into keep instead, so that reading them
- * (every lookup compares names) never touches to, nor does reading a
- * number of at most keep_max bytes (its text is kept in str); raw spans
- * always move to to, since callers take offsets from them. */
+ * most keep_max bytes are copied into keep instead (one block for them all,
+ * each followed by a NUL), so that reading them (every lookup compares
+ * names) never touches to, nor does reading a number of at most keep_max
+ * bytes (its text is kept in str); raw spans always move to to, since
+ * callers take offsets from them. */
 void sb_json_rebase(struct sb_json *root, const char *from, size_t len, const char *to,
                     struct sb_arena *keep, size_t keep_max);
 

@@ -16,6 +16,7 @@
  */
 #include <math.h>
 #include <setjmp.h>
+#include <stdalign.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1111,6 +1112,69 @@ static void test_rebase(void **state)
     sb_arena_free(a);
 }
 
+/* Thousands of short names, strings and numbers kept (sb_json_rebase with
+ * keep): all of them share one arena block, and each reads right after both
+ * the copy parsed and the bytes the tree now points at are overwritten. */
+#define MANY_SHORT 3000
+static void test_rebase_many_short(void **state)
+{
+    (void)state;
+    static const char long_value[] = "longer than the sixteen bytes kept";
+    struct sb_buf b;
+    size_t at[MANY_SHORT][2], need = 0; /* each value's offset; the bytes kept */
+    sb_buf_init(&b, 0);
+    for (int i = 0; i < MANY_SHORT; i++) {
+        char k[16], v[16], nk[16], nv[16];
+        int kl = snprintf(k, sizeof(k), "k%d", i), vl = snprintf(v, sizeof(v), "v%d", i);
+        int nkl = snprintf(nk, sizeof(nk), "n%d", i), nvl = snprintf(nv, sizeof(nv), "%d", -i);
+        need += (size_t)(kl + vl + nkl + nvl + 4); /* a NUL after each */
+        sb_buf_printf(&b, "%c\"%s\":", i ? ',' : '{', k);
+        at[i][0] = b.len;
+        sb_buf_printf(&b, "\"%s\",\"%s\":", v, nk);
+        at[i][1] = b.len;
+        sb_buf_append_cstr(&b, nv);
+    }
+    sb_buf_printf(&b, ",\"long\":\"%s\"}", long_value);
+    size_t n = b.len;
+    char *home = malloc(n);
+    memcpy(home, b.p, n);
+    struct sb_arena *a = sb_arena_create(4096);
+    struct sb_json_limits lim = {.lazy_strings = true};
+    struct sb_json *j;
+    struct sb_error err;
+    assert_int_equal(sb_json_parse(a, b.p, n, &lim, &j, &err), SB_OK);
+    size_t used = sb_arena_used(a);
+    sb_json_rebase(j, b.p, n, home, a, 16);
+    /* One block: at most its alignment over the bytes kept, where a copy
+     * each padded every one of the 12,000 to 16 bytes. */
+    assert_true(sb_arena_used(a) - used < need + alignof(max_align_t));
+    memset(b.p, '#', n);
+    all_in(j, home, n, b.p, n);
+    const struct sb_json *m = j->child;
+    for (int i = 0; i < MANY_SHORT; i++, m = m->next->next)
+        assert_true(m->raw.p == home + at[i][0] && m->next->raw.p == home + at[i][1]);
+    assert_true(sb_json_get(j, "long")->str.p > home);
+    memset(home, '#', n); /* only the long string still reads from home */
+    memcpy((char *)sb_json_get(j, "long")->str.p, long_value, sizeof(long_value) - 1);
+    m = j->child;
+    for (int i = 0; i < MANY_SHORT; i++, m = m->next->next) {
+        char want[16];
+        int64_t v = 1;
+        snprintf(want, sizeof(want), "k%d", i);
+        assert_true(sb_slice_eq_cstr(m->key, want));
+        snprintf(want, sizeof(want), "v%d", i);
+        assert_true(sb_slice_eq_cstr(sb_json_text(a, m), want));
+        snprintf(want, sizeof(want), "n%d", i);
+        assert_true(sb_slice_eq_cstr(m->next->key, want));
+        assert_true(sb_json_int64(m->next, &v) && v == -i);
+    }
+    assert_true(sb_slice_eq_cstr(sb_json_get(j, "k2999")->str, "v2999"));
+    assert_true(sb_slice_eq_cstr(sb_json_get(j, "long")->str, long_value));
+    sb_buf_free(&b);
+    free(home);
+    sb_arena_free(a);
+}
+
 /* ---- sb_json_find ---- */
 
 static void expect_span(struct sb_slice got, const char *want)
@@ -1263,6 +1327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writer_sticky_error, wsetup, wteardown),
         cmocka_unit_test_setup_teardown(test_writer_roundtrip, wsetup, wteardown),
         cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_rebase_many_short),
         cmocka_unit_test(test_find_paths),
         cmocka_unit_test(test_find_errors),
         cmocka_unit_test(test_unquote),
