@@ -641,6 +641,8 @@ static sb_err usage_rows(struct sb__sqlite_store *s, const struct sb_usage *rows
                          struct sb_error *err)
 {
     sb_err rc = SB_OK;
+    if (n == 0)
+        return SB_OK; /* a round of audit records or raises only */
     if (!s->usage_insert)
         rc = prepare_usage_insert(s->db, 1, &s->usage_insert, err);
     if (rc == SB_OK && !s->usage_insert_paced)
